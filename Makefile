@@ -1,0 +1,32 @@
+# One entry point for people and CI. Every target bootstraps the virtual environment
+# it needs, so a fresh clone needs nothing done by hand.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: all test demo bench soak lint clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,evidently]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not soak"
+
+demo: $(STAMP)
+	$(BIN)/model-health demo
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/detectors_vs_evidently.py
+
+soak: $(STAMP)
+	$(BIN)/python -m pytest -q -m soak
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,1 @@
+"""Prometheus recording and alert rules and Alertmanager config, generated as code."""

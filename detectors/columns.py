@@ -1,0 +1,89 @@
+"""Typed columns out of Arrow tables: numeric values as float64, categories as strings.
+
+Arrow is the data plane here, not I/O. Errors name the column and the first offending
+row; callers add the file name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+class ColumnError(ValueError):
+    """A column that is absent or cannot be read as the kind it is used as."""
+
+
+def require_columns(table: pa.Table, names: list[str]) -> None:
+    missing = [n for n in names if n not in table.column_names]
+    if missing:
+        listed = ", ".join(repr(n) for n in missing)
+        raise ColumnError(f"no column {listed} (has: {', '.join(table.column_names)})")
+
+
+def is_categorical_type(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_dictionary(kind)
+    )
+
+
+def is_numeric_type(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+
+
+def numeric_values(table: pa.Table, name: str) -> np.ndarray:
+    """float64 values of a numeric column; nulls become NaN (counted as missing later)."""
+    column = table.column(name)
+    if is_numeric_type(column.type):
+        return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        try:
+            return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:
+            raise ColumnError(_first_non_numeric(column, name)) from None
+    raise ColumnError(f"column {name!r} must be numeric, but its type is {column.type}")
+
+
+def _first_non_numeric(column: pa.ChunkedArray, name: str) -> str:
+    for row, value in enumerate(column.to_pylist()):
+        if value is None:
+            continue
+        try:
+            float(value)
+        except ValueError:
+            return f"column {name!r} must be numeric, but row {row + 1} holds {value!r}"
+    return f"column {name!r} must be numeric"
+
+
+def as_strings(table: pa.Table, name: str) -> pa.ChunkedArray:
+    """A column as Arrow strings: the one text form categories are keyed by."""
+    column = table.column(name)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if pa.types.is_floating(column.type):
+        # NaN/inf in a float column used as categorical count as missing.
+        column = pc.if_else(pc.is_finite(column), column, pa.scalar(None, column.type))
+    try:
+        return column.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise ColumnError(f"column {name!r} of type {column.type} cannot be used as categorical") from None
+
+
+def category_counts(table: pa.Table, name: str) -> tuple[list[str], list[int], int]:
+    """Distinct values, their counts, and the number of missing values of a column."""
+    strings = as_strings(table, name)
+    counted = pc.value_counts(strings.drop_null())
+    names = counted.field("values").to_pylist() if len(counted) else []
+    counts = counted.field("counts").to_pylist() if len(counted) else []
+    return names, counts, strings.null_count
+
+
+def category_values(table: pa.Table, name: str) -> tuple[np.ndarray, int]:
+    """Present values of a categorical column as a numpy str array, and the missing count."""
+    strings = as_strings(table, name)
+    present = strings.drop_null().to_numpy(zero_copy_only=False).astype(str)
+    return present, strings.null_count

@@ -1,0 +1,234 @@
+"""The ``model-health`` command line."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from detectors.columns import ColumnError
+from detectors.profile import ProfileSettings, build_profile
+from exporter import __version__
+from exporter.errors import UserError
+from exporter.offline import run_drift
+from exporter.profiles import save_profile
+from exporter.report import print_report, report_console
+from exporter.tables import column_errors, read_table
+
+T = TypeVar("T")
+# Above this many cells a comparison takes long enough that a bar beats silence.
+PROGRESS_MIN_CELLS = 2_000_000
+EXIT_USAGE = 2
+EXIT_DRIFT = 3
+
+
+def _stderr() -> Console:
+    return Console(stderr=True)
+
+
+def _split_option(values: tuple[str, ...]) -> list[str]:
+    """``--features a,b --features c`` → ``[a, b, c]``."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def parse_timestamp(text: str) -> float:
+    """Epoch seconds or RFC 3339 (``2026-11-01T12:00:00Z``) → epoch seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(f"{text!r} is neither epoch seconds nor RFC 3339") from None
+        if parsed.tzinfo is None:
+            raise click.BadParameter(f"{text!r} has no time zone; add Z or an offset") from None
+        return parsed.timestamp()
+    if not math.isfinite(value) or value < 0:
+        raise click.BadParameter(f"{text!r} is not a valid epoch time")
+    return value
+
+
+class _Progress:
+    """Rich progress on stderr, shown only for inputs large enough to wait for."""
+
+    def __init__(self, cells: int) -> None:
+        self.enabled = cells >= PROGRESS_MIN_CELLS
+
+    def __call__(self, items: Iterable[T], total: int, description: str) -> Iterable[T]:
+        if not self.enabled:
+            yield from items
+            return
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=_stderr(), transient=True) as progress:
+            task = progress.add_task(description, total=total)
+            for item in items:
+                yield item
+                progress.advance(task)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="model-health")
+def cli() -> None:
+    """Drift and model-health monitoring for ML models, exposed as Prometheus metrics."""
+
+
+@cli.group()
+def reference() -> None:
+    """Build reference profiles."""
+
+
+@reference.command("build")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--model", required=True, help="Model name.")
+@click.option("--model-version", required=True, help="Model version.")
+@click.option("--features", multiple=True, help="Feature columns, comma-separated (default: all but prediction/label).")
+@click.option("--categorical", multiple=True, help="Columns to treat as categorical, comma-separated.")
+@click.option("--prediction", default=None, help="Prediction column (score, class or regression value).")
+@click.option("--label", default=None, help="Ground-truth label column.")
+@click.option("--trained-at", default=None, help="When the model was trained: epoch seconds or RFC 3339.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Profile file to write (Parquet).")
+@click.option("--fine-bins", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--psi-bins", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--top-k", default=50, show_default=True, type=click.IntRange(min=1))
+def reference_build(
+    data: Path,
+    model: str,
+    model_version: str,
+    features: tuple[str, ...],
+    categorical: tuple[str, ...],
+    prediction: str | None,
+    label: str | None,
+    trained_at: str | None,
+    out: Path,
+    fine_bins: int,
+    psi_bins: int,
+    top_k: int,
+) -> None:
+    """Build a reference profile from DATA (Parquet or CSV)."""
+    trained = parse_timestamp(trained_at) if trained_at else None
+    if fine_bins % psi_bins:
+        raise click.BadParameter(f"--fine-bins ({fine_bins}) must be a multiple of --psi-bins ({psi_bins})")
+    table = read_table(data)
+    with column_errors(data):
+        profile = build_profile(
+            table,
+            model=model,
+            model_version=model_version,
+            created_at=time.time(),
+            features=_split_option(features) or None,
+            categorical=_split_option(categorical),
+            prediction=prediction,
+            label=label,
+            trained_at=trained,
+            settings=ProfileSettings(fine_bins=fine_bins, psi_bins=psi_bins, top_k=top_k),
+        )
+    path = save_profile(profile, out)
+    meta = profile.metadata
+    summary = f"profile {meta.model} v{meta.model_version}: {meta.rows:,} rows, {len(meta.features)} features"
+    if meta.performance:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(meta.performance.items()) if not math.isnan(v))
+        summary += f"; reference {meta.task} performance: {shown}"
+    _stderr().print(f"{summary} → {path}")
+
+
+@cli.command()
+@click.option("--reference", "reference_path", required=True, type=click.Path(path_type=Path), help="Reference data (Parquet/CSV) or a profile.")
+@click.option("--current", "current_path", required=True, type=click.Path(path_type=Path), help="Current data (Parquet/CSV).")
+@click.option("--binning", type=click.Choice(["reference", "evidently"]), default="reference", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--features", multiple=True, help="Only these columns, comma-separated.")
+@click.option("--categorical", multiple=True, help="Columns to treat as categorical (raw reference only).")
+@click.option("--fail-on-drift", is_flag=True, help=f"Exit with status {EXIT_DRIFT} when any feature drifts.")
+def drift(
+    reference_path: Path,
+    current_path: Path,
+    binning: str,
+    output_format: str,
+    features: tuple[str, ...],
+    categorical: tuple[str, ...],
+    fail_on_drift: bool,
+) -> None:
+    """Compare CURRENT data against a REFERENCE data set or profile."""
+    size = current_path.stat().st_size if current_path.is_file() else 0
+    # About 8 bytes a cell: a cheap estimate before anything is read.
+    report = run_drift(
+        reference_path,
+        current_path,
+        binning=binning,  # type: ignore[arg-type]
+        features=_split_option(features),
+        categorical=_split_option(categorical),
+        track=_Progress(size // 8),
+    )
+    if output_format == "json":
+        click.echo(json.dumps(report.as_dict(), indent=2, allow_nan=False))
+    else:
+        print_report(report, report_console())
+    if fail_on_drift and report.drifted:
+        sys.exit(EXIT_DRIFT)
+
+
+@cli.command()
+@click.option("--rows", default=20_000, show_default=True, type=click.IntRange(min=1000), help="Rows per data set.")
+@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Keep the generated files here.")
+@click.option("--seed", default=7, show_default=True)
+def demo(rows: int, out: Path | None, seed: int) -> None:
+    """Generate a reference and a drifted current set, build the profile, show the drift."""
+    from exporter.synthetic import drifted_columns, synthetic_table
+    import pyarrow.parquet as pq
+
+    console = report_console()
+    workdir = out or Path(tempfile.mkdtemp(prefix="model-health-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    shape: dict[str, Any] = {"numeric": 8, "categorical": 3, "drifted": 3}
+    reference_path, current_path = workdir / "reference.parquet", workdir / "current.parquet"
+    pq.write_table(synthetic_table(rows, seed=seed, **shape), reference_path)
+    pq.write_table(synthetic_table(rows, seed=seed + 1, drift=True, **shape), current_path)
+    console.print(f"[bold]model-health demo[/] — data in {workdir}")
+    console.print(f"drift injected into: {', '.join(drifted_columns(**shape))}")
+    profile = build_profile(
+        read_table(reference_path),
+        model="demo-credit",
+        model_version="1",
+        created_at=time.time(),
+        prediction="prediction",
+        label="label",
+    )
+    profile_path = save_profile(profile, workdir / "profile.parquet")
+    console.print(f"profile: {profile_path} (reference performance {_fmt(profile.metadata.performance)})")
+    print_report(run_drift(profile_path, current_path), console)
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items()) if not math.isnan(v))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: bad input ends in one ``error:`` line and exit status 2, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="model-health", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (UserError, ColumnError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+        if os.environ.get("MODEL_HEALTH_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        click.echo(f"error: internal {type(exc).__name__}: {first} (set MODEL_HEALTH_DEBUG=1 for a traceback)", err=True)
+        sys.exit(1)

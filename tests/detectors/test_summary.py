@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from detectors.binning import CategoricalBins, NumericBins
+from detectors.summary import CategoricalSummary, NumericSummary
+from tests.detectors.strategies import category_arrays, finite_arrays, float_arrays
+
+
+@given(finite_arrays(min_size=1, max_size=200), float_arrays(), float_arrays())
+def test_numeric_summaries_add_exactly(reference, a, b):
+    bins = NumericBins.from_reference(reference, fine_bins=20, psi_bins=5)
+    merged = NumericSummary.fold(bins, a) + NumericSummary.fold(bins, b)
+    assert merged == NumericSummary.fold(bins, np.concatenate([a, b]))
+    assert NumericSummary.empty(bins) + merged == merged  # the empty summary is the identity
+
+
+@given(finite_arrays(min_size=1, max_size=100), st.lists(float_arrays(max_size=60), min_size=1, max_size=6))
+def test_merge_order_does_not_matter(reference, parts):
+    bins = NumericBins.from_reference(reference, fine_bins=10, psi_bins=2)
+    summaries = [NumericSummary.fold(bins, p) for p in parts]
+    forward = summaries[0]
+    for s in summaries[1:]:
+        forward = forward + s
+    backward = summaries[-1]
+    for s in reversed(summaries[:-1]):
+        backward = s + backward
+    assert forward == backward == NumericSummary.fold(bins, np.concatenate(parts))
+
+
+@given(category_arrays(min_size=1), category_arrays(), category_arrays())
+def test_categorical_summaries_add_exactly(reference, a, b):
+    bins = CategoricalBins.from_reference(reference, top_k=3)
+    merged = CategoricalSummary.fold(bins, a) + CategoricalSummary.fold(bins, b)
+    assert merged == CategoricalSummary.fold(bins, np.concatenate([a, b]))
+
+
+def test_missing_values_are_counted_not_binned():
+    bins = NumericBins.from_reference(np.arange(10.0))
+    s = NumericSummary.fold(bins, np.array([1.0, np.nan, np.inf, -np.inf, 2.0]))
+    assert (s.count, s.missing, s.rows) == (2, 3, 5)
+    assert s.missing_ratio == 0.6
+    assert (s.minimum, s.maximum, s.mean) == (1.0, 2.0, 1.5)
+
+
+def test_moments_match_numpy():
+    rng = np.random.default_rng(1)
+    values = rng.normal(3.0, 2.0, 10_000)
+    s = NumericSummary.fold(NumericBins.from_reference(values), values)
+    assert s.mean == pytest.approx(values.mean(), rel=1e-12)
+    assert s.std == pytest.approx(values.std(), rel=1e-9)
+
+
+def test_summaries_over_different_bins_do_not_merge():
+    a = NumericSummary.empty(NumericBins.from_reference(np.arange(10.0)))
+    b = NumericSummary.empty(NumericBins.from_reference(np.arange(11.0)))
+    with pytest.raises(ValueError, match="different bins"):
+        a + b
+    c = CategoricalSummary.empty(CategoricalBins(("x",)))
+    d = CategoricalSummary.empty(CategoricalBins(("y",)))
+    with pytest.raises(ValueError, match="different categories"):
+        c + d
+
+
+def test_categorical_from_counts_matches_fold():
+    bins = CategoricalBins(("DE", "FR"))
+    folded = CategoricalSummary.fold(bins, np.array(["DE", "US", "FR", "DE", None], dtype=object))
+    counted = CategoricalSummary.from_counts(bins, ["DE", "FR", "US"], [2, 1, 1], missing=1)
+    assert folded == counted
