@@ -19,7 +19,7 @@ import numpy as np
 from detectors.categorical import chi2_pvalue, js_distance
 from detectors.decision import DriftRule, fired_methods
 from detectors.ks import KSResult, ks_binned, ks_exact
-from detectors.psi import DEFAULT_EPSILON, evidently_shares, psi, psi_from_shares
+from detectors.psi import DEFAULT_EPSILON, evidently_counts, psi, psi_from_evidently_counts
 from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
 from detectors.wasserstein import wasserstein_normed_binned, wasserstein_normed_exact
 
@@ -59,22 +59,19 @@ class ColumnDrift:
         return out
 
 
-def _occupied(ref: np.ndarray, cur: np.ndarray) -> int:
-    return int(np.count_nonzero((np.asarray(ref) + np.asarray(cur)) > 0))
-
-
 def _numeric_result(
     reference: NumericSummary,
     current: NumericSummary,
     psi_value: float,
-    psi_bins: int,
+    psi_histograms: tuple[np.ndarray, np.ndarray],
     ks: KSResult,
     wasserstein: float,
     rule: DriftRule,
+    epsilon: float,
 ) -> ColumnDrift:
     n, m = reference.count, current.count
     fired = fired_methods(
-        {"psi": psi_value, "ks": ks.statistic}, rule.numeric_methods, n, m, {"psi": psi_bins}, rule
+        {"psi": psi_value, "ks": ks.statistic}, rule.numeric_methods, n, m, rule, psi_histograms, epsilon
     )
     return ColumnDrift(
         kind="numeric",
@@ -99,12 +96,12 @@ def _categorical_result(
     reference_missing_ratio: float,
     current_missing_ratio: float,
     rule: DriftRule,
+    epsilon: float | None,
 ) -> ColumnDrift:
     n, m = int(ref_counts.sum()), int(cur_counts.sum())
     js = js_distance(ref_counts, cur_counts)
-    bins = _occupied(ref_counts, cur_counts)
     fired = fired_methods(
-        {"psi": psi_value, "js": js}, rule.categorical_methods, n, m, {"psi": bins, "js": bins}, rule
+        {"psi": psi_value, "js": js}, rule.categorical_methods, n, m, rule, (ref_counts, cur_counts), epsilon
     )
     return ColumnDrift(
         kind="categorical",
@@ -136,10 +133,11 @@ def compare(
             reference,
             current,
             psi(ref_coarse, cur_coarse, epsilon),
-            _occupied(ref_coarse, cur_coarse),
+            (ref_coarse, cur_coarse),
             ks_binned(reference.counts, current.counts),
             wasserstein_normed_binned(reference, current),
             rule,
+            epsilon,
         )
     if isinstance(reference, CategoricalSummary) and isinstance(current, CategoricalSummary):
         if reference.bins != current.bins:
@@ -151,6 +149,7 @@ def compare(
             reference.missing_ratio,
             current.missing_ratio,
             rule,
+            epsilon,
         )
     raise TypeError("reference and current summaries must be of the same kind")
 
@@ -173,10 +172,11 @@ def compare_numeric_exact(
         reference,
         current,
         psi(ref_coarse, cur_coarse, epsilon),
-        _occupied(ref_coarse, cur_coarse),
+        (ref_coarse, cur_coarse),
         ks,
         wasserstein_normed_exact(ref_values, cur_values),
         rule,
+        epsilon,
     )
 
 
@@ -197,20 +197,18 @@ def compare_evidently(
     n, m = reference_values.size, current_values.size
     ref_missing_ratio = reference_missing / (n + reference_missing) if n + reference_missing else 0.0
     cur_missing_ratio = current_missing / (m + current_missing) if m + current_missing else 0.0
+    numeric = kind == "numeric"
     if n == 0 or m == 0:
         psi_value = math.nan
-        p = q = np.zeros(0)
+        ref_counts = cur_counts = np.zeros(0, dtype=np.int64)
     else:
-        p, q = evidently_shares(reference_values, current_values, numeric=kind == "numeric")
-        psi_value = psi_from_shares(p, q)
-    if kind == "categorical":
-        keys, inverse = np.unique(np.concatenate([reference_values, current_values]), return_inverse=True)
-        ref_counts = np.bincount(inverse[:n], minlength=keys.size)
-        cur_counts = np.bincount(inverse[n:], minlength=keys.size)
-        return _categorical_result(ref_counts, cur_counts, psi_value, ref_missing_ratio, cur_missing_ratio, rule)
+        ref_counts, cur_counts = evidently_counts(reference_values, current_values, numeric)
+        psi_value = psi_from_evidently_counts(ref_counts, cur_counts)
+    if not numeric:
+        return _categorical_result(ref_counts, cur_counts, psi_value, ref_missing_ratio, cur_missing_ratio, rule, None)
     ks = ks_exact(reference_values, current_values) if n and m else KSResult(math.nan, math.nan)
     fired = fired_methods(
-        {"psi": psi_value, "ks": ks.statistic}, rule.numeric_methods, n, m, {"psi": int(p.size)}, rule
+        {"psi": psi_value, "ks": ks.statistic}, rule.numeric_methods, n, m, rule, (ref_counts, cur_counts), None
     )
     return ColumnDrift(
         kind="numeric",

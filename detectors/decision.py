@@ -3,7 +3,7 @@
 A statistic *fires* when, for a window of at least ``min_samples`` present values,
 
 1. its effect size passes the threshold (PSI ≥ 0.2, KS D ≥ 0.1, JS ≥ 0.1 by default), and
-2. it lies beyond its null quantile at level ``alpha / len(methods)`` for the actual
+2. it lies beyond its null quantile at level ``a = alpha / len(methods)`` for the actual
    sample sizes ``n`` (reference) and ``m`` (window).
 
 A column drifts when any of its methods fires; splitting ``alpha`` over the methods
@@ -11,19 +11,28 @@ A column drifts when any of its methods fires; splitting ``alpha`` over the meth
 gate stops huge windows from flagging trivia; the null quantile stops small windows
 from flapping on noise.
 
-Null quantiles, with ``h = 1/n + 1/m`` and ``k`` the number of occupied bins:
+Null quantiles:
 
-* PSI ≈ Σ (p−q)²/π under the null, so PSI ≈ h · χ²(k−1):   q_PSI = h · χ²_{1−a}(k−1)
-* KS:  q_D = kstwo.isf(a, round(n·m/(n+m)))
-* JS (base 2): JSD ≈ h · χ²(k−1) / (8 ln 2), so  q_JS = sqrt(h · χ²_{1−a}(k−1) / (8 ln 2))
+* KS: ``kstwo.isf(a, round(n·m/(n+m)))``.
+* PSI and JS: the ``1 − a`` quantile of the statistic over pairs of multinomial samples
+  of sizes ``n`` and ``m`` from the reference's bin shares (a parametric bootstrap,
+  seeded, so the verdict is reproducible). The chi-square approximations
+  (PSI ≈ h·χ²(k−1), JS² ≈ h·χ²(k−1)/(8 ln 2), h = 1/n + 1/m) hold only when every bin
+  expects plenty of counts; with rare categories, epsilon-filled empty bins push PSI
+  and JS far past them. The bootstrap runs only for a statistic that has already
+  passed its effect-size threshold, so a quiet column costs nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
-from scipy import stats
+import numpy as np
+from scipy import special, stats
+
+from detectors.psi import DEFAULT_EPSILON
 
 NUMERIC_METHODS = ("psi", "ks")
 CATEGORICAL_METHODS = ("psi", "js")
@@ -58,17 +67,6 @@ class DriftRule:
         return {"psi": self.psi_threshold, "ks": self.ks_threshold, "js": self.js_threshold}[method]
 
 
-def psi_null_quantile(n: int, m: int, bins: int, alpha: float) -> float:
-    """PSI that a same-distribution window exceeds with probability ``alpha``.
-
-    >>> round(psi_null_quantile(1000, 1000, 10, 0.01), 6)  # 0.002 · χ²_0.99(9)
-    0.043332
-    """
-    if n <= 0 or m <= 0 or bins < 2:
-        return math.inf
-    return (1 / n + 1 / m) * float(stats.chi2.ppf(1 - alpha, bins - 1))
-
-
 def ks_null_quantile(n: int, m: int, alpha: float) -> float:
     """KS D that a same-distribution window exceeds with probability ``alpha``.
 
@@ -81,24 +79,92 @@ def ks_null_quantile(n: int, m: int, alpha: float) -> float:
     return float(stats.kstwo.isf(alpha, effective))
 
 
-def js_null_quantile(n: int, m: int, bins: int, alpha: float) -> float:
-    """Base-2 JS distance that a same-distribution window exceeds with probability ``alpha``.
+def _fill_zero_shares(shares: np.ndarray, epsilon: float | None) -> np.ndarray:
+    """Row-wise zero fill: ``epsilon``, or Evidently's rule when ``epsilon`` is None."""
+    if epsilon is not None:
+        fill = np.full((shares.shape[0], 1), epsilon)
+    else:
+        smallest = np.where(shares > 0, shares, np.inf).min(axis=1, keepdims=True)
+        fill = np.where(smallest <= 1e-4, smallest / 1e6, 1e-4)
+    return np.where(shares == 0, fill, shares)
 
-    >>> round(js_null_quantile(1000, 1000, 2, 0.01), 6)
-    0.048919
+
+def psi_rows(reference: np.ndarray, current: np.ndarray, epsilon: float | None = DEFAULT_EPSILON) -> np.ndarray:
+    """Row-wise PSI of two count matrices; ``epsilon=None`` fills zeros as Evidently does."""
+    p = _fill_zero_shares(reference / reference.sum(axis=1, keepdims=True), epsilon)
+    q = _fill_zero_shares(current / current.sum(axis=1, keepdims=True), epsilon)
+    return np.sum((p - q) * np.log(p / q), axis=1)
+
+
+def js_rows(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Row-wise base-2 Jensen–Shannon distance of two count matrices."""
+    p = reference / reference.sum(axis=1, keepdims=True)
+    q = current / current.sum(axis=1, keepdims=True)
+    mix = (p + q) / 2
+    divergence = (special.rel_entr(p, mix).sum(axis=1) + special.rel_entr(q, mix).sum(axis=1)) / 2
+    return np.sqrt(np.maximum(divergence, 0.0) / math.log(2))
+
+
+def bootstrap_draws(alpha: float) -> int:
+    """Enough draws to put about 25 of them beyond the ``1 − alpha`` quantile."""
+    return int(min(max(math.ceil(25 / alpha), 2_000), 50_000))
+
+
+def window_size_grid(m: int) -> int:
+    """The largest point ≤ ``m`` of a 5% geometric grid.
+
+    Null quantiles shrink as the window grows, so using the quantile of a slightly
+    smaller window is conservative, and it lets nearby window sizes share one bootstrap.
+
+    >>> [window_size_grid(m) for m in (1, 20, 500, 1_000, 100_000)]
+    [1, 20, 490, 972, 95386]
     """
-    if n <= 0 or m <= 0 or bins < 2:
+    if m <= 20:
+        return m
+    return int(1.05 ** math.floor(math.log(m) / math.log(1.05) + 1e-12))
+
+
+def bootstrap_null_quantile(
+    method: str,
+    reference_counts: np.ndarray,
+    m: int,
+    alpha: float,
+    epsilon: float | None = DEFAULT_EPSILON,
+    seed: int = 0,
+) -> float:
+    """The ``1 − alpha`` quantile of PSI or JS between a reference and an ``m``-row window
+    of the same distribution.
+
+    Both samples are drawn as multinomials from the reference's bin shares: ``n`` rows
+    for the reference, ``window_size_grid(m)`` for the window. ``epsilon`` is PSI's zero
+    fill (None: Evidently's rule), as for the statistic under test. With well-filled bins
+    it agrees with the chi-square approximation:
+
+    >>> q = bootstrap_null_quantile("psi", np.full(10, 1000), 1000, 0.01)
+    >>> approx = (1 / 10_000 + 1 / 1_000) * stats.chi2.ppf(0.99, 9)
+    >>> bool(abs(q / approx - 1) < 0.1)
+    True
+    """
+    ref = np.ascontiguousarray(reference_counts, dtype=np.int64)
+    if ref.sum() == 0 or m <= 0 or np.count_nonzero(ref) < 2:
         return math.inf
-    quantile = (1 / n + 1 / m) * float(stats.chi2.ppf(1 - alpha, bins - 1))
-    return math.sqrt(quantile / (8 * math.log(2)))
+    return _bootstrap_quantile(method, ref.tobytes(), window_size_grid(m), alpha, epsilon, seed)
 
 
-def null_quantile(method: str, n: int, m: int, bins: int, alpha: float) -> float:
-    if method == "psi":
-        return psi_null_quantile(n, m, bins, alpha)
-    if method == "ks":
-        return ks_null_quantile(n, m, alpha)
-    return js_null_quantile(n, m, bins, alpha)
+@functools.lru_cache(maxsize=4096)
+def _bootstrap_quantile(method: str, reference: bytes, m: int, alpha: float, epsilon: float | None, seed: int) -> float:
+    # Memoised: a profile's reference counts are fixed, and window sizes snap to a grid,
+    # so a steady stream of evaluations reuses a handful of bootstraps.
+    counts = np.frombuffer(reference, dtype=np.int64)
+    occupied = counts[counts > 0]
+    n = int(occupied.sum())
+    shares = occupied / n
+    rng = np.random.default_rng(seed)
+    draws = bootstrap_draws(alpha)
+    ref_draws = rng.multinomial(n, shares, size=draws).astype(np.float64)
+    cur_draws = rng.multinomial(m, shares, size=draws).astype(np.float64)
+    values = psi_rows(ref_draws, cur_draws, epsilon) if method == "psi" else js_rows(ref_draws, cur_draws)
+    return float(np.quantile(values, 1 - alpha))
 
 
 def fired_methods(
@@ -106,16 +172,19 @@ def fired_methods(
     methods: tuple[str, ...],
     n: int,
     m: int,
-    bins: dict[str, int],
     rule: DriftRule,
+    histograms: tuple[np.ndarray, np.ndarray] | None = None,
+    epsilon: float | None = DEFAULT_EPSILON,
 ) -> tuple[str, ...]:
     """The methods whose statistic passes both its threshold and its null quantile.
 
-    ``statistics`` maps method → value; ``bins`` maps method → occupied bins (PSI, JS).
+    ``statistics`` maps method → value; ``histograms`` are the reference and current
+    counts over the bins PSI and JS were computed on, ``epsilon`` PSI's zero fill.
 
-    >>> fired_methods({"psi": 0.3, "ks": 0.05}, ("psi", "ks"), 10_000, 1_000, {"psi": 10}, DriftRule())
+    >>> ref, cur = np.full(10, 1000), np.array([300, 50, 50, 50, 50, 50, 50, 50, 50, 300])
+    >>> fired_methods({"psi": 0.5, "ks": 0.05}, ("psi", "ks"), 10_000, 1_000, DriftRule(), (ref, cur))
     ('psi',)
-    >>> fired_methods({"psi": 0.3, "ks": 0.5}, ("psi", "ks"), 10_000, 100, {"psi": 10}, DriftRule())
+    >>> fired_methods({"psi": 0.5, "ks": 0.5}, ("psi", "ks"), 10_000, 100, DriftRule(), (ref, cur[:1] // 10))
     ()
     """
     if m < rule.min_samples:
@@ -126,6 +195,12 @@ def fired_methods(
         value = statistics.get(method, math.nan)
         if math.isnan(value) or value < rule.threshold(method):
             continue
-        if value > null_quantile(method, n, m, bins.get(method, 0), level):
+        if method == "ks":
+            quantile = ks_null_quantile(n, m, level)
+        elif histograms is None:
+            continue
+        else:
+            quantile = bootstrap_null_quantile(method, histograms[0], m, level, epsilon)
+        if value > quantile:
             fired.append(method)
     return tuple(fired)

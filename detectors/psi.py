@@ -54,27 +54,43 @@ def _fill_zeros_evidently(shares: np.ndarray) -> np.ndarray:
     return out
 
 
-def evidently_shares(
-    reference: np.ndarray, current: np.ndarray, numeric: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bin shares by Evidently 0.7's rule (inputs already without NaN/±inf).
+def evidently_counts(reference: np.ndarray, current: np.ndarray, numeric: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin counts by Evidently 0.7's binning (inputs already without NaN/±inf).
 
     Numeric columns with more than 20 distinct reference values: Sturges equal-width
     edges over reference and current together. Otherwise one bin per distinct value.
-    A zero share becomes (smallest non-zero share)/1e6 when that is ≤ 1e-4, else 1e-4,
-    on each side separately.
+    Integer data stays integer: numpy floors the Sturges width at 1 for integer arrays,
+    as it does for the int64 Series Evidently bins.
     """
     ref = np.asarray(reference)
     cur = np.asarray(current)
     if numeric and np.unique(ref).size > _EVIDENTLY_DISTINCT_LIMIT:
-        edges = np.histogram_bin_edges(np.concatenate([ref, cur]).astype(np.float64), bins="sturges")
-        p = np.histogram(ref, edges)[0] / ref.size
-        q = np.histogram(cur, edges)[0] / cur.size
-    else:
-        keys, inverse = np.unique(np.concatenate([ref, cur]), return_inverse=True)
-        p = np.bincount(inverse[: ref.size], minlength=keys.size) / ref.size
-        q = np.bincount(inverse[ref.size :], minlength=keys.size) / cur.size
-    return _fill_zeros_evidently(p), _fill_zeros_evidently(q)
+        edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
+        return np.histogram(ref, edges)[0], np.histogram(cur, edges)[0]
+    keys, inverse = np.unique(np.concatenate([ref, cur]), return_inverse=True)
+    inverse = inverse.ravel()
+    return (
+        np.bincount(inverse[: ref.size], minlength=keys.size),
+        np.bincount(inverse[ref.size :], minlength=keys.size),
+    )
+
+
+def evidently_shares(reference: np.ndarray, current: np.ndarray, numeric: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Evidently 0.7's per-bin shares, zeros filled (see :func:`psi_from_evidently_counts`)."""
+    ref_counts, cur_counts = evidently_counts(reference, current, numeric)
+    return _fill_zeros_evidently(ref_counts / ref_counts.sum()), _fill_zeros_evidently(cur_counts / cur_counts.sum())
+
+
+def psi_from_evidently_counts(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """PSI of Evidently-binned counts: a zero share becomes (smallest non-zero share)/1e6
+    when that is ≤ 1e-4, else 1e-4, on each side separately; no renormalising.
+
+    >>> round(psi_from_evidently_counts(np.array([2, 2]), np.array([1, 3])), 6)
+    0.274653
+    """
+    p = _fill_zeros_evidently(reference_counts / reference_counts.sum())
+    q = _fill_zeros_evidently(current_counts / current_counts.sum())
+    return psi_from_shares(p, q)
 
 
 def psi_evidently(reference: np.ndarray, current: np.ndarray, numeric: bool) -> float:
@@ -83,5 +99,4 @@ def psi_evidently(reference: np.ndarray, current: np.ndarray, numeric: bool) -> 
     >>> round(psi_evidently(np.array(["a", "a", "b", "b"]), np.array(["a", "b", "b", "b"]), numeric=False), 6)
     0.274653
     """
-    p, q = evidently_shares(reference, current, numeric)
-    return psi_from_shares(p, q)
+    return psi_from_evidently_counts(*evidently_counts(reference, current, numeric))

@@ -137,6 +137,10 @@ def _present_values(table: pa.Table, name: str, kind: Kind, source: str) -> tupl
     with column_errors(source):
         if kind == "categorical":
             return category_values(table, name)
+        column = table.column(name)
+        if pa.types.is_integer(column.type) and column.null_count == 0:
+            # Evidently bins integers as integers (numpy floors their Sturges width at 1).
+            return column.to_numpy(), 0
         values = numeric_values(table, name)
     finite = np.isfinite(values)
     return values[finite], int(values.size - finite.sum())
