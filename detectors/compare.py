@@ -18,10 +18,11 @@ import numpy as np
 
 from detectors.categorical import chi2_pvalue, js_distance
 from detectors.decision import DriftRule, fired_methods
-from detectors.ks import KSResult, ks_binned, ks_exact
+from detectors.ecdf import merged_ecdf
+from detectors.ks import SCIPY_EXACT_MAX_N, KSResult, ks_binned, ks_exact, ks_from_merged
 from detectors.psi import DEFAULT_EPSILON, evidently_counts, psi, psi_from_evidently_counts
 from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
-from detectors.wasserstein import wasserstein_normed_binned, wasserstein_normed_exact
+from detectors.wasserstein import std_norm, wasserstein_from_merged, wasserstein_normed_binned
 
 Kind = Literal["numeric", "categorical"]
 
@@ -154,6 +155,21 @@ def compare(
     raise TypeError("reference and current summaries must be of the same kind")
 
 
+def exact_ks_and_wasserstein(
+    reference: np.ndarray, current: np.ndarray, presorted: bool = False
+) -> tuple[KSResult, float]:
+    """KS (as scipy's ks_2samp) and normalised W1 on finite values, sharing one merge."""
+    if reference.size == 0 or current.size == 0:
+        return KSResult(math.nan, math.nan), math.nan
+    a, b = (reference, current) if presorted else (np.sort(reference), np.sort(current))
+    merged = merged_ecdf(a, b)
+    if max(a.size, b.size) <= SCIPY_EXACT_MAX_N:
+        ks = ks_exact(a, b)
+    else:
+        ks = ks_from_merged(merged[1], merged[2])
+    return ks, wasserstein_from_merged(*merged) / std_norm(reference)
+
+
 def compare_numeric_exact(
     reference: NumericSummary,
     current: NumericSummary,
@@ -165,18 +181,11 @@ def compare_numeric_exact(
     """Offline numeric drift: streaming PSI, exact KS and Wasserstein on finite values."""
     bins = reference.bins
     ref_coarse, cur_coarse = bins.coarse_counts(reference.counts), bins.coarse_counts(current.counts)
-    ref_values = reference_values[np.isfinite(reference_values)]
-    cur_values = current_values[np.isfinite(current_values)]
-    ks = ks_exact(ref_values, cur_values) if ref_values.size and cur_values.size else KSResult(math.nan, math.nan)
+    ks, wasserstein = exact_ks_and_wasserstein(
+        reference_values[np.isfinite(reference_values)], current_values[np.isfinite(current_values)]
+    )
     return _numeric_result(
-        reference,
-        current,
-        psi(ref_coarse, cur_coarse, epsilon),
-        (ref_coarse, cur_coarse),
-        ks,
-        wasserstein_normed_exact(ref_values, cur_values),
-        rule,
-        epsilon,
+        reference, current, psi(ref_coarse, cur_coarse, epsilon), (ref_coarse, cur_coarse), ks, wasserstein, rule, epsilon
     )
 
 
@@ -195,18 +204,26 @@ def compare_evidently(
     (0.274653, False)
     """
     n, m = reference_values.size, current_values.size
-    ref_missing_ratio = reference_missing / (n + reference_missing) if n + reference_missing else 0.0
-    cur_missing_ratio = current_missing / (m + current_missing) if m + current_missing else 0.0
-    numeric = kind == "numeric"
+    ref_missing_ratio = _ratio(reference_missing, n + reference_missing)
+    cur_missing_ratio = _ratio(current_missing, m + current_missing)
+    if kind == "categorical":
+        keys, inverse = np.unique(np.concatenate([reference_values, current_values]), return_inverse=True)
+        inverse = inverse.ravel()
+        return compare_evidently_categorical(
+            np.bincount(inverse[:n], minlength=keys.size),
+            np.bincount(inverse[n:], minlength=keys.size),
+            reference_missing,
+            current_missing,
+            rule,
+        )
+    ref_sorted, cur_sorted = np.sort(reference_values), np.sort(current_values)
     if n == 0 or m == 0:
         psi_value = math.nan
         ref_counts = cur_counts = np.zeros(0, dtype=np.int64)
     else:
-        ref_counts, cur_counts = evidently_counts(reference_values, current_values, numeric)
+        ref_counts, cur_counts = evidently_counts(ref_sorted, cur_sorted, numeric=True, presorted=True)
         psi_value = psi_from_evidently_counts(ref_counts, cur_counts)
-    if not numeric:
-        return _categorical_result(ref_counts, cur_counts, psi_value, ref_missing_ratio, cur_missing_ratio, rule, None)
-    ks = ks_exact(reference_values, current_values) if n and m else KSResult(math.nan, math.nan)
+    ks, wasserstein = exact_ks_and_wasserstein(ref_sorted, cur_sorted, presorted=True)
     fired = fired_methods(
         {"psi": psi_value, "ks": ks.statistic}, rule.numeric_methods, n, m, rule, (ref_counts, cur_counts), None
     )
@@ -222,5 +239,30 @@ def compare_evidently(
         ks_statistic=ks.statistic,
         ks_pvalue=ks.pvalue,
         ks_error_bound=0.0,
-        wasserstein_normed=wasserstein_normed_exact(reference_values, current_values),
+        wasserstein_normed=wasserstein,
     )
+
+
+def compare_evidently_categorical(
+    reference_counts: np.ndarray,
+    current_counts: np.ndarray,
+    reference_missing: int,
+    current_missing: int,
+    rule: DriftRule = DriftRule(),
+) -> ColumnDrift:
+    """Evidently-mode drift of a categorical column from counts over the union of values."""
+    n, m = int(reference_counts.sum()), int(current_counts.sum())
+    psi_value = psi_from_evidently_counts(reference_counts, current_counts) if n and m else math.nan
+    return _categorical_result(
+        reference_counts,
+        current_counts,
+        psi_value,
+        _ratio(reference_missing, n + reference_missing),
+        _ratio(current_missing, m + current_missing),
+        rule,
+        None,
+    )
+
+
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0

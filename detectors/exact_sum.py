@@ -16,29 +16,50 @@ import numpy as np
 
 _SHIFT = 1126  # 1074 (smallest subnormal exponent) + 52 (mantissa bits after the point)
 _DENOMINATOR = 1 << _SHIFT
-_EXP_OFFSET = 1073  # frexp exponents of finite non-zero doubles lie in [-1073, 1024]
-_CHUNK = 1 << 24  # keeps float64 bincount sums of 27-bit integers exact (< 2**53)
+_MANTISSA_MASK = (1 << 52) - 1
+_LOW_BITS = 26
+# Sorted data has a few runs of equal exponent; beyond this many, regroup first.
+_MAX_RUNS = 256
+_CHUNK = 8192
 
 
 def _exact_numerator(values: np.ndarray) -> int:
-    """Sum of finite float64 ``values`` as an integer multiple of 2**-1126."""
+    """Sum of finite float64 ``values`` as an integer multiple of 2**-1126.
+
+    A double with biased exponent ``E`` and integer significand ``M`` is
+    ``M · 2**(E − 1075)`` (subnormals: ``E`` read as 1). Within a run of equal ``E`` the
+    significands add exactly in int64 once split into 27 + 26 bits; each run then
+    shifts into one Python integer. Sorted input (and its squares) has few runs.
+    """
+    flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
     total = 0
-    for start in range(0, values.size, _CHUNK):
-        chunk = values[start : start + _CHUNK]
-        chunk = chunk[chunk != 0]
-        if chunk.size == 0:
-            continue
-        fraction, exponent = np.frexp(chunk)
-        mantissa = (fraction * 2.0**53).astype(np.int64)  # exact: |fraction| < 1
-        slot = exponent + _EXP_OFFSET
-        high = mantissa >> 26  # floor shift, also right for negatives
-        low = mantissa - (high << 26)  # in [0, 2**26)
-        size = 1024 + _EXP_OFFSET + 1
-        high_sums = np.bincount(slot, weights=high.astype(np.float64), minlength=size)
-        low_sums = np.bincount(slot, weights=low.astype(np.float64), minlength=size)
-        for s in np.flatnonzero((high_sums != 0) | (low_sums != 0)):
-            scaled = (int(high_sums[s]) << 26) + int(low_sums[s])
-            total += scaled << (int(s) - _EXP_OFFSET - 53 + _SHIFT)
+    # Small chunks keep every temporary under malloc's mmap threshold, so they reuse
+    # warm heap pages instead of faulting in fresh ones (that was most of the cost).
+    for start in range(0, flat.size, _CHUNK):
+        total += _chunk_numerator(flat[start : start + _CHUNK].view(np.int64))
+    return total
+
+
+def _chunk_numerator(bits: np.ndarray) -> int:
+    if bits.size == 0:
+        return 0
+    # Zeros need no filtering: their significand is 0.
+    exponent = (bits >> 52) & 0x7FF
+    significand = (bits & _MANTISSA_MASK) | ((exponent > 0).astype(np.int64) << 52)
+    sign = bits >> 63  # -1 for negatives, 0 otherwise
+    significand = (significand ^ sign) - sign  # two's-complement negation where sign is -1
+    np.maximum(exponent, 1, out=exponent)
+    high = significand >> _LOW_BITS  # floor shift, so high·2**26 + low == significand
+    low = significand & ((1 << _LOW_BITS) - 1)
+    starts = np.flatnonzero(exponent[1:] != exponent[:-1]) + 1
+    if starts.size >= _MAX_RUNS:
+        order = np.argsort(exponent.astype(np.int16), kind="stable")
+        exponent, high, low = exponent[order], high[order], low[order]
+        starts = np.flatnonzero(exponent[1:] != exponent[:-1]) + 1
+    starts = np.concatenate(([0], starts))
+    total = 0
+    for h, lo, e in zip(np.add.reduceat(high, starts).tolist(), np.add.reduceat(low, starts).tolist(), exponent[starts].tolist()):
+        total += ((h << _LOW_BITS) + lo) << (e + _SHIFT - 1075)
     return total
 
 
@@ -60,6 +81,28 @@ class ExactSum:
     numerator: int = 0
     positive_infinities: int = 0
     negative_infinities: int = 0
+
+    @classmethod
+    def of_squares(cls, values: np.ndarray) -> ExactSum:
+        """Exact sum of ``x*x`` (each square rounded once, as numpy rounds it).
+
+        Squares are formed chunk by chunk, never as one whole temporary array; a square
+        past 1.8e308 is counted as +inf.
+        """
+        flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
+        numerator = infinities = 0
+        with np.errstate(over="ignore"):
+            for start in range(0, flat.size, _CHUNK):
+                chunk = flat[start : start + _CHUNK]
+                squares = chunk * chunk
+                finite = np.isfinite(squares)
+                if not finite.all():
+                    if np.isnan(squares).any():
+                        raise ValueError("ExactSum.of_squares: NaN has no sum; drop missing values first")
+                    infinities += int(squares.size - np.count_nonzero(finite))
+                    squares = squares[finite]
+                numerator += _chunk_numerator(squares.view(np.int64))
+        return cls(numerator, infinities, 0)
 
     @classmethod
     def of(cls, values: np.ndarray) -> ExactSum:

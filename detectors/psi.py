@@ -54,25 +54,39 @@ def _fill_zeros_evidently(shares: np.ndarray) -> np.ndarray:
     return out
 
 
-def evidently_counts(reference: np.ndarray, current: np.ndarray, numeric: bool) -> tuple[np.ndarray, np.ndarray]:
+def evidently_counts(
+    reference: np.ndarray, current: np.ndarray, numeric: bool, presorted: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-bin counts by Evidently 0.7's binning (inputs already without NaN/±inf).
 
     Numeric columns with more than 20 distinct reference values: Sturges equal-width
-    edges over reference and current together. Otherwise one bin per distinct value.
-    Integer data stays integer: numpy floors the Sturges width at 1 for integer arrays,
-    as it does for the int64 Series Evidently bins.
+    edges over reference and current together (``np.histogram`` bins: left-closed, the
+    last one closed). Otherwise one bin per distinct value. Integer data stays integer:
+    numpy floors the Sturges width at 1 for integer arrays, as it does for the int64
+    Series Evidently bins. ``presorted`` numeric inputs are counted by bisection.
     """
     ref = np.asarray(reference)
     cur = np.asarray(current)
-    if numeric and np.unique(ref).size > _EVIDENTLY_DISTINCT_LIMIT:
-        edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
-        return np.histogram(ref, edges)[0], np.histogram(cur, edges)[0]
+    if numeric:
+        if not presorted:
+            ref, cur = np.sort(ref), np.sort(cur)
+        distinct = 1 + int(np.count_nonzero(ref[1:] != ref[:-1])) if ref.size else 0
+        if distinct > _EVIDENTLY_DISTINCT_LIMIT:
+            edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
+            return _histogram_sorted(ref, edges), _histogram_sorted(cur, edges)
     keys, inverse = np.unique(np.concatenate([ref, cur]), return_inverse=True)
     inverse = inverse.ravel()
     return (
         np.bincount(inverse[: ref.size], minlength=keys.size),
         np.bincount(inverse[ref.size :], minlength=keys.size),
     )
+
+
+def _histogram_sorted(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``np.histogram(values, edges)[0]`` for sorted ``values`` spanning the edges."""
+    positions = np.searchsorted(values, edges, side="left")
+    positions[-1] = np.searchsorted(values, edges[-1], side="right")  # last bin is closed
+    return np.diff(positions)
 
 
 def evidently_shares(reference: np.ndarray, current: np.ndarray, numeric: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -51,21 +51,21 @@ class NumericSummary:
         """Summarise one batch of values (float64; NaN/±inf are missing)."""
         v = np.asarray(values, dtype=np.float64).ravel()
         finite = np.isfinite(v)
-        x = v[finite] if not finite.all() else v
-        index = bins.fine_index(x)
-        counts = np.bincount(index, minlength=bins.n_fine).astype(np.int64)
-        with np.errstate(over="ignore"):  # a square beyond 1.8e308 is kept as +inf
-            squares = x * x
+        # One sort serves everything: bin counts are differences of edge positions,
+        # the tails are slices, and exact sums over sorted values group by exponent.
+        x = np.sort(v if finite.all() else v[finite])
+        below = np.searchsorted(x, bins.edges, side="left")  # values < each edge
+        counts = np.diff(below, prepend=0, append=x.size).astype(np.int64)
         return cls(
             bins,
             counts,
             int(v.size - x.size),
             ExactSum.of(x),
-            ExactSum.of(squares),
-            float(x.min()) if x.size else float("inf"),
-            float(x.max()) if x.size else float("-inf"),
-            ExactSum.of(x[index == 0]),
-            ExactSum.of(x[index == bins.n_fine - 1]),
+            ExactSum.of_squares(x),
+            float(x[0]) if x.size else float("inf"),
+            float(x[-1]) if x.size else float("-inf"),
+            ExactSum.of(x[: below[0]]),
+            ExactSum.of(x[below[-1] :]),
         )
 
     @property

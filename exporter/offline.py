@@ -15,8 +15,14 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from detectors.columns import category_values, numeric_values, require_columns
-from detectors.compare import ColumnDrift, compare, compare_evidently, compare_numeric_exact
+from detectors.columns import category_counts, numeric_values, require_columns
+from detectors.compare import (
+    ColumnDrift,
+    compare,
+    compare_evidently,
+    compare_evidently_categorical,
+    compare_numeric_exact,
+)
 from detectors.decision import DriftRule
 from detectors.profile import (
     Kind,
@@ -109,10 +115,12 @@ def drift_against_data(
         require_columns(current, names)
     for name in track(names, len(names), "comparing"):
         kind = kinds[name]
+        if binning == "evidently" and kind == "categorical":
+            results[name] = _evidently_categorical(reference, current, name, sources, rule)
+            continue
         if binning == "evidently":
             (ref_values, ref_missing), (cur_values, cur_missing) = (
-                _present_values(table, name, kind, source)
-                for table, source in ((reference, ref_source), (current, cur_source))
+                _present_values(table, name, source) for table, source in ((reference, ref_source), (current, cur_source))
             )
             results[name] = compare_evidently(ref_values, cur_values, kind, ref_missing, cur_missing, rule)
             continue
@@ -133,10 +141,30 @@ def drift_against_data(
     return results
 
 
-def _present_values(table: pa.Table, name: str, kind: Kind, source: str) -> tuple[Any, int]:
+def _evidently_categorical(
+    reference: pa.Table, current: pa.Table, name: str, sources: tuple[str, str], rule: DriftRule
+) -> ColumnDrift:
+    """Evidently-mode categorical drift from Arrow value counts over the union of values."""
+    with column_errors(sources[0]):
+        ref_names, ref_counts, ref_missing = category_counts(reference, name)
+    with column_errors(sources[1]):
+        cur_names, cur_counts, cur_missing = category_counts(current, name)
+    keys = sorted(set(ref_names) | set(cur_names))
+    index = {key: i for i, key in enumerate(keys)}
+
+    def spread(names: list[str], counts: list[int]) -> np.ndarray:
+        out = np.zeros(len(keys), dtype=np.int64)
+        out[[index[n] for n in names]] = counts
+        return out
+
+    return compare_evidently_categorical(
+        spread(ref_names, ref_counts), spread(cur_names, cur_counts), ref_missing, cur_missing, rule
+    )
+
+
+def _present_values(table: pa.Table, name: str, source: str) -> tuple[np.ndarray, int]:
+    """Finite values of a numeric column, and how many were missing."""
     with column_errors(source):
-        if kind == "categorical":
-            return category_values(table, name)
         column = table.column(name)
         if pa.types.is_integer(column.type) and column.null_count == 0:
             # Evidently bins integers as integers (numpy floors their Sturges width at 1).
