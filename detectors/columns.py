@@ -81,9 +81,3 @@ def category_counts(table: pa.Table, name: str) -> tuple[list[str], list[int], i
     counts = counted.field("counts").to_pylist() if len(counted) else []
     return names, counts, strings.null_count
 
-
-def category_values(table: pa.Table, name: str) -> tuple[np.ndarray, int]:
-    """Present values of a categorical column as a numpy str array, and the missing count."""
-    strings = as_strings(table, name)
-    present = strings.drop_null().to_numpy(zero_copy_only=False).astype(str)
-    return present, strings.null_count

@@ -61,16 +61,16 @@ class ColumnDrift:
 
 
 def _numeric_result(
-    reference: NumericSummary,
-    current: NumericSummary,
+    sizes: tuple[int, int],
+    missing_ratios: tuple[float, float],
     psi_value: float,
     psi_histograms: tuple[np.ndarray, np.ndarray],
     ks: KSResult,
     wasserstein: float,
     rule: DriftRule,
-    epsilon: float,
+    epsilon: float | None,
 ) -> ColumnDrift:
-    n, m = reference.count, current.count
+    n, m = sizes
     fired = fired_methods(
         {"psi": psi_value, "ks": ks.statistic}, rule.numeric_methods, n, m, rule, psi_histograms, epsilon
     )
@@ -78,8 +78,8 @@ def _numeric_result(
         kind="numeric",
         reference_count=n,
         current_count=m,
-        reference_missing_ratio=reference.missing_ratio,
-        current_missing_ratio=current.missing_ratio,
+        reference_missing_ratio=missing_ratios[0],
+        current_missing_ratio=missing_ratios[1],
         psi=psi_value,
         drift=bool(fired),
         fired=fired,
@@ -131,8 +131,8 @@ def compare(
         bins = reference.bins
         ref_coarse, cur_coarse = bins.coarse_counts(reference.counts), bins.coarse_counts(current.counts)
         return _numeric_result(
-            reference,
-            current,
+            (reference.count, current.count),
+            (reference.missing_ratio, current.missing_ratio),
             psi(ref_coarse, cur_coarse, epsilon),
             (ref_coarse, cur_coarse),
             ks_binned(reference.counts, current.counts),
@@ -185,7 +185,14 @@ def compare_numeric_exact(
         reference_values[np.isfinite(reference_values)], current_values[np.isfinite(current_values)]
     )
     return _numeric_result(
-        reference, current, psi(ref_coarse, cur_coarse, epsilon), (ref_coarse, cur_coarse), ks, wasserstein, rule, epsilon
+        (reference.count, current.count),
+        (reference.missing_ratio, current.missing_ratio),
+        psi(ref_coarse, cur_coarse, epsilon),
+        (ref_coarse, cur_coarse),
+        ks,
+        wasserstein,
+        rule,
+        epsilon,
     )
 
 
@@ -224,22 +231,8 @@ def compare_evidently(
         ref_counts, cur_counts = evidently_counts(ref_sorted, cur_sorted, numeric=True, presorted=True)
         psi_value = psi_from_evidently_counts(ref_counts, cur_counts)
     ks, wasserstein = exact_ks_and_wasserstein(ref_sorted, cur_sorted, presorted=True)
-    fired = fired_methods(
-        {"psi": psi_value, "ks": ks.statistic}, rule.numeric_methods, n, m, rule, (ref_counts, cur_counts), None
-    )
-    return ColumnDrift(
-        kind="numeric",
-        reference_count=n,
-        current_count=m,
-        reference_missing_ratio=ref_missing_ratio,
-        current_missing_ratio=cur_missing_ratio,
-        psi=psi_value,
-        drift=bool(fired),
-        fired=fired,
-        ks_statistic=ks.statistic,
-        ks_pvalue=ks.pvalue,
-        ks_error_bound=0.0,
-        wasserstein_normed=wasserstein,
+    return _numeric_result(
+        (n, m), (ref_missing_ratio, cur_missing_ratio), psi_value, (ref_counts, cur_counts), ks, wasserstein, rule, None
     )
 
 

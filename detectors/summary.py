@@ -17,8 +17,28 @@ from detectors.binning import CategoricalBins, NumericBins, category_counts, is_
 from detectors.exact_sum import ExactSum
 
 
+class _Counted:
+    """Row accounting shared by both summary kinds: present values and missing ones."""
+
+    counts: np.ndarray
+    missing: int
+
+    @property
+    def count(self) -> int:
+        """Number of present (binned) values."""
+        return int(self.counts.sum())
+
+    @property
+    def rows(self) -> int:
+        return self.count + self.missing
+
+    @property
+    def missing_ratio(self) -> float:
+        return self.missing / self.rows if self.rows else 0.0
+
+
 @dataclass(frozen=True, eq=False)
-class NumericSummary:
+class NumericSummary(_Counted):
     """Fine-bin counts of the finite values of a numeric column, and its moments.
 
     NaN and ±inf count as missing: they carry no position on the axis.
@@ -69,19 +89,6 @@ class NumericSummary:
         )
 
     @property
-    def count(self) -> int:
-        """Number of finite (present) values."""
-        return int(self.counts.sum())
-
-    @property
-    def rows(self) -> int:
-        return self.count + self.missing
-
-    @property
-    def missing_ratio(self) -> float:
-        return self.missing / self.rows if self.rows else 0.0
-
-    @property
     def mean(self) -> float:
         return self.total.divided_by(self.count)
 
@@ -128,7 +135,7 @@ class NumericSummary:
 
 
 @dataclass(frozen=True, eq=False)
-class CategoricalSummary:
+class CategoricalSummary(_Counted):
     """Counts of the reference's top-K categories and ``__other__``, plus missing.
 
     >>> bins = CategoricalBins(("DE", "FR"))
@@ -161,18 +168,6 @@ class CategoricalSummary:
             bins.index_of(list(names)), weights=np.asarray(counts, dtype=np.float64), minlength=bins.n_bins
         )
         return cls(bins, binned.astype(np.int64), int(missing))
-
-    @property
-    def count(self) -> int:
-        return int(self.counts.sum())
-
-    @property
-    def rows(self) -> int:
-        return self.count + self.missing
-
-    @property
-    def missing_ratio(self) -> float:
-        return self.missing / self.rows if self.rows else 0.0
 
     def __add__(self, other: CategoricalSummary) -> CategoricalSummary:
         if self.bins != other.bins:
