@@ -1,0 +1,96 @@
+"""The decoded form every wire format is turned into, and the reasons a record is refused.
+
+Decoders (one per wire format) turn raw messages into Arrow tables with these columns,
+so everything downstream — windows, label join, the sidecar's forwarder — reads one
+shape. Feature ``x`` travels as column ``f.x``: float64 when the decoder saw only
+numbers (and nulls), string otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import pyarrow as pa
+
+FEATURE_PREFIX = "f."
+
+# Columns every decoded prediction table has, in this order, before its f.* columns.
+PREDICTION_FIELDS = (
+    pa.field("model", pa.string(), nullable=False),
+    pa.field("model_version", pa.string()),
+    pa.field("model_namespace", pa.string()),
+    pa.field("request_id", pa.string()),
+    pa.field("timestamp", pa.float64(), nullable=False),  # event time, epoch seconds
+    pa.field("prediction_score", pa.float64()),
+    pa.field("prediction_class", pa.string()),
+    pa.field("latency_ms", pa.float64()),
+    pa.field("status", pa.string()),
+)
+PREDICTION_COLUMNS = tuple(f.name for f in PREDICTION_FIELDS)
+
+LABEL_SCHEMA = pa.schema(
+    [
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("label_value", pa.float64()),  # numeric labels (regression, or 0/1)
+        pa.field("label_class", pa.string()),  # the label as text: the class for classifiers
+        pa.field("timestamp", pa.float64(), nullable=False),
+    ]
+)
+
+
+class Reason(str, Enum):
+    """Why a record was refused; the value is the ``reason`` label and dead-letter header."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_ARROW = "invalid_arrow"
+    INVALID_PROTOBUF = "invalid_protobuf"
+    INVALID_CLOUDEVENT = "invalid_cloudevent"
+    UNKNOWN_FORMAT = "unknown_format"
+    MISSING_FIELD = "missing_field"
+    BAD_TIMESTAMP = "bad_timestamp"
+    BAD_PREDICTION = "bad_prediction"
+    BAD_FEATURES = "bad_features"
+    BAD_LABEL = "bad_label"
+    BAD_FEATURE_VALUE = "bad_feature_value"  # e.g. text where the profile expects a number
+    UNKNOWN_MODEL = "unknown_model"
+    SHAPE_MISMATCH = "shape_mismatch"  # OIP tensors whose shapes disagree
+    UNMATCHED_RESPONSE = "unmatched_response"  # KServe response whose request never came
+    TOO_LARGE = "too_large"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One refused message (or record inside a batch), kept whole for the dead-letter topic."""
+
+    reason: Reason
+    detail: str
+    payload: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass
+class Decoded:
+    """What a decoder made of one or more messages."""
+
+    predictions: list[pa.Table] = field(default_factory=list)
+    labels: list[pa.Table] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def extend(self, other: Decoded) -> None:
+        self.predictions.extend(other.predictions)
+        self.labels.extend(other.labels)
+        self.rejected.extend(other.rejected)
+
+    @property
+    def prediction_rows(self) -> int:
+        return sum(t.num_rows for t in self.predictions)
+
+
+def feature_column(name: str) -> str:
+    return FEATURE_PREFIX + name
+
+
+def feature_names(table: pa.Table) -> list[str]:
+    return [c[len(FEATURE_PREFIX) :] for c in table.column_names if c.startswith(FEATURE_PREFIX)]
