@@ -117,11 +117,11 @@ class ReferenceProfile:
 
     def to_table(self) -> pa.Table:
         """One row per summary; metadata JSON under ``model_health.profile``."""
-        rows = [_summary_row(name, "feature", s) for name, s in self.features.items()]
+        rows = [summary_to_row(name, "feature", s) for name, s in self.features.items()]
         for role, summary in (("prediction", self.prediction), ("label", self.label), ("loss", self.loss)):
             if summary is not None:
-                rows.append(_summary_row(role, role, summary))
-        table = pa.Table.from_pylist(rows, schema=_ROW_SCHEMA)
+                rows.append(summary_to_row(role, role, summary))
+        table = pa.Table.from_pylist(rows, schema=SUMMARY_ROW_SCHEMA)
         metadata = {METADATA_KEY: self.metadata.to_json().encode()}
         if self.performance is not None:
             metadata[b"model_health.performance"] = json.dumps(self.performance.to_dict(), sort_keys=True).encode()
@@ -133,12 +133,12 @@ class ReferenceProfile:
         if METADATA_KEY not in schema_metadata:
             raise ProfileFormatError("not a model-health profile (no profile metadata)")
         metadata = ProfileMetadata.from_json(schema_metadata[METADATA_KEY].decode())
-        if not set(_ROW_SCHEMA.names) <= set(table.column_names):
+        if not set(SUMMARY_ROW_SCHEMA.names) <= set(table.column_names):
             raise ProfileFormatError("profile table lacks summary columns")
         features: dict[str, ColumnSummary] = {}
         by_role: dict[str, ColumnSummary] = {}
         for row in table.to_pylist():
-            summary = _summary_from_row(row)
+            summary = summary_from_row(row)
             if row["role"] == "feature":
                 features[row["name"]] = summary
             else:
@@ -159,7 +159,7 @@ class ReferenceProfile:
         )
 
 
-_ROW_SCHEMA = pa.schema(
+SUMMARY_ROW_SCHEMA = pa.schema(
     [
         ("name", pa.string()),
         ("role", pa.string()),
@@ -182,7 +182,7 @@ _ROW_SCHEMA = pa.schema(
 )
 
 
-def _summary_row(name: str, role: str, summary: ColumnSummary) -> dict[str, Any]:
+def summary_to_row(name: str, role: str, summary: ColumnSummary) -> dict[str, Any]:
     row: dict[str, Any] = {"name": name, "role": role, "counts": summary.counts.tolist(), "missing": summary.missing}
     if isinstance(summary, NumericSummary):
         row.update(
@@ -203,7 +203,7 @@ def _summary_row(name: str, role: str, summary: ColumnSummary) -> dict[str, Any]
     return row
 
 
-def _summary_from_row(row: dict[str, Any]) -> ColumnSummary:
+def summary_from_row(row: dict[str, Any]) -> ColumnSummary:
     counts = np.asarray(row["counts"], dtype=np.int64)
     if row["kind"] == "numeric":
         bins = NumericBins(

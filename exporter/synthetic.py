@@ -91,3 +91,40 @@ def synthetic_table(
     columns["prediction"] = pa.array(score, pa.float64())
     columns["label"] = pa.array((rng.random(rows) < truth).astype(np.int64))
     return pa.table(columns)
+
+
+def prediction_log(table: pa.Table, model: str, model_version: str, timestamps: np.ndarray, id_prefix: str = "r") -> pa.Table:
+    """A synthetic table as decoded prediction records (the ``exporter.records`` shape)."""
+    from exporter.records import FEATURE_PREFIX, PREDICTION_FIELDS
+
+    rows = table.num_rows
+    columns: dict[str, pa.Array] = {
+        "model": pa.array([model] * rows, pa.string()),
+        "model_version": pa.array([model_version] * rows, pa.string()),
+        "model_namespace": pa.nulls(rows, pa.string()),
+        "request_id": pa.array([f"{id_prefix}-{i}" for i in range(rows)], pa.string()),
+        "timestamp": pa.array(np.asarray(timestamps, dtype=np.float64)),
+        "prediction_score": table.column("prediction").combine_chunks(),
+        "prediction_class": pa.nulls(rows, pa.string()),
+        "latency_ms": pa.nulls(rows, pa.float64()),
+        "status": pa.array(["ok"] * rows, pa.string()),
+    }
+    assert tuple(columns) == tuple(f.name for f in PREDICTION_FIELDS)
+    for name in table.column_names:
+        if name not in ("prediction", "label"):
+            columns[FEATURE_PREFIX + name] = table.column(name).combine_chunks()
+    return pa.table(columns)
+
+
+def label_log(table: pa.Table, model: str, timestamps: np.ndarray, id_prefix: str = "r") -> pa.Table:
+    """The synthetic table's labels as decoded label records."""
+    labels = table.column("label").to_numpy(zero_copy_only=False)
+    return pa.table(
+        {
+            "model": pa.array([model] * table.num_rows, pa.string()),
+            "request_id": pa.array([f"{id_prefix}-{i}" for i in range(table.num_rows)], pa.string()),
+            "label_value": pa.array(labels.astype(np.float64)),
+            "label_class": pa.array([str(int(v)) for v in labels], pa.string()),
+            "timestamp": pa.array(np.asarray(timestamps, dtype=np.float64)),
+        }
+    )

@@ -1,0 +1,87 @@
+"""The immutable snapshot that evaluation publishes and collectors render at scrape time.
+
+Evaluation builds a new :class:`Snapshot` and swaps one reference; a scrape reads
+whatever snapshot is current, so it never waits on evaluation, folding or I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from detectors.compare import ColumnDrift
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    samples: int
+    features: dict[str, ColumnDrift]
+    prediction: ColumnDrift | None = None
+    label: ColumnDrift | None = None
+    loss: ColumnDrift | None = None
+    performance: dict[str, float] = field(default_factory=dict)
+    labels_joined: int = 0
+
+    @property
+    def drifted_ratio(self) -> float:
+        if not self.features:
+            return 0.0
+        return sum(1 for d in self.features.values() if d.drift) / len(self.features)
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    model: str
+    model_version: str
+    model_namespace: str
+    windows: dict[str, WindowResult]
+    reference_performance: dict[str, float] = field(default_factory=dict)
+    trained_at: float | None = None
+    reference_created_at: float | None = None
+    last_prediction_at: float | None = None
+    last_label_at: float | None = None
+
+
+@dataclass(frozen=True)
+class HistogramState:
+    """Cumulative bucket counts of an observed duration, rendered as a histogram."""
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]  # per bound, cumulative, then +Inf last
+    total: float = 0.0
+
+    @classmethod
+    def empty(cls, bounds: tuple[float, ...]) -> HistogramState:
+        return cls(bounds, (0,) * (len(bounds) + 1), 0.0)
+
+    def observe(self, value: float) -> HistogramState:
+        counts = tuple(c + (1 if i == len(self.bounds) or value <= self.bounds[i] else 0) for i, c in enumerate(self.counts))
+        return HistogramState(self.bounds, counts, self.total + value)
+
+    @property
+    def count(self) -> int:
+        return self.counts[-1]
+
+
+@dataclass(frozen=True)
+class PipelineState:
+    """Counters and gauges of the consuming pipeline itself."""
+
+    consumed: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, format)
+    rejected: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, reason)
+    late: dict[str, int] = field(default_factory=dict)  # model
+    predictions: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, version)
+    prediction_errors: dict[tuple[str, str], int] = field(default_factory=dict)
+    labels_joined: dict[str, int] = field(default_factory=dict)
+    labels_unmatched: dict[str, int] = field(default_factory=dict)
+    labels_pending: dict[str, int] = field(default_factory=dict)
+    consumer_lag: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    evaluated_at: float
+    models: tuple[ModelSnapshot, ...] = ()
+    pipeline: PipelineState = PipelineState()
+    evaluation_duration: HistogramState = HistogramState.empty((0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+    checkpoint_last_success: float | None = None
+    evaluation_last_success: float | None = None

@@ -1,0 +1,288 @@
+"""Event-time buckets of mergeable summaries, per model, for several windows at once.
+
+Each window (``bucket_seconds × buckets``) keeps a ring of buckets keyed by their start
+time. A decoded batch is grouped by the finest bucket boundary every window shares (the
+gcd of the bucket widths), each group is folded into summaries once, and that summary is
+added to the matching bucket of every window. A window is the sum of its buckets that
+end after ``now − span``.
+
+A record is *late* when its event time is more than ``allowed_lateness`` behind the
+newest event time seen for its model; late records are counted and left out, so a
+replayed backlog cannot rewrite buckets that have already been reported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from functools import reduce
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from detectors.columns import as_strings
+from detectors.performance import ClassificationSummary, RegressionSummary, per_record_loss
+from detectors.profile import PerformanceSummary, ReferenceProfile
+from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
+from exporter.records import Reason, feature_column
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    name: str
+    bucket_seconds: int
+    buckets: int
+
+    @property
+    def span(self) -> int:
+        return self.bucket_seconds * self.buckets
+
+
+def _merge(a: ColumnSummary | PerformanceSummary | None, b: ColumnSummary | PerformanceSummary | None):  # type: ignore[no-untyped-def]
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Everything folded for one model in one time slot; buckets add like summaries."""
+
+    records: int = 0
+    features: dict[str, ColumnSummary] = field(default_factory=dict)
+    prediction: ColumnSummary | None = None
+    label: ColumnSummary | None = None
+    performance: PerformanceSummary | None = None
+    loss: NumericSummary | None = None
+    labels: int = 0  # labels folded (joined or not)
+
+    def __add__(self, other: Bucket) -> Bucket:
+        names = self.features.keys() | other.features.keys()
+        return Bucket(
+            self.records + other.records,
+            {n: _merge(self.features.get(n), other.features.get(n)) for n in names},
+            _merge(self.prediction, other.prediction),
+            _merge(self.label, other.label),
+            _merge(self.performance, other.performance),
+            _merge(self.loss, other.loss),
+            self.labels + other.labels,
+        )
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """Rows of a batch that could not be folded, and why (for counting and dead letters)."""
+
+    reason: Reason
+    detail: str
+    rows: np.ndarray  # indices into the batch
+
+
+@dataclass(frozen=True)
+class FoldOutcome:
+    accepted: int
+    late: int
+    problems: tuple[RowProblem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Predictions joined with their labels, ready to fold into performance."""
+
+    timestamps: np.ndarray  # the predictions' event times
+    labels: np.ndarray  # label text (classification) or value (regression), per row
+    scores: np.ndarray | None  # float64 scores, or None
+    classes: np.ndarray | None  # predicted classes (text), or None
+    label_values: np.ndarray | None = None  # numeric labels, for regression
+
+
+def _gcd(values: Iterable[int]) -> int:
+    return reduce(math.gcd, values)
+
+
+class ModelWindows:
+    """The buckets of one model version, for every configured window."""
+
+    def __init__(self, profile: ReferenceProfile, windows: list[WindowSpec], allowed_lateness: float) -> None:
+        if not windows:
+            raise ValueError("at least one window is needed")
+        self.profile = profile
+        self.windows = {w.name: w for w in windows}
+        self.allowed_lateness = float(allowed_lateness)
+        self.base_seconds = _gcd(w.bucket_seconds for w in windows)
+        self.buckets: dict[str, dict[int, Bucket]] = {w.name: {} for w in windows}
+        self.newest_event = -math.inf
+        self.last_prediction_at: float | None = None
+        self.last_label_at: float | None = None
+
+    # ------------------------------------------------------------------ folding
+
+    def fold_predictions(self, table: pa.Table) -> FoldOutcome:
+        """Fold a decoded prediction table (the ``exporter.records`` shape)."""
+        if table.num_rows == 0:
+            return FoldOutcome(0, 0)
+        timestamps = table.column("timestamp").to_numpy(zero_copy_only=False).astype(np.float64)
+        table, timestamps, problems = self._validate(table, timestamps)
+        late_mask = timestamps < self.newest_event - self.allowed_lateness
+        late = int(late_mask.sum())
+        if late:
+            keep = ~late_mask
+            table, timestamps = table.filter(pa.array(keep)), timestamps[keep]
+        if table.num_rows == 0:
+            return FoldOutcome(0, late, problems)
+        self.newest_event = max(self.newest_event, float(timestamps.max()))
+        self.last_prediction_at = max(self.last_prediction_at or -math.inf, float(timestamps.max()))
+        slots = np.floor(timestamps / self.base_seconds).astype(np.int64)
+        for slot in np.unique(slots):
+            rows = np.flatnonzero(slots == slot)
+            group = table if rows.size == table.num_rows else table.take(pa.array(rows))
+            self._add(int(slot) * self.base_seconds, self._summarise(group))
+        return FoldOutcome(table.num_rows, late, problems)
+
+    def fold_labels(self, labels: pa.Table) -> None:
+        """Fold label values into the label distribution, at the labels' event times."""
+        if labels.num_rows == 0 or self.profile.label is None:
+            return
+        timestamps = labels.column("timestamp").to_numpy(zero_copy_only=False).astype(np.float64)
+        self.last_label_at = max(self.last_label_at or -math.inf, float(timestamps.max()))
+        slots = np.floor(timestamps / self.base_seconds).astype(np.int64)
+        reference = self.profile.label
+        for slot in np.unique(slots):
+            rows = np.flatnonzero(slots == slot)
+            group = labels.take(pa.array(rows))
+            if isinstance(reference, CategoricalSummary):
+                names, counts = _value_counts(group.column("label_class"))
+                summary: ColumnSummary = CategoricalSummary.from_counts(
+                    reference.bins, names, counts, group.column("label_class").null_count
+                )
+            else:
+                values = group.column("label_value").to_numpy(zero_copy_only=False).astype(np.float64)
+                summary = NumericSummary.fold(reference.bins, values)
+            self._add(int(slot) * self.base_seconds, Bucket(label=summary, labels=group.num_rows))
+
+    def fold_joined(self, joined: Joined) -> None:
+        """Fold joined prediction/label pairs into performance and loss, at prediction time."""
+        meta = self.profile.metadata
+        if joined.timestamps.size == 0 or meta.task is None:
+            return
+        slots = np.floor(joined.timestamps / self.base_seconds).astype(np.int64)
+        for slot in np.unique(slots):
+            rows = np.flatnonzero(slots == slot)
+            performance, loss = self._performance(joined, rows)
+            self._add(int(slot) * self.base_seconds, Bucket(performance=performance, loss=loss))
+
+    def _performance(self, joined: Joined, rows: np.ndarray) -> tuple[PerformanceSummary, NumericSummary | None]:
+        meta = self.profile.metadata
+        loss_bins = self.profile.loss.bins if self.profile.loss is not None else None
+        if meta.task == "regression":
+            y_true = (joined.label_values if joined.label_values is not None else joined.labels.astype(float))[rows]
+            y_pred = joined.scores[rows] if joined.scores is not None else np.full(rows.size, np.nan)
+            performance: PerformanceSummary = RegressionSummary.fold(y_true, y_pred)
+            losses = per_record_loss("regression", y_true, y_pred)
+        else:
+            y_true = joined.labels[rows].astype(str)
+            scores = joined.scores[rows] if joined.scores is not None else None
+            if scores is not None and meta.positive is not None:
+                negative = meta.classes[0] if meta.classes[1] == meta.positive else meta.classes[1]
+                y_pred = np.where(scores >= 0.5, meta.positive, negative)
+                losses = per_record_loss("classification", y_true, scores, positive=meta.positive)
+            else:
+                classes = joined.classes if joined.classes is not None else np.full(joined.labels.size, "")
+                y_pred = classes[rows].astype(str)
+                scores = None
+                losses = per_record_loss("classification", y_true, y_pred)
+            performance = ClassificationSummary.fold(meta.classes, y_true, y_pred, scores=scores, positive=meta.positive)
+        loss = NumericSummary.fold(loss_bins, losses) if loss_bins is not None else None
+        return performance, loss
+
+    def _validate(self, table: pa.Table, timestamps: np.ndarray) -> tuple[pa.Table, np.ndarray, tuple[RowProblem, ...]]:
+        """Drop rows whose numeric features hold text that is not a number."""
+        bad = np.zeros(table.num_rows, dtype=bool)
+        problems: list[RowProblem] = []
+        for name in self.profile.metadata.features:
+            column_name = feature_column(name)
+            if column_name not in table.column_names or self.profile.metadata.kinds[name] != "numeric":
+                continue
+            column = table.column(column_name)
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                rows = _non_numeric_rows(column)
+                if rows.size:
+                    bad[rows] = True
+                    problems.append(RowProblem(Reason.BAD_FEATURE_VALUE, f"feature {name!r} is not numeric", rows))
+        if not bad.any():
+            return table, timestamps, tuple(problems)
+        keep = ~bad
+        return table.filter(pa.array(keep)), timestamps[keep], tuple(problems)
+
+    def _summarise(self, group: pa.Table) -> Bucket:
+        features: dict[str, ColumnSummary] = {}
+        for name, reference in self.profile.features.items():
+            features[name] = _fold_column(group, feature_column(name), reference)
+        prediction = None
+        if self.profile.prediction is not None:
+            column = "prediction_score" if isinstance(self.profile.prediction, NumericSummary) else "prediction_class"
+            prediction = _fold_column(group, column, self.profile.prediction)
+        return Bucket(records=group.num_rows, features=features, prediction=prediction)
+
+    def _add(self, slot_start: int, bucket: Bucket) -> None:
+        for spec in self.windows.values():
+            start = slot_start - slot_start % spec.bucket_seconds
+            ring = self.buckets[spec.name]
+            ring[start] = ring[start] + bucket if start in ring else bucket
+
+    # ------------------------------------------------------------------ reading
+
+    def window(self, name: str, now: float) -> Bucket:
+        """The sum of the window's buckets that overlap ``(now − span, now]``."""
+        spec = self.windows[name]
+        oldest = now - spec.span
+        parts = [b for start, b in self.buckets[name].items() if start + spec.bucket_seconds > oldest and start <= now]
+        return reduce(lambda a, b: a + b, parts, Bucket())
+
+    def expire(self, now: float) -> None:
+        """Forget buckets no window can reach any more."""
+        for name, spec in self.windows.items():
+            oldest = now - spec.span - self.allowed_lateness
+            ring = self.buckets[name]
+            for start in [s for s in ring if s + spec.bucket_seconds <= oldest]:
+                del ring[start]
+
+
+def _value_counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:
+    counted = pc.value_counts(column.drop_null())
+    if len(counted) == 0:
+        return [], []
+    return counted.field("values").to_pylist(), counted.field("counts").to_pylist()
+
+
+def _fold_column(table: pa.Table, column: str, reference: ColumnSummary) -> ColumnSummary:
+    """Fold one column into the reference's frozen bins; an absent column is all missing."""
+    rows = table.num_rows
+    if isinstance(reference, CategoricalSummary):
+        if column not in table.column_names:
+            return replace(CategoricalSummary.empty(reference.bins), missing=rows)
+        strings = as_strings(table, column)
+        names, counts = _value_counts(strings)
+        return CategoricalSummary.from_counts(reference.bins, names, counts, strings.null_count)
+    if column not in table.column_names:
+        return replace(NumericSummary.empty(reference.bins), missing=rows)
+    values = table.column(column)
+    if not pa.types.is_floating(values.type):
+        values = pc.cast(values, pa.float64(), safe=False)
+    return NumericSummary.fold(reference.bins, values.to_numpy(zero_copy_only=False).astype(np.float64))
+
+
+def _non_numeric_rows(column: pa.ChunkedArray) -> np.ndarray:
+    bad = []
+    for row, value in enumerate(column.to_pylist()):
+        if value is None:
+            continue
+        try:
+            float(value)
+        except ValueError:
+            bad.append(row)
+    return np.asarray(bad, dtype=np.int64)

@@ -1,0 +1,97 @@
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from detectors.decision import DriftRule
+from detectors.profile import build_profile
+from exporter.evaluation import ModelIdentity, evaluate_model
+from exporter.labels import LabelJoiner
+from exporter.records import Reason
+from exporter.synthetic import drifted_columns, label_log, prediction_log, synthetic_table
+from exporter.windows import ModelWindows, WindowSpec
+
+SHAPE = {"numeric": 4, "categorical": 2, "drifted": 2}
+WINDOWS = [WindowSpec("5m", 60, 5), WindowSpec("1h", 600, 6)]
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return build_profile(synthetic_table(20_000, seed=1, **SHAPE), model="m", model_version="1", created_at=0.0,
+                         prediction="prediction", label="label")
+
+
+def test_batches_fold_into_every_window_and_sum_exactly(profile):
+    store = ModelWindows(profile, WINDOWS, allowed_lateness=60)
+    table = synthetic_table(3_000, seed=2, **SHAPE)
+    log = prediction_log(table, "m", "1", np.linspace(1000, 1299, 3_000))
+    for start in range(0, 3_000, 500):  # six batches
+        outcome = store.fold_predictions(log.slice(start, 500))
+        assert outcome.accepted == 500 and outcome.late == 0
+    whole = ModelWindows(profile, WINDOWS, allowed_lateness=60)
+    whole.fold_predictions(log)
+    for name in ("5m", "1h"):
+        assert store.window(name, 1300).records == 3_000
+        for feature in profile.metadata.features:
+            assert store.window(name, 1300).features[feature] == whole.window(name, 1300).features[feature]
+    assert sorted(store.buckets["5m"]) == [960, 1020, 1080, 1140, 1200, 1260] and sorted(store.buckets["1h"]) == [600, 1200]
+
+
+def test_window_only_sums_recent_buckets(profile):
+    store = ModelWindows(profile, WINDOWS, allowed_lateness=1_000)
+    table = synthetic_table(1_000, seed=3, **SHAPE)
+    store.fold_predictions(prediction_log(table, "m", "1", np.full(1_000, 100.0)))
+    store.fold_predictions(prediction_log(table, "m", "1", np.full(1_000, 1000.0)))
+    assert store.window("5m", 1010).records == 1_000  # the bucket at 100 s is out of the 5-minute span
+    assert store.window("1h", 1010).records == 2_000
+    store.expire(10_000)
+    assert store.buckets["5m"] == {} and store.buckets["1h"] == {}
+
+
+def test_late_records_are_counted_not_folded(profile):
+    store = ModelWindows(profile, WINDOWS, allowed_lateness=30)
+    table = synthetic_table(100, seed=4, **SHAPE)
+    store.fold_predictions(prediction_log(table, "m", "1", np.full(100, 1000.0)))
+    outcome = store.fold_predictions(prediction_log(table, "m", "1", np.r_[np.full(60, 900.0), np.full(40, 990.0)]))
+    assert (outcome.accepted, outcome.late) == (40, 60)
+
+
+def test_text_in_a_numeric_feature_rejects_only_those_rows(profile):
+    store = ModelWindows(profile, WINDOWS, allowed_lateness=30)
+    log = prediction_log(synthetic_table(10, seed=5, **SHAPE), "m", "1", np.full(10, 1000.0))
+    values = [str(v) for v in log.column("f.num_00").to_pylist()]
+    values[3] = "abc"
+    log = log.set_column(log.column_names.index("f.num_00"), "f.num_00", pa.array(values))
+    outcome = store.fold_predictions(log)
+    assert outcome.accepted == 9
+    assert [p.reason for p in outcome.problems] == [Reason.BAD_FEATURE_VALUE]
+    assert outcome.problems[0].rows.tolist() == [3]
+
+
+def test_absent_feature_counts_as_missing(profile):
+    store = ModelWindows(profile, WINDOWS, allowed_lateness=30)
+    log = prediction_log(synthetic_table(50, seed=6, **SHAPE), "m", "1", np.full(50, 1000.0)).drop(["f.cat_0"])
+    store.fold_predictions(log)
+    assert store.window("5m", 1000).features["cat_0"].missing == 50
+
+
+def test_drift_performance_and_staleness_are_evaluated(profile):
+    store = ModelWindows(profile, WINDOWS, allowed_lateness=600)
+    joiner = LabelJoiner(ttl_seconds=600, max_pending=100_000)
+    drifted = synthetic_table(5_000, seed=7, drift=True, **SHAPE)
+    times = np.linspace(1000, 1200, 5_000)
+    log = prediction_log(drifted, "m", "1", times)
+    store.fold_predictions(log)
+    joiner.add_predictions("m", log.column("request_id").to_pylist(), times.tolist(),
+                           log.column("prediction_score").to_pylist(), [None] * 5_000, now=1200)
+    labels = label_log(drifted, "m", times + 100)
+    store.fold_labels(labels)
+    for model, joined in joiner.add_labels(labels, now=1300).items():
+        store.fold_joined(joined)
+    result = evaluate_model(ModelIdentity("m", "1"), store, lambda feature: DriftRule(), now=1300)
+    window = result.windows["1h"]
+    assert window.samples == 5_000
+    assert {f for f, d in window.features.items() if d.drift} == set(drifted_columns(**SHAPE))
+    assert window.performance["roc_auc"] < result.reference_performance["roc_auc"] - 0.05  # concept drift
+    assert window.labels_joined == 5_000 and joiner.counts["m"].joined == 5_000
+    assert window.loss is not None and window.prediction is not None and window.label is not None
+    assert result.last_prediction_at == 1200 and result.last_label_at == pytest.approx(1300)
