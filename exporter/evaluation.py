@@ -65,4 +65,5 @@ def evaluate_model(identity: ModelIdentity, store: ModelWindows, rule_for: RuleF
         reference_created_at=meta.created_at,
         last_prediction_at=store.last_prediction_at,
         last_label_at=store.last_label_at,
+        task=meta.task or "",
     )

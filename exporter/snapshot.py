@@ -39,6 +39,7 @@ class ModelSnapshot:
     reference_created_at: float | None = None
     last_prediction_at: float | None = None
     last_label_at: float | None = None
+    task: str = ""
 
 
 @dataclass(frozen=True)
