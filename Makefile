@@ -13,7 +13,7 @@ all: test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,evidently]'
+	$(BIN)/python -m pip install --quiet -e '.[test,evidently,broker,confluent]'
 	touch $(STAMP)
 
 test: $(STAMP)

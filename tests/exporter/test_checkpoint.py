@@ -24,7 +24,7 @@ def filled(profile) -> ModelWindows:
     log = prediction_log(table, "m", "1", times)
     store.fold_predictions(log)
     joiner = LabelJoiner(600, 10_000)
-    joiner.add_predictions("m", log.column("request_id").to_pylist(), times.tolist(), log.column("prediction_score").to_pylist(), [None] * 2_000, now=1500)
+    joiner.add_predictions("m", "1", log.column("request_id").to_pylist(), times.tolist(), log.column("prediction_score").to_pylist(), [None] * 2_000, now=1500)
     labels = label_log(table, "m", times + 10)
     store.fold_labels(labels)
     for joined in joiner.add_labels(labels, now=1510).values():

@@ -81,7 +81,7 @@ def test_drift_performance_and_staleness_are_evaluated(profile):
     times = np.linspace(1000, 1200, 5_000)
     log = prediction_log(drifted, "m", "1", times)
     store.fold_predictions(log)
-    joiner.add_predictions("m", log.column("request_id").to_pylist(), times.tolist(),
+    joiner.add_predictions("m", "1", log.column("request_id").to_pylist(), times.tolist(),
                            log.column("prediction_score").to_pylist(), [None] * 5_000, now=1200)
     labels = label_log(drifted, "m", times + 100)
     store.fold_labels(labels)

@@ -1,0 +1,338 @@
+"""The aggregator: Kafka prediction logs → windows → drift → an immutable snapshot.
+
+One consuming thread runs the pipeline ``poll → decode → route by model → fold`` and
+checkpoints state with the offsets it covers; a scheduler thread evaluates the windows
+into a new :class:`~exporter.snapshot.Snapshot`; the HTTP thread renders whatever
+snapshot is current. State is touched under one lock; scrapes never take it.
+
+Exactly-once effect: on (re)assignment a partition is sought to the offset stored in the
+last checkpoint, not to the group's committed offset, so records folded into the
+checkpointed state are never folded again and the rest are folded once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from detectors.profile import ReferenceProfile
+from exporter.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig, ModelConfig
+from exporter.evaluation import ModelIdentity, evaluate_model
+from exporter.kafka import Consumer, DeadLetter, Message, Producer, TopicPartition
+from exporter.labels import LabelJoiner
+from exporter.profiles import load_profile
+from exporter.records import Decoded, Reason, Rejected
+from exporter.snapshot import HistogramState, PipelineState, Snapshot
+from exporter.windows import ModelWindows, WindowSpec
+
+log = logging.getLogger(__name__)
+
+Decode = Callable[[Message, float], tuple[Decoded, str]]  # message, now → decoded, format label
+ModelKey = tuple[str, str]
+CHECKPOINT_FILE = "aggregator-checkpoint.parquet"
+
+
+@dataclass
+class Counters:
+    """Monotonic totals; checkpointed with the state so they stay exact across restarts."""
+
+    consumed: Counter[tuple[str, str]] = field(default_factory=Counter)
+    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
+    late: Counter[str] = field(default_factory=Counter)
+    predictions: Counter[ModelKey] = field(default_factory=Counter)
+    errors: Counter[ModelKey] = field(default_factory=Counter)
+    latency: dict[ModelKey, HistogramState] = field(default_factory=dict)
+
+    def export(self) -> dict[str, list[list[object]]]:
+        return {
+            "consumed": [[*k, v] for k, v in self.consumed.items()],
+            "rejected": [[*k, v] for k, v in self.rejected.items()],
+            "late": [[k, v] for k, v in self.late.items()],
+            "predictions": [[*k, v] for k, v in self.predictions.items()],
+            "errors": [[*k, v] for k, v in self.errors.items()],
+            "latency": [[*k, list(h.bounds), list(h.counts), h.total] for k, h in self.latency.items()],
+        }
+
+    @classmethod
+    def restore(cls, data: dict[str, list[list[object]]]) -> Counters:
+        out = cls()
+        out.consumed.update({(str(a), str(b)): int(v) for a, b, v in data.get("consumed", [])})  # type: ignore[call-overload]
+        out.rejected.update({(str(a), str(b)): int(v) for a, b, v in data.get("rejected", [])})  # type: ignore[call-overload]
+        out.late.update({str(a): int(v) for a, v in data.get("late", [])})  # type: ignore[call-overload]
+        out.predictions.update({(str(a), str(b)): int(v) for a, b, v in data.get("predictions", [])})  # type: ignore[call-overload]
+        out.errors.update({(str(a), str(b)): int(v) for a, b, v in data.get("errors", [])})  # type: ignore[call-overload]
+        for model, version, bounds, counts, total in data.get("latency", []):
+            out.latency[(str(model), str(version))] = HistogramState(tuple(bounds), tuple(counts), float(total))  # type: ignore[arg-type]
+        return out
+
+
+def load_models(config: AggregatorConfig) -> dict[ModelKey, tuple[ModelConfig, ReferenceProfile]]:
+    """Every configured model with its profile; a missing or bad profile fails the start."""
+    return {(m.name, m.version): (m, load_profile(m.reference)) for m in config.models}
+
+
+class Aggregator:
+    def __init__(
+        self,
+        config: AggregatorConfig,
+        models: dict[ModelKey, tuple[ModelConfig, ReferenceProfile]],
+        consumer: Consumer,
+        producer: Producer,
+        decode: Decode,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.consumer = consumer
+        self.producer = producer
+        self.dead_letter = DeadLetter(producer, config.kafka.deadletter_topic)
+        self.decode = decode
+        self.clock = clock
+        windows = [WindowSpec(w.name, w.bucket_seconds, w.buckets) for w in config.windows]
+        self.models = {key: model for key, (model, _) in models.items()}
+        self.stores = {key: ModelWindows(profile, windows, config.allowed_lateness_seconds) for key, (_, profile) in models.items()}
+        self.versions: dict[str, list[str]] = {}
+        for name, version in self.stores:
+            self.versions.setdefault(name, []).append(version)
+        self.joiner = LabelJoiner(config.labels.join_ttl_seconds, config.labels.max_pending)
+        self.counters = Counters()
+        self.offsets: dict[tuple[str, int], int] = {}
+        self.lag: dict[tuple[str, int], int] = {}
+        self.lock = threading.Lock()
+        self._snapshot = Snapshot(evaluated_at=0.0)
+        self._durations = HistogramState.empty(Snapshot(evaluated_at=0.0).evaluation_duration.bounds)
+        self._checkpoint_at: float | None = None
+        self._evaluated_at: float | None = None
+        self.checkpoint_path = Path(config.state.dir) / CHECKPOINT_FILE
+        self.subscribed = False
+
+    # ------------------------------------------------------------------ state
+
+    def restore(self) -> None:
+        checkpoint = load_checkpoint(self.checkpoint_path, self.stores)
+        if checkpoint is None:
+            return
+        self.offsets = dict(checkpoint.offsets)
+        self.joiner.import_state(checkpoint.extra.get("joiner", {}))
+        self.counters = Counters.restore(checkpoint.extra.get("counters", {}))
+        log.info("restored checkpoint covering %d partitions", len(self.offsets))
+
+    def checkpoint(self) -> None:
+        """Write state + offsets atomically, then commit the offsets to the group.
+
+        Dead letters are flushed first: the checkpoint says their source records are done.
+        """
+        self.producer.flush()
+        with self.lock:
+            extra = {"joiner": self.joiner.export_state(), "counters": self.counters.export()}
+            save_checkpoint(self.checkpoint_path, self.stores, Checkpoint(dict(self.offsets), extra))
+            offsets = dict(self.offsets)
+        self._checkpoint_at = self.clock()
+        if offsets:
+            try:
+                self.consumer.commit(offsets)
+            except Exception as error:  # noqa: BLE001 - the checkpoint, not the commit, is the truth
+                log.warning("offset commit failed (state is safe in the checkpoint): %s", error)
+
+    def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            offset = self.offsets.get((tp.topic, tp.partition))
+            if offset is not None:
+                self.consumer.seek(tp.topic, tp.partition, offset)
+
+    def _on_revoke(self, partitions: list[TopicPartition]) -> None:
+        # Whoever gets these partitions next starts where this state ends.
+        self.checkpoint()
+
+    # ------------------------------------------------------------------ pipeline
+
+    def subscribe(self) -> None:
+        kafka = self.config.kafka
+        self.consumer.subscribe([kafka.predictions_topic, kafka.labels_topic], self._on_assign, self._on_revoke)
+        self.subscribed = True
+
+    def poll_once(self) -> int:
+        """One poll and everything it brought; returns the number of messages handled."""
+        kafka = self.config.kafka
+        messages = self.consumer.poll(kafka.poll_timeout_seconds, kafka.max_poll_records)
+        if messages:
+            with self.lock:
+                for message in messages:
+                    self._handle(message)
+        self._update_lag()
+        return len(messages)
+
+    def _handle(self, message: Message) -> None:
+        now = self.clock()
+        decoded, fmt = self.decode(message, now)
+        topic = message.topic
+        records = decoded.prediction_rows + sum(t.num_rows for t in decoded.labels) + len(decoded.rejected)
+        self.counters.consumed[(topic, fmt)] += records
+        self._reject(topic, decoded.rejected, message)
+        for table in decoded.predictions:
+            self._fold_predictions(topic, table, message, now)
+        for table in decoded.labels:
+            self._fold_labels(topic, table, message, now)
+        self.offsets[(message.topic, message.partition)] = message.next_offset
+
+    def _reject(self, topic: str, rejected: list[Rejected], message: Message) -> None:
+        if not rejected:
+            return
+        for item in rejected:
+            self.counters.rejected[(topic, item.reason.value)] += 1
+        self.dead_letter.write_all(rejected, message)
+
+    def _resolve(self, model: str, version: str | None) -> ModelKey | None:
+        versions = self.versions.get(model)
+        if not versions:
+            return None
+        if version is None:
+            return (model, versions[0]) if len(versions) == 1 else None
+        return (model, version) if version in versions else None
+
+    def _fold_predictions(self, topic: str, table: pa.Table, message: Message, now: float) -> None:
+        groups = table.group_by(["model", "model_version"], use_threads=False).aggregate([])
+        for model, version in zip(groups.column("model").to_pylist(), groups.column("model_version").to_pylist()):
+            mask = pc.equal(table.column("model"), model)
+            mask = pc.and_(mask, pc.is_null(table.column("model_version")) if version is None else pc.equal(table.column("model_version"), version))
+            part = table.filter(pc.fill_null(mask, False))
+            key = self._resolve(model, version)
+            if key is None:
+                detail = f"{part.num_rows} records for model {model!r} version {version!r}, which is not configured"
+                self._reject(topic, [Rejected(Reason.UNKNOWN_MODEL, detail, message.value, message.headers)], message)
+                self.counters.rejected[(topic, Reason.UNKNOWN_MODEL.value)] += part.num_rows - 1
+                continue
+            outcome = self.stores[key].fold_predictions(part)
+            self.counters.late[key[0]] += outcome.late
+            for problem in outcome.problems:
+                self.counters.rejected[(topic, problem.reason.value)] += int(problem.rows.size)
+                self.dead_letter.write(Rejected(problem.reason, f"{problem.detail} ({problem.rows.size} rows)", message.value, message.headers), message)
+            self.counters.predictions[key] += outcome.accepted
+            self._serving(key, part)
+            if self.stores[key].profile.metadata.task is not None:
+                self._join_predictions(key, part, now)
+
+    def _serving(self, key: ModelKey, part: pa.Table) -> None:
+        status = part.column("status").to_pylist()
+        self.counters.errors[key] += sum(1 for s in status if s not in (None, "ok"))
+        latency = part.column("latency_ms").drop_null().to_numpy(zero_copy_only=False) / 1000.0
+        if latency.size:
+            state = self.counters.latency.get(key) or HistogramState.empty(DEFAULT_LATENCY_BUCKETS)
+            below = np.searchsorted(np.sort(latency), np.asarray(state.bounds), side="right")
+            counts = tuple(int(c) + int(b) for c, b in zip(state.counts, [*below.tolist(), latency.size]))
+            self.counters.latency[key] = HistogramState(state.bounds, counts, state.total + float(latency.sum()))
+
+    def _join_predictions(self, key: ModelKey, part: pa.Table, now: float) -> None:
+        joined = self.joiner.add_predictions(
+            key[0],
+            key[1],
+            part.column("request_id").to_pylist(),
+            part.column("timestamp").to_pylist(),
+            part.column("prediction_score").to_pylist(),
+            part.column("prediction_class").to_pylist(),
+            now,
+        )
+        for joined_key, pairs in joined.items():
+            self.stores[joined_key].fold_joined(pairs)
+
+    def _fold_labels(self, topic: str, table: pa.Table, message: Message, now: float) -> None:
+        known = [m for m in table.column("model").unique().to_pylist() if m in self.versions]
+        unknown = table.num_rows - sum(pc.sum(pc.equal(table.column("model"), m)).as_py() or 0 for m in known)
+        if unknown:
+            detail = f"{unknown} labels for models that are not configured"
+            self._reject(topic, [Rejected(Reason.UNKNOWN_MODEL, detail, message.value, message.headers)], message)
+            self.counters.rejected[(topic, Reason.UNKNOWN_MODEL.value)] += unknown - 1
+        for model in known:
+            part = table.filter(pc.equal(table.column("model"), model))
+            for version in self.versions[model]:
+                self.stores[(model, version)].fold_labels(part)
+        for joined_key, pairs in self.joiner.add_labels(table.filter(pc.is_in(table.column("model"), pa.array(known, pa.string()))), now).items():
+            self.stores[joined_key].fold_joined(pairs)
+
+    def _update_lag(self) -> None:
+        try:
+            ends = self.consumer.high_watermarks()
+        except Exception:  # noqa: BLE001 - lag is best effort
+            return
+        self.lag = {(tp.topic, tp.partition): max(end - self.offsets.get((tp.topic, tp.partition), end), 0) for tp, end in ends.items()}
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self) -> Snapshot:
+        started = time.perf_counter()
+        now = self.clock()
+        with self.lock:
+            self.joiner.expire(now)
+            models = []
+            for key, store in self.stores.items():
+                store.expire(now)
+                config = self.models[key]
+                identity = ModelIdentity(key[0], key[1], config.namespace or "")
+                models.append(evaluate_model(identity, store, config.thresholds.rule, now))
+            counts = self.joiner.counts
+            pipeline = PipelineState(
+                consumed=dict(self.counters.consumed),
+                rejected=dict(self.counters.rejected),
+                late=dict(self.counters.late),
+                predictions=dict(self.counters.predictions),
+                prediction_errors=dict(self.counters.errors),
+                labels_joined={m: c.joined for m, c in counts.items()},
+                labels_unmatched={m: c.unmatched for m, c in counts.items()},
+                labels_pending={m: self.joiner.pending(m) for m in self.versions},
+                consumer_lag=dict(self.lag),
+            )
+        self._durations = self._durations.observe(time.perf_counter() - started)
+        self._evaluated_at = self.clock()
+        self._snapshot = Snapshot(
+            evaluated_at=now,
+            models=tuple(models),
+            pipeline=pipeline,
+            evaluation_duration=self._durations,
+            checkpoint_last_success=self._checkpoint_at,
+            evaluation_last_success=self._evaluated_at,
+        )
+        return self._snapshot
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def latency(self) -> dict[ModelKey, HistogramState]:
+        return dict(self.counters.latency)
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll continuously (the Kafka client needs it), checkpointing on schedule."""
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        scheduler = BackgroundScheduler(daemon=True)
+        scheduler.add_job(self._evaluate_safely, "interval", seconds=self.config.evaluation.interval_seconds, max_instances=1, coalesce=True)
+        scheduler.start()
+        try:
+            if not self.subscribed:
+                self.subscribe()
+            last_checkpoint = self.clock()
+            while not stop.is_set():
+                self.poll_once()
+                if self.clock() - last_checkpoint >= self.config.state.checkpoint_interval_seconds:
+                    self.checkpoint()
+                    last_checkpoint = self.clock()
+            self.checkpoint()
+            self.evaluate()
+        finally:
+            scheduler.shutdown(wait=False)
+
+    def _evaluate_safely(self) -> None:
+        try:
+            self.evaluate()
+        except Exception:  # noqa: BLE001 - a failed pass must not stop the schedule
+            log.exception("evaluation failed; the previous snapshot stays")
