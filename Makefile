@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: all test demo bench soak lint clean
+.PHONY: all test demo bench soak lint clean system-packages
 
 all: test
 
@@ -16,7 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,evidently,broker,confluent]'
 	touch $(STAMP)
 
-test: $(STAMP)
+system-packages:
+	bash .ci/system-packages
+
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not soak"
 
 demo: $(STAMP)

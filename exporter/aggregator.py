@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from detectors.profile import ReferenceProfile
 from exporter.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig, ModelConfig
+from exporter.decoders.detect import Joiners, WireMessage, decode_batch
 from exporter.evaluation import ModelIdentity, evaluate_model
 from exporter.kafka import Consumer, DeadLetter, Message, Producer, TopicPartition
 from exporter.labels import LabelJoiner
@@ -37,9 +38,11 @@ from exporter.windows import ModelWindows, WindowSpec
 
 log = logging.getLogger(__name__)
 
-Decode = Callable[[Message, float], tuple[Decoded, str]]  # message, now → decoded, format label
+# One topic's messages of a poll, now → what they decoded to, and each message's format label.
+Decode = Callable[[list[Message], float], tuple[Decoded, list[str]]]
 ModelKey = tuple[str, str]
 CHECKPOINT_FILE = "aggregator-checkpoint.parquet"
+COMMIT_BACKOFF_SECONDS = 10.0
 
 
 @dataclass
@@ -74,6 +77,23 @@ class Counters:
         for model, version, bounds, counts, total in data.get("latency", []):
             out.latency[(str(model), str(version))] = HistogramState(tuple(bounds), tuple(counts), float(total))  # type: ignore[arg-type]
         return out
+
+
+class BatchDecoder:
+    """The decode stage: a poll's messages through format detection, with join buffers
+    (KServe request/response, Seldon inputs/outputs) kept between polls."""
+
+    def __init__(self, labels_topic: str) -> None:
+        self.labels_topic = labels_topic
+        self.joiners = Joiners()
+
+    def __call__(self, messages: list[Message], now: float) -> tuple[Decoded, list[str]]:
+        wire = [
+            WireMessage(m.value, m.topic, m.headers, m.key, m.timestamp_ms / 1000 if m.timestamp_ms else None)
+            for m in messages
+        ]
+        batch = decode_batch(wire, now, self.joiners, labels_topic=self.labels_topic)
+        return batch.decoded, [f.value for f in batch.formats]
 
 
 def load_models(config: AggregatorConfig) -> dict[ModelKey, tuple[ModelConfig, ReferenceProfile]]:
@@ -111,6 +131,7 @@ class Aggregator:
         self._snapshot = Snapshot(evaluated_at=0.0)
         self._durations = HistogramState.empty(Snapshot(evaluated_at=0.0).evaluation_duration.bounds)
         self._checkpoint_at: float | None = None
+        self._commit_after = 0.0
         self._evaluated_at: float | None = None
         self.checkpoint_path = Path(config.state.dir) / CHECKPOINT_FILE
         self.subscribed = False
@@ -126,8 +147,8 @@ class Aggregator:
         self.counters = Counters.restore(checkpoint.extra.get("counters", {}))
         log.info("restored checkpoint covering %d partitions", len(self.offsets))
 
-    def checkpoint(self) -> None:
-        """Write state + offsets atomically, then commit the offsets to the group.
+    def checkpoint(self, commit: bool = True) -> None:
+        """Write state + offsets atomically, then (optionally) commit the offsets to the group.
 
         Dead letters are flushed first: the checkpoint says their source records are done.
         """
@@ -137,10 +158,15 @@ class Aggregator:
             save_checkpoint(self.checkpoint_path, self.stores, Checkpoint(dict(self.offsets), extra))
             offsets = dict(self.offsets)
         self._checkpoint_at = self.clock()
-        if offsets:
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        owned = {key: offset for key, offset in offsets.items() if key in assigned}
+        # Commits only mirror the checkpoint for lag tools. A commit attempted while the
+        # group rebalances fails, and repeated sync commits then can stall the join.
+        if commit and owned and self.clock() >= self._commit_after:
             try:
-                self.consumer.commit(offsets)
+                self.consumer.commit(owned)
             except Exception as error:  # noqa: BLE001 - the checkpoint, not the commit, is the truth
+                self._commit_after = self.clock() + COMMIT_BACKOFF_SECONDS
                 log.warning("offset commit failed (state is safe in the checkpoint): %s", error)
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
@@ -150,8 +176,9 @@ class Aggregator:
                 self.consumer.seek(tp.topic, tp.partition, offset)
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
-        # Whoever gets these partitions next starts where this state ends.
-        self.checkpoint()
+        # Whoever gets these partitions next starts where this state ends. No commit here:
+        # rebalance callbacks run on the client's I/O thread, which a blocking commit stalls.
+        self.checkpoint(commit=False)
 
     # ------------------------------------------------------------------ pipeline
 
@@ -166,30 +193,35 @@ class Aggregator:
         messages = self.consumer.poll(kafka.poll_timeout_seconds, kafka.max_poll_records)
         if messages:
             with self.lock:
+                by_topic: dict[str, list[Message]] = {}
                 for message in messages:
-                    self._handle(message)
+                    by_topic.setdefault(message.topic, []).append(message)
+                for topic, batch in by_topic.items():
+                    self._handle(topic, batch)
         self._update_lag()
         return len(messages)
 
-    def _handle(self, message: Message) -> None:
+    def _handle(self, topic: str, messages: list[Message]) -> None:
+        # A whole poll decodes at once: many one-record messages make one table per
+        # model, and folding cost is paid per table, not per message.
         now = self.clock()
-        decoded, fmt = self.decode(message, now)
-        topic = message.topic
-        records = decoded.prediction_rows + sum(t.num_rows for t in decoded.labels) + len(decoded.rejected)
-        self.counters.consumed[(topic, fmt)] += records
-        self._reject(topic, decoded.rejected, message)
+        decoded, formats = self.decode(messages, now)
+        for fmt in formats:
+            self.counters.consumed[(topic, fmt)] += 1
+        self._reject(topic, decoded.rejected)
         for table in decoded.predictions:
-            self._fold_predictions(topic, table, message, now)
+            self._fold_predictions(topic, table, now)
         for table in decoded.labels:
-            self._fold_labels(topic, table, message, now)
-        self.offsets[(message.topic, message.partition)] = message.next_offset
+            self._fold_labels(topic, table, now)
+        for message in messages:
+            key = (message.topic, message.partition)
+            self.offsets[key] = max(self.offsets.get(key, 0), message.next_offset)
 
-    def _reject(self, topic: str, rejected: list[Rejected], message: Message) -> None:
-        if not rejected:
-            return
+    def _reject(self, topic: str, rejected: list[Rejected], rows: int | None = None) -> None:
+        """Count (``rows`` each, default 1) and dead-letter refused records."""
         for item in rejected:
-            self.counters.rejected[(topic, item.reason.value)] += 1
-        self.dead_letter.write_all(rejected, message)
+            self.counters.rejected[(topic, item.reason.value)] += 1 if rows is None else rows
+            self.dead_letter.write(item)
 
     def _resolve(self, model: str, version: str | None) -> ModelKey | None:
         versions = self.versions.get(model)
@@ -199,7 +231,7 @@ class Aggregator:
             return (model, versions[0]) if len(versions) == 1 else None
         return (model, version) if version in versions else None
 
-    def _fold_predictions(self, topic: str, table: pa.Table, message: Message, now: float) -> None:
+    def _fold_predictions(self, topic: str, table: pa.Table, now: float) -> None:
         groups = table.group_by(["model", "model_version"], use_threads=False).aggregate([])
         for model, version in zip(groups.column("model").to_pylist(), groups.column("model_version").to_pylist()):
             mask = pc.equal(table.column("model"), model)
@@ -208,14 +240,14 @@ class Aggregator:
             key = self._resolve(model, version)
             if key is None:
                 detail = f"{part.num_rows} records for model {model!r} version {version!r}, which is not configured"
-                self._reject(topic, [Rejected(Reason.UNKNOWN_MODEL, detail, message.value, message.headers)], message)
-                self.counters.rejected[(topic, Reason.UNKNOWN_MODEL.value)] += part.num_rows - 1
+                self._reject(topic, [Rejected(Reason.UNKNOWN_MODEL, detail, _ipc_bytes(part))], part.num_rows)
                 continue
             outcome = self.stores[key].fold_predictions(part)
             self.counters.late[key[0]] += outcome.late
             for problem in outcome.problems:
-                self.counters.rejected[(topic, problem.reason.value)] += int(problem.rows.size)
-                self.dead_letter.write(Rejected(problem.reason, f"{problem.detail} ({problem.rows.size} rows)", message.value, message.headers), message)
+                rows = part.take(pa.array(problem.rows))
+                detail = f"{problem.detail} ({problem.rows.size} rows)"
+                self._reject(topic, [Rejected(problem.reason, detail, _ipc_bytes(rows))], int(problem.rows.size))
             self.counters.predictions[key] += outcome.accepted
             self._serving(key, part)
             if self.stores[key].profile.metadata.task is not None:
@@ -244,18 +276,18 @@ class Aggregator:
         for joined_key, pairs in joined.items():
             self.stores[joined_key].fold_joined(pairs)
 
-    def _fold_labels(self, topic: str, table: pa.Table, message: Message, now: float) -> None:
+    def _fold_labels(self, topic: str, table: pa.Table, now: float) -> None:
         known = [m for m in table.column("model").unique().to_pylist() if m in self.versions]
-        unknown = table.num_rows - sum(pc.sum(pc.equal(table.column("model"), m)).as_py() or 0 for m in known)
-        if unknown:
-            detail = f"{unknown} labels for models that are not configured"
-            self._reject(topic, [Rejected(Reason.UNKNOWN_MODEL, detail, message.value, message.headers)], message)
-            self.counters.rejected[(topic, Reason.UNKNOWN_MODEL.value)] += unknown - 1
+        is_known = pc.is_in(table.column("model"), pa.array(known, pa.string()))
+        strays = table.filter(pc.invert(is_known))
+        if strays.num_rows:
+            detail = f"{strays.num_rows} labels for models that are not configured"
+            self._reject(topic, [Rejected(Reason.UNKNOWN_MODEL, detail, _ipc_bytes(strays))], strays.num_rows)
         for model in known:
             part = table.filter(pc.equal(table.column("model"), model))
             for version in self.versions[model]:
                 self.stores[(model, version)].fold_labels(part)
-        for joined_key, pairs in self.joiner.add_labels(table.filter(pc.is_in(table.column("model"), pa.array(known, pa.string()))), now).items():
+        for joined_key, pairs in self.joiner.add_labels(table.filter(is_known), now).items():
             self.stores[joined_key].fold_joined(pairs)
 
     def _update_lag(self) -> None:
@@ -308,31 +340,16 @@ class Aggregator:
     def latency(self) -> dict[ModelKey, HistogramState]:
         return dict(self.counters.latency)
 
-    # ------------------------------------------------------------------ main loop
-
-    def run(self, stop: threading.Event) -> None:
-        """Poll continuously (the Kafka client needs it), checkpointing on schedule."""
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        scheduler = BackgroundScheduler(daemon=True)
-        scheduler.add_job(self._evaluate_safely, "interval", seconds=self.config.evaluation.interval_seconds, max_instances=1, coalesce=True)
-        scheduler.start()
-        try:
-            if not self.subscribed:
-                self.subscribe()
-            last_checkpoint = self.clock()
-            while not stop.is_set():
-                self.poll_once()
-                if self.clock() - last_checkpoint >= self.config.state.checkpoint_interval_seconds:
-                    self.checkpoint()
-                    last_checkpoint = self.clock()
-            self.checkpoint()
-            self.evaluate()
-        finally:
-            scheduler.shutdown(wait=False)
-
-    def _evaluate_safely(self) -> None:
+    def evaluate_safely(self) -> None:
         try:
             self.evaluate()
         except Exception:  # noqa: BLE001 - a failed pass must not stop the schedule
             log.exception("evaluation failed; the previous snapshot stays")
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    """Refused rows as one Arrow IPC stream: the dead letter keeps them whole and typed."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()

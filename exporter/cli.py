@@ -209,6 +209,28 @@ def demo(rows: int, out: Path | None, seed: int) -> None:
     print_report(run_drift(profile_path, current_path), console)
 
 
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Aggregator YAML config.")
+@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def aggregator(config_path: Path, log_level: str) -> None:
+    """Consume prediction logs from Kafka and serve drift metrics on /metrics."""
+    import logging
+    import threading
+
+    from exporter.aggregator import BatchDecoder
+    from exporter.aggregator_service import install_signal_handlers, serve
+    from exporter.config import AggregatorConfig, load_config
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The Kafka client narrates every connection at INFO; its warnings are what matter.
+    for noisy in ("kafka", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
+    config = load_config(config_path, AggregatorConfig)
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    serve(config, BatchDecoder(config.kafka.labels_topic), stop)
+
+
 def _fmt(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items()) if not math.isnan(v))
 

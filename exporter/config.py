@@ -154,6 +154,14 @@ class AggregatorKafkaConfig(_Section):
         description="Longest wait in one poll; 1-3 s keeps the consumer inside poll() so group joins are not lost.",
     )
     max_poll_records: int = Field(500, ge=1, description="Most records one poll returns.")
+    max_poll_interval_ms: int = Field(
+        60_000,
+        ge=1_000,
+        description=(
+            "Longest gap between polls before a replica is dropped; also how long a rebalance waits for a "
+            "replica that died without leaving (kill -9) before reassigning its partitions."
+        ),
+    )
 
     @field_validator("heartbeat_interval_ms")
     @classmethod

@@ -8,21 +8,14 @@ import numpy as np
 import pytest
 
 from detectors.profile import build_profile
-from exporter.aggregator import Aggregator
+from exporter.aggregator import Aggregator, BatchDecoder
 from exporter.config import AggregatorConfig
-from exporter.decoders.native_json import decode_native_json
-from exporter.kafka import Message
 from exporter.profiles import save_profile
 from exporter.synthetic import drifted_columns, synthetic_table
 from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer
 
 SHAPE = {"numeric": 4, "categorical": 2, "drifted": 2}
 ROWS = 3_000
-
-
-def decode(message: Message, now: float):
-    decoded = decode_native_json(message.value, now, headers=message.headers, labels_only=message.topic == "model-labels")
-    return decoded, "ndjson"
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +63,7 @@ def build(profile_path, state_dir, log, clock=lambda: 1500.0) -> Aggregator:
     from exporter.aggregator import load_models
 
     cfg = config(profile_path, state_dir)
-    aggregator = Aggregator(cfg, load_models(cfg), FakeConsumer(log, batch=7), FakeProducer(log), decode, clock=clock)
+    aggregator = Aggregator(cfg, load_models(cfg), FakeConsumer(log, batch=7), FakeProducer(log), BatchDecoder(cfg.kafka.labels_topic), clock=clock)
     aggregator.restore()
     aggregator.subscribe()
     return aggregator

@@ -1,0 +1,139 @@
+"""``model-health aggregator``: wiring the aggregator to Kafka, HTTP and signals.
+
+Start-up order matters to an operator: the config and every profile are checked first
+(a mistake fails the start, naming the field or file); then /metrics, /healthz and
+/readyz come up, with /readyz false until the broker answers; then consumption begins.
+An unreachable broker is retried with exponential backoff and logged once per attempt,
+never crashing the process; the same holds when the broker goes away mid-stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+
+from exporter import __version__
+from exporter.aggregator import Aggregator, Decode, load_models
+from exporter.collectors import SnapshotCollector
+from exporter.config import AggregatorConfig
+from exporter.http_server import HttpServer, health_app
+from exporter.kafka import Backoff, ConsumerSettings, KafkaIOError, ProducerSettings, open_consumer, open_producer, wait_for_broker
+
+log = logging.getLogger(__name__)
+
+
+class Readiness:
+    """What /readyz reports; written by the consuming thread, read by HTTP threads."""
+
+    def __init__(self) -> None:
+        self._state = (False, "starting")
+
+    def set(self, ready: bool, why: str) -> None:
+        self._state = (ready, why)
+
+    def __call__(self) -> tuple[bool, str]:
+        return self._state
+
+
+def _connect(config: AggregatorConfig, decode: Decode, models, readiness: Readiness, stop: threading.Event) -> Aggregator | None:  # type: ignore[no-untyped-def]
+    kafka = config.kafka
+    backoff = Backoff(initial_s=0.5, max_s=30.0)
+    for delay in backoff.delays():
+        if stop.is_set():
+            return None
+        try:
+            wait_for_broker(kafka.bootstrap_servers, timeout_s=5.0)
+            consumer = open_consumer(
+                ConsumerSettings(
+                    kafka.bootstrap_servers,
+                    kafka.group_id,
+                    session_timeout_ms=kafka.session_timeout_ms,
+                    heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+                    max_poll_interval_ms=kafka.max_poll_interval_ms,
+                ),
+                kafka.client,
+            )
+            producer = open_producer(ProducerSettings(kafka.bootstrap_servers), kafka.client)
+            return Aggregator(config, models, consumer, producer, decode)
+        except KafkaIOError as error:
+            readiness.set(False, f"broker unreachable: {error}")
+            log.warning("broker %s unreachable (%s); retrying in %.1fs", kafka.bootstrap_servers, error, delay)
+            stop.wait(delay)
+    return None
+
+
+def serve(config: AggregatorConfig, decode: Decode, stop: threading.Event | None = None, on_ready: Callable[[int], None] | None = None) -> None:
+    """Run until ``stop`` is set (SIGTERM/SIGINT set it when run from the CLI)."""
+    stop = stop or threading.Event()
+    models = load_models(config)
+    readiness = Readiness()
+    registry = CollectorRegistry()
+    holder: dict[str, Aggregator] = {}
+    from exporter.snapshot import Snapshot
+
+    empty = Snapshot(evaluated_at=0.0)
+    registry.register(
+        SnapshotCollector(
+            lambda: holder["a"].snapshot() if "a" in holder else empty,
+            __version__,
+            lambda: holder["a"].latency() if "a" in holder else {},
+        )
+    )
+    server = HttpServer(health_app(registry, readiness), config.http.host, config.http.port).start()
+    log.info("serving /metrics on %s:%d", config.http.host, server.port)
+    if on_ready is not None:
+        on_ready(server.port)
+    try:
+        aggregator = _connect(config, decode, models, readiness, stop)
+        if aggregator is None:
+            return
+        holder["a"] = aggregator
+        aggregator.restore()
+        aggregator.evaluate()
+        _consume(aggregator, readiness, stop)
+    finally:
+        server.stop()
+
+
+def _consume(aggregator: Aggregator, readiness: Readiness, stop: threading.Event) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(daemon=True)
+    scheduler.add_job(aggregator.evaluate_safely, "interval", seconds=aggregator.config.evaluation.interval_seconds, max_instances=1, coalesce=True)
+    scheduler.start()
+    backoff = Backoff(initial_s=0.5, max_s=30.0)
+    delays = backoff.delays()
+    try:
+        aggregator.subscribe()
+        last_checkpoint = time.monotonic()
+        while not stop.is_set():
+            try:
+                aggregator.poll_once()
+                readiness.set(True, "consuming")
+                delays = backoff.delays()
+                if time.monotonic() - last_checkpoint >= aggregator.config.state.checkpoint_interval_seconds:
+                    aggregator.checkpoint()
+                    last_checkpoint = time.monotonic()
+            except KafkaIOError as error:
+                delay = next(delays)
+                readiness.set(False, f"broker error: {error}")
+                log.warning("Kafka error (%s); retrying in %.1fs", error, delay)
+                stop.wait(delay)
+        aggregator.checkpoint()
+    finally:
+        scheduler.shutdown(wait=False)
+        aggregator.consumer.close()
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def handler(signum: int, frame: object) -> None:
+        log.info("signal %d: checkpointing and stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,184 @@
+"""Per-message format detection, and decoding of one message or a whole consumer batch.
+
+Detection, cheapest test first: a Seldon model topic name; CloudEvent headers
+(``ce-``/``ce_``, or a structured or batched CloudEvents content type) mean KServe; the
+Arrow IPC continuation marker or file magic means Arrow; a body starting with ``{`` or
+``[`` is JSON — KServe when it is a structured CloudEvent (or an array of them), else a
+native record, array or NDJSON. Anything else is refused as ``unknown_format``.
+
+:func:`decode_batch` is the consumer's entry point: all messages of a poll go into one
+sink, so many one-record JSON messages still make one table per model, and the join
+buffers are swept once per batch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
+
+from exporter.decoders.arrow_ipc import decode_arrow_ipc_into, looks_like_arrow
+from exporter.decoders.kserve import KServeJoiner, decode_kserve_into, has_cloudevent_headers, is_structured_cloudevent
+from exporter.decoders.message_headers import Headers, HeadersIn, normalise_headers
+from exporter.decoders.native_json import decode_native_json_into
+from exporter.decoders.record_error import RecordError
+from exporter.decoders.seldon import SeldonJoiner, decode_seldon_into, seldon_topic
+from exporter.decoders.sink import DecodeSink
+from exporter.decoders.wire_formats import WireFormat
+from exporter.records import Decoded, Reason
+
+DEFAULT_LABELS_TOPIC = "model-labels"
+
+_JSON_START = re.compile(rb"[ \t\r\n]*[\[{]")
+_FAILURE_REASON = MappingProxyType(
+    {
+        WireFormat.JSON: Reason.INVALID_JSON,
+        WireFormat.NDJSON: Reason.INVALID_JSON,
+        WireFormat.ARROW: Reason.INVALID_ARROW,
+        WireFormat.KSERVE: Reason.INVALID_CLOUDEVENT,
+        WireFormat.SELDON: Reason.INVALID_PROTOBUF,
+        WireFormat.UNKNOWN: Reason.UNKNOWN_FORMAT,
+    }
+)
+
+
+@dataclass
+class Joiners:
+    """The join buffers a consumer keeps between messages, one per split format."""
+
+    kserve: KServeJoiner = field(default_factory=KServeJoiner)
+    seldon: SeldonJoiner = field(default_factory=SeldonJoiner)
+
+    def expire_into(self, sink: DecodeSink, now: float) -> None:
+        self.kserve.expire_into(sink, now)
+        self.seldon.expire_into(sink, now)
+
+    def expire(self, now: float) -> Decoded:
+        """Rows and refusals of halves whose partner is overdue."""
+        sink = DecodeSink()
+        self.expire_into(sink, now)
+        return sink.finish()
+
+    def drain(self, now: float) -> Decoded:
+        """Rows and refusals of every waiting half (at shutdown)."""
+        sink = DecodeSink()
+        self.kserve.drain_into(sink, now)
+        self.seldon.drain_into(sink, now)
+        return sink.finish()
+
+
+@dataclass(frozen=True)
+class WireMessage:
+    """One consumed message: what a Kafka record or an HTTP request body carries."""
+
+    value: bytes | None
+    topic: str
+    headers: HeadersIn = ()
+    key: bytes | None = None
+    record_time: float | None = None  # the broker's timestamp, epoch seconds
+
+
+class MessageDecoded(NamedTuple):
+    format: WireFormat
+    decoded: Decoded
+
+
+class BatchDecoded(NamedTuple):
+    decoded: Decoded
+    formats: list[WireFormat]  # one per message, in order: the records_consumed_total labels
+
+
+def detect_format(value: bytes, headers: Headers, topic: str) -> WireFormat:
+    """The wire format of one message.
+
+    >>> detect_format(b'{"model": "fraud"}', (), "model-predictions").value
+    'json'
+    >>> detect_format(b"\\xff\\xff\\xff\\xff\\x00", (), "model-predictions").value
+    'arrow'
+    >>> detect_format(b"", (("ce_id", b"1"),), "logs").value
+    'kserve'
+    """
+    if seldon_topic(topic) is not None:
+        return WireFormat.SELDON
+    if has_cloudevent_headers(headers):
+        return WireFormat.KSERVE
+    if looks_like_arrow(value):
+        return WireFormat.ARROW
+    if _JSON_START.match(value):
+        return WireFormat.KSERVE if _is_structured_cloudevent(value) else WireFormat.JSON
+    return WireFormat.UNKNOWN
+
+
+def _is_structured_cloudevent(value: bytes) -> bool:
+    if b'"specversion"' not in value:
+        return False
+    try:
+        document = json.loads(value)
+    except (ValueError, RecursionError):
+        return False
+    return is_structured_cloudevent(document)
+
+
+def decode_message(
+    value: bytes | None,
+    headers: HeadersIn,
+    topic: str,
+    now: float,
+    joiners: Joiners,
+    *,
+    key: bytes | None = None,
+    record_time: float | None = None,
+    labels_topic: str = DEFAULT_LABELS_TOPIC,
+) -> MessageDecoded:
+    """Detect and decode one message; never raises."""
+    batch = decode_batch(
+        [WireMessage(value, topic, headers, key, record_time)], now, joiners, labels_topic=labels_topic
+    )
+    return MessageDecoded(batch.formats[0], batch.decoded)
+
+
+def decode_batch(
+    messages: Iterable[WireMessage], now: float, joiners: Joiners, *, labels_topic: str = DEFAULT_LABELS_TOPIC
+) -> BatchDecoded:
+    """Detect and decode a batch of messages into one :class:`Decoded`; never raises."""
+    sink = DecodeSink()
+    formats = [decode_into(sink, message, now, joiners, labels_topic=labels_topic) for message in messages]
+    joiners.expire_into(sink, now)
+    return BatchDecoded(sink.finish(), formats)
+
+
+def decode_into(
+    sink: DecodeSink, message: WireMessage, now: float, joiners: Joiners, *, labels_topic: str = DEFAULT_LABELS_TOPIC
+) -> WireFormat:
+    """Add one message's rows and refusals to ``sink``; returns its format."""
+    headers = normalise_headers(message.headers)
+    value = bytes(message.value) if message.value is not None else b""
+    wire_format = detect_format(value, headers, message.topic)
+    labels_only = message.topic == labels_topic
+    with sink.guard(_FAILURE_REASON[wire_format], value, headers):
+        if wire_format is WireFormat.SELDON:
+            decode_seldon_into(
+                sink,
+                value,
+                headers,
+                message.topic,
+                now,
+                joiners.seldon,
+                key=message.key,
+                record_time=message.record_time,
+            )
+        elif wire_format is WireFormat.KSERVE:
+            decode_kserve_into(sink, value, headers, now, joiners.kserve)
+        elif wire_format is WireFormat.ARROW:
+            decode_arrow_ipc_into(sink, value, headers, now, labels_only=labels_only)
+        elif wire_format is WireFormat.JSON:
+            wire_format = decode_native_json_into(sink, value, headers, now, labels_only=labels_only)
+        else:
+            detail = (
+                "empty message" if not value else f"not JSON, NDJSON, Arrow IPC or a CloudEvent (starts {value[:8]!r})"
+            )
+            sink.reject(RecordError(Reason.UNKNOWN_FORMAT, detail), value, headers)
+    return wire_format

@@ -1,0 +1,139 @@
+"""Pairs the two halves of one inference — request and response — that arrive apart.
+
+KServe's logger posts the request and the response as separate events, and Seldon
+writes model inputs and outputs to separate topics; both carry the same id. Halves wait
+here until their partner comes, in a buffer bounded in size and in time. Nothing is
+lost quietly: a half that waits longer than the TTL, is pushed out because the buffer
+is full, or is replaced by a newer half under the same id is handed back as a
+:class:`Leftover` (and counted), for the caller to emit or refuse.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Generic, TypeVar
+
+Half = TypeVar("Half")
+
+DEFAULT_MAX_PENDING = 10_000
+DEFAULT_TTL_SECONDS = 60.0
+
+
+class Side(Enum):
+    REQUEST = "request"
+    RESPONSE = "response"
+
+
+class Departure(Enum):
+    """Why a half left the buffer without its partner."""
+
+    EXPIRED = "expired"
+    EVICTED = "evicted"  # the buffer was full
+    REPLACED = "replaced"  # a newer half of the same side came with the same id
+    DRAINED = "drained"  # the caller emptied the buffer (shutdown)
+
+
+@dataclass(frozen=True)
+class Leftover(Generic[Half]):
+    side: Side
+    half: Half
+    why: Departure
+
+
+@dataclass(frozen=True)
+class JoinStep(Generic[Half]):
+    """What offering one half produced: a completed pair and/or halves that left unpaired."""
+
+    pair: tuple[Half, Half] | None = None  # (request, response)
+    leftovers: list[Leftover[Half]] = field(default_factory=list)
+
+
+@dataclass
+class _Waiting(Generic[Half]):
+    side: Side
+    half: Half
+    since: float
+
+
+class HalfJoiner(Generic[Half]):
+    """A bounded, TTL'd buffer of unpaired halves keyed by request id.
+
+    >>> joiner = HalfJoiner[str](max_pending=10, ttl_seconds=5.0)
+    >>> joiner.offer("id-1", Side.REQUEST, "req", now=0.0).pair
+    >>> joiner.offer("id-1", Side.RESPONSE, "resp", now=1.0).pair
+    ('req', 'resp')
+    >>> joiner.offer("id-2", Side.REQUEST, "late", now=2.0).pair
+    >>> [(left.half, left.why.value) for left in joiner.expire(now=8.0)], joiner.expired_requests
+    ([('late', 'expired')], 1)
+    """
+
+    def __init__(self, max_pending: int = DEFAULT_MAX_PENDING, ttl_seconds: float = DEFAULT_TTL_SECONDS) -> None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        if not ttl_seconds > 0:
+            raise ValueError("ttl_seconds must be positive")
+        self.max_pending = max_pending
+        self.ttl_seconds = ttl_seconds
+        self._waiting: OrderedDict[Hashable, _Waiting[Half]] = OrderedDict()
+        self.joined = 0
+        self.expired_requests = 0
+        self.expired_responses = 0
+        self.evicted_requests = 0
+        self.evicted_responses = 0
+        self.replaced_requests = 0
+        self.replaced_responses = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._waiting)
+
+    def offer(self, key: Hashable, side: Side, half: Half, now: float) -> JoinStep[Half]:
+        """Add one half; returns its pair if the partner was waiting, and what left meanwhile."""
+        leftovers = self.expire(now)
+        waiting = self._waiting.pop(key, None)
+        if waiting is not None and waiting.side is not side:
+            self.joined += 1
+            pair = (waiting.half, half) if side is Side.RESPONSE else (half, waiting.half)
+            return JoinStep(pair, leftovers)
+        if waiting is not None:
+            leftovers.append(self._leaving(waiting, Departure.REPLACED))
+        self._waiting[key] = _Waiting(side, half, now)
+        if len(self._waiting) > self.max_pending:
+            _, oldest = self._waiting.popitem(last=False)
+            leftovers.append(self._leaving(oldest, Departure.EVICTED))
+        return JoinStep(None, leftovers)
+
+    def expire(self, now: float) -> list[Leftover[Half]]:
+        """Halves that have waited longer than the TTL, oldest first."""
+        leftovers: list[Leftover[Half]] = []
+        deadline = now - self.ttl_seconds
+        # Arrival order is insertion order, so the expired ones are all at the front.
+        while self._waiting:
+            key, oldest = next(iter(self._waiting.items()))
+            if oldest.since > deadline:
+                break
+            del self._waiting[key]
+            leftovers.append(self._leaving(oldest, Departure.EXPIRED))
+        return leftovers
+
+    def drain(self) -> list[Leftover[Half]]:
+        """Every waiting half, oldest first; the buffer is empty afterwards."""
+        leftovers = [Leftover(w.side, w.half, Departure.DRAINED) for w in self._waiting.values()]
+        self._waiting.clear()
+        return leftovers
+
+    def _leaving(self, waiting: _Waiting[Half], why: Departure) -> Leftover[Half]:
+        request = waiting.side is Side.REQUEST
+        if why is Departure.EXPIRED:
+            self.expired_requests += request
+            self.expired_responses += not request
+        elif why is Departure.EVICTED:
+            self.evicted_requests += request
+            self.evicted_responses += not request
+        elif why is Departure.REPLACED:
+            self.replaced_requests += request
+            self.replaced_responses += not request
+        return Leftover(waiting.side, waiting.half, why)

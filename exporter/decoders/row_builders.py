@@ -1,0 +1,164 @@
+"""Column-wise accumulators for decoded rows, turned into contract tables in one go.
+
+Decoders validate a record completely before appending it, so an append never fails
+half-way and the columns always line up. Building the Arrow table is deferred to the
+end of a message or a batch of messages: one table per model per batch costs far less
+than a table per record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pyarrow as pa
+
+from exporter.decoders.arrow_text import text_array, utf8_safe
+from exporter.decoders.feature_arrays import RowProblems, feature_array
+from exporter.decoders.message_headers import Headers
+from exporter.records import FEATURE_PREFIX, LABEL_SCHEMA, PREDICTION_FIELDS, Reason, Rejected
+
+Features = Mapping[str, object]
+Source = tuple[bytes, Headers]
+
+
+class PredictionRows:
+    """Prediction rows of one model, held as Python lists until :meth:`build`."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.model_version: list[str | None] = []
+        self.model_namespace: list[str | None] = []
+        self.request_id: list[str | None] = []
+        self.timestamp: list[float] = []
+        self.prediction_score: list[float | None] = []
+        self.prediction_class: list[str | None] = []
+        self.latency_ms: list[float | None] = []
+        self.status: list[str | None] = []
+        self.features: list[Features] = []
+        # Where each row came from, so a row refused at build time can still be dead-lettered.
+        self.sources: list[Source] = []
+
+    def __len__(self) -> int:
+        return len(self.timestamp)
+
+    def append(
+        self,
+        *,
+        model_version: str | None,
+        model_namespace: str | None,
+        request_id: str | None,
+        timestamp: float,
+        prediction_score: float | None,
+        prediction_class: str | None,
+        latency_ms: float | None,
+        status: str | None,
+        features: Features,
+        source: Source,
+    ) -> None:
+        self.model_version.append(model_version)
+        self.model_namespace.append(model_namespace)
+        self.request_id.append(request_id)
+        self.timestamp.append(timestamp)
+        self.prediction_score.append(prediction_score)
+        self.prediction_class.append(prediction_class)
+        self.latency_ms.append(latency_ms)
+        self.status.append(status)
+        self.features.append(features)
+        self.sources.append(source)
+
+    def build(self) -> tuple[pa.Table | None, list[Rejected]]:
+        """The contract table (None when every row was refused) and the refused rows."""
+        rows = len(self)
+        if rows == 0:
+            return None, []
+        names, columns, problems = _feature_columns(self.features)
+        arrays = [
+            text_array([self.model] * rows),
+            text_array(self.model_version),
+            text_array(self.model_namespace),
+            text_array(self.request_id),
+            pa.array(self.timestamp, type=pa.float64()),
+            pa.array(self.prediction_score, type=pa.float64(), from_pandas=True),
+            text_array(self.prediction_class),
+            pa.array(self.latency_ms, type=pa.float64(), from_pandas=True),
+            text_array(self.status),
+            *columns,
+        ]
+        fields = [*PREDICTION_FIELDS, *(pa.field(FEATURE_PREFIX + n, c.type) for n, c in zip(names, columns))]
+        table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+        if not problems:
+            return table, []
+        rejected = [
+            Rejected(Reason.BAD_FEATURES, detail, *self.sources[row]) for row, detail in sorted(problems.items())
+        ]
+        keep = pa.array([row not in problems for row in range(rows)])
+        kept = table.filter(keep)
+        return (kept if kept.num_rows else None), rejected
+
+
+def _feature_columns(features: list[Features]) -> tuple[list[str], list[pa.Array], RowProblems]:
+    # Producers nearly always send the same keys in the same order; then a transpose
+    # in C replaces a dictionary lookup per value.
+    first = tuple(features[0])
+    if all(tuple(f) == first for f in features):
+        values = list(map(list, zip(*(f.values() for f in features)))) if first else []
+        by_name = dict(zip(first, values))
+    else:
+        by_name = _aligned_columns(features)
+    names: list[str] = []
+    columns: list[pa.Array] = []
+    problems: RowProblems = {}
+    for name, column_values in by_name.items():
+        array, column_problems = feature_array(name, column_values)
+        names.append(utf8_safe(name))
+        columns.append(array)
+        for row, detail in column_problems.items():
+            problems.setdefault(row, detail)
+    return names, columns, problems
+
+
+def _aligned_columns(features: list[Features]) -> dict[str, list[object]]:
+    rows = len(features)
+    columns: dict[str, list[object]] = {}
+    for row, record in enumerate(features):
+        for name, value in record.items():
+            column = columns.get(name)
+            if column is None:
+                column = columns[name] = [None] * rows
+            column[row] = value
+    return columns
+
+
+class LabelRows:
+    """Label rows (any model), held as Python lists until :meth:`build`."""
+
+    def __init__(self) -> None:
+        self.model: list[str] = []
+        self.request_id: list[str] = []
+        self.label_value: list[float | None] = []
+        self.label_class: list[str] = []
+        self.timestamp: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.timestamp)
+
+    def append(
+        self, model: str, request_id: str, label_value: float | None, label_class: str, timestamp: float
+    ) -> None:
+        self.model.append(model)
+        self.request_id.append(request_id)
+        self.label_value.append(label_value)
+        self.label_class.append(label_class)
+        self.timestamp.append(timestamp)
+
+    def build(self) -> pa.Table | None:
+        if not self.timestamp:
+            return None
+        arrays = [
+            text_array(self.model),
+            text_array(self.request_id),
+            pa.array(self.label_value, type=pa.float64()),
+            text_array(self.label_class),
+            pa.array(self.timestamp, type=pa.float64()),
+        ]
+        return pa.Table.from_arrays(arrays, schema=LABEL_SCHEMA)
