@@ -48,14 +48,23 @@ def numeric_values(table: pa.Table, name: str) -> np.ndarray:
     raise ColumnError(f"column {name!r} must be numeric, but its type is {column.type}")
 
 
-def _first_non_numeric(column: pa.ChunkedArray, name: str) -> str:
+def non_numeric_rows(column: pa.ChunkedArray) -> list[int]:
+    """Rows of a text column whose value is present but not a number."""
+    bad = []
     for row, value in enumerate(column.to_pylist()):
         if value is None:
             continue
         try:
             float(value)
         except ValueError:
-            return f"column {name!r} must be numeric, but row {row + 1} holds {value!r}"
+            bad.append(row)
+    return bad
+
+
+def _first_non_numeric(column: pa.ChunkedArray, name: str) -> str:
+    bad = non_numeric_rows(column)
+    if bad:
+        return f"column {name!r} must be numeric, but row {bad[0] + 1} holds {column[bad[0]].as_py()!r}"
     return f"column {name!r} must be numeric"
 
 

@@ -182,15 +182,11 @@ SUMMARY_ROW_SCHEMA = pa.schema(
 )
 
 
-def summary_to_row(name: str, role: str, summary: ColumnSummary) -> dict[str, Any]:
-    row: dict[str, Any] = {"name": name, "role": role, "counts": summary.counts.tolist(), "missing": summary.missing}
+def summary_counts(summary: ColumnSummary) -> dict[str, Any]:
+    """A summary's counts and sums as plain values (its bins apart): what changes per window."""
+    row: dict[str, Any] = {"counts": summary.counts.tolist(), "missing": summary.missing}
     if isinstance(summary, NumericSummary):
         row.update(
-            kind="numeric",
-            edges=summary.bins.edges.tolist(),
-            coarse_of_fine=summary.bins.coarse_of_fine.tolist(),
-            fine_bins=summary.bins.fine_bins,
-            psi_bins=summary.bins.psi_bins,
             total=summary.total.to_text(),
             total_squares=summary.total_squares.to_text(),
             minimum=summary.minimum,
@@ -198,13 +194,44 @@ def summary_to_row(name: str, role: str, summary: ColumnSummary) -> dict[str, An
             lower_tail_total=summary.lower_tail_total.to_text(),
             upper_tail_total=summary.upper_tail_total.to_text(),
         )
+    return row
+
+
+def summary_with_counts(values: dict[str, Any], bins: NumericBins | CategoricalBins) -> ColumnSummary:
+    """The inverse of :func:`summary_counts`, over bins known from elsewhere."""
+    counts = np.asarray(values["counts"], dtype=np.int64)
+    if isinstance(bins, CategoricalBins):
+        return CategoricalSummary(bins, counts, values["missing"])
+    return NumericSummary(
+        bins,
+        counts,
+        values["missing"],
+        ExactSum.from_text(values["total"]),
+        ExactSum.from_text(values["total_squares"]),
+        values["minimum"],
+        values["maximum"],
+        ExactSum.from_text(values["lower_tail_total"]),
+        ExactSum.from_text(values["upper_tail_total"]),
+    )
+
+
+def summary_to_row(name: str, role: str, summary: ColumnSummary) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": name, "role": role, **summary_counts(summary)}
+    if isinstance(summary, NumericSummary):
+        row.update(
+            kind="numeric",
+            edges=summary.bins.edges.tolist(),
+            coarse_of_fine=summary.bins.coarse_of_fine.tolist(),
+            fine_bins=summary.bins.fine_bins,
+            psi_bins=summary.bins.psi_bins,
+        )
     else:
         row.update(kind="categorical", categories=list(summary.bins.categories), top_k=summary.bins.top_k)
     return row
 
 
 def summary_from_row(row: dict[str, Any]) -> ColumnSummary:
-    counts = np.asarray(row["counts"], dtype=np.int64)
+    bins: NumericBins | CategoricalBins
     if row["kind"] == "numeric":
         bins = NumericBins(
             np.asarray(row["edges"], dtype=np.float64),
@@ -212,20 +239,11 @@ def summary_from_row(row: dict[str, Any]) -> ColumnSummary:
             row["fine_bins"],
             row["psi_bins"],
         )
-        return NumericSummary(
-            bins,
-            counts,
-            row["missing"],
-            ExactSum.from_text(row["total"]),
-            ExactSum.from_text(row["total_squares"]),
-            row["minimum"],
-            row["maximum"],
-            ExactSum.from_text(row["lower_tail_total"]),
-            ExactSum.from_text(row["upper_tail_total"]),
-        )
-    if row["kind"] == "categorical":
-        return CategoricalSummary(CategoricalBins(tuple(row["categories"]), row["top_k"]), counts, row["missing"])
-    raise ProfileFormatError(f"unknown summary kind {row['kind']!r} for {row['name']!r}")
+    elif row["kind"] == "categorical":
+        bins = CategoricalBins(tuple(row["categories"]), row["top_k"])
+    else:
+        raise ProfileFormatError(f"unknown summary kind {row['kind']!r} for {row['name']!r}")
+    return summary_with_counts(row, bins)
 
 
 def column_kind(table: pa.Table, name: str, categorical: frozenset[str]) -> Kind:

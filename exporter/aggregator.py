@@ -311,6 +311,7 @@ class Aggregator:
                 identity = ModelIdentity(key[0], key[1], config.namespace or "")
                 models.append(evaluate_model(identity, store, config.thresholds.rule, now))
             counts = self.joiner.counts
+            pending = self.joiner.pending_counts()
             pipeline = PipelineState(
                 consumed=dict(self.counters.consumed),
                 rejected=dict(self.counters.rejected),
@@ -319,7 +320,7 @@ class Aggregator:
                 prediction_errors=dict(self.counters.errors),
                 labels_joined={m: c.joined for m, c in counts.items()},
                 labels_unmatched={m: c.unmatched for m, c in counts.items()},
-                labels_pending={m: self.joiner.pending(m) for m in self.versions},
+                labels_pending={m: pending.get(m, 0) for m in self.versions},
                 consumer_lag=dict(self.lag),
             )
         self._durations = self._durations.observe(time.perf_counter() - started)

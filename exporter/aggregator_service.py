@@ -71,6 +71,10 @@ def serve(config: AggregatorConfig, decode: Decode, stop: threading.Event | None
     """Run until ``stop`` is set (SIGTERM/SIGINT set it when run from the CLI)."""
     stop = stop or threading.Event()
     models = load_models(config)
+    if config.mlflow is not None:
+        log.warning("mlflow: registry lookups are not implemented yet; trained times come from the profiles")
+    if config.kafka.format != "auto":
+        log.warning("kafka.format=%s: every message is still format-detected (auto)", config.kafka.format)
     readiness = Readiness()
     registry = CollectorRegistry()
     holder: dict[str, Aggregator] = {}

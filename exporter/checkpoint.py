@@ -22,9 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from detectors.exact_sum import ExactSum
 from detectors.performance import ClassificationSummary, RegressionSummary
-from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
+from detectors.profile import summary_counts, summary_with_counts
+from detectors.summary import ColumnSummary
 from exporter.windows import Bucket, ModelWindows
 
 FORMAT_VERSION = 1
@@ -64,17 +64,7 @@ class Checkpoint:
 
 
 def _summary_row(base: dict[str, Any], part: str, name: str, summary: ColumnSummary) -> dict[str, Any]:
-    row = {**base, "part": part, "name": name, "counts": summary.counts.tolist(), "missing": summary.missing}
-    if isinstance(summary, NumericSummary):
-        row.update(
-            total=summary.total.to_text(),
-            total_squares=summary.total_squares.to_text(),
-            minimum=summary.minimum,
-            maximum=summary.maximum,
-            lower_tail_total=summary.lower_tail_total.to_text(),
-            upper_tail_total=summary.upper_tail_total.to_text(),
-        )
-    return row
+    return {**base, "part": part, "name": name, **summary_counts(summary)}
 
 
 def _bucket_rows(key: ModelKey, window: str, start: int, bucket: Bucket) -> list[dict[str, Any]]:
@@ -131,23 +121,6 @@ def save_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows], chec
             os.unlink(temp)
 
 
-def _summary_from_row(row: dict[str, Any], reference: ColumnSummary) -> ColumnSummary:
-    counts = np.asarray(row["counts"], dtype=np.int64)
-    if isinstance(reference, CategoricalSummary):
-        return CategoricalSummary(reference.bins, counts, row["missing"])
-    return NumericSummary(
-        reference.bins,
-        counts,
-        row["missing"],
-        ExactSum.from_text(row["total"]),
-        ExactSum.from_text(row["total_squares"]),
-        row["minimum"],
-        row["maximum"],
-        ExactSum.from_text(row["lower_tail_total"]),
-        ExactSum.from_text(row["upper_tail_total"]),
-    )
-
-
 def load_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows]) -> Checkpoint | None:
     """Restore buckets into ``stores``; return the offsets and extras, or None if absent.
 
@@ -188,12 +161,12 @@ def load_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows]) -> C
         if row["part"] == "bucket":
             slot["records"], slot["labels"] = row["records"], row["labels"]
         elif row["part"] == "feature":
-            slot["features"][row["name"]] = _summary_from_row(row, profile.features[row["name"]])
+            slot["features"][row["name"]] = summary_with_counts(row, profile.features[row["name"]].bins)
         elif row["part"] == "performance":
             summary_cls = ClassificationSummary if profile.metadata.task == "classification" else RegressionSummary
             slot["performance"] = summary_cls.from_dict(json.loads(row["payload"]))
         else:
-            slot[row["part"]] = _summary_from_row(row, getattr(profile, row["part"]))
+            slot[row["part"]] = summary_with_counts(row, getattr(profile, row["part"]).bins)
     for (model, version, window, start), slot in parts.items():
         stores[(model, version)].buckets[window][start] = Bucket(
             records=slot.get("records", 0),

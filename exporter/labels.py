@@ -60,8 +60,12 @@ class LabelJoiner:
         self._labels: OrderedDict[tuple[str, str], _Label] = OrderedDict()
         self.counts: dict[str, JoinCounts] = {}
 
-    def pending(self, model: str) -> int:
-        return sum(1 for key in self._predictions if key[0] == model)
+    def pending_counts(self) -> dict[str, int]:
+        """Predictions waiting for their label, per model (one pass over the buffer)."""
+        counts: dict[str, int] = {}
+        for model, _ in self._predictions:
+            counts[model] = counts.get(model, 0) + 1
+        return counts
 
     def _count(self, model: str) -> JoinCounts:
         return self.counts.setdefault(model, JoinCounts())

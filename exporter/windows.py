@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from detectors.columns import as_strings
+from detectors.columns import as_strings, non_numeric_rows
 from detectors.performance import ClassificationSummary, RegressionSummary, per_record_loss
 from detectors.profile import PerformanceSummary, ReferenceProfile
 from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
@@ -209,7 +209,7 @@ class ModelWindows:
                 continue
             column = table.column(column_name)
             if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-                rows = _non_numeric_rows(column)
+                rows = np.asarray(non_numeric_rows(column), dtype=np.int64)
                 if rows.size:
                     bad[rows] = True
                     problems.append(RowProblem(Reason.BAD_FEATURE_VALUE, f"feature {name!r} is not numeric", rows))
@@ -275,14 +275,3 @@ def _fold_column(table: pa.Table, column: str, reference: ColumnSummary) -> Colu
         values = pc.cast(values, pa.float64(), safe=False)
     return NumericSummary.fold(reference.bins, values.to_numpy(zero_copy_only=False).astype(np.float64))
 
-
-def _non_numeric_rows(column: pa.ChunkedArray) -> np.ndarray:
-    bad = []
-    for row, value in enumerate(column.to_pylist()):
-        if value is None:
-            continue
-        try:
-            float(value)
-        except ValueError:
-            bad.append(row)
-    return np.asarray(bad, dtype=np.int64)
