@@ -66,7 +66,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -80,10 +80,10 @@ PARTITIONS = 3
 FORMATS = ("json", "ndjson", "arrow", "kserve")
 BATCHED = ("ndjson", "arrow")
 FORMAT_LABELS = {
-    "json": "JSON, 1 record/message",
-    "ndjson": f"NDJSON, {BATCH} records/message",
-    "arrow": f"Arrow IPC, {BATCH} rows/message",
-    "kserve": "KServe binary CloudEvents (req+resp)",
+    "json": "JSON, 1 rec/msg",
+    "ndjson": f"NDJSON, {BATCH} rec/msg",
+    "arrow": f"Arrow IPC, {BATCH} rows/msg",
+    "kserve": "KServe binary CE, req+resp",
 }
 TARGET_RATIO = 0.8
 MODEL, VERSION = "fraud", "7"
@@ -409,7 +409,7 @@ def main() -> int:
     from exporter.profiles import save_profile
     from exporter.synthetic import drifted_columns, synthetic_table
 
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=170)
     wall_started = time.perf_counter()
     results: dict[str, Any] = {"records": n, "clients": clients, "formats": formats, "python": platform.python_version(),
                                "machine": platform.machine(), "runs": [], "produced": {}}
@@ -506,7 +506,8 @@ def main() -> int:
                   f" {scrape['series']:,} series, {scrape['bytes'] / 1e6:.2f} MB")
     extra.add_row("evaluate, same 10 models", f"{scrape['evaluate_s']:.2f} s", "one Aggregator.evaluate()")
     extra.add_row("memory per model, 100 features, 1h+1d full", f"{memory['tracemalloc_bytes'] / 2**20:.2f} MiB",
-                  f"tracemalloc current Δ after dropping inputs; buckets {memory['buckets']}; VmRSS Δ {memory['rss_delta_bytes'] / 2**20:.1f} MiB")
+                  f"tracemalloc current Δ after dropping inputs; buckets {memory['buckets']};"
+                  f" VmRSS Δ {memory['rss_delta_bytes'] / 2**20:.1f} MiB (uninformative: the allocator reuses the inputs' pages)")
     console.print(extra)
     for name, text in profiles_text.items():
         console.rule(f"cProfile, ours: {name} (by tottime)")
