@@ -64,31 +64,28 @@ _CONFLUENT_MISSING = (
 )
 
 
-def open_consumer(settings: ConsumerSettings, client: str = DEFAULT_CLIENT) -> Consumer:
-    """Connect a group consumer; raises :class:`BrokerUnavailable` after ``settings.bootstrap_timeout_s``."""
+def _client_classes(client: str) -> tuple[type[Consumer], type[Producer]]:
+    """The consumer and producer classes of ``client``, importing only that client."""
     if check_client(client) == "confluent":
         try:
-            from exporter.kafka.confluent import ConfluentConsumer
+            from exporter.kafka.confluent import ConfluentConsumer, ConfluentProducer
         except ModuleNotFoundError as error:
             if error.name != "confluent_kafka":
                 raise
             raise UserError(_CONFLUENT_MISSING) from None
-        return ConfluentConsumer(settings)
-    from exporter.kafka.kafka_python import KafkaPythonConsumer
+        return ConfluentConsumer, ConfluentProducer
+    from exporter.kafka.kafka_python import KafkaPythonConsumer, KafkaPythonProducer
 
-    return KafkaPythonConsumer(settings)
+    return KafkaPythonConsumer, KafkaPythonProducer
+
+
+def open_consumer(settings: ConsumerSettings, client: str = DEFAULT_CLIENT) -> Consumer:
+    """Connect a group consumer; raises :class:`BrokerUnavailable` after ``settings.bootstrap_timeout_s``."""
+    consumer_class, _ = _client_classes(client)
+    return consumer_class(settings)  # type: ignore[call-arg]
 
 
 def open_producer(settings: ProducerSettings, client: str = DEFAULT_CLIENT) -> Producer:
     """Connect a producer; raises :class:`BrokerUnavailable` after ``settings.bootstrap_timeout_s``."""
-    if check_client(client) == "confluent":
-        try:
-            from exporter.kafka.confluent import ConfluentProducer
-        except ModuleNotFoundError as error:
-            if error.name != "confluent_kafka":
-                raise
-            raise UserError(_CONFLUENT_MISSING) from None
-        return ConfluentProducer(settings)
-    from exporter.kafka.kafka_python import KafkaPythonProducer
-
-    return KafkaPythonProducer(settings)
+    _, producer_class = _client_classes(client)
+    return producer_class(settings)  # type: ignore[call-arg]
