@@ -33,7 +33,7 @@ from exporter.kafka import Consumer, DeadLetter, Message, Producer, TopicPartiti
 from exporter.labels import LabelJoiner
 from exporter.profiles import load_profile
 from exporter.records import Decoded, Reason, Rejected
-from exporter.snapshot import HistogramState, PipelineState, Snapshot
+from exporter.snapshot import EVALUATION_BUCKETS, HistogramState, PipelineState, Snapshot
 from exporter.windows import ModelWindows, WindowSpec
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class Aggregator:
         self.lag: dict[tuple[str, int], int] = {}
         self.lock = threading.Lock()
         self._snapshot = Snapshot(evaluated_at=0.0)
-        self._durations = HistogramState.empty(Snapshot(evaluated_at=0.0).evaluation_duration.bounds)
+        self._durations = HistogramState.empty(EVALUATION_BUCKETS)
         self._checkpoint_at: float | None = None
         self._commit_after = 0.0
         self._evaluated_at: float | None = None

@@ -78,11 +78,14 @@ class PipelineState:
     consumer_lag: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
+EVALUATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # seconds
+
+
 @dataclass(frozen=True)
 class Snapshot:
     evaluated_at: float
     models: tuple[ModelSnapshot, ...] = ()
     pipeline: PipelineState = PipelineState()
-    evaluation_duration: HistogramState = HistogramState.empty((0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+    evaluation_duration: HistogramState = HistogramState.empty(EVALUATION_BUCKETS)
     checkpoint_last_success: float | None = None
     evaluation_last_success: float | None = None
