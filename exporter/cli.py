@@ -179,10 +179,62 @@ def drift(
 
 
 @cli.command()
-@click.option("--rows", default=20_000, show_default=True, type=click.IntRange(min=1000), help="Rows per data set.")
+@click.option("--offline", is_flag=True, help="Instead of the live loop: two files, a profile and the drift report.")
+@click.option("--headless", is_flag=True, help="No live view: a progress line every 5 s and a JSON summary at the end.")
+@click.option("--rate", default=200.0, show_default=True, type=click.FloatRange(min=1), help="Predictions per second.")
+@click.option("--drift-after", default=60.0, show_default=True, type=click.FloatRange(min=0), help="Seconds before drift begins.")
+@click.option("--label-delay", default=5.0, show_default=True, type=click.FloatRange(min=0), help="Seconds until a label follows its prediction.")
+@click.option("--window-seconds", default=60, show_default=True, type=click.IntRange(min=2), help="Span of the drift window shown.")
+@click.option("--port", default=9877, show_default=True, type=click.IntRange(0, 65535), help="Port of /metrics (a free one if taken).")
+@click.option("--duration", default=None, type=click.FloatRange(min=1), help="Stop after this many seconds (default: Ctrl-C).")
+@click.option("--until-drift", is_flag=True, help="Stop once drift shows on exactly the drifted features.")
+@click.option("--rows", default=20_000, show_default=True, type=click.IntRange(min=1000), help="Rows per data set (--offline).")
 @click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Keep the generated files here.")
 @click.option("--seed", default=7, show_default=True)
-def demo(rows: int, out: Path | None, seed: int) -> None:
+def demo(
+    offline: bool,
+    headless: bool,
+    rate: float,
+    drift_after: float,
+    label_delay: float,
+    window_seconds: int,
+    port: int,
+    duration: float | None,
+    until_drift: bool,
+    rows: int,
+    out: Path | None,
+    seed: int,
+) -> None:
+    """The whole loop on this machine, no setup: broker, drifting traffic, aggregator, live view."""
+    if offline:
+        _offline_demo(rows, out, seed)
+        return
+    from exporter.demo.live import DemoOptions, LiveDemo
+
+    options = DemoOptions(
+        rate=rate,
+        drift_after=drift_after,
+        label_delay=label_delay,
+        bucket_seconds=max(1, window_seconds // 12),
+        window_seconds=window_seconds,
+        port=port,
+        workdir=out,
+        duration=duration,
+        until_drift=until_drift,
+        seed=seed,
+    )
+    try:
+        result = LiveDemo(options, report_console()).run(headless=headless)
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+        return
+    if headless:
+        click.echo(json.dumps(result.as_dict(), allow_nan=False, default=str))
+    if until_drift and not result.reached_drift:
+        sys.exit(1)
+
+
+def _offline_demo(rows: int, out: Path | None, seed: int) -> None:
     """Generate a reference and a drifted current set, build the profile, show the drift."""
     from exporter.synthetic import drifted_columns, synthetic_table
     import pyarrow.parquet as pq

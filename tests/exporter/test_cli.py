@@ -156,7 +156,7 @@ def test_installed_console_script_never_prints_a_traceback(tmp_path):
 
 
 def test_demo_runs_and_shows_the_injected_drift(tmp_path, capsys):
-    code, out, _ = run(["demo", "--rows", "5000", "--out", str(tmp_path)], capsys)
+    code, out, _ = run(["demo", "--offline", "--rows", "5000", "--out", str(tmp_path)], capsys)
     assert code == 0
     drifted = {line.split()[1] for line in out.splitlines() if "DRIFT" in line}
     assert drifted == set(drifted_columns(8, 3, 3))

@@ -1,0 +1,1 @@
+"""``model-health demo``: the monitoring loop end to end on this machine, with no setup."""
