@@ -1,0 +1,63 @@
+"""GPU test helpers: where the recorded H200 capture is, a hand-moved clock, scrape parsing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.gpu.fake import DEFAULT_FIXTURES
+
+REPO = Path(__file__).resolve().parents[2]
+# The capture as the project shares it; CI checks out ../shared beside the repository.
+SHARED_H200 = REPO.parent / "shared" / "fixtures" / "nvml" / "h200"
+
+
+def capture_dir() -> Path:
+    """The shared capture when it is there, else the copy packaged with exporter.gpu."""
+    return SHARED_H200 if (SHARED_H200 / "nvml_trace.jsonl").is_file() else DEFAULT_FIXTURES
+
+
+class FakeClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
+
+
+def scrape(registry: CollectorRegistry) -> Samples:
+    """{sample name: {sorted label pairs: value}} from a real text-format scrape."""
+    text = generate_latest(registry).decode()
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def only(samples: Samples, name: str) -> float:
+    """The value of the one sample called ``name``."""
+    series = samples.get(name, {})
+    assert len(series) == 1, f"{name}: expected one series, got {series}"
+    return next(iter(series.values()))
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until true; a generous timeout, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within timeout")
+        time.sleep(0.005)
