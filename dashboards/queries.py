@@ -1,0 +1,26 @@
+"""PromQL the dashboards share: serving counters counted once per model, latency quantiles, ages."""
+
+from __future__ import annotations
+
+from dashboards.common import RATE
+
+
+def once_per_model(counter: str, matchers: str = "", by: str = "model, model_version") -> str:
+    """Rate of a serving counter summed within each job, then the largest job's.
+
+    The sidecar and the aggregator may both count the same requests; taking the larger job's
+    sum counts them once whichever of the two is deployed (as the recording rules do).
+    """
+    selector = f"{counter}{{{matchers}}}" if matchers else counter
+    return f"max by ({by}) (sum by (job, {by}) (rate({selector}[{RATE}])))"
+
+
+def latency_quantile(quantile: float, matchers: str = "", by: str = "model, model_version") -> str:
+    """The ``quantile`` of model_health_request_duration_seconds over ``$__rate_interval``."""
+    buckets = once_per_model("model_health_request_duration_seconds_bucket", matchers, f"{by}, le" if by else "le")
+    return f"histogram_quantile({quantile:g}, {buckets})"
+
+
+def age(timestamp_expr: str) -> str:
+    """Seconds since a timestamp series (the catalogue exports timestamps, never ages)."""
+    return f"time() - {timestamp_expr}"
