@@ -1,0 +1,122 @@
+"""The relay's counters, and the collector that renders them from the catalogue at scrape time.
+
+Counts live in one lock-guarded object written by the HTTP and delivery threads; a scrape
+copies them under the lock and builds families from that copy, touching neither the database
+nor the network. Every known label value starts at zero so ``rate()`` and ``increase()`` see
+the first event.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.catalogue import by_name
+
+REJECT_REASONS = ("unauthorized", "method", "too_large", "bad_body", "bad_json", "bad_payload")
+SKIP_REASONS = ("resolved", "other_alert", "no_model", "duplicate", "cooldown")
+OUTCOMES = ("delivered", "failed")
+
+
+@dataclass(frozen=True)
+class RelayCounts:
+    notifications: int
+    rejected: dict[str, int]
+    skipped: dict[str, int]
+    deliveries: dict[tuple[str, str], int]
+    retries: dict[str, int]
+    pending: int
+
+
+class RelayStats:
+    """Thread-safe counts for one target kind."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._lock = threading.Lock()
+        self._notifications = 0
+        self._rejected: Counter[str] = Counter({reason: 0 for reason in REJECT_REASONS})
+        self._skipped: Counter[str] = Counter({reason: 0 for reason in SKIP_REASONS})
+        self._deliveries: Counter[str] = Counter({outcome: 0 for outcome in OUTCOMES})
+        self._retries = 0
+        self._pending = 0
+
+    def notification(self) -> None:
+        with self._lock:
+            self._notifications += 1
+
+    def rejected(self, reason: str) -> None:
+        with self._lock:
+            self._rejected[reason] += 1
+
+    def skipped(self, counts: Iterable[tuple[str, int]]) -> None:
+        with self._lock:
+            for reason, count in counts:
+                self._skipped[reason] += count
+
+    def finished(self, outcome: str) -> None:
+        with self._lock:
+            self._deliveries[outcome] += 1
+
+    def retry(self) -> None:
+        with self._lock:
+            self._retries += 1
+
+    def refresh_pending(self, count: Callable[[], int]) -> None:
+        """Set the pending gauge from ``count()``, read under the lock: the intake and the
+        worker both refresh it, and the one that reads last must also be the one that writes."""
+        with self._lock:
+            self._pending = count()
+
+    def counts(self) -> RelayCounts:
+        with self._lock:
+            return RelayCounts(
+                self._notifications,
+                dict(self._rejected),
+                dict(self._skipped),
+                {(self.target, outcome): count for outcome, count in self._deliveries.items()},
+                {self.target: self._retries},
+                self._pending,
+            )
+
+
+class RelayCollector(Collector):
+    """Yields the relay's families (and ``build_info``) from ``RelayStats``."""
+
+    def __init__(self, stats: RelayStats, version: str) -> None:
+        self._stats = stats
+        self._version = version
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._stats.counts()
+        yield _gauge("model_health_build_info", [([self._version], 1)])
+        yield _counter("model_health_relay_notifications_total", [([], counts.notifications)])
+        yield _counter("model_health_relay_requests_rejected_total", [([k], v) for k, v in sorted(counts.rejected.items())])
+        yield _counter("model_health_relay_skipped_total", [([k], v) for k, v in sorted(counts.skipped.items())])
+        yield _counter("model_health_relay_deliveries_total", [(list(k), v) for k, v in sorted(counts.deliveries.items())])
+        yield _counter("model_health_relay_retries_total", [([k], v) for k, v in counts.retries.items()])
+        yield _gauge("model_health_relay_deliveries_pending", [([self._stats.target], counts.pending)])
+
+
+def _counter(name: str, samples: list[tuple[list[str], float]]) -> Metric:
+    metric = by_name(name)
+    family = CounterMetricFamily(metric.family, metric.help, labels=list(metric.labels))
+    for labels, value in samples:
+        family.add_metric(labels, float(value))
+    return family
+
+
+def _gauge(name: str, samples: list[tuple[list[str], float]]) -> Metric:
+    metric = by_name(name)
+    family = GaugeMetricFamily(metric.name, metric.help, labels=list(metric.labels))
+    for labels, value in samples:
+        family.add_metric(labels, float(value))
+    return family
