@@ -6,6 +6,9 @@ folder). After a crash at any moment the last complete checkpoint is read back a
 consumption resumes from *its* offsets, so every record is counted exactly once.
 Bins are not stored: they come from the model's reference profile, whose creation time
 the checkpoint records so that state folded against another profile is never mixed in.
+State that may grow large — the request/response halves waiting in the decoders' join
+buffers — travels as rows of JSON documents (``part`` = ``document``), not in the file's
+key-value metadata, whose strings Parquet readers cap (100 MB by default in pyarrow).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ _SCHEMA = pa.schema(
         ("model_version", pa.string()),
         ("window", pa.string()),
         ("bucket_start", pa.int64()),
-        ("part", pa.string()),  # bucket | feature | prediction | label | loss | performance
+        ("part", pa.string()),  # bucket | feature | prediction | label | loss | performance | document
         ("name", pa.string()),
         ("records", pa.int64()),
         ("labels", pa.int64()),
@@ -61,6 +64,8 @@ Offsets = dict[tuple[str, int], int]
 class Checkpoint:
     offsets: Offsets = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # joiner buffers, counters
+    # Named lists of JSON texts, order kept (decoder join buffers): see the module docstring.
+    documents: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _summary_row(base: dict[str, Any], part: str, name: str, summary: ColumnSummary) -> dict[str, Any]:
@@ -95,6 +100,8 @@ def save_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows], chec
             "last_prediction_at": store.last_prediction_at,
             "last_label_at": store.last_label_at,
         }
+    for group, texts in checkpoint.documents.items():
+        rows.extend({"part": "document", "name": group, "payload": text} for text in texts)
     metadata = {
         "format_version": FORMAT_VERSION,
         "offsets": [[topic, partition, offset] for (topic, partition), offset in sorted(checkpoint.offsets.items())],
@@ -151,7 +158,11 @@ def load_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows]) -> C
         for ring in store.buckets.values():
             ring.clear()
     parts: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    documents: dict[str, list[str]] = {}
     for row in table.to_pylist():
+        if row["part"] == "document":
+            documents.setdefault(row["name"], []).append(row["payload"])
+            continue
         key = (row["model"], row["model_version"])
         if key not in usable:
             continue
@@ -178,4 +189,4 @@ def load_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows]) -> C
             labels=slot.get("labels", 0),
         )
     offsets = {(topic, int(partition)): int(offset) for topic, partition, offset in metadata["offsets"]}
-    return Checkpoint(offsets, metadata.get("extra", {}))
+    return Checkpoint(offsets, metadata.get("extra", {}), documents)

@@ -8,19 +8,23 @@ native record, array or NDJSON. Anything else is refused as ``unknown_format``.
 
 :func:`decode_batch` is the consumer's entry point: all messages of a poll go into one
 sink, so many one-record JSON messages still make one table per model, and the join
-buffers are swept once per batch.
+buffers are swept once per batch. Given an ``expected`` format (``kafka.format``), a
+message in any other is refused instead (see :mod:`~exporter.decoders.fixed_format`);
+the labels topic is always detected.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
 from exporter.decoders.arrow_ipc import decode_arrow_ipc_into, looks_like_arrow
+from exporter.decoders.fixed_format import format_refusal
+from exporter.decoders.join_state import export_joiner, import_joiner
 from exporter.decoders.kserve import KServeJoiner, decode_kserve_into, has_cloudevent_headers, is_structured_cloudevent
 from exporter.decoders.message_headers import Headers, HeadersIn, normalise_headers
 from exporter.decoders.native_json import decode_native_json_into
@@ -68,6 +72,14 @@ class Joiners:
         self.kserve.drain_into(sink, now)
         self.seldon.drain_into(sink, now)
         return sink.finish()
+
+    def export_state(self) -> dict[str, list[str]]:
+        """Both buffers as JSON documents, for a checkpoint (see :mod:`~exporter.decoders.join_state`)."""
+        return {"kserve": export_joiner(self.kserve), "seldon": export_joiner(self.seldon)}
+
+    def import_state(self, state: Mapping[str, Sequence[str]]) -> None:
+        import_joiner(self.kserve, state.get("kserve", ()))
+        import_joiner(self.seldon, state.get("seldon", ()))
 
 
 @dataclass(frozen=True)
@@ -141,23 +153,42 @@ def decode_message(
 
 
 def decode_batch(
-    messages: Iterable[WireMessage], now: float, joiners: Joiners, *, labels_topic: str = DEFAULT_LABELS_TOPIC
+    messages: Iterable[WireMessage],
+    now: float,
+    joiners: Joiners,
+    *,
+    labels_topic: str = DEFAULT_LABELS_TOPIC,
+    expected: WireFormat | None = None,
 ) -> BatchDecoded:
     """Detect and decode a batch of messages into one :class:`Decoded`; never raises."""
     sink = DecodeSink()
-    formats = [decode_into(sink, message, now, joiners, labels_topic=labels_topic) for message in messages]
+    formats = [
+        decode_into(sink, message, now, joiners, labels_topic=labels_topic, expected=expected) for message in messages
+    ]
     joiners.expire_into(sink, now)
     return BatchDecoded(sink.finish(), formats)
 
 
 def decode_into(
-    sink: DecodeSink, message: WireMessage, now: float, joiners: Joiners, *, labels_topic: str = DEFAULT_LABELS_TOPIC
+    sink: DecodeSink,
+    message: WireMessage,
+    now: float,
+    joiners: Joiners,
+    *,
+    labels_topic: str = DEFAULT_LABELS_TOPIC,
+    expected: WireFormat | None = None,
 ) -> WireFormat:
     """Add one message's rows and refusals to ``sink``; returns its format."""
     headers = normalise_headers(message.headers)
     value = bytes(message.value) if message.value is not None else b""
     wire_format = detect_format(value, headers, message.topic)
     labels_only = message.topic == labels_topic
+    if expected is not None and not labels_only:
+        refusal = format_refusal(expected, wire_format, value)
+        if refusal is not None:
+            sink.reject(refusal, value, headers)
+            # JSON refused under kafka.format json can only be NDJSON: say what it was.
+            return WireFormat.NDJSON if wire_format is WireFormat.JSON and expected is WireFormat.JSON else wire_format
     with sink.guard(_FAILURE_REASON[wire_format], value, headers):
         if wire_format is WireFormat.SELDON:
             decode_seldon_into(

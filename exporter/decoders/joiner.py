@@ -11,10 +11,10 @@ is full, or is replaced by a newer half under the same id is handed back as a
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 Half = TypeVar("Half")
 
@@ -56,6 +56,26 @@ class _Waiting(Generic[Half]):
     side: Side
     half: Half
     since: float
+
+
+class Waiting(NamedTuple, Generic[Half]):
+    """One half waiting for its partner, as a checkpoint keeps it."""
+
+    key: Hashable
+    side: Side
+    half: Half
+    since: float  # when it arrived: its TTL keeps running across a restart
+
+
+COUNTERS = (
+    "joined",
+    "expired_requests",
+    "expired_responses",
+    "evicted_requests",
+    "evicted_responses",
+    "replaced_requests",
+    "replaced_responses",
+)
 
 
 class HalfJoiner(Generic[Half]):
@@ -124,6 +144,21 @@ class HalfJoiner(Generic[Half]):
         leftovers = [Leftover(w.side, w.half, Departure.DRAINED) for w in self._waiting.values()]
         self._waiting.clear()
         return leftovers
+
+    # Checkpoint support: a half waiting when the state is saved came from a message the
+    # saved offsets already cover, so it must come back with the state or never pair.
+    def waiting(self) -> list[Waiting[Half]]:
+        """Every waiting half, oldest first."""
+        return [Waiting(key, w.side, w.half, w.since) for key, w in self._waiting.items()]
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in COUNTERS}
+
+    def restore(self, waiting: Iterable[Waiting[Half]], counts: Mapping[str, int]) -> None:
+        """Replace the buffer and the counters with saved ones (arrival order kept)."""
+        self._waiting = OrderedDict((w.key, _Waiting(w.side, w.half, w.since)) for w in waiting)
+        for name in COUNTERS:
+            setattr(self, name, int(counts.get(name, 0)))
 
     def _leaving(self, waiting: _Waiting[Half], why: Departure) -> Leftover[Half]:
         request = waiting.side is Side.REQUEST

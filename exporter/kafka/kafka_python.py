@@ -32,6 +32,10 @@ from exporter.kafka.types import (
 
 log = logging.getLogger(__name__)
 
+# kafka-python's commit waits for a group coordinator without end by default: with the
+# broker away it would hold the caller (the aggregator's consuming loop) until it returns.
+COMMIT_TIMEOUT_MS = 10_000
+
 # Errors meaning "this member no longer owns what it tried to commit", not "Kafka is broken".
 _GROUP_MOVED = (
     kerrors.CommitFailedError,
@@ -123,7 +127,7 @@ class KafkaPythonConsumer:
             for (topic, partition), offset in offsets.items()
         }
         try:
-            self._consumer.commit(request)
+            self._consumer.commit(request, timeout_ms=COMMIT_TIMEOUT_MS)
         except _GROUP_MOVED as error:
             raise CommitFailed(f"commit refused, the group rebalanced: {error}") from error
         except kerrors.KafkaError as error:
