@@ -62,6 +62,10 @@ class _Families:
         return iter(self._families.values())
 
 
+# Public name for the other components' collectors (the sidecar's), which build the same way.
+CatalogueFamilies = _Families
+
+
 def _bound(value: float) -> str:
     return repr(float(value))
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.simple_server import make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
+
+from exporter.http_connection import KeepAliveHandler
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Route = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -54,17 +56,16 @@ def health_app(
     return app
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        # Scrapes every few seconds would drown the logs.
-        pass
-
-
 class HttpServer:
-    """A threaded WSGI server on (host, port); port 0 picks a free one."""
+    """A threaded WSGI server on (host, port); port 0 picks a free one.
+
+    Connections are HTTP/1.1 keep-alive and request bodies arrive bounded and de-chunked
+    (see :mod:`exporter.http_connection`); :func:`exporter.http_body.read_body` reads one
+    within a size limit.
+    """
 
     def __init__(self, app: WSGIApp, host: str, port: int) -> None:
-        self._server = make_server(host, port, app, server_class=ThreadingWSGIServer, handler_class=_QuietHandler)
+        self._server = make_server(host, port, app, server_class=ThreadingWSGIServer, handler_class=KeepAliveHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
     @property

@@ -60,8 +60,16 @@ class InferenceHalf:
 class InferenceJoiner:
     """Pairs request and response halves (bounded, TTL'd) and writes the resulting rows."""
 
-    def __init__(self, max_pending: int = DEFAULT_MAX_PENDING, ttl_seconds: float = DEFAULT_TTL_SECONDS) -> None:
+    def __init__(
+        self,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        *,
+        default_version: str | None = None,
+    ) -> None:
         self.halves: HalfJoiner[InferenceHalf] = HalfJoiner(max_pending, ttl_seconds)
+        # A sidecar knows the version of the model beside it; that beats a deployment slot.
+        self.default_version = default_version
 
     @property
     def pending(self) -> int:
@@ -113,12 +121,12 @@ class InferenceJoiner:
         self._leftovers(sink, step.leftovers, now)
         if step.pair is not None:
             request, response = step.pair
-            emit_rows(sink, request, response, now)
+            emit_rows(sink, request, response, now, self.default_version)
 
     def _leftovers(self, sink: DecodeSink, leftovers: list[Leftover[InferenceHalf]], now: float) -> None:
         for left in leftovers:
             if left.side is Side.REQUEST:
-                emit_rows(sink, left.half, None, now)
+                emit_rows(sink, left.half, None, now, self.default_version)
             elif left.half.predictions is not None:  # an unreadable one was refused on arrival
                 detail = f"no request with id {left.half.request_id!r} ({_departure_text(left.why)})"
                 sink.reject(RecordError(Reason.UNMATCHED_RESPONSE, detail), left.half.payload, left.half.headers)
@@ -133,8 +141,17 @@ def _departure_text(why: Departure) -> str:
     }[why]
 
 
-def emit_rows(sink: DecodeSink, request: InferenceHalf | None, response: InferenceHalf | None, now: float) -> None:
-    """Prediction rows for one inference, from whichever halves are usable."""
+def emit_rows(
+    sink: DecodeSink,
+    request: InferenceHalf | None,
+    response: InferenceHalf | None,
+    now: float,
+    default_version: str | None = None,
+) -> None:
+    """Prediction rows for one inference, from whichever halves are usable.
+
+    The version is the one the halves carry, else ``default_version``, else the slot.
+    """
     halves = [half for half in (request, response) if half is not None]
     if not halves:
         return
@@ -154,7 +171,9 @@ def emit_rows(sink: DecodeSink, request: InferenceHalf | None, response: Inferen
         return
     rows = len(features) if features is not None else len(predictions or ())
     identity = halves[0]
-    model_version = _first_text([h.model_version for h in halves] + [h.fallback_version for h in halves])
+    model_version = _first_text(
+        [h.model_version for h in halves] + [default_version] + [h.fallback_version for h in halves]
+    )
     timestamp = next((h.time for h in halves if h.time is not None), now)
     latency_ms = None
     if request is not None and response is not None and request.time is not None and response.time is not None:

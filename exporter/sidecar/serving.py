@@ -1,0 +1,152 @@
+"""The sidecar's serving metrics: counted as records arrive, rendered at scrape time.
+
+Ingest threads update :class:`ServingStats` under its lock; a scrape takes an immutable
+:class:`ServingSnapshot` copy and renders it with catalogue-typed families
+(:class:`SidecarCollector`), so a scrape never waits on decoding or Kafka.
+
+A prediction counts once ingest has taken it into the queue, whether or not Kafka later
+takes it: these metrics describe the model server's traffic (requests, errors, latency,
+freshness), and a request refused with 503 is not counted because its client sends it
+again. What happens to records on the way to Kafka is counted apart, in
+``model_health_records_rejected_total``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from exporter.collectors import CatalogueFamilies
+from exporter.snapshot import HistogramState
+
+ModelKey = tuple[str, str]  # (model, model_version); an unknown version is ""
+
+
+@dataclass(frozen=True)
+class ServingSnapshot:
+    predictions: dict[ModelKey, int] = field(default_factory=dict)
+    errors: dict[ModelKey, int] = field(default_factory=dict)
+    latency: dict[ModelKey, HistogramState] = field(default_factory=dict)
+    last_prediction: dict[ModelKey, float] = field(default_factory=dict)
+    requests_rejected: dict[str, int] = field(default_factory=dict)
+    records_rejected: dict[tuple[str, str], int] = field(default_factory=dict)
+    unpaired: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+class ServingStats:
+    """Thread-safe totals of what ingest saw; ``model`` starts at zero so rates work at once."""
+
+    def __init__(self, latency_bounds: tuple[float, ...], model: ModelKey | None = None) -> None:
+        self._bounds = tuple(float(b) for b in latency_bounds)
+        self._lock = threading.Lock()
+        self._predictions: Counter[ModelKey] = Counter()
+        self._errors: Counter[ModelKey] = Counter()
+        self._latency: dict[ModelKey, HistogramState] = {}
+        self._last: dict[ModelKey, float] = {}
+        self._requests_rejected: Counter[str] = Counter()
+        self._records_rejected: Counter[tuple[str, str]] = Counter()
+        self._unpaired: dict[tuple[str, str], int] = {}
+        if model is not None:
+            self._predictions[model] = 0
+            self._errors[model] = 0
+            self._latency[model] = HistogramState.empty(self._bounds)
+
+    def observe(self, table: pa.Table) -> None:
+        """Count one decoded prediction table (the :mod:`exporter.records` shape)."""
+        if table.num_rows == 0:
+            return
+        models = table.column("model").to_pylist()
+        versions = [v or "" for v in table.column("model_version").to_pylist()]
+        keys = list(zip(models, versions))
+        status = table.column("status").to_pylist()
+        latency = table.column("latency_ms").to_numpy(zero_copy_only=False).astype(np.float64) / 1000.0
+        times = table.column("timestamp").to_numpy(zero_copy_only=False).astype(np.float64)
+        groups: dict[ModelKey, list[int]] = {}
+        for row, key in enumerate(keys):
+            groups.setdefault(key, []).append(row)
+        with self._lock:
+            for key, rows in groups.items():
+                index = np.asarray(rows)
+                self._predictions[key] += len(rows)
+                self._errors[key] += sum(1 for r in rows if status[r] not in (None, "ok"))
+                self._observe_latency(key, latency[index])
+                newest = float(np.nanmax(times[index]))
+                if newest > self._last.get(key, -np.inf):
+                    self._last[key] = newest
+
+    def _observe_latency(self, key: ModelKey, seconds: np.ndarray) -> None:
+        seconds = np.sort(seconds[np.isfinite(seconds) & (seconds >= 0)])
+        state = self._latency.get(key) or HistogramState.empty(self._bounds)
+        if seconds.size == 0:
+            self._latency[key] = state
+            return
+        below = np.searchsorted(seconds, np.asarray(self._bounds), side="right").tolist()
+        counts = tuple(int(old) + int(new) for old, new in zip(state.counts, [*below, seconds.size]))
+        self._latency[key] = HistogramState(state.bounds, counts, state.total + float(seconds.sum()))
+
+    def request_refused(self, reason: str) -> None:
+        with self._lock:
+            self._requests_rejected[reason] += 1
+
+    def records_refused(self, topic: str, reason: str, count: int = 1) -> None:
+        if count <= 0:
+            return
+        with self._lock:
+            self._records_rejected[(topic, reason)] += count
+
+    def set_unpaired(self, counts: dict[tuple[str, str], int]) -> None:
+        """The join buffer's totals of halves that left unpaired, keyed (side, reason)."""
+        with self._lock:
+            self._unpaired = dict(counts)
+
+    def snapshot(self) -> ServingSnapshot:
+        with self._lock:
+            return ServingSnapshot(
+                predictions=dict(self._predictions),
+                errors=dict(self._errors),
+                latency=dict(self._latency),
+                last_prediction=dict(self._last),
+                requests_rejected=dict(self._requests_rejected),
+                records_rejected=dict(self._records_rejected),
+                unpaired=dict(self._unpaired),
+            )
+
+
+class SidecarCollector(Collector):
+    """Renders the sidecar's families from the catalogue and a fresh :class:`ServingSnapshot`."""
+
+    def __init__(self, stats: ServingStats, version: str, queued: Callable[[], int]) -> None:
+        self._stats = stats
+        self._version = version
+        self._queued = queued
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._stats.snapshot()
+        out = CatalogueFamilies()
+        out.add("model_health_build_info", [self._version], 1)
+        for (model, version), count in sorted(snap.predictions.items()):
+            out.add("model_health_predictions_total", [model, version], count)
+        for (model, version), count in sorted(snap.errors.items()):
+            out.add("model_health_prediction_errors_total", [model, version], count)
+        for (model, version), state in sorted(snap.latency.items()):
+            out.histogram("model_health_request_duration_seconds", [model, version], state)
+        for (model, version), when in sorted(snap.last_prediction.items()):
+            out.add("model_health_last_prediction_timestamp_seconds", [model, version], when)
+        for (topic, reason), count in sorted(snap.records_rejected.items()):
+            out.add("model_health_records_rejected_total", [topic, reason], count)
+        for reason, count in sorted(snap.requests_rejected.items()):
+            out.add("model_health_ingest_requests_rejected_total", [reason], count)
+        for (side, reason), count in sorted(snap.unpaired.items()):
+            out.add("model_health_inference_unpaired_total", [side, reason], count)
+        out.add("model_health_ingest_queue_records", [], self._queued())
+        yield from out

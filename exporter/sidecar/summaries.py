@@ -1,0 +1,171 @@
+"""Edge mode (``kafka.mode: summaries``): one mergeable summary per model and time bucket.
+
+Records are folded, as they arrive, into the reference profile's frozen bins
+(:class:`~exporter.windows.ModelWindows` with one bucket of
+``kafka.summary_bucket_seconds``), so the sidecar holds a few fixed-size summaries instead
+of records. A bucket is published to ``kafka.summaries_topic`` once the clock has passed
+its end by ``batch_max_seconds`` (records are logged with a small delay), as one
+:mod:`exporter.summary_wire` message keyed by model. Records that arrive for a bucket
+already published go out in a later message for the same bucket: messages are deltas
+and the consumer adds them. No more than :data:`MAX_OPEN_BUCKETS` buckets are held: far
+out-of-order event times flush the oldest early rather than grow memory.
+
+Every producer of a model's summaries must write them to the same partition of the
+summaries topic (:mod:`exporter.scaleout.routing`: the Java client's murmur2 rule on the
+model name), whatever its client's default partitioner: the partition is computed here
+from the topic's partition count, read once from the broker.
+
+Records of another model or version than the profile's cannot be folded into its bins:
+they are counted as ``unknown_model`` and dropped, as are rows whose numeric features hold
+text (``bad_feature_value``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import uuid
+from collections.abc import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from detectors.profile import ReferenceProfile
+from exporter.kafka import KafkaIOError, Producer
+from exporter.scaleout.routing import summary_partition
+from exporter.sidecar.serving import ServingStats
+from exporter.summary_wire import SummaryHeader, encode_summary, kafka_headers
+from exporter.windows import ModelWindows, WindowSpec
+
+log = logging.getLogger(__name__)
+
+MAX_OPEN_BUCKETS = 8
+_RING = "summary"
+
+
+def new_producer_id() -> str:
+    """Unique per process start: host, pid and a random part."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+class SummaryStage:
+    """The summaries mode stage of the forwarder."""
+
+    def __init__(
+        self,
+        profile: ReferenceProfile,
+        topic: str,
+        bucket_seconds: int,
+        grace_seconds: float,
+        stats: ServingStats,
+        *,
+        namespace: str | None = None,
+        producer_id: str | None = None,
+        stats_topic: str | None = None,
+        partition_count: Callable[[str], int | None] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.topic = topic
+        self.bucket_seconds = bucket_seconds
+        self.grace_seconds = grace_seconds
+        self.stats = stats
+        self.stats_topic = stats_topic or topic
+        self.namespace = namespace
+        self.producer_id = producer_id or new_producer_id()
+        self.sequence = 0
+        self.model = profile.metadata.model
+        self.version = profile.metadata.model_version
+        # Infinite lateness: every record counts; how late is too late is the consumer's call.
+        self.store = ModelWindows(profile, [WindowSpec(_RING, bucket_seconds, 1)], allowed_lateness=math.inf)
+        self.sent_messages = 0
+        self.sent_records = 0
+        self._partition_count = partition_count
+        self._partition: int | None = None
+
+    def _target_partition(self) -> int | None:
+        """The summaries partition that owns this model; None leaves it to the key."""
+        if self._partition is None and self._partition_count is not None:
+            count = self._partition_count(self.topic)
+            if count:
+                self._partition = summary_partition(self.model, count)
+        return self._partition
+
+    @property
+    def held(self) -> int:
+        return 0  # records are folded at once; what is held is summaries, bounded in size
+
+    def room(self) -> int:
+        return 10_000
+
+    def wait_seconds(self) -> float:
+        return 0.5
+
+    def add(self, tables: list[pa.Table], now: float) -> int:
+        """Fold records into their buckets; all of them may leave the queue right away."""
+        records = 0
+        for table in tables:
+            records += table.num_rows
+            ours = pc.fill_null(
+                pc.and_(pc.equal(table.column("model"), self.model), pc.equal(table.column("model_version"), self.version)),
+                False,
+            )
+            foreign = table.num_rows - pc.sum(ours).as_py() if table.num_rows else 0
+            self.stats.records_refused(self.stats_topic, "unknown_model", int(foreign or 0))
+            if foreign:
+                table = table.filter(ours)
+            if table.num_rows == 0:
+                continue
+            outcome = self.store.fold_predictions(table)
+            for problem in outcome.problems:
+                self.stats.records_refused(self.stats_topic, problem.reason.value, int(problem.rows.size))
+        return records
+
+    def _ring(self) -> dict[int, object]:
+        return self.store.buckets[_RING]
+
+    def due(self, now: float) -> bool:
+        ring = self._ring()
+        if len(ring) > MAX_OPEN_BUCKETS:
+            return True
+        return any(start + self.bucket_seconds + self.grace_seconds <= now for start in ring)
+
+    def flush(self, producer: Producer, now: float, final: bool = False) -> int:
+        """Publish closed buckets (every bucket when ``final``); returns 0 (nothing was held)."""
+        ring = self._ring()
+        starts = sorted(ring)
+        closed = [s for s in starts if final or s + self.bucket_seconds + self.grace_seconds <= now]
+        overflow = len(starts) - MAX_OPEN_BUCKETS
+        if overflow > 0:
+            closed = sorted(set(closed) | set(starts[:overflow]))
+        if not closed:
+            return 0
+        buckets = [(start, ring.pop(start)) for start in closed]
+        records = 0
+        try:
+            partition = self._target_partition()
+            for start, bucket in buckets:
+                header = SummaryHeader(
+                    model=self.model,
+                    model_version=self.version,
+                    model_namespace=self.namespace,
+                    bucket_start=int(start),
+                    bucket_seconds=self.bucket_seconds,
+                    producer_id=self.producer_id,
+                    sequence=self.sequence,
+                    records=bucket.records,  # type: ignore[attr-defined]
+                    profile_created_at=self.profile.metadata.created_at,
+                )
+                self.sequence += 1
+                records += bucket.records  # type: ignore[attr-defined]
+                value = encode_summary(header, bucket)  # type: ignore[arg-type]
+                producer.send(self.topic, value, key=header.key, headers=kafka_headers(header), partition=partition)
+            producer.flush()
+        except KafkaIOError as error:
+            log.warning("dropped summaries of %d records bound for %s: %s", records, self.topic, error)
+            self.stats.records_refused(self.stats_topic, "produce_failed", records)
+            return 0
+        self.sent_messages += len(buckets)
+        self.sent_records += records
+        return 0
