@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: all test demo bench soak lint clean system-packages
+.PHONY: all test demo bench soak lint clean system-packages chart-files
 
 all: test
 
@@ -30,6 +30,15 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m soak
+
+CHART := deploy/helm/model-health-exporter
+
+# The Helm chart's generated files: alert rules and dashboards exactly as the commands write
+# them (tests/deploy/test_chart.py fails while they are stale).
+chart-files: $(STAMP)
+	rm -rf $(CHART)/files/alerts $(CHART)/files/dashboards
+	$(BIN)/model-health alerts --out $(CHART)/files/alerts
+	$(BIN)/model-health dashboards --out $(CHART)/files/dashboards
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

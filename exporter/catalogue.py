@@ -38,6 +38,85 @@ does not say). No dead-lettered counter was added: every record counted by
 ``model_health_records_rejected_total`` is the one written to the dead-letter topic, so a second
 counter would only repeat it.
 
+Metrics of the retraining relay (owner ``relay``; ``target`` is the target kind, ``generic``,
+``argo``, ``kubeflow`` or ``github``):
+
+- ``model_health_relay_notifications_total`` (counter) — Alertmanager notifications accepted.
+- ``model_health_relay_requests_rejected_total`` (counter; reason) — requests to
+  ``/v1/alertmanager`` refused with a 4xx: ``unauthorized``, ``method``, ``too_large``,
+  ``bad_body`` (broken framing, cut short), ``bad_json``, ``bad_payload``.
+- ``model_health_relay_skipped_total`` (counter; reason) — alerts that caused no delivery:
+  ``resolved``, ``other_alert``, ``no_model`` (no model label), ``duplicate`` (same fingerprint
+  and startsAt already handled), ``cooldown`` (the model had a request within the cooldown).
+- ``model_health_relay_deliveries_total`` (counter; target, outcome) — finished deliveries,
+  ``outcome`` ``delivered`` or ``failed`` (permanent 4xx, or attempts exhausted).
+- ``model_health_relay_retries_total`` (counter; target) — delivery attempts after the first.
+- ``model_health_relay_deliveries_pending`` (gauge; target) — deliveries accepted but not yet
+  finished, held durably in the state directory.
+
+Metrics of the sidecar's HTTP ingest (owner ``sidecar``):
+
+- ``model_health_ingest_requests_rejected_total`` (counter; reason) — ingest requests answered
+  with a 4xx or 503: ``not_found``, ``method``, ``unsupported_media_type``, ``too_large``,
+  ``bad_body`` (a body that ended early or broken chunked encoding), ``queue_full`` (503), or
+  the decoder's reason for the first record or event it refused (``invalid_json``,
+  ``invalid_cloudevent``, ``missing_field``, …). Refused *records* are also counted, each, in
+  ``model_health_records_rejected_total{topic,reason}`` with the topic they were bound for.
+- ``model_health_inference_unpaired_total`` (counter; side, reason) — KServe logger events that
+  left the request/response join buffer without their partner: ``side`` ``request`` or
+  ``response``, ``reason`` ``expired`` (waited past the TTL), ``evicted`` (the buffer was full)
+  or ``replaced`` (a newer event of the same side came with the same id).
+- ``model_health_ingest_queue_records`` (gauge) — records accepted and not yet handed to Kafka;
+  at ``queue.max_records`` ingest answers 503.
+
+Metrics of the sidecar injector (owner ``injector``):
+
+- ``model_health_injector_admissions_total`` (counter; outcome) — AdmissionReviews answered:
+  ``injected``, ``already_injected`` (reinvocation), ``opted_out``, ``not_selected``,
+  ``refused`` (no model name, a port or name clash, host network; the reason is in the
+  response's warnings), ``not_applicable`` (not a pod CREATE), ``error`` (internal error; the
+  pod was admitted unpatched) and ``malformed`` (a 4xx: not an AdmissionReview).
+- ``model_health_injector_certificate_expiry_timestamp_seconds`` (gauge) — when the serving
+  certificate in use expires; with ``failurePolicy: Ignore`` an expired certificate would
+  silently stop injection, so alert on it.
+- ``model_health_injector_certificate_reloads_total`` (counter; result) — rotated certificate
+  files picked up (``loaded``) or refused (``failed``: the old pair keeps serving).
+
+Metrics of the GPU collector (owners ``sidecar`` and ``node``; see ``exporter/gpu``):
+
+- ``model_health_gpu_pcie_transmit_bytes_per_second`` and
+  ``model_health_gpu_pcie_receive_bytes_per_second`` (gauge; gpu, gpu_uuid) — PCIe throughput
+  as NVML measures it over 20 ms. The query is costly (~21 ms each), so it runs on the slow
+  interval and only with ``gpu.slow_queries`` on. NVML gives a rate, not a byte counter,
+  hence a gauge; ``bytes_per_second`` is the one derived unit the catalogue allows.
+- ``model_health_gpu_process_utilization_ratio`` (gauge; gpu_uuid, pid, pod_uid,
+  container_id) — share of the last sampling window the process kept the SMs busy, with the
+  labels of ``model_health_gpu_process_memory_used_bytes``. Absent when NVML has no sample
+  for the process ("Not Found": it ran nothing) and on MIG-enabled GPUs (not supported).
+- ``model_health_gpu_mig_enabled`` (gauge 0/1; gpu, gpu_uuid) — whether the GPU is in MIG
+  mode; absent where NVML cannot tell.
+- ``model_health_gpu_mig_memory_used_bytes`` and ``model_health_gpu_mig_memory_total_bytes``
+  (gauge; gpu, gpu_uuid, mig_uuid, gpu_instance_id, compute_instance_id) — memory of the GPU
+  instance a MIG device belongs to (compute instances of one GPU instance share it, so they
+  show the same value). NVML gives no utilization per MIG device.
+
+Metrics of the aggregator's scale-out mode (``kafka.mode: scale_out``; see ``exporter/scaleout``),
+exported by the replica that owns the summaries partition:
+
+- ``model_health_summaries_merged_total`` (counter) — partial summaries merged into the models
+  this replica owns (a replay after a handover merges them again, so this restarts like a
+  process restart would).
+- ``model_health_summaries_duplicates_total`` (counter) — partial summaries skipped because
+  their source range was already merged: re-publications after a replica died mid-flush.
+- ``model_health_summaries_overlaps_total`` (counter) — partial summaries whose source range
+  overlaps one already merged; merged anyway and logged. Non-zero only if a replica kept
+  publishing after losing its partition: worth an alert.
+
+In scale-out, ``model_health_records_consumed_total`` and ``model_health_records_rejected_total``
+are exported by the owner of each source partition's pipeline summaries (not by the replica
+that happens to consume it), so they stay exact across crashes; their ``sum()`` over replicas
+equals a single process's.
+
 Several components may expose the same serving metric (the sidecar from HTTP ingest, the
 aggregator from records it consumes); Prometheus's ``job`` label tells them apart.
 """
@@ -56,7 +135,10 @@ PREFIX = "model_health_"
 KINDS: frozenset[str] = frozenset({"gauge", "counter", "histogram", "info"})
 COMPONENTS: frozenset[str] = frozenset({"aggregator", "sidecar", "relay", "injector", "node"})
 # Base units only: a dashboard converts for display, the series never does.
-UNITS: frozenset[str] = frozenset({"", "seconds", "bytes", "ratio", "joules", "watts", "hertz", "celsius"})
+# ``bytes_per_second``: NVML's PCIe throughput is a rate with no counter behind it.
+UNITS: frozenset[str] = frozenset(
+    {"", "seconds", "bytes", "ratio", "joules", "watts", "hertz", "celsius", "bytes_per_second"}
+)
 # Target labels Prometheus attaches itself; a metric label of the same name gets renamed.
 FORBIDDEN_LABELS: frozenset[str] = frozenset({"namespace", "pod"})
 
@@ -119,6 +201,8 @@ _GPU = "gpu, gpu_uuid"
 _SERVING: tuple[Component, ...] = ("aggregator", "sidecar")
 _GPU_OWNERS: tuple[Component, ...] = ("sidecar", "node")
 _ALL: tuple[Component, ...] = ("aggregator", "sidecar", "relay", "injector", "node")
+_SIDECAR: tuple[Component, ...] = ("sidecar",)
+_RELAY: tuple[Component, ...] = ("relay",)
 
 CATALOGUE: tuple[Metric, ...] = (
     # Feature drift, per window.
@@ -237,6 +321,47 @@ CATALOGUE: tuple[Metric, ...] = (
         owners=_GPU_OWNERS,
     ),
     _m("model_health_gpu_collector_up", "gauge", "", "1 when the last NVML sample worked, else 0.", owners=_GPU_OWNERS),
+    _m(
+        "model_health_gpu_pcie_transmit_bytes_per_second",
+        "gauge",
+        _GPU,
+        "PCIe throughput out of the GPU, measured by NVML over 20 ms.",
+        "bytes_per_second",
+        owners=_GPU_OWNERS,
+    ),
+    _m(
+        "model_health_gpu_pcie_receive_bytes_per_second",
+        "gauge",
+        _GPU,
+        "PCIe throughput into the GPU, measured by NVML over 20 ms.",
+        "bytes_per_second",
+        owners=_GPU_OWNERS,
+    ),
+    _m(
+        "model_health_gpu_process_utilization_ratio",
+        "gauge",
+        "gpu_uuid, pid, pod_uid, container_id",
+        "Share of the last sampling window one process kept the GPU's SMs busy.",
+        "ratio",
+        owners=_GPU_OWNERS,
+    ),
+    _m("model_health_gpu_mig_enabled", "gauge", _GPU, "1 when the GPU is in MIG mode, else 0.", owners=_GPU_OWNERS),
+    _m(
+        "model_health_gpu_mig_memory_used_bytes",
+        "gauge",
+        "gpu, gpu_uuid, mig_uuid, gpu_instance_id, compute_instance_id",
+        "Memory in use in the GPU instance of a MIG device.",
+        "bytes",
+        owners=_GPU_OWNERS,
+    ),
+    _m(
+        "model_health_gpu_mig_memory_total_bytes",
+        "gauge",
+        "gpu, gpu_uuid, mig_uuid, gpu_instance_id, compute_instance_id",
+        "Memory of the GPU instance of a MIG device.",
+        "bytes",
+        owners=_GPU_OWNERS,
+    ),
     # The pipeline itself.
     _m("model_health_records_consumed_total", "counter", "topic, format", "Records consumed and decoded."),
     _m(
@@ -269,7 +394,91 @@ CATALOGUE: tuple[Metric, ...] = (
         "When the last state checkpoint was written.",
         "seconds",
     ),
+    # Scale-out (stage 2: merging partial summaries).
+    _m("model_health_summaries_merged_total", "counter", "", "Partial summaries merged into the models this replica owns."),
+    _m(
+        "model_health_summaries_duplicates_total",
+        "counter",
+        "",
+        "Partial summaries skipped because their source range was already merged.",
+    ),
+    _m(
+        "model_health_summaries_overlaps_total",
+        "counter",
+        "",
+        "Partial summaries whose source range overlapped one already merged (merged anyway).",
+    ),
     _m("model_health_build_info", "info", "version", "Build of the running component; always 1.", "", owners=_ALL),
+    # The sidecar's HTTP ingest.
+    _m(
+        "model_health_ingest_requests_rejected_total",
+        "counter",
+        "reason",
+        "Ingest requests refused with a 4xx or 503, by reason.",
+        owners=_SIDECAR,
+    ),
+    _m(
+        "model_health_inference_unpaired_total",
+        "counter",
+        "side, reason",
+        "Logged inference requests or responses that left the join buffer without their partner.",
+        owners=_SIDECAR,
+    ),
+    _m(
+        "model_health_ingest_queue_records",
+        "gauge",
+        "",
+        "Records accepted by ingest and not yet handed to Kafka.",
+        owners=_SIDECAR,
+    ),
+    # The retraining relay.
+    _m("model_health_relay_notifications_total", "counter", "", "Alertmanager notifications accepted.", owners=_RELAY),
+    _m(
+        "model_health_relay_requests_rejected_total",
+        "counter",
+        "reason",
+        "Requests to the Alertmanager endpoint refused with a 4xx, by reason.",
+        owners=_RELAY,
+    ),
+    _m("model_health_relay_skipped_total", "counter", "reason", "Alerts that caused no delivery, by reason.", owners=_RELAY),
+    _m(
+        "model_health_relay_deliveries_total",
+        "counter",
+        "target, outcome",
+        "Finished retraining deliveries, by target kind and outcome (delivered or failed).",
+        owners=_RELAY,
+    ),
+    _m("model_health_relay_retries_total", "counter", "target", "Delivery attempts after the first.", owners=_RELAY),
+    _m(
+        "model_health_relay_deliveries_pending",
+        "gauge",
+        "target",
+        "Deliveries accepted and durably queued but not yet finished.",
+        owners=_RELAY,
+    ),
+    # The sidecar injector.
+    _m(
+        "model_health_injector_admissions_total",
+        "counter",
+        "outcome",
+        "AdmissionReviews answered by the sidecar injector, by outcome.",
+        owners=("injector",),
+    ),
+    _m(
+        "model_health_injector_certificate_expiry_timestamp_seconds",
+        "gauge",
+        "",
+        "When the injector's serving certificate expires.",
+        "seconds",
+        owners=("injector",),
+    ),
+    _m(
+        "model_health_injector_certificate_reloads_total",
+        "counter",
+        "result",
+        "Rotated serving certificates loaded or refused, by result.",
+        owners=("injector",),
+    ),
 )
 
 # Read-only view: the catalogue is a constant, never a registry others add to at runtime.
@@ -298,8 +507,8 @@ def names() -> frozenset[str]:
 def for_owner(component: str) -> tuple[Metric, ...]:
     """The metrics ``component`` may expose, in catalogue order.
 
-    >>> [m.name for m in for_owner("relay")]
-    ['model_health_build_info']
+    >>> [m.name for m in for_owner("relay")][:2]
+    ['model_health_build_info', 'model_health_relay_notifications_total']
     """
     if component not in COMPONENTS:
         raise ValueError(f"unknown component {component!r}; expected one of {sorted(COMPONENTS)}")

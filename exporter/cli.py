@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -185,9 +186,23 @@ def drift(
 @click.option("--drift-after", default=60.0, show_default=True, type=click.FloatRange(min=0), help="Seconds before drift begins.")
 @click.option("--label-delay", default=5.0, show_default=True, type=click.FloatRange(min=0), help="Seconds until a label follows its prediction.")
 @click.option("--window-seconds", default=60, show_default=True, type=click.IntRange(min=2), help="Span of the drift window shown.")
-@click.option("--port", default=9877, show_default=True, type=click.IntRange(0, 65535), help="Port of /metrics (a free one if taken).")
+@click.option(
+    "--port",
+    default=9877,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of the aggregator's /metrics (a free one if taken); the sidecar takes 9878 and Prometheus 9090 likewise; 0: free ports for all.",
+)
 @click.option("--duration", default=None, type=click.FloatRange(min=1), help="Stop after this many seconds (default: Ctrl-C).")
 @click.option("--until-drift", is_flag=True, help="Stop once drift shows on exactly the drifted features.")
+@click.option(
+    "--protocol",
+    default="v1",
+    show_default=True,
+    type=click.Choice(["v1", "v2"]),
+    help="Body of the KServe logger events: V1 instances, or Open Inference Protocol v2 tensors.",
+)
+@click.option("--no-prometheus", is_flag=True, help="Leave Prometheus out even where it is installed.")
 @click.option("--rows", default=20_000, show_default=True, type=click.IntRange(min=1000), help="Rows per data set (--offline).")
 @click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Keep the generated files here.")
 @click.option("--seed", default=7, show_default=True)
@@ -201,11 +216,15 @@ def demo(
     port: int,
     duration: float | None,
     until_drift: bool,
+    protocol: str,
+    no_prometheus: bool,
     rows: int,
     out: Path | None,
     seed: int,
 ) -> None:
-    """The whole loop on this machine, no setup: broker, drifting traffic, aggregator, live view."""
+    """The whole loop on this machine, no setup: a synthetic model logging to the sidecar,
+    broker, aggregator, GPU collector, Prometheus with the generated rules (where installed),
+    drifting traffic and a live view."""
     if offline:
         _offline_demo(rows, out, seed)
         return
@@ -222,16 +241,27 @@ def demo(
         duration=duration,
         until_drift=until_drift,
         seed=seed,
+        protocol=protocol,  # type: ignore[arg-type]
+        prometheus=not no_prometheus,
     )
+    # Ctrl-C and SIGTERM both unwind the demo, so every part it started is stopped.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler), signal.signal(signal.SIGTERM, _interrupt)
     try:
         result = LiveDemo(options, report_console()).run(headless=headless)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
         return
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
     if headless:
         click.echo(json.dumps(result.as_dict(), allow_nan=False, default=str))
     if until_drift and not result.reached_drift:
         sys.exit(1)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _offline_demo(rows: int, out: Path | None, seed: int) -> None:
@@ -280,7 +310,136 @@ def aggregator(config_path: Path, log_level: str) -> None:
     config = load_config(config_path, AggregatorConfig)
     stop = threading.Event()
     install_signal_handlers(stop)
-    serve(config, BatchDecoder(config.kafka.labels_topic), stop)
+    serve(config, BatchDecoder(config.kafka.labels_topic, config.kafka.format), stop)
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Sidecar YAML config.")
+@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def sidecar(config_path: Path, log_level: str) -> None:
+    """Take prediction logs over HTTP (KServe logger, native JSON), serve pod metrics, forward to Kafka."""
+    import logging
+    import threading
+
+    from exporter.aggregator_service import install_signal_handlers
+    from exporter.config import SidecarConfig, load_config
+    from exporter.sidecar import serve as serve_sidecar
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
+    config = load_config(config_path, SidecarConfig)
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    serve_sidecar(config, stop)
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Injector YAML config.")
+@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def injector(config_path: Path, log_level: str) -> None:
+    """Admission webhook (HTTPS, POST /mutate) that injects the model-health sidecar into model pods."""
+    import logging
+    import threading
+
+    from exporter.aggregator_service import install_signal_handlers
+    from exporter.config import InjectorConfig, load_config
+    from exporter.injector.service import serve as serve_injector
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(config_path, InjectorConfig)
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    serve_injector(config, stop)
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Relay YAML config.")
+@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def relay(config_path: Path, log_level: str) -> None:
+    """Turn Alertmanager's retrain alerts (POST /v1/alertmanager) into signed retraining webhooks."""
+    import logging
+    import threading
+
+    from exporter.aggregator_service import install_signal_handlers
+    from exporter.config import RelayConfig, load_config
+    from exporter.relay.service import serve as serve_relay
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(config_path, RelayConfig)
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    try:
+        serve_relay(config, stop)
+    except UserError as exc:  # a secret file or the state directory: name the config it came from
+        raise UserError(f"{config_path}: {exc}") from None
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Node agent YAML config.")
+@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option(
+    "--fake-nvml",
+    "fake_nvml",
+    default=None,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Replay a recorded NVML capture (e.g. exporter/gpu/fixtures/h200) instead of the real library: demos without a GPU.",
+)
+def node(config_path: Path, log_level: str, fake_nvml: Path | None) -> None:
+    """GPU node agent (DaemonSet): every GPU of the node, processes attributed to pods, on /metrics."""
+    import logging
+    import threading
+
+    from exporter.aggregator_service import install_signal_handlers
+    from exporter.config import NodeConfig, load_config
+    from exporter.gpu.node import serve as serve_node
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(config_path, NodeConfig)
+    nvml = None
+    if fake_nvml is not None:
+        from exporter.gpu.fake import load_fake
+
+        try:
+            nvml = load_fake(fake_nvml)
+        except (OSError, ValueError, KeyError) as exc:  # json.JSONDecodeError is a ValueError
+            raise UserError(f"--fake-nvml {fake_nvml}: not an NVML capture ({exc})") from None
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    serve_node(config, stop, nvml=nvml)
+
+@cli.command()
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write into.")
+@click.option("--config", "config_path", default=None, type=click.Path(path_type=Path), help="Dashboards YAML config.")
+def dashboards(out: Path, config_path: Path | None) -> None:
+    """Write the Grafana dashboards (fleet, model, gpu, pipeline) as JSON files."""
+    from dashboards import write_files
+    from exporter.config import DashboardsConfig, load_config
+
+    config = load_config(config_path, DashboardsConfig) if config_path else DashboardsConfig()
+    _print_written(write_files(out, config), "dashboard")
+
+
+@cli.command()
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write into.")
+@click.option("--config", "config_path", default=None, type=click.Path(path_type=Path), help="Alerts YAML config.")
+def alerts(out: Path, config_path: Path | None) -> None:
+    """Write rules.yaml, prometheusrule.yaml and alertmanager.yaml."""
+    from alerts import write_files
+    from exporter.config import AlertsConfig, load_config
+
+    config = load_config(config_path, AlertsConfig) if config_path else AlertsConfig()
+    _print_written(write_files(out, config), "file")
+
+
+def _print_written(paths: list[Path], what: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{len(paths)} {what}s written", title_justify="left")
+    table.add_column("file")
+    table.add_column("bytes", justify="right")
+    for path in paths:
+        table.add_row(str(path), f"{path.stat().st_size:,}")
+    _stderr().print(table)
 
 
 def _fmt(metrics: dict[str, float]) -> str:

@@ -39,6 +39,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
@@ -130,13 +131,36 @@ class AggregatorKafkaConfig(_Section):
     predictions_topic: Topic = Field("model-predictions", description="Topic carrying prediction records.")
     labels_topic: Topic = Field("model-labels", description="Topic carrying ground-truth labels.")
     summaries_topic: Topic = Field(
-        "model-health-summaries", description="Topic carrying per-interval summaries from sidecars in summaries mode."
+        "model-health-summaries",
+        description=(
+            "Topic carrying mergeable summaries keyed by model: sidecars' per-interval summaries, and in "
+            "`mode: scale_out` the replicas' partial summaries. Give it at least as many partitions as replicas."
+        ),
     )
     deadletter_topic: Topic = Field(
         "model-health-deadletter", description="Topic that receives undecodable records, with the reason in a header."
     )
+    mode: Literal["single", "scale_out"] = Field(
+        "single",
+        description=(
+            "`single`: one replica consumes every partition and exports every model. `scale_out`: any number of "
+            "replicas in `group_id`; partial summaries go by model onto `summaries_topic` and each model's one "
+            "owner (group `<group_id>-merge`) merges and exports it, exactly once (see the README's Scale-out)."
+        ),
+    )
+    partial_flush_seconds: float = Field(
+        2.0, gt=0, description="Scale-out: longest a partial summary is held before it is published."
+    )
+    partial_flush_records: int = Field(
+        20_000, ge=1, description="Scale-out: records in one partition's partial summary that publish it early."
+    )
     format: Literal["auto", "json", "ndjson", "arrow", "kserve", "seldon"] = Field(
-        "auto", description="Wire format of the predictions topic; `auto` detects it per message."
+        "auto",
+        description=(
+            "Wire format of the predictions topic; `auto` detects it per message, any other value refuses "
+            "messages in another format. `seldon` consumes each model's `seldon.<namespace>.model.<name>."
+            "inputs|outputs` topics instead of `predictions_topic`."
+        ),
     )
     client: Literal["kafka-python", "confluent"] = Field(
         "kafka-python", description="Kafka client library; `confluent` needs the `confluent` extra and is faster."
@@ -261,10 +285,27 @@ class StateConfig(_Section):
 
 
 class MlflowConfig(_Section):
-    tracking_uri: NonEmpty = Field(description="MLflow tracking server URI; trained times come from its registry.")
+    tracking_uri: NonEmpty = Field(
+        description="MLflow tracking server URL (http or https); trained times come from its model registry."
+    )
     model_name_map: dict[str, str] = Field(
         default_factory=dict, description="Model name → MLflow registered model name, where they differ."
     )
+    refresh_interval_seconds: float = Field(
+        300.0, gt=0, description="Time between registry lookups of every model version's trained time."
+    )
+    timeout_seconds: float = Field(10.0, gt=0, description="Longest wait for one registry request.")
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _http_tracking_uri(cls, uri: str) -> str:
+        from urllib.parse import urlsplit
+
+        # Lookups are plain REST calls; file:, sqlite: or databricks URIs need the mlflow client.
+        parts = urlsplit(uri)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be the http:// or https:// URL of an MLflow tracking server")
+        return uri
 
 
 def _settings_config() -> SettingsConfigDict:
@@ -334,6 +375,17 @@ class AggregatorConfig(_Settings):
             raise ValueError(f"window names must be unique, repeated: {', '.join(duplicates)}")
         return windows
 
+    @model_validator(mode="after")
+    def _seldon_needs_namespaces(self) -> AggregatorConfig:
+        if self.kafka.format == "seldon":
+            for index, model in enumerate(self.models):
+                if model.namespace is None:
+                    raise ValueError(
+                        f"models[{index}].namespace: required when kafka.format is seldon "
+                        "(it names the topics seldon.<namespace>.model.<name>.inputs|outputs)"
+                    )
+        return self
+
     @field_validator("mlflow")
     @classmethod
     def _mlflow_names_known(cls, mlflow: MlflowConfig | None, info: ValidationInfo) -> MlflowConfig | None:
@@ -354,6 +406,9 @@ class SidecarModelConfig(_Section):
     name: NonEmpty = Field(description="Name of the model this sidecar serves beside.")
     version: Version = Field(description="Version of the model (quote it in YAML).")
     namespace: str | None = Field(None, min_length=1, description="Kubernetes namespace of the model.")
+    reference: Path | None = Field(
+        None, description="Reference profile of the model; required in `kafka.mode: summaries` (its bins)."
+    )
 
 
 class SidecarKafkaConfig(_Section):
@@ -370,10 +425,30 @@ class SidecarKafkaConfig(_Section):
     mode: Literal["records", "summaries"] = Field(
         "records", description="Forward every record, or one mergeable summary per interval."
     )
+    summary_bucket_seconds: int = Field(
+        60,
+        gt=0,
+        description="Event-time width of one summary in `summaries` mode; must divide the aggregator's `bucket_seconds`.",
+    )
+    deadletter_topic: Topic = Field(
+        "model-health-deadletter", description="Topic that receives refused records, with the reason in a header."
+    )
+    client: Literal["kafka-python", "confluent"] = Field(
+        "kafka-python", description="Kafka client library; `confluent` needs the `confluent` extra."
+    )
 
     @property
     def servers(self) -> tuple[str, ...]:
         return split_servers(self.bootstrap_servers)
+
+
+class KServeJoinConfig(_Section):
+    join_ttl_seconds: float = Field(
+        60.0, gt=0, description="How long a logged request waits for its response (and a response for its request)."
+    )
+    join_max_pending: int = Field(
+        10_000, ge=1, description="Most unpaired request/response events held; the oldest leave first, counted."
+    )
 
 
 class GpuConfig(_Section):
@@ -382,7 +457,12 @@ class GpuConfig(_Section):
     )
     interval_seconds: float = Field(1.0, gt=0, description="Time between NVML samples of utilization and memory.")
     slow_interval_seconds: float = Field(
-        15.0, gt=0, description="Time between costlier NVML queries (per-process memory, device info)."
+        15.0,
+        gt=0,
+        description="Time between costly NVML queries (energy counter ~3 ms, PCIe throughput ~21 ms) and MIG layout reads.",
+    )
+    slow_queries: bool = Field(
+        True, description="Read the energy counter and PCIe throughput; `false` leaves those series out."
     )
 
     @field_validator("slow_interval_seconds")
@@ -394,6 +474,27 @@ class GpuConfig(_Section):
         return value
 
 
+class NodeHttpConfig(HttpConfig):
+    port: Port = Field(9879, description="Port of the node agent's HTTP server (`/metrics`, `/healthz`, `/readyz`).")
+
+
+class NodeGpuConfig(GpuConfig):
+    mode: Literal["node", "off"] = Field(  # type: ignore[assignment]
+        "node", description="`node`: every GPU on the node, processes attributed to pods; `off`."
+    )
+
+
+class NodeConfig(_Settings):
+    """``model-health node --config FILE``: the GPU node agent (a DaemonSet with ``hostPID``)."""
+
+    gpu: NodeGpuConfig = Field(default_factory=NodeGpuConfig, description="NVML GPU sampling.")
+    http: NodeHttpConfig = Field(default_factory=NodeHttpConfig, description="HTTP server.")
+    proc_root: Path = Field(
+        Path("/proc"),
+        description="Where host processes' `<pid>/cgroup` files are read for pod attribution (`/proc` with hostPID).",
+    )
+
+
 class SidecarHttpConfig(HttpConfig):
     port: Port = Field(9878, description="Port of the HTTP server (ingest and `/metrics`).")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest request body accepted; larger gets 413.")
@@ -401,7 +502,7 @@ class SidecarHttpConfig(HttpConfig):
 
 class QueueConfig(_Section):
     max_records: int = Field(
-        10_000, ge=1, description="Most records held for Kafka; beyond it new records are dropped and counted."
+        10_000, ge=1, description="Most records held for Kafka; beyond it ingest answers 503 and counts the refusal."
     )
 
 
@@ -437,6 +538,525 @@ class SidecarConfig(_Settings):
     http: SidecarHttpConfig = Field(default_factory=SidecarHttpConfig, description="HTTP server.")
     queue: QueueConfig = Field(default_factory=QueueConfig, description="Buffer between ingest and Kafka.")
     latency: LatencyConfig = Field(default_factory=LatencyConfig, description="Request-duration histogram.")
+    kserve: KServeJoinConfig = Field(
+        default_factory=KServeJoinConfig, description="Pairing KServe payload-logger requests with their responses."
+    )
+
+    @model_validator(mode="after")
+    def _summaries_need_a_profile(self) -> SidecarConfig:
+        if self.kafka.mode == "summaries" and self.model.reference is None:
+            raise ValueError("model.reference: required when kafka.mode is summaries (summaries use its bins)")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Relay sections.
+
+
+def _check_http_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError as exc:
+        raise ValueError(f"bad port in URL: {exc}") from None
+    return text
+
+
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+RelayTargetKind = Literal["generic", "argo", "kubeflow", "github"]
+
+
+class RelayHttpConfig(HttpConfig):
+    port: Port = Field(9880, description="Port of the HTTP server (`POST /v1/alertmanager` and `/metrics`).")
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1, description="Largest Alertmanager notification accepted; larger gets 413."
+    )
+
+
+class RelayAuthConfig(_Section):
+    token_file: Path = Field(
+        description="File holding the bearer token Alertmanager must send (`http_config.authorization`)."
+    )
+
+
+class RelayStateConfig(_Section):
+    dir: Path = Field(
+        Path("/var/lib/model-health/relay"),
+        description="Directory of the relay's SQLite state: pending deliveries, seen alerts, cooldowns.",
+    )
+    dedup_retention_seconds: float = Field(
+        7 * 24 * 3600.0, gt=0, description="How long an alert (fingerprint + startsAt) is remembered as handled."
+    )
+    history_retention_seconds: float = Field(
+        7 * 24 * 3600.0, gt=0, description="How long finished deliveries stay in the state for inspection."
+    )
+
+
+class RelayRetrainConfig(_Section):
+    alert_name: NonEmpty = Field(
+        "ModelHealthRetrainRecommended", description="`alertname` the relay acts on; other alerts are ignored."
+    )
+    cooldown_seconds: float = Field(
+        6 * 3600.0, ge=0, description="Least time between two retraining requests for one model (and version)."
+    )
+    model_label: NonEmpty = Field("model", description="Alert label naming the model.")
+    version_label: NonEmpty = Field(
+        "model_version", description="Alert label naming the model version; part of the cooldown key when present."
+    )
+
+
+class RelayRetryConfig(_Section):
+    max_attempts: int = Field(8, ge=1, description="Attempts per delivery, the first included, before it fails.")
+    base_backoff_seconds: float = Field(1.0, gt=0, description="Backoff before the first retry; doubles per retry.")
+    max_backoff_seconds: float = Field(300.0, gt=0, description="Longest backoff between two attempts.")
+    jitter: Literal["full", "none"] = Field(
+        "full", description="`full`: wait a uniform random time up to the backoff; `none`: the backoff itself."
+    )
+    max_retry_after_seconds: float = Field(
+        3600.0, ge=0, description="Longest `Retry-After` (from 429/503 answers) honoured."
+    )
+
+    @field_validator("max_backoff_seconds")
+    @classmethod
+    def _max_not_below_base(cls, value: float, info: ValidationInfo) -> float:
+        base = info.data.get("base_backoff_seconds")
+        if base is not None and value < base:
+            raise ValueError(f"must be at least base_backoff_seconds ({base})")
+        return value
+
+
+class RelayTimeoutsConfig(_Section):
+    connect_seconds: float = Field(5.0, gt=0, description="Longest wait to connect to the target.")
+    read_seconds: float = Field(30.0, gt=0, description="Longest wait for the target's answer.")
+
+
+class GithubTargetConfig(_Section):
+    repository: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="`owner/repo` receiving `repository_dispatch`."
+    )
+    token_file: Path = Field(description="File holding a GitHub token allowed to dispatch to the repository.")
+    event_type: str = Field(
+        "model-health-retrain", min_length=1, max_length=100, description="`event_type` workflows filter on."
+    )
+    api_version: NonEmpty = Field("2022-11-28", description="`X-GitHub-Api-Version` header.")
+
+
+class KubeflowTargetConfig(_Section):
+    pipeline_id: NonEmpty = Field(description="Pipeline to run.")
+    pipeline_version_id: str | None = Field(
+        None, min_length=1, description="Pipeline version to run; unset: the pipeline's latest version."
+    )
+    experiment_id: str | None = Field(None, min_length=1, description="Experiment the run belongs to.")
+    token_file: Path | None = Field(None, description="File holding a bearer token for the Pipelines API.")
+
+
+class ArgoTargetConfig(_Section):
+    endpoint: str = Field(
+        "/model-health",
+        pattern=r"^/",
+        description="Path of the Argo Events webhook event source, appended to `target.url`.",
+    )
+    token_file: Path | None = Field(
+        None, description="File holding the event source's `authSecret` bearer token, if it has one."
+    )
+
+
+class RelayTargetConfig(_Section):
+    kind: RelayTargetKind = Field("generic", description="What receives retraining requests.")
+    url: HttpUrl | None = Field(
+        None,
+        description=(
+            "`generic`: the webhook URL; `argo`: the event source service; `kubeflow`: the Pipelines API "
+            "base URL; `github`: the API base URL (unset: https://api.github.com)."
+        ),
+    )
+    secret_file: Path | None = Field(
+        None,
+        description="File holding the Standard Webhooks secret (`whsec_…`); required for `generic` and `argo`.",
+    )
+    ca_file: Path | None = Field(None, description="CA bundle for an https target with a private CA.")
+    github: GithubTargetConfig | None = Field(None, description="`repository_dispatch` options (kind `github`).")
+    kubeflow: KubeflowTargetConfig | None = Field(None, description="Pipelines run options (kind `kubeflow`).")
+    argo: ArgoTargetConfig | None = Field(None, description="Argo Events options (kind `argo`; defaults apply).")
+    retry: RelayRetryConfig = Field(default_factory=RelayRetryConfig, description="Retries of a failed delivery.")
+    timeouts: RelayTimeoutsConfig = Field(default_factory=RelayTimeoutsConfig, description="HTTP timeouts.")
+    concurrency: int = Field(4, ge=1, le=64, description="Deliveries in flight at once.")
+
+    @model_validator(mode="after")
+    def _kind_options(self) -> RelayTargetConfig:
+        sections = {"github": self.github, "kubeflow": self.kubeflow, "argo": self.argo}
+        for name, section in sections.items():
+            if section is not None and name != self.kind:
+                raise ValueError(f"{name}: options for kind {name!r}, but kind is {self.kind!r}")
+        if self.kind in ("github", "kubeflow") and sections[self.kind] is None:
+            raise ValueError(f"{self.kind}: required when kind is {self.kind!r}")
+        if self.kind != "github" and self.url is None:
+            raise ValueError(f"url: required when kind is {self.kind!r}")
+        if self.kind in ("generic", "argo") and self.secret_file is None:
+            raise ValueError(f"secret_file: required when kind is {self.kind!r} (receivers verify the signature)")
+        return self
+
+
+class RelayConfig(_Settings):
+    """``model-health relay --config FILE``."""
+
+    target: RelayTargetConfig = Field(description="Where retraining requests go.")
+    auth: RelayAuthConfig = Field(description="Authentication of Alertmanager's requests.")
+    retrain: RelayRetrainConfig = Field(default_factory=RelayRetrainConfig, description="Which alerts act, how often.")
+    http: RelayHttpConfig = Field(default_factory=RelayHttpConfig, description="HTTP server.")
+    state: RelayStateConfig = Field(default_factory=RelayStateConfig, description="Durable relay state.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Injector sections.
+
+# A Kubernetes resource quantity as manifests write it (``50m``, ``64Mi``, ``1``, ``0.5``).
+Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")]
+ResourceName = Literal["cpu", "memory", "ephemeral-storage"]
+
+
+class InjectorTlsConfig(_Section):
+    cert_file: Path = Field(
+        Path("/etc/model-health/tls/tls.crt"), description="PEM certificate (chain) served; re-read when it changes."
+    )
+    key_file: Path = Field(
+        Path("/etc/model-health/tls/tls.key"), description="PEM private key of `cert_file`; re-read when it changes."
+    )
+
+
+class InjectorHttpConfig(HttpConfig):
+    port: Port = Field(8443, description="HTTPS port of `POST /mutate`, `/metrics`, `/healthz` and `/readyz`.")
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1, description="Largest AdmissionReview accepted; larger gets 413.")
+    connection_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest a client may take for the TLS handshake or one request."
+    )
+
+
+class SidecarResourcesConfig(_Section):
+    requests: dict[ResourceName, Quantity] = Field(
+        {"cpu": "50m", "memory": "64Mi"}, description="Resource requests of the injected sidecar."
+    )
+    limits: dict[ResourceName, Quantity] = Field(
+        {"memory": "256Mi"}, description="Resource limits of the injected sidecar (no CPU limit: no throttling)."
+    )
+
+
+class InjectedGpuConfig(GpuConfig):
+    mode: Literal["sidecar", "node", "off"] = Field(
+        "off",
+        description=(
+            "`off`: the node agent covers GPUs, and a sidecar sees no GPU it was not allocated; `sidecar`; "
+            "`node`. Pods may override it with the `model-health.io/gpu` annotation."
+        ),
+    )
+
+
+class InjectedSidecarConfig(_Section):
+    image: NonEmpty = Field(
+        "ghcr.io/model-health/model-health-exporter:0.1.0", description="Image of the injected sidecar."
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="Pull policy of the sidecar image."
+    )
+    native_sidecar: bool = Field(
+        True,
+        description=(
+            "Inject as a native sidecar (init container with `restartPolicy: Always`, Kubernetes ≥ 1.29); "
+            "false: a plain container, for older clusters."
+        ),
+    )
+    port: Port = Field(9878, description="Port the sidecar listens on in the pod (`POST /`, `/v1/predictions`).")
+    run_as_user: int = Field(10001, ge=1, description="Non-root UID (and GID) the sidecar runs as.")
+    resources: SidecarResourcesConfig = Field(
+        default_factory=SidecarResourcesConfig, description="Resources of the injected sidecar."
+    )
+    kafka: SidecarKafkaConfig = Field(
+        default_factory=SidecarKafkaConfig, description="The `kafka` section of every injected sidecar's config."
+    )
+    gpu: InjectedGpuConfig = Field(
+        default_factory=InjectedGpuConfig, description="The `gpu` section of every injected sidecar's config."
+    )
+    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
+        default_factory=dict, description="Extra environment of the sidecar, e.g. `MODEL_HEALTH_…` overrides."
+    )
+
+
+class InjectorConfig(_Settings):
+    """``model-health injector --config FILE``."""
+
+    http: InjectorHttpConfig = Field(default_factory=InjectorHttpConfig, description="HTTPS server.")
+    tls: InjectorTlsConfig = Field(default_factory=InjectorTlsConfig, description="Serving certificate.")
+    sidecar: InjectedSidecarConfig = Field(default_factory=InjectedSidecarConfig, description="The injected sidecar.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated alerts and dashboards (``model-health alerts`` / ``model-health dashboards``).
+
+# Prometheus's duration syntax: units in descending order, each at most once.
+_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_DURATION_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Prometheus duration such as ``1h30m``, ``30d`` or ``500ms``.
+
+    >>> duration_seconds("1h30m"), duration_seconds("30d")
+    (5400.0, 2592000.0)
+    """
+    match = _DURATION.match(text)
+    if not text or match is None:
+        raise ValueError(f"{text!r} is not a Prometheus duration such as 30s, 5m, 1h30m or 30d")
+    total = sum(int(count) * unit for count, unit in zip(match.groups(), _DURATION_SECONDS) if count)
+    if total <= 0:
+        raise ValueError(f"{text!r} must be longer than 0")
+    return float(total)
+
+
+def _check_duration(text: str) -> str:
+    duration_seconds(text)
+    return text
+
+
+PromDuration = Annotated[str, AfterValidator(_check_duration)]
+LabelName = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")]
+# Values that go into PromQL regex matchers and alert labels unquoted: no regex metacharacters.
+PlainValue = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:/-]+$")]
+Severity = Literal["critical", "warning", "info"]
+
+
+class ScrapeJobsConfig(_Section):
+    """Prometheus ``job`` label of each component; unset: that component is not scraped."""
+
+    aggregator: PlainValue | None = Field("model-health-aggregator", description="`job` of the aggregator.")
+    sidecar: PlainValue | None = Field("model-health-sidecar", description="`job` of the injected sidecars.")
+    node: PlainValue | None = Field("model-health-node", description="`job` of the node GPU agent.")
+    relay: PlainValue | None = Field("model-health-relay", description="`job` of the retraining relay.")
+    injector: PlainValue | None = Field("model-health-injector", description="`job` of the admission injector.")
+
+    def names(self) -> tuple[str, ...]:
+        """The configured job names, in a fixed order."""
+        jobs = (self.aggregator, self.sidecar, self.node, self.relay, self.injector)
+        return tuple(job for job in jobs if job is not None)
+
+
+class FeatureDriftAlertConfig(_Section):
+    for_duration: PromDuration = Field("30m", description="How long features must drift before the alert fires.")
+    min_samples: int = Field(
+        _RULE_DEFAULTS.min_samples, ge=0, description="Fewest predictions in the window for the alert to count it."
+    )
+    min_drifted_features: int = Field(1, ge=1, description="Fewest drifting features of one model that alert.")
+    severity: Severity = Field("warning", description="`severity` label of `ModelHealthFeatureDrift`.")
+
+
+_METRIC_NAMES = Annotated[tuple[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], ...], Field()]
+
+
+class ConceptDriftAlertConfig(_Section):
+    for_duration: PromDuration = Field("30m", description="How long concept drift must last before the alert fires.")
+    max_performance_drop: float = Field(
+        0.05, gt=0, lt=1, description="Largest relative drop of a performance metric from its reference that is tolerated."
+    )
+    higher_is_better: _METRIC_NAMES = Field(
+        ("accuracy", "f1", "roc_auc"), description="`metric` values where a fall is a drop."
+    )
+    lower_is_better: _METRIC_NAMES = Field(("log_loss", "mae", "rmse"), description="`metric` values where a rise is a drop.")
+    min_joined_labels: int = Field(
+        200, ge=1, description="Fewest labels joined within `labels_range` before performance counts."
+    )
+    labels_range: PromDuration = Field("1h", description="Range over which joined labels are counted.")
+    prediction_psi: float = Field(_RULE_DEFAULTS.psi_threshold, gt=0, description="Prediction PSI that is drift.")
+    prediction_ks: float = Field(_RULE_DEFAULTS.ks_threshold, gt=0, le=1, description="Prediction KS D that is drift.")
+    min_samples: int = Field(
+        _RULE_DEFAULTS.min_samples, ge=0, description="Fewest predictions in the window for prediction drift to count."
+    )
+    severity: Severity = Field("warning", description="`severity` label of `ModelHealthConceptDrift`.")
+
+    @field_validator("lower_is_better")
+    @classmethod
+    def _disjoint(cls, lower: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        both = sorted(set(lower) & set(info.data.get("higher_is_better") or ()))
+        if both:
+            raise ValueError(f"listed in both higher_is_better and lower_is_better: {', '.join(both)}")
+        if not lower and not info.data.get("higher_is_better", True):
+            raise ValueError("at least one performance metric is needed")
+        return lower
+
+
+class GpuLatencyAlertConfig(_Section):
+    gpu_utilization: float = Field(0.85, gt=0, le=1, description="GPU busy share above which a GPU is saturated.")
+    latency_quantile: float = Field(0.99, gt=0, lt=1, description="Latency quantile held to the SLA.")
+    latency_sla_seconds: float = Field(0.25, gt=0, description="Latency objective of that quantile.")
+    for_duration: PromDuration = Field("10m", description="How long both must hold before the alert fires.")
+    severity: Severity = Field("critical", description="`severity` label of `ModelHealthGpuSaturatedLatencySla`.")
+
+
+class StaleModelAlertConfig(_Section):
+    max_model_age: PromDuration = Field("30d", description="Oldest a model may be (since training) before it is stale.")
+    for_duration: PromDuration = Field("1h", description="How long before the alert fires.")
+    severity: Severity = Field("warning", description="`severity` label of `ModelHealthModelStale`.")
+
+
+class AbsenceAlertConfig(_Section):
+    for_duration: PromDuration = Field("15m", description="How long without predictions before the alert fires.")
+    severity: Severity = Field("warning", description="`severity` label of `ModelHealthPredictionsAbsent`.")
+
+
+class ExporterDownAlertConfig(_Section):
+    for_duration: PromDuration = Field("5m", description="How long a target is down before the alert fires.")
+    severity: Severity = Field("critical", description="`severity` label of `ModelHealthExporterDown`.")
+
+
+class ConsumerLagAlertConfig(_Section):
+    min_lag_records: int = Field(1000, ge=0, description="Lag of a topic (all partitions) below which nothing alerts.")
+    growth_range: PromDuration = Field("15m", description="Range over which the lag's growth is measured.")
+    for_duration: PromDuration = Field("15m", description="How long the lag must grow before the alert fires.")
+    severity: Severity = Field("warning", description="`severity` label of `ModelHealthConsumerLagGrowing`.")
+
+
+class DeadLetterAlertConfig(_Section):
+    min_rate_per_second: float = Field(1.0, ge=0, description="Rejected records per second of a topic that alert.")
+    min_ratio: float = Field(0.01, ge=0, le=1, description="Share of a topic's records rejected that alerts.")
+    for_duration: PromDuration = Field("5m", description="How long both must hold before the alert fires.")
+    severity: Severity = Field("warning", description="`severity` label of `ModelHealthDeadLetterSpike`.")
+
+
+class EvaluationStalledAlertConfig(_Section):
+    max_age: PromDuration = Field("5m", description="Longest time since the last successful evaluation pass.")
+    for_duration: PromDuration = Field("5m", description="How long before the alert fires.")
+    severity: Severity = Field("warning", description="`severity` label of `ModelHealthEvaluationStalled`.")
+
+
+class GpuCollectorAlertConfig(_Section):
+    for_duration: PromDuration = Field("10m", description="How long NVML sampling must fail before the alert fires.")
+    severity: Severity = Field("warning", description="`severity` label of `ModelHealthGpuCollectorDown`.")
+
+
+RetrainReason = Literal["feature_drift", "performance_drop", "stale"]
+
+
+class RetrainAlertConfig(_Section):
+    reasons: tuple[RetrainReason, ...] = Field(
+        ("feature_drift", "performance_drop", "stale"), description="Conditions that recommend retraining."
+    )
+    for_duration: PromDuration = Field(
+        "2h", description="How long a reason must hold before retraining is recommended (longer than the drift alerts)."
+    )
+    severity: Severity = Field("info", description="`severity` label of `ModelHealthRetrainRecommended`.")
+
+    @field_validator("reasons")
+    @classmethod
+    def _some_reason(cls, reasons: tuple[str, ...]) -> tuple[str, ...]:
+        _require_items(reasons)
+        return tuple(dict.fromkeys(reasons))
+
+
+class PrometheusRuleConfig(_Section):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=253)] = Field(
+        "model-health-exporter", description="`metadata.name` of the PrometheusRule."
+    )
+    namespace: str | None = Field(None, min_length=1, description="`metadata.namespace`; unset: left to `kubectl -n`.")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Extra `metadata.labels`, e.g. `release: prometheus` for ruleSelector."
+    )
+
+
+class PagerDutyReceiverConfig(_Section):
+    routing_key_file: NonEmpty = Field(
+        "/etc/alertmanager/secrets/model-health-pagerduty/routing-key",
+        description="Events API v2 routing key file, as Alertmanager sees it.",
+    )
+    url: HttpUrl | None = Field(None, description="Events API URL; unset: PagerDuty's own.")
+    severities: tuple[Severity, ...] = Field(("critical",), description="Severities paged.")
+
+
+class RelayReceiverConfig(_Section):
+    url: HttpUrl = Field(
+        "http://model-health-relay:9880/v1/alertmanager", description="The relay's `POST /v1/alertmanager` URL."
+    )
+    credentials_file: NonEmpty = Field(
+        "/etc/alertmanager/secrets/model-health-relay/token",
+        description="Bearer token file (the relay's `auth.token_file` secret), as Alertmanager sees it.",
+    )
+    send_resolved: bool = Field(False, description="Also send resolved notifications to the relay.")
+    repeat_interval: PromDuration = Field(
+        "4h", description="How often a still-firing recommendation is sent again (the relay dedupes and keeps a cooldown)."
+    )
+
+
+class AlertmanagerConfig(_Section):
+    resolve_timeout: PromDuration = Field("5m", description="`global.resolve_timeout`.")
+    group_by: tuple[LabelName, ...] = Field(
+        ("alertname", "model", "model_version"), description="Labels that group alerts into one notification."
+    )
+    group_wait: PromDuration = Field("30s", description="Wait before the first notification of a group.")
+    group_interval: PromDuration = Field("5m", description="Wait before notifying about new alerts of a group.")
+    repeat_interval: PromDuration = Field("4h", description="Wait before repeating a notification.")
+    default_webhook_url: HttpUrl | None = Field(
+        None, description="Webhook of the default receiver (warnings, info); unset: they are only shown in Alertmanager."
+    )
+    pagerduty: PagerDutyReceiverConfig = Field(default_factory=PagerDutyReceiverConfig, description="Paging.")
+    relay: RelayReceiverConfig = Field(default_factory=RelayReceiverConfig, description="The retraining relay.")
+
+
+class AlertsConfig(_Settings):
+    """``model-health alerts --out DIR [--config FILE]``: thresholds, windows, SLAs and routing."""
+
+    jobs: ScrapeJobsConfig = Field(default_factory=ScrapeJobsConfig, description="Scrape jobs of the components.")
+    windows: tuple[WindowName, ...] = Field(
+        (), description="Windows the drift and performance alerts read; empty: every window."
+    )
+    labels: dict[LabelName, PlainValue] = Field(
+        default_factory=dict, description="Extra labels on every alert (e.g. `team: ml-platform`)."
+    )
+    runbook_base_url: HttpUrl = Field(
+        "https://github.com/model-health/model-health-exporter/blob/main/docs/runbooks",
+        description="Where `docs/runbooks/` is published; `runbook_url` is this + `/<AlertName>.md`.",
+    )
+    feature_drift: FeatureDriftAlertConfig = Field(default_factory=FeatureDriftAlertConfig, description="Feature drift.")
+    concept_drift: ConceptDriftAlertConfig = Field(default_factory=ConceptDriftAlertConfig, description="Concept drift.")
+    gpu_latency: GpuLatencyAlertConfig = Field(
+        default_factory=GpuLatencyAlertConfig, description="GPU saturated while latency breaks its SLA."
+    )
+    stale_model: StaleModelAlertConfig = Field(default_factory=StaleModelAlertConfig, description="Model age.")
+    predictions_absent: AbsenceAlertConfig = Field(default_factory=AbsenceAlertConfig, description="No predictions.")
+    exporter_down: ExporterDownAlertConfig = Field(
+        default_factory=ExporterDownAlertConfig, description="Scrape targets down."
+    )
+    consumer_lag: ConsumerLagAlertConfig = Field(default_factory=ConsumerLagAlertConfig, description="Kafka lag.")
+    dead_letters: DeadLetterAlertConfig = Field(default_factory=DeadLetterAlertConfig, description="Rejected records.")
+    evaluation_stalled: EvaluationStalledAlertConfig = Field(
+        default_factory=EvaluationStalledAlertConfig, description="Evaluation loop."
+    )
+    gpu_collector: GpuCollectorAlertConfig = Field(default_factory=GpuCollectorAlertConfig, description="NVML sampling.")
+    retrain: RetrainAlertConfig = Field(default_factory=RetrainAlertConfig, description="Retraining recommendation.")
+    prometheus_rule: PrometheusRuleConfig = Field(
+        default_factory=PrometheusRuleConfig, description="The `PrometheusRule` manifest."
+    )
+    alertmanager: AlertmanagerConfig = Field(default_factory=AlertmanagerConfig, description="Alertmanager routing.")
+
+
+class DashboardsConfig(_Settings):
+    """``model-health dashboards --out DIR [--config FILE]``."""
+
+    title_prefix: str = Field("Model Health / ", description="Prefix of every dashboard title.")
+    uid_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{0,24}$")] = Field(
+        "model-health-", description="Prefix of every dashboard uid (uids stay stable across runs)."
+    )
+    tags: tuple[NonEmpty, ...] = Field(("model-health",), description="Tags on every dashboard; the first is common.")
+    refresh: PromDuration = Field("1m", description="Auto-refresh interval.")
+    time_from: PromDuration = Field("6h", description="Default time range, back from now.")
+    datasource_regex: str = Field("", description="Regex limiting the Prometheus datasource variable's choices.")
+    jobs: ScrapeJobsConfig = Field(default_factory=ScrapeJobsConfig, description="Scrape jobs of the components.")
+    psi_threshold: float = Field(_RULE_DEFAULTS.psi_threshold, gt=0, description="PSI drawn as the drift threshold.")
+    ks_threshold: float = Field(_RULE_DEFAULTS.ks_threshold, gt=0, description="KS D drawn as the drift threshold.")
+    latency_sla_seconds: float = Field(0.25, gt=0, description="Latency objective drawn on latency panels.")
+    gpu_utilization: float = Field(0.85, gt=0, le=1, description="GPU busy share drawn as saturation.")
+    max_model_age: PromDuration = Field("30d", description="Model age drawn as stale.")
+    top_features: int = Field(20, ge=1, le=200, description="Rows of the most-drifted-features table.")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -74,6 +74,32 @@ def test_catalogue_beyond_design_is_documented() -> None:
         "model_health_feature_ks_error_bound",
         "model_health_labels_pending",
         "model_health_evaluation_last_success_timestamp_seconds",
+        # The retraining relay.
+        "model_health_relay_notifications_total",
+        "model_health_relay_requests_rejected_total",
+        "model_health_relay_skipped_total",
+        "model_health_relay_deliveries_total",
+        "model_health_relay_retries_total",
+        "model_health_relay_deliveries_pending",
+        # The sidecar's HTTP ingest.
+        "model_health_ingest_requests_rejected_total",
+        "model_health_inference_unpaired_total",
+        "model_health_ingest_queue_records",
+        # The sidecar injector.
+        "model_health_injector_admissions_total",
+        "model_health_injector_certificate_expiry_timestamp_seconds",
+        "model_health_injector_certificate_reloads_total",
+        # The GPU collector.
+        "model_health_gpu_pcie_transmit_bytes_per_second",
+        "model_health_gpu_pcie_receive_bytes_per_second",
+        "model_health_gpu_process_utilization_ratio",
+        "model_health_gpu_mig_enabled",
+        "model_health_gpu_mig_memory_used_bytes",
+        "model_health_gpu_mig_memory_total_bytes",
+        # The aggregator's scale-out mode.
+        "model_health_summaries_merged_total",
+        "model_health_summaries_duplicates_total",
+        "model_health_summaries_overlaps_total",
     }
 
 

@@ -312,7 +312,7 @@ SIDECAR_ERRORS = [
     (MINIMAL_SIDECAR + "kafka: {mode: all}\n", "kafka.mode: Input should be 'records' or 'summaries'"),
     (MINIMAL_SIDECAR + "kafka: {group_id: x}\n",
      "kafka.group_id: unknown key (expected one of: bootstrap_servers, predictions_topic, summaries_topic, "
-     "batch_max_records, batch_max_seconds, format, mode)"),
+     "batch_max_records, batch_max_seconds, format, mode, summary_bucket_seconds, deadletter_topic, client)"),
     (MINIMAL_SIDECAR + "kafka: {batch_max_records: 0}\n",
      "kafka.batch_max_records: Input should be greater than or equal to 1"),
     (MINIMAL_SIDECAR + "http: {port: 65536}\n", "http.port: Input should be less than or equal to 65535"),
@@ -325,7 +325,7 @@ SIDECAR_ERRORS = [
     (MINIMAL_SIDECAR + "latency: {buckets: [0.1, fast]}\n",
      "latency.buckets.1: Input should be a valid number, unable to parse string as a number"),
     (MINIMAL_SIDECAR + "latency: {sla_seconds: 0}\n", "latency.sla_seconds: Input should be greater than 0"),
-    (MINIMAL_SIDECAR + "state: {dir: /x}\n", "state: unknown key (expected one of: model, kafka, gpu, http, queue, latency)"),
+    (MINIMAL_SIDECAR + "state: {dir: /x}\n", "state: unknown key (expected one of: model, kafka, gpu, http, queue, latency, kserve)"),
 ]
 
 
