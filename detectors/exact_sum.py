@@ -63,6 +63,96 @@ def _chunk_numerator(bits: np.ndarray) -> int:
     return total
 
 
+# Runs of at most this many equal-exponent values: their significands (< 2**53 each)
+# then sum below 2**64, so a wrapping uint64 sum of the raw bits recovers them exactly.
+_RUN_CAP = 2048
+_LIMB_BITS = 16  # a run's significand sum is cut into four limbs for the block sums below
+_BLOCK_BITS = 4  # exponents are combined 16 at a time: a limb shifted by < 16 stays < 2**32
+_FEW_RUNS = 160
+
+
+def group_numerators(values: np.ndarray, bounds: np.ndarray) -> list[int]:
+    """Exact numerators (× 2**-1126) of each group ``values[bounds[i]:bounds[i + 1]]``.
+
+    ``values`` must be finite float64. Built for sorted groups (a summary sorts its values
+    anyway), where values of one sign and exponent form a few long runs: a run's
+    significands are summed from the raw bits with one wrapping ``uint64`` reduction, and
+    runs are combined 16 exponents at a time in ``int64`` before any Python integer is
+    made, so the Python work per group is a handful of big-integer additions however
+    many values there are. Unsorted groups fall back to :func:`_exact_numerator`.
+    """
+    flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
+    bounds = np.asarray(bounds, dtype=np.int64)
+    groups = bounds.size - 1
+    totals = [0] * groups
+    n = flat.size
+    if n == 0 or groups <= 0:
+        return totals
+    bits = flat.view(np.uint64)
+    top = bits >> np.uint64(52)  # sign and biased exponent
+    starts = _run_starts(top, bounds, n)
+    if starts is None:
+        # Unsorted groups have short runs: the per-value split is cheaper then.
+        return [_exact_numerator(flat[a:b]) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
+    sums = np.add.reduceat(bits, starts)  # wraps modulo 2**64
+    counts = np.diff(starts, append=n).astype(np.uint64)
+    head = top[starts]
+    exponent = (head & np.uint64(0x7FF)).astype(np.int64)
+    negative = (head >> np.uint64(11)).astype(np.int64)
+    # Σ(bits) − count·(sign|exponent bits) ≡ Σ fractions (mod 2**64), and Σ fractions < 2**63.
+    significands = sums - counts * (head << np.uint64(52))
+    significands += np.where(exponent > 0, counts << np.uint64(52), np.uint64(0))  # implicit bits; < 2**64
+    effective = np.maximum(exponent, 1)  # subnormals scale like exponent 1
+    group = np.searchsorted(bounds, starts, side="right") - 1
+    if starts.size <= _FEW_RUNS:
+        # Few runs: one big-integer shift each is cheaper than the block sums below.
+        for significand, scale, sign, g in zip(
+            significands.tolist(), (effective + (_SHIFT - 1075)).tolist(), negative.tolist(), group.tolist()
+        ):
+            if sign:
+                totals[g] -= significand << scale
+            else:
+                totals[g] += significand << scale
+        return totals
+    key = ((group * 2 + negative) << 7) | (effective >> _BLOCK_BITS)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    shift = (effective & ((1 << _BLOCK_BITS) - 1))[order]
+    significands = significands[order]
+    cells = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    limbs = []
+    for k in range(4):
+        limb = ((significands >> np.uint64(_LIMB_BITS * k)) & np.uint64(0xFFFF)).astype(np.int64) << shift
+        limbs.append(np.add.reduceat(limb, cells).tolist())
+    for cell_key, l0, l1, l2, l3 in zip(key[cells].tolist(), *limbs):
+        value = (((((l3 << _LIMB_BITS) + l2) << _LIMB_BITS) + l1) << _LIMB_BITS) + l0
+        value <<= ((cell_key & 0x7F) << _BLOCK_BITS) + _SHIFT - 1075
+        if (cell_key >> 7) & 1:
+            totals[cell_key >> 8] -= value
+        else:
+            totals[cell_key >> 8] += value
+    return totals
+
+
+def _run_starts(top: np.ndarray, bounds: np.ndarray, n: int) -> np.ndarray | None:
+    """Starts of the runs of equal sign and exponent, split at group bounds and every
+    _RUN_CAP values; None when runs are too short to be worth it (unsorted data)."""
+    changes = np.flatnonzero(top[1:] != top[:-1]) + 1
+    if changes.size > n // 4 + 64:
+        return None
+    inner = bounds[(bounds > 0) & (bounds < n)]
+    starts = np.concatenate(([0], changes, inner))
+    if inner.size:
+        starts.sort(kind="stable")  # two sorted runs: timsort merges them
+        starts = starts[np.concatenate(([True], starts[1:] != starts[:-1]))]
+    lengths = np.diff(starts, append=n)
+    long = np.flatnonzero(lengths > _RUN_CAP)
+    if long.size:
+        pieces = [np.arange(starts[i] + _RUN_CAP, starts[i] + lengths[i], _RUN_CAP) for i in long.tolist()]
+        starts = np.unique(np.concatenate([starts, *pieces]))
+    return starts
+
+
 @dataclass(frozen=True)
 class ExactSum:
     """The exact sum of a multiset of doubles; ``+`` merges two sums without error.
@@ -118,6 +208,15 @@ class ExactSum:
             _exact_numerator(v[finite]),
             int(np.count_nonzero(rest > 0)),
             int(np.count_nonzero(rest < 0)),
+        )
+
+    @classmethod
+    def sum(cls, parts: list[ExactSum]) -> ExactSum:
+        """The merge of many sums at once."""
+        return cls(
+            sum(p.numerator for p in parts),
+            sum(p.positive_infinities for p in parts),
+            sum(p.negative_infinities for p in parts),
         )
 
     def __add__(self, other: ExactSum) -> ExactSum:

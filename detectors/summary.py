@@ -8,13 +8,14 @@ aggregator, and a sidecar ship interval summaries instead of raw records.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Union
 
 import numpy as np
 
 from detectors.binning import CategoricalBins, NumericBins, category_counts, is_missing_category
-from detectors.exact_sum import ExactSum
+from detectors.exact_sum import ExactSum, group_numerators
 
 
 class _Counted:
@@ -70,23 +71,63 @@ class NumericSummary(_Counted):
     def fold(cls, bins: NumericBins, values: np.ndarray) -> NumericSummary:
         """Summarise one batch of values (float64; NaN/±inf are missing)."""
         v = np.asarray(values, dtype=np.float64).ravel()
+        return cls.fold_groups(bins, v, np.array([0, v.size]))[0]
+
+    @classmethod
+    def fold_groups(cls, bins: NumericBins, values: np.ndarray, bounds: np.ndarray) -> list[NumericSummary]:
+        """One summary per group ``values[bounds[i]:bounds[i + 1]]``, in one pass over all groups.
+
+        Each summary equals ``fold`` of its group; folding a batch's time buckets together
+        costs one set of array operations instead of one per bucket.
+        """
+        v = np.asarray(values, dtype=np.float64).ravel()
+        bounds = np.asarray(bounds, dtype=np.int64)
+        groups = bounds.size - 1
         finite = np.isfinite(v)
-        # One sort serves everything: bin counts are differences of edge positions,
-        # the tails are slices, and exact sums over sorted values group by exponent.
-        x = np.sort(v if finite.all() else v[finite])
-        below = np.searchsorted(x, bins.edges, side="left")  # values < each edge
-        counts = np.diff(below, prepend=0, append=x.size).astype(np.int64)
-        return cls(
-            bins,
-            counts,
-            int(v.size - x.size),
-            ExactSum.of(x),
-            ExactSum.of_squares(x),
-            float(x[0]) if x.size else float("inf"),
-            float(x[-1]) if x.size else float("-inf"),
-            ExactSum.of(x[: below[0]]),
-            ExactSum.of(x[below[-1] :]),
-        )
+        if finite.all():
+            x = v.copy()
+            xb = bounds
+            missing = np.zeros(groups, dtype=np.int64)
+        else:
+            kept = np.concatenate(([0], np.cumsum(finite)))
+            xb = kept[bounds]
+            missing = np.diff(bounds) - np.diff(xb)
+            x = v[finite]
+        sizes = np.diff(xb)
+        edges = bins.edges
+        # One sort per group serves everything: bin counts are differences of edge
+        # positions, the tails are slices, and exact sums over sorted values go by runs.
+        below = np.zeros((groups, edges.size), dtype=np.int64)  # values < each edge, per group
+        for g, (start, end) in enumerate(zip(xb[:-1].tolist(), xb[1:].tolist())):
+            if end > start:
+                part = x[start:end]
+                part.sort()
+                below[g] = np.searchsorted(part, edges, side="left")
+        counts = np.empty((groups, edges.size + 1), dtype=np.int64)
+        counts[:, 0] = below[:, 0]
+        counts[:, 1:-1] = np.diff(below, axis=1)
+        counts[:, -1] = sizes - below[:, -1]
+        totals, squares, square_infinities, lower, upper = _exact_sums(x, xb, counts[:, 0], counts[:, -1])
+        minimum, maximum = [float("inf")] * groups, [float("-inf")] * groups
+        if x.size:
+            present = sizes > 0
+            minimum = np.where(present, x[np.minimum(xb[:-1], x.size - 1)], np.inf).tolist()
+            maximum = np.where(present, x[np.maximum(xb[1:] - 1, 0)], -np.inf).tolist()
+        missing_list = missing.tolist()
+        return [
+            cls(
+                bins,
+                counts[g].copy(),
+                missing_list[g],
+                ExactSum(totals[g]),
+                ExactSum(squares[g], square_infinities[g], 0),
+                minimum[g],
+                maximum[g],
+                ExactSum(lower[g]),
+                ExactSum(upper[g]),
+            )
+            for g in range(groups)
+        ]
 
     @property
     def mean(self) -> float:
@@ -103,7 +144,7 @@ class NumericSummary(_Counted):
         return float(np.sqrt(max(variance, 0.0)))
 
     def __add__(self, other: NumericSummary) -> NumericSummary:
-        if self.bins != other.bins:
+        if self.bins is not other.bins and self.bins != other.bins:
             raise ValueError("cannot merge numeric summaries over different bins")
         return NumericSummary(
             self.bins,
@@ -115,6 +156,29 @@ class NumericSummary(_Counted):
             max(self.maximum, other.maximum),
             self.lower_tail_total + other.lower_tail_total,
             self.upper_tail_total + other.upper_tail_total,
+        )
+
+    @classmethod
+    def sum(cls, parts: Sequence[NumericSummary]) -> NumericSummary:
+        """``parts[0] + parts[1] + …`` in one step (a window over many buckets)."""
+        first = parts[0]
+        if len(parts) == 1:
+            return first
+        counts = first.counts.copy()
+        for part in parts[1:]:
+            if part.bins is not first.bins and part.bins != first.bins:
+                raise ValueError("cannot merge numeric summaries over different bins")
+            counts += part.counts
+        return cls(
+            first.bins,
+            counts,
+            sum(p.missing for p in parts),
+            ExactSum.sum([p.total for p in parts]),
+            ExactSum.sum([p.total_squares for p in parts]),
+            min(p.minimum for p in parts),
+            max(p.maximum for p in parts),
+            ExactSum.sum([p.lower_tail_total for p in parts]),
+            ExactSum.sum([p.upper_tail_total for p in parts]),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -132,6 +196,41 @@ class NumericSummary(_Counted):
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _exact_sums(
+    x: np.ndarray, bounds: np.ndarray, lower_sizes: np.ndarray, upper_sizes: np.ndarray
+) -> tuple[list[int], list[int], list[int], list[int], list[int]]:
+    """Per group of sorted ``x``: the exact sums of the values, of their squares (each
+    rounded once, as numpy rounds it; squares past the largest double are counted as
+    +inf instead), of the lower tail (its first ``lower_sizes``) and of the upper tail
+    (its last ``upper_sizes``) — all in one :func:`group_numerators` call."""
+    groups = bounds.size - 1
+    with np.errstate(over="ignore"):
+        squares = x * x
+    overflow = np.isinf(squares)
+    square_infinities = [0] * groups
+    if overflow.any():
+        squares[overflow] = 0.0
+        seen = np.concatenate(([0], np.cumsum(overflow)))
+        square_infinities = np.diff(seen[bounds]).tolist()
+    parts = [x, squares]
+    part_bounds = [bounds, bounds + x.size]
+    offset = 2 * x.size
+    for starts, sizes in ((bounds[:-1], lower_sizes), (bounds[1:] - upper_sizes, upper_sizes)):
+        parts.extend(x[a : a + n] for a, n in zip(starts.tolist(), sizes.tolist()) if n)
+        part_bounds.append(offset + np.concatenate(([0], np.cumsum(sizes))))
+        offset += int(sizes.sum())
+    numerators = group_numerators(
+        np.concatenate(parts), np.concatenate([part_bounds[0], *(b[1:] for b in part_bounds[1:])])
+    )
+    return (
+        numerators[:groups],
+        numerators[groups : 2 * groups],
+        square_infinities,
+        numerators[2 * groups : 3 * groups],
+        numerators[3 * groups :],
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,9 +269,35 @@ class CategoricalSummary(_Counted):
         return cls(bins, binned.astype(np.int64), int(missing))
 
     def __add__(self, other: CategoricalSummary) -> CategoricalSummary:
-        if self.bins != other.bins:
+        if self.bins is not other.bins and self.bins != other.bins:
             raise ValueError("cannot merge categorical summaries over different categories")
         return CategoricalSummary(self.bins, self.counts + other.counts, self.missing + other.missing)
+
+    @classmethod
+    def sum(cls, parts: Sequence[CategoricalSummary]) -> CategoricalSummary:
+        """``parts[0] + parts[1] + …`` in one step."""
+        first = parts[0]
+        if len(parts) == 1:
+            return first
+        counts = first.counts.copy()
+        for part in parts[1:]:
+            if part.bins is not first.bins and part.bins != first.bins:
+                raise ValueError("cannot merge categorical summaries over different categories")
+            counts += part.counts
+        return cls(first.bins, counts, sum(p.missing for p in parts))
+
+    @classmethod
+    def fold_groups(cls, bins: CategoricalBins, names: list[str], codes: np.ndarray, bounds: np.ndarray) -> list[CategoricalSummary]:
+        """One summary per group of dictionary-encoded values: ``codes[i]`` indexes ``names``
+        (−1 is missing), groups are ``codes[bounds[g]:bounds[g + 1]]``."""
+        bounds = np.asarray(bounds, dtype=np.int64)
+        groups = bounds.size - 1
+        width = bins.n_bins + 1  # the last column counts missing values
+        bin_of_code = np.append(bins.index_of(list(names)), bins.n_bins)  # code −1 → missing
+        group_of_row = np.repeat(np.arange(groups, dtype=np.int64), np.diff(bounds))
+        table = np.bincount(group_of_row * width + bin_of_code[codes], minlength=groups * width).reshape(groups, width)
+        missing = table[:, -1].tolist()
+        return [cls(bins, table[g, :-1].copy(), missing[g]) for g in range(groups)]
 
     def __eq__(self, other: object) -> bool:
         return (

@@ -16,8 +16,8 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from detectors.profile import ReferenceProfile
 from exporter.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig, ModelConfig
 from exporter.decoders.detect import Joiners, WireMessage, decode_batch
+from exporter.decoders.fixed_format import fixed_format
 from exporter.evaluation import ModelIdentity, evaluate_model
 from exporter.kafka import Consumer, DeadLetter, Message, Producer, TopicPartition
 from exporter.labels import LabelJoiner
@@ -80,11 +81,13 @@ class Counters:
 
 
 class BatchDecoder:
-    """The decode stage: a poll's messages through format detection, with join buffers
-    (KServe request/response, Seldon inputs/outputs) kept between polls."""
+    """The decode stage: a poll's messages through format detection (or one fixed format,
+    ``kafka.format``), with join buffers (KServe request/response, Seldon inputs/outputs)
+    kept between polls."""
 
-    def __init__(self, labels_topic: str) -> None:
+    def __init__(self, labels_topic: str, wire_format: str = "auto") -> None:
         self.labels_topic = labels_topic
+        self.expected = fixed_format(wire_format)
         self.joiners = Joiners()
 
     def __call__(self, messages: list[Message], now: float) -> tuple[Decoded, list[str]]:
@@ -92,8 +95,26 @@ class BatchDecoder:
             WireMessage(m.value, m.topic, m.headers, m.key, m.timestamp_ms / 1000 if m.timestamp_ms else None)
             for m in messages
         ]
-        batch = decode_batch(wire, now, self.joiners, labels_topic=self.labels_topic)
+        batch = decode_batch(wire, now, self.joiners, labels_topic=self.labels_topic, expected=self.expected)
         return batch.decoded, [f.value for f in batch.formats]
+
+    # Checkpointed with the windows: a half waiting at a checkpoint came from a message
+    # before the checkpoint's offsets, so after a crash only the state brings it back.
+    def export_state(self) -> dict[str, list[str]]:
+        return self.joiners.export_state()
+
+    def import_state(self, state: dict[str, list[str]]) -> None:
+        self.joiners.import_state(state)
+
+
+def input_topics(config: AggregatorConfig) -> list[str]:
+    """The topics consumed: predictions and labels, or with ``kafka.format: seldon`` each
+    model's Seldon inputs and outputs topics (Seldon writes one pair per model) and labels."""
+    kafka = config.kafka
+    if kafka.format != "seldon":
+        return [kafka.predictions_topic, kafka.labels_topic]
+    seldon = {f"seldon.{m.namespace}.model.{m.name}.{side}": None for m in config.models for side in ("inputs", "outputs")}
+    return [*seldon, kafka.labels_topic]
 
 
 def load_models(config: AggregatorConfig) -> dict[ModelKey, tuple[ModelConfig, ReferenceProfile]]:
@@ -110,6 +131,7 @@ class Aggregator:
         producer: Producer,
         decode: Decode,
         clock: Callable[[], float] = time.time,
+        trained_times: Callable[[], Mapping[ModelKey, float]] | None = None,
     ) -> None:
         self.config = config
         self.consumer = consumer
@@ -117,6 +139,8 @@ class Aggregator:
         self.dead_letter = DeadLetter(producer, config.kafka.deadletter_topic)
         self.decode = decode
         self.clock = clock
+        # Trained times from a registry (MLflow), where it has them; else the profile's.
+        self.trained_times = trained_times or dict
         windows = [WindowSpec(w.name, w.bucket_seconds, w.buckets) for w in config.windows]
         self.models = {key: model for key, (model, _) in models.items()}
         self.stores = {key: ModelWindows(profile, windows, config.allowed_lateness_seconds) for key, (_, profile) in models.items()}
@@ -144,6 +168,8 @@ class Aggregator:
             return
         self.offsets = dict(checkpoint.offsets)
         self.joiner.import_state(checkpoint.extra.get("joiner", {}))
+        if hasattr(self.decode, "import_state"):  # a decoder that keeps join buffers
+            self.decode.import_state(checkpoint.documents)
         self.counters = Counters.restore(checkpoint.extra.get("counters", {}))
         log.info("restored checkpoint covering %d partitions", len(self.offsets))
 
@@ -155,7 +181,8 @@ class Aggregator:
         self.producer.flush()
         with self.lock:
             extra = {"joiner": self.joiner.export_state(), "counters": self.counters.export()}
-            save_checkpoint(self.checkpoint_path, self.stores, Checkpoint(dict(self.offsets), extra))
+            documents = self.decode.export_state() if hasattr(self.decode, "export_state") else {}
+            save_checkpoint(self.checkpoint_path, self.stores, Checkpoint(dict(self.offsets), extra, documents))
             offsets = dict(self.offsets)
         self._checkpoint_at = self.clock()
         assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
@@ -183,8 +210,7 @@ class Aggregator:
     # ------------------------------------------------------------------ pipeline
 
     def subscribe(self) -> None:
-        kafka = self.config.kafka
-        self.consumer.subscribe([kafka.predictions_topic, kafka.labels_topic], self._on_assign, self._on_revoke)
+        self.consumer.subscribe(input_topics(self.config), self._on_assign, self._on_revoke)
         self.subscribed = True
 
     def poll_once(self) -> int:
@@ -236,7 +262,8 @@ class Aggregator:
         for model, version in zip(groups.column("model").to_pylist(), groups.column("model_version").to_pylist()):
             mask = pc.equal(table.column("model"), model)
             mask = pc.and_(mask, pc.is_null(table.column("model_version")) if version is None else pc.equal(table.column("model_version"), version))
-            part = table.filter(pc.fill_null(mask, False))
+            # One group (the usual case) is the whole table: no copy.
+            part = table if groups.num_rows == 1 and model is not None else table.filter(pc.fill_null(mask, False))
             key = self._resolve(model, version)
             if key is None:
                 detail = f"{part.num_rows} records for model {model!r} version {version!r}, which is not configured"
@@ -254,8 +281,8 @@ class Aggregator:
                 self._join_predictions(key, part, now)
 
     def _serving(self, key: ModelKey, part: pa.Table) -> None:
-        status = part.column("status").to_pylist()
-        self.counters.errors[key] += sum(1 for s in status if s not in (None, "ok"))
+        # A status that is present and not "ok" is an error (nulls compare to null: not counted).
+        self.counters.errors[key] += int(pc.sum(pc.not_equal(part.column("status"), "ok")).as_py() or 0)
         latency = part.column("latency_ms").drop_null().to_numpy(zero_copy_only=False) / 1000.0
         if latency.size:
             state = self.counters.latency.get(key) or HistogramState.empty(DEFAULT_LATENCY_BUCKETS)
@@ -267,10 +294,10 @@ class Aggregator:
         joined = self.joiner.add_predictions(
             key[0],
             key[1],
-            part.column("request_id").to_pylist(),
-            part.column("timestamp").to_pylist(),
-            part.column("prediction_score").to_pylist(),
-            part.column("prediction_class").to_pylist(),
+            part.column("request_id"),
+            part.column("timestamp"),
+            part.column("prediction_score"),
+            part.column("prediction_class"),
             now,
         )
         for joined_key, pairs in joined.items():
@@ -302,6 +329,7 @@ class Aggregator:
     def evaluate(self) -> Snapshot:
         started = time.perf_counter()
         now = self.clock()
+        trained = self.trained_times()
         with self.lock:
             self.joiner.expire(now)
             models = []
@@ -309,7 +337,10 @@ class Aggregator:
                 store.expire(now)
                 config = self.models[key]
                 identity = ModelIdentity(key[0], key[1], config.namespace or "")
-                models.append(evaluate_model(identity, store, config.thresholds.rule, now))
+                model = evaluate_model(identity, store, config.thresholds.rule, now)
+                if key in trained:
+                    model = replace(model, trained_at=trained[key])
+                models.append(model)
             counts = self.joiner.counts
             pending = self.joiner.pending_counts()
             pipeline = PipelineState(

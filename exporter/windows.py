@@ -2,13 +2,17 @@
 
 Each window (``bucket_seconds × buckets``) keeps a ring of buckets keyed by their start
 time. A decoded batch is grouped by the finest bucket boundary every window shares (the
-gcd of the bucket widths), each group is folded into summaries once, and that summary is
-added to the matching bucket of every window. A window is the sum of its buckets that
-end after ``now − span``.
+gcd of the bucket widths); every column is folded for all groups at once (one sort per
+group, exact sums for all groups in one pass), the groups that share a window bucket are
+summed, and each window bucket takes one merge. A window is the sum of its buckets that
+end after ``now − span``, summed in one step.
 
 A record is *late* when its event time is more than ``allowed_lateness`` behind the
 newest event time seen for its model; late records are counted and left out, so a
-replayed backlog cannot rewrite buckets that have already been reported.
+replayed backlog cannot rewrite buckets that have already been reported. A table made of
+several decoded tables (one chunk each, e.g. a poll's Arrow messages) is folded in one
+go when no record in it can be late behind another, else chunk by chunk, so lateness is
+what it would be with the tables folded one by one.
 """
 
 from __future__ import annotations
@@ -48,6 +52,17 @@ def _merge(a: ColumnSummary | PerformanceSummary | None, b: ColumnSummary | Perf
     return a + b  # type: ignore[operator]
 
 
+def _sum(parts: list):  # type: ignore[no-untyped-def, type-arg]
+    """The merge of the present parts (None when none is)."""
+    present = [p for p in parts if p is not None]
+    if not present:
+        return None
+    kind = type(present[0])
+    if kind in (NumericSummary, CategoricalSummary) and all(type(p) is kind for p in present):
+        return kind.sum(present)  # type: ignore[attr-defined]
+    return reduce(_merge, present)
+
+
 @dataclass(frozen=True)
 class Bucket:
     """Everything folded for one model in one time slot; buckets add like summaries."""
@@ -59,6 +74,26 @@ class Bucket:
     performance: PerformanceSummary | None = None
     loss: NumericSummary | None = None
     labels: int = 0  # labels folded (joined or not)
+
+    @classmethod
+    def sum(cls, parts: list[Bucket]) -> Bucket:
+        """The merge of many buckets in one step (equal to adding them one by one)."""
+        if not parts:
+            return cls()
+        if len(parts) == 1:
+            return parts[0]
+        names: dict[str, None] = {}
+        for part in parts:
+            names.update(dict.fromkeys(part.features))
+        return cls(
+            sum(p.records for p in parts),
+            {n: _sum([p.features.get(n) for p in parts]) for n in names},
+            _sum([p.prediction for p in parts]),
+            _sum([p.label for p in parts]),
+            _sum([p.performance for p in parts]),
+            _sum([p.loss for p in parts]),
+            sum(p.labels for p in parts),
+        )
 
     def __add__(self, other: Bucket) -> Bucket:
         names = self.features.keys() | other.features.keys()
@@ -126,22 +161,46 @@ class ModelWindows:
         if table.num_rows == 0:
             return FoldOutcome(0, 0)
         timestamps = table.column("timestamp").to_numpy(zero_copy_only=False).astype(np.float64)
-        table, timestamps, problems = self._validate(table, timestamps)
+        chunk_ends = np.cumsum([len(chunk) for chunk in table.column("timestamp").chunks])
+        table, timestamps, problems, kept = self._validate(table, timestamps)
+        if table.num_rows == 0:
+            return FoldOutcome(0, 0, problems)
+        if chunk_ends.size > 1 and not self._lateness_order_free(timestamps):
+            # A batch of several decoded tables (chunks) is one fold only when no record can
+            # be late behind another in it; otherwise the tables are folded in turn, as if
+            # they had come one by one.
+            if kept is not None:
+                chunk_ends = np.cumsum(kept)[chunk_ends - 1]
+            accepted = late = 0
+            for start, end in zip([0, *chunk_ends[:-1].tolist()], chunk_ends.tolist()):
+                if end > start:
+                    piece_accepted, piece_late = self._fold_valid(table.slice(start, end - start), timestamps[start:end])
+                    accepted, late = accepted + piece_accepted, late + piece_late
+            return FoldOutcome(accepted, late, problems)
+        accepted, late = self._fold_valid(table, timestamps)
+        return FoldOutcome(accepted, late, problems)
+
+    def _lateness_order_free(self, timestamps: np.ndarray) -> bool:
+        """Whether lateness is the same whichever part of this batch is folded first."""
+        newest = float(timestamps.max())
+        return newest <= self.newest_event or float(timestamps.min()) >= newest - self.allowed_lateness
+
+    def _fold_valid(self, table: pa.Table, timestamps: np.ndarray) -> tuple[int, int]:
+        """Fold validated rows that are not late; returns (accepted, late)."""
         late_mask = timestamps < self.newest_event - self.allowed_lateness
         late = int(late_mask.sum())
         if late:
             keep = ~late_mask
             table, timestamps = table.filter(pa.array(keep)), timestamps[keep]
         if table.num_rows == 0:
-            return FoldOutcome(0, late, problems)
+            return 0, late
         self.newest_event = max(self.newest_event, float(timestamps.max()))
         self.last_prediction_at = max(self.last_prediction_at or -math.inf, float(timestamps.max()))
         slots = np.floor(timestamps / self.base_seconds).astype(np.int64)
-        for slot in np.unique(slots):
-            rows = np.flatnonzero(slots == slot)
-            group = table if rows.size == table.num_rows else table.take(pa.array(rows))
-            self._add(int(slot) * self.base_seconds, self._summarise(group))
-        return FoldOutcome(table.num_rows, late, problems)
+        order, bounds, slot_values = _group_by_slot(slots)
+        buckets = self._summarise(table, order, bounds)
+        self._add_all([slot * self.base_seconds for slot in slot_values], buckets)
+        return table.num_rows, late
 
     def fold_labels(self, labels: pa.Table) -> None:
         """Fold label values into the label distribution, at the labels' event times."""
@@ -199,8 +258,10 @@ class ModelWindows:
         loss = NumericSummary.fold(loss_bins, losses) if loss_bins is not None else None
         return performance, loss
 
-    def _validate(self, table: pa.Table, timestamps: np.ndarray) -> tuple[pa.Table, np.ndarray, tuple[RowProblem, ...]]:
-        """Drop rows whose numeric features hold text that is not a number."""
+    def _validate(
+        self, table: pa.Table, timestamps: np.ndarray
+    ) -> tuple[pa.Table, np.ndarray, tuple[RowProblem, ...], np.ndarray | None]:
+        """Drop rows whose numeric features hold text that is not a number (and say which were kept)."""
         bad = np.zeros(table.num_rows, dtype=bool)
         problems: list[RowProblem] = []
         for name in self.profile.metadata.features:
@@ -214,25 +275,49 @@ class ModelWindows:
                     bad[rows] = True
                     problems.append(RowProblem(Reason.BAD_FEATURE_VALUE, f"feature {name!r} is not numeric", rows))
         if not bad.any():
-            return table, timestamps, tuple(problems)
+            return table, timestamps, tuple(problems), None
         keep = ~bad
-        return table.filter(pa.array(keep)), timestamps[keep], tuple(problems)
+        return table.filter(pa.array(keep)), timestamps[keep], tuple(problems), keep
 
-    def _summarise(self, group: pa.Table) -> Bucket:
-        features: dict[str, ColumnSummary] = {}
+    def _summarise(self, table: pa.Table, order: np.ndarray | None, bounds: np.ndarray) -> list[Bucket]:
+        """One bucket per slot group: every column is folded for all groups at once."""
+        features: dict[str, list[ColumnSummary]] = {}
         for name, reference in self.profile.features.items():
-            features[name] = _fold_column(group, feature_column(name), reference)
-        prediction = None
+            features[name] = _fold_column(table, feature_column(name), reference, order, bounds)
+        predictions: list[ColumnSummary | None] = [None] * (bounds.size - 1)
         if self.profile.prediction is not None:
             column = "prediction_score" if isinstance(self.profile.prediction, NumericSummary) else "prediction_class"
-            prediction = _fold_column(group, column, self.profile.prediction)
-        return Bucket(records=group.num_rows, features=features, prediction=prediction)
+            predictions = list(_fold_column(table, column, self.profile.prediction, order, bounds))
+        sizes = np.diff(bounds).tolist()
+        return [
+            Bucket(records=size, features={name: parts[g] for name, parts in features.items()}, prediction=predictions[g])
+            for g, size in enumerate(sizes)
+        ]
+
+    def add_bucket(self, slot_start: int, bucket: Bucket) -> None:
+        """Add a bucket folded elsewhere (a partial summary of the slot starting at
+        ``slot_start``, whose width divides every window's ``bucket_seconds``) to every window."""
+        self._add(slot_start, bucket)
 
     def _add(self, slot_start: int, bucket: Bucket) -> None:
+        self._add_all([slot_start], [bucket])
+
+    def _add_all(self, slot_starts: list[int], buckets: list[Bucket]) -> None:
+        """Add slot buckets (ascending starts) to every window: the slots that share a
+        window bucket are summed first, so each window bucket takes one merge."""
         for spec in self.windows.values():
-            start = slot_start - slot_start % spec.bucket_seconds
             ring = self.buckets[spec.name]
-            ring[start] = ring[start] + bucket if start in ring else bucket
+            pending: list[Bucket] = []
+            current = 0
+            for slot_start, bucket in zip(slot_starts, buckets):
+                start = slot_start - slot_start % spec.bucket_seconds
+                if pending and start != current:
+                    _merge_into(ring, current, pending)
+                    pending = []
+                current = start
+                pending.append(bucket)
+            if pending:
+                _merge_into(ring, current, pending)
 
     # ------------------------------------------------------------------ reading
 
@@ -241,7 +326,7 @@ class ModelWindows:
         spec = self.windows[name]
         oldest = now - spec.span
         parts = [b for start, b in self.buckets[name].items() if start + spec.bucket_seconds > oldest and start <= now]
-        return reduce(lambda a, b: a + b, parts, Bucket())
+        return Bucket.sum(parts)
 
     def expire(self, now: float) -> None:
         """Forget buckets no window can reach any more."""
@@ -252,6 +337,23 @@ class ModelWindows:
                 del ring[start]
 
 
+def _merge_into(ring: dict[int, Bucket], start: int, parts: list[Bucket]) -> None:
+    if start in ring:
+        parts = [ring[start], *parts]
+    ring[start] = Bucket.sum(parts)
+
+
+def _group_by_slot(slots: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, list[int]]:
+    """Rows ordered by slot (None: already in order), group bounds, and each group's slot."""
+    order = None
+    if slots.size > 1 and bool((slots[1:] < slots[:-1]).any()):
+        order = np.argsort(slots, kind="stable")
+        slots = slots[order]
+    starts = np.flatnonzero(slots[1:] != slots[:-1]) + 1
+    bounds = np.concatenate(([0], starts, [slots.size])).astype(np.int64)
+    return order, bounds, slots[bounds[:-1]].tolist()
+
+
 def _value_counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:
     counted = pc.value_counts(column.drop_null())
     if len(counted) == 0:
@@ -259,19 +361,28 @@ def _value_counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:
     return counted.field("values").to_pylist(), counted.field("counts").to_pylist()
 
 
-def _fold_column(table: pa.Table, column: str, reference: ColumnSummary) -> ColumnSummary:
-    """Fold one column into the reference's frozen bins; an absent column is all missing."""
-    rows = table.num_rows
+def _fold_column(
+    table: pa.Table, column: str, reference: ColumnSummary, order: np.ndarray | None, bounds: np.ndarray
+) -> list[ColumnSummary]:
+    """Fold one column into the reference's frozen bins, one summary per row group
+    (rows taken in ``order``, grouped by ``bounds``); an absent column is all missing."""
+    sizes = np.diff(bounds).tolist()
     if isinstance(reference, CategoricalSummary):
         if column not in table.column_names:
-            return replace(CategoricalSummary.empty(reference.bins), missing=rows)
+            return [replace(CategoricalSummary.empty(reference.bins), missing=size) for size in sizes]
         strings = as_strings(table, column)
-        names, counts = _value_counts(strings)
-        return CategoricalSummary.from_counts(reference.bins, names, counts, strings.null_count)
+        encoded = pc.dictionary_encode(strings.combine_chunks() if isinstance(strings, pa.ChunkedArray) else strings)
+        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        if order is not None:
+            codes = codes[order]
+        return list(CategoricalSummary.fold_groups(reference.bins, encoded.dictionary.to_pylist(), codes, bounds))
     if column not in table.column_names:
-        return replace(NumericSummary.empty(reference.bins), missing=rows)
+        return [replace(NumericSummary.empty(reference.bins), missing=size) for size in sizes]
     values = table.column(column)
     if not pa.types.is_floating(values.type):
         values = pc.cast(values, pa.float64(), safe=False)
-    return NumericSummary.fold(reference.bins, values.to_numpy(zero_copy_only=False).astype(np.float64))
+    array = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    if order is not None:
+        array = array[order]
+    return list(NumericSummary.fold_groups(reference.bins, array, bounds))
 

@@ -10,12 +10,21 @@ column and no feature columns is a label batch.
 
 A column of the wrong kind refuses the message; a bad value in a row (a null model, a
 NaN time) refuses that row only, dead-lettered as a one-row IPC stream.
+
+Prediction batches are normalised at the end of a consumer batch: consecutive messages
+with one schema and one model are concatenated (each stays a chunk) and normalised once,
+which gives the same rows and refusals as one message at a time for a fraction of the
+per-message cost; anything unexpected falls back to one message at a time.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
+
+import numpy as np
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -57,7 +66,8 @@ def decode_arrow_ipc(value: bytes, now: float, *, headers: HeadersIn = None, lab
 def decode_arrow_ipc_into(
     sink: DecodeSink, value: bytes, headers: Headers, now: float, *, labels_only: bool = False
 ) -> None:
-    """Add one message's rows to ``sink`` as ready-made tables (one per model)."""
+    """Add one message's rows to ``sink`` as ready-made tables (one per model): labels at
+    once, predictions when the sink finishes its batch."""
     try:
         table = read_ipc(value)
         if table.num_rows == 0:
@@ -65,15 +75,110 @@ def decode_arrow_ipc_into(
         if labels_only or ("label" in table.column_names and not _feature_names(table)):
             _add_labels(sink, table, headers, now)
             return
-        decoded, problems = normalised_predictions(table, now)
     except RecordError as error:
         sink.reject(error, value, headers)
         return
+    sink.defer(_finish_predictions, _Pending(table, value, headers, now, _only_model(table)))
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A read prediction message waiting for the end of its batch."""
+
+    table: pa.Table
+    value: bytes
+    headers: Headers
+    now: float
+    model: Any  # the one model of its rows; None when several, null or no column
+
+
+def _only_model(table: pa.Table) -> Any:
+    if "model" not in table.column_names:
+        return None
+    column = table.column("model")
+    try:
+        if column.null_count or pc.count_distinct(column).as_py() != 1:
+            return None
+        return column[0].as_py()
+    except (pa.ArrowException, TypeError, ValueError):
+        return None  # an odd model column: normalised alone, where it is refused or cast
+
+
+def _finish_predictions(sink: DecodeSink, items: list[_Pending]) -> None:
+    """Normalise a batch's prediction messages, runs of one schema and model together."""
+    run: list[_Pending] = []
+    for item in items:
+        if run and not _same_run(run[0], item):
+            _finish_run(sink, run)
+            run = []
+        run.append(item)
+    if run:
+        _finish_run(sink, run)
+
+
+def _same_run(first: _Pending, item: _Pending) -> bool:
+    return (
+        item.model is not None
+        and item.model == first.model
+        and item.now == first.now
+        and item.table.schema.equals(first.table.schema, check_metadata=True)
+    )
+
+
+def _finish_run(sink: DecodeSink, run: list[_Pending]) -> None:
+    if len(run) > 1:
+        try:
+            tables, rejected = _normalised_run(run)
+        except Exception:  # noqa: BLE001 - one message at a time says which and why
+            pass
+        else:
+            sink.rejected.extend(rejected)
+            sink.prediction_tables.extend(tables)
+            return
+    for item in run:
+        with sink.guard(Reason.INVALID_ARROW, item.value, item.headers):
+            _finish_one(sink, item)
+
+
+def _finish_one(sink: DecodeSink, item: _Pending) -> None:
+    table = item.table
+    try:
+        decoded, problems = normalised_predictions(table, item.now)
+    except RecordError as error:
+        sink.reject(error, item.value, item.headers)
+        return
     for row, error in sorted(problems.items()):
-        sink.rejected.append(Rejected(error.reason, error.detail, row_payload(table, row), headers))
+        sink.rejected.append(Rejected(error.reason, error.detail, row_payload(table, row), item.headers))
     if problems:
         decoded = decoded.filter(pa.array([row not in problems for row in range(table.num_rows)]))
     sink.prediction_tables.extend(tables_by_model(decoded))
+
+
+def _normalised_run(run: list[_Pending]) -> tuple[list[pa.Table], list[Rejected]]:
+    """What :func:`_finish_one` makes of each message of ``run``, from one normalisation;
+    raises (changing nothing) where the messages must be taken one by one."""
+    combined = pa.concat_tables([item.table for item in run])
+    decoded, problems = normalised_predictions(combined, run[0].now)
+    sizes = np.array([item.table.num_rows for item in run], dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    rejected: list[Rejected] = []
+    kept = sizes.copy()
+    for row, error in sorted(problems.items()):
+        index = int(np.searchsorted(starts, row, side="right")) - 1
+        item = run[index]
+        kept[index] -= 1
+        rejected.append(Rejected(error.reason, error.detail, row_payload(item.table, row - int(starts[index])), item.headers))
+    if problems:
+        keep = np.ones(combined.num_rows, dtype=bool)
+        keep[list(problems)] = False
+        decoded = decoded.filter(pa.array(keep))
+    # One chunk per message, as if each had been decoded alone (the windows fold them in
+    # turn where lateness depends on the order).
+    bounds = np.concatenate(([0], np.cumsum(kept))).tolist()
+    pieces = [decoded.slice(a, b - a) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    if not pieces:
+        return [], rejected
+    return tables_by_model(pa.concat_tables(pieces)), rejected
 
 
 def read_ipc(value: bytes) -> pa.Table:
@@ -287,9 +392,11 @@ def _null_or_empty_rows(column: pa.Array) -> list[int]:
     return [row for row, flag in enumerate(bad.to_pylist()) if flag]
 
 
-def _array(table: pa.Table, name: str) -> pa.Array:
+def _array(table: pa.Table, name: str) -> pa.Array | pa.ChunkedArray:
+    # A batch of messages stays chunked (one chunk each): no copy, and the chunks say
+    # where each message's rows are.
     column = table.column(name)
-    return column.chunk(0) if column.num_chunks == 1 else pa.concat_arrays(column.chunks)
+    return column.chunk(0) if column.num_chunks == 1 else column
 
 
 def _add_labels(sink: DecodeSink, table: pa.Table, headers: Headers, now: float) -> None:

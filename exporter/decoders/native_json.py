@@ -13,6 +13,10 @@ A label record (on the labels topic, or anywhere when it has ``label`` and no
 
 Each record stands alone: a bad line of NDJSON is refused by itself, with that line as
 the dead-letter payload, and the rest of the message is decoded.
+
+An NDJSON batch of well-formed records of one model is read column-wise by Arrow instead
+(:mod:`~exporter.decoders.ndjson_columns`), with the same result; any other message, and
+any batch that needs a closer look, is read line by line here.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ import json
 
 from exporter.decoders.field_values import label_parts, number_field, prediction_parts, text_field
 from exporter.decoders.message_headers import Headers, HeadersIn, normalise_headers
+from exporter.decoders.ndjson_columns import read_predictions
 from exporter.decoders.record_error import RecordError
+from exporter.decoders.row_builders import PredictionRows
 from exporter.decoders.sink import DecodeSink
 from exporter.decoders.timestamps import epoch_seconds
 from exporter.decoders.wire_formats import WireFormat
-from exporter.records import Decoded, Reason
+from exporter.records import Decoded, Reason, Rejected
 
 
 def decode_native_json(value: bytes, now: float, *, headers: HeadersIn = None, labels_only: bool = False) -> Decoded:
@@ -46,6 +52,29 @@ def decode_native_json_into(
     sink: DecodeSink, value: bytes, headers: Headers, now: float, *, labels_only: bool = False
 ) -> WireFormat:
     """Add one message's records to ``sink``; says whether it was one JSON document or NDJSON."""
+    if not labels_only:
+        columns = read_predictions(value, now)
+        if columns is not None:
+            model, table = columns
+            sink.predictions_for(model).append_table(table, _line_by_line(value, headers, now, model), (value, headers))
+            return WireFormat.NDJSON
+    return _decode_document(sink, value, headers, now, labels_only=labels_only)
+
+
+def _line_by_line(value: bytes, headers: Headers, now: float, model: str):  # type: ignore[no-untyped-def]
+    """How to read a column-read message line by line after all (see PredictionRows)."""
+
+    def decode() -> tuple[PredictionRows | None, list[Rejected]]:
+        sink = DecodeSink()
+        _decode_document(sink, value, headers, now, labels_only=False)
+        return sink.predictions_for(model), sink.rejected
+
+    return decode
+
+
+def _decode_document(
+    sink: DecodeSink, value: bytes, headers: Headers, now: float, *, labels_only: bool = False
+) -> WireFormat:
     try:
         document = json.loads(value)
     except RecursionError:

@@ -8,17 +8,20 @@ than a table per record.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pyarrow as pa
 
 from exporter.decoders.arrow_text import text_array, utf8_safe
 from exporter.decoders.feature_arrays import RowProblems, feature_array
+from exporter.decoders.ndjson_columns import unify_features
 from exporter.decoders.message_headers import Headers
 from exporter.records import FEATURE_PREFIX, LABEL_SCHEMA, PREDICTION_FIELDS, Reason, Rejected
 
 Features = Mapping[str, object]
 Source = tuple[bytes, Headers]
+# Decodes a column-read message again line by line: its rows (one model) and refusals.
+Redecode = Callable[[], tuple["PredictionRows | None", list[Rejected]]]
 
 
 class PredictionRows:
@@ -37,6 +40,10 @@ class PredictionRows:
         self.features: list[Features] = []
         # Where each row came from, so a row refused at build time can still be dead-lettered.
         self.sources: list[Source] = []
+        # Messages read column-wise (see ndjson_columns): (rows above before it, its table,
+        # how to read it line by line instead), and where they came from.
+        self.tables: list[tuple[int, pa.Table, Redecode]] = []
+        self.table_sources: list[Source] = []
 
     def __len__(self) -> int:
         return len(self.timestamp)
@@ -66,8 +73,33 @@ class PredictionRows:
         self.features.append(features)
         self.sources.append(source)
 
+    def append_table(self, table: pa.Table, redecode: Redecode, source: Source) -> None:
+        """Add a message already read into the contract's columns (features may be null-typed)."""
+        self.tables.append((len(self), table, redecode))
+        self.table_sources.append(source)
+
+    def extend(self, other: PredictionRows) -> None:
+        """Add ``other``'s rows (read line by line) after these."""
+        self.model_version.extend(other.model_version)
+        self.model_namespace.extend(other.model_namespace)
+        self.request_id.extend(other.request_id)
+        self.timestamp.extend(other.timestamp)
+        self.prediction_score.extend(other.prediction_score)
+        self.prediction_class.extend(other.prediction_class)
+        self.latency_ms.extend(other.latency_ms)
+        self.status.extend(other.status)
+        self.features.extend(other.features)
+        self.sources.extend(other.sources)
+
     def build(self) -> tuple[pa.Table | None, list[Rejected]]:
         """The contract table (None when every row was refused) and the refused rows."""
+        if self.tables:
+            if len(self) == 0:
+                # Only column-read messages: joined as one line-by-line decode would type them.
+                table = unify_features([t for _, t, _ in self.tables], len(PREDICTION_FIELDS))
+                if table is not None:
+                    return table, []
+            return self._line_by_line()
         rows = len(self)
         if rows == 0:
             return None, []
@@ -94,6 +126,30 @@ class PredictionRows:
         keep = pa.array([row not in problems for row in range(rows)])
         kept = table.filter(keep)
         return (kept if kept.num_rows else None), rejected
+
+
+    def _line_by_line(self) -> tuple[pa.Table | None, list[Rejected]]:
+        """Build as if every message had been read line by line, in arrival order."""
+        rows = PredictionRows(self.model)
+        rejected: list[Rejected] = []
+        done = 0
+        for before, _, redecode in self.tables:
+            rows.extend(self._slice(done, before))
+            again, refused = redecode()
+            if again is not None:
+                rows.extend(again)
+            rejected.extend(refused)
+            done = before
+        rows.extend(self._slice(done, len(self)))
+        table, refused = rows.build()
+        return table, [*rejected, *refused]
+
+    def _slice(self, start: int, end: int) -> PredictionRows:
+        part = PredictionRows(self.model)
+        for name in ("model_version", "model_namespace", "request_id", "timestamp", "prediction_score",
+                     "prediction_class", "latency_ms", "status", "features", "sources"):
+            setattr(part, name, getattr(self, name)[start:end])
+        return part
 
 
 def _feature_columns(features: list[Features]) -> tuple[list[str], list[pa.Array], RowProblems]:

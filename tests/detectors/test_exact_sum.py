@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detectors.exact_sum import ExactSum
+from detectors.exact_sum import ExactSum, group_numerators
 from tests.detectors.strategies import finite_arrays
 
 
@@ -45,3 +45,50 @@ def test_nan_is_rejected():
 
     with pytest.raises(ValueError, match="NaN"):
         ExactSum.of(np.array([np.nan]))
+
+
+@st.composite
+def grouped(draw, sort: bool):  # type: ignore[no-untyped-def]
+    values = draw(finite_arrays(min_size=0, max_size=300))
+    cuts = sorted(draw(st.lists(st.integers(0, values.size), max_size=5)))
+    bounds = np.array([0, *cuts, values.size], dtype=np.int64)
+    if sort:
+        for start, end in zip(bounds[:-1], bounds[1:]):
+            values[start:end].sort()
+    return values, bounds
+
+
+@given(st.booleans().flatmap(grouped))
+def test_group_numerators_are_each_groups_exact_sum(case):
+    values, bounds = case
+    got = group_numerators(values, bounds)
+    assert got == [ExactSum.of(values[a:b]).numerator for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def test_group_numerators_long_runs_subnormals_and_extremes():
+    # Runs longer than a uint64 significand sum can hold, both signs, subnormals, the largest doubles.
+    values = np.sort(np.concatenate([
+        np.full(5_000, 1.5), np.full(4_097, -1.999999999), np.full(3, 5e-324), np.full(2, -2.2250738585072014e-308),
+        np.array([1.7976931348623157e308, -1.7976931348623157e308, 0.0, -0.0]),
+    ]))
+    bounds = np.array([0, 3, 4_100, values.size])
+    assert group_numerators(values, bounds) == [ExactSum.of(values[a:b]).numerator for a, b in zip(bounds[:-1], bounds[1:])]
+    assert float(ExactSum(group_numerators(values, np.array([0, values.size]))[0])) == exact(values)
+
+
+def test_sum_of_many_is_their_merge():
+    parts = [ExactSum.of(np.array(v)) for v in ([1e16, 1.0], [-1e16], [np.inf], [0.1])]
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merged + part
+    assert ExactSum.sum(parts) == merged
+
+
+def test_group_numerators_with_many_exponent_runs():
+    # Values across the whole double range: hundreds of runs, summed 16 exponents at a time.
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=20_000) * 10.0 ** rng.integers(-300, 300, size=20_000)
+    bounds = np.array([0, 7_000, 7_000, 15_000, 20_000])
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        values[start:end].sort()
+    assert group_numerators(values, bounds) == [ExactSum.of(values[a:b]).numerator for a, b in zip(bounds[:-1], bounds[1:])]

@@ -1,3 +1,5 @@
+from collections import Counter
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -68,3 +70,38 @@ def test_categorical_from_counts_matches_fold():
     folded = CategoricalSummary.fold(bins, np.array(["DE", "US", "FR", "DE", None], dtype=object))
     counted = CategoricalSummary.from_counts(bins, ["DE", "FR", "US"], [2, 1, 1], missing=1)
     assert folded == counted
+
+
+@st.composite
+def groups_of(draw, arrays):  # type: ignore[no-untyped-def]
+    values = draw(arrays)
+    cuts = sorted(draw(st.lists(st.integers(0, len(values)), max_size=5)))
+    return values, np.array([0, *cuts, len(values)], dtype=np.int64)
+
+
+@given(finite_arrays(min_size=1, max_size=100), groups_of(float_arrays()))
+def test_folding_groups_at_once_equals_folding_each(reference, case):
+    values, bounds = case
+    bins = NumericBins.from_reference(reference, fine_bins=20, psi_bins=5)
+    together = NumericSummary.fold_groups(bins, values, bounds)
+    assert len(together) == bounds.size - 1
+    for summary, (a, b) in zip(together, zip(bounds[:-1], bounds[1:])):
+        assert summary == NumericSummary.fold(bins, values[a:b])
+    assert NumericSummary.sum(together) == NumericSummary.fold(bins, values)
+
+
+@given(category_arrays(min_size=1), groups_of(category_arrays()))
+def test_categorical_groups_at_once_equal_folding_each(reference, case):
+    values, bounds = case
+    bins = CategoricalBins.from_reference(reference, top_k=3)
+    names = sorted({str(v) for v in values if v is not None})
+    codes = np.array([-1 if v is None else names.index(str(v)) for v in values], dtype=np.int64)
+    together = CategoricalSummary.fold_groups(bins, names, codes, bounds)
+
+    def counted(part: np.ndarray) -> CategoricalSummary:  # what the windows did per group: count, then bin
+        counts = Counter(str(v) for v in part if v is not None)
+        return CategoricalSummary.from_counts(bins, list(counts), list(counts.values()), sum(v is None for v in part))
+
+    for summary, (a, b) in zip(together, zip(bounds[:-1], bounds[1:])):
+        assert summary == counted(values[a:b])
+    assert CategoricalSummary.sum(together) == counted(values)

@@ -8,7 +8,7 @@ from exporter.evaluation import ModelIdentity, evaluate_model
 from exporter.labels import LabelJoiner
 from exporter.records import Reason
 from exporter.synthetic import drifted_columns, label_log, prediction_log, synthetic_table
-from exporter.windows import ModelWindows, WindowSpec
+from exporter.windows import Bucket, ModelWindows, WindowSpec
 
 SHAPE = {"numeric": 4, "categorical": 2, "drifted": 2}
 WINDOWS = [WindowSpec("5m", 60, 5), WindowSpec("1h", 600, 6)]
@@ -95,3 +95,50 @@ def test_drift_performance_and_staleness_are_evaluated(profile):
     assert window.labels_joined == 5_000 and joiner.counts["m"].joined == 5_000
     assert window.loss is not None and window.prediction is not None and window.label is not None
     assert result.last_prediction_at == 1200 and result.last_label_at == pytest.approx(1300)
+
+
+def _state(store: ModelWindows) -> dict:
+    return {
+        name: {start: (b.records, {f: s for f, s in b.features.items()}, b.prediction) for start, b in sorted(ring.items())}
+        for name, ring in store.buckets.items()
+    }
+
+
+@pytest.mark.parametrize("times", [
+    [np.linspace(1000, 1100, 300), np.linspace(1050, 1290, 200)],  # one batch holds no late record
+    [np.full(300, 1000.0), np.full(200, 2000.0), np.full(100, 1500.0)],  # the third is late behind the second
+    [np.full(100, 2000.0), np.full(100, 1000.0)],  # the second is late behind the first
+])
+def test_a_batch_of_tables_folds_like_the_tables_one_by_one(profile, times):
+    logs = [prediction_log(synthetic_table(t.size, seed=10 + i, **SHAPE), "m", "1", t) for i, t in enumerate(times)]
+    one_by_one = ModelWindows(profile, WINDOWS, allowed_lateness=300)
+    outcomes = [one_by_one.fold_predictions(log) for log in logs]
+    together = ModelWindows(profile, WINDOWS, allowed_lateness=300)
+    outcome = together.fold_predictions(pa.concat_tables(logs))  # one chunk per table
+    assert (outcome.accepted, outcome.late) == (sum(o.accepted for o in outcomes), sum(o.late for o in outcomes))
+    assert _state(together) == _state(one_by_one)
+    assert together.newest_event == one_by_one.newest_event
+
+
+def test_rows_in_any_time_order_fold_into_their_buckets(profile):
+    times = np.random.default_rng(7).permutation(np.linspace(1000, 1299, 900))
+    log = prediction_log(synthetic_table(900, seed=8, **SHAPE), "m", "1", times)
+    shuffled = ModelWindows(profile, WINDOWS, allowed_lateness=600)
+    shuffled.fold_predictions(log)
+    order = np.argsort(times, kind="stable")
+    ordered = ModelWindows(profile, WINDOWS, allowed_lateness=600)
+    ordered.fold_predictions(log.take(pa.array(order)))
+    assert _state(shuffled) == _state(ordered)
+
+
+def test_buckets_sum_in_one_step_as_they_add(profile):
+    store = ModelWindows(profile, WINDOWS, allowed_lateness=1_000)
+    store.fold_predictions(prediction_log(synthetic_table(600, seed=9, **SHAPE), "m", "1", np.linspace(1000, 1299, 600)))
+    parts = list(store.buckets["5m"].values())
+    added = parts[0]
+    for part in parts[1:]:
+        added = added + part
+    summed = Bucket.sum(parts)
+    assert summed.records == added.records == 600
+    assert summed.features == added.features and summed.prediction == added.prediction
+    assert Bucket.sum([]).records == 0
