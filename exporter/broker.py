@@ -238,6 +238,9 @@ class EmbeddedBroker:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={"PATH": os.environ.get("PATH", ""), **self._env},
+            # Its own session: a terminal's Ctrl-C reaches only the owner, which stops the
+            # broker after its clients (the demo), instead of the broker dying under them.
+            start_new_session=True,
         )
         try:
             self._wait_ready(port)

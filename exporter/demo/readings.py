@@ -1,4 +1,4 @@
-"""What the demo shows, read back from the exporter's own ``/metrics`` text.
+"""What the demo shows, read back from the aggregator's and the sidecar's ``/metrics`` text.
 
 The live view scrapes ``/metrics`` like Prometheus would, so what a user sees in the
 terminal is exactly what their monitoring would see.
@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client.parser import text_string_to_metric_families
+
+if TYPE_CHECKING:
+    from exporter.demo.prometheus import PrometheusStatus
 
 Labels = dict[str, str]
 
@@ -60,6 +64,19 @@ class Readings:
         """The ``count`` features furthest from the reference, drifting ones first."""
         ranked = sorted(self.features, key=lambda f: (not f.drift, -_or_zero(f.psi)))
         return tuple(ranked[:count])
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One refresh of the view: the aggregator's and the sidecar's ``/metrics``, and Prometheus.
+
+    The sidecar's readings carry what it served (``predictions``, ``rejected``) and the GPU
+    its collector samples; ``prometheus`` is None where no Prometheus runs or answers.
+    """
+
+    aggregator: Readings = field(default_factory=Readings)
+    sidecar: Readings = field(default_factory=Readings)
+    prometheus: PrometheusStatus | None = None
 
 
 def readings(text: str, model: str, window: str) -> Readings:

@@ -54,10 +54,10 @@ from exporter.demo.live import (
     PREDICTIONS,
     VERSION,
     DemoOptions,
-    _aggregator_config,
-    _background,
-    _build_profile,
-    _send_traffic,
+    aggregator_config,
+    background,
+    build_profile,
+    send_traffic,
 )
 from exporter.demo.traffic import TrafficGenerator
 from exporter.kafka import ProducerSettings, open_producer
@@ -218,8 +218,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
                   f"http://127.0.0.1:{ports[node]}/readyz")
 
         # The profile is built while those start.
-        profile = _build_profile(workdir, options)
-        aggregator_port = _aggregator_config(workdir, options, broker.bootstrap_servers, profile).http.port
+        profile = build_profile(workdir, options)
+        aggregator_port = aggregator_config(workdir, options, broker.bootstrap_servers, profile).http.port
         # Checkpoint often, so the pipeline dashboard's checkpoint age has a value early.
         aggregator_yaml = yaml.safe_load((workdir / "aggregator.yaml").read_text())
         aggregator_yaml["state"]["checkpoint_interval_seconds"] = 2.0
@@ -251,7 +251,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
         # the earliest offset, so nothing is lost while it starts.
         traffic = TrafficGenerator(MODEL, VERSION, time.time(), rate=RATE, drift_after=0.0, label_delay=1.0,
                                    shape=options.shape, seed=options.seed)
-        stack.enter_context(_background("traffic", lambda stop: _send_traffic(traffic, producer, stop)))
+        stack.enter_context(background("traffic", lambda stop: send_traffic(traffic, producer, stop)))
         traffic_started = time.monotonic()
         for process, url in started:
             wait_ready(process, url)
