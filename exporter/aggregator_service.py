@@ -4,25 +4,32 @@ Start-up order matters to an operator: the config and every profile are checked 
 (a mistake fails the start, naming the field or file); then /metrics, /healthz and
 /readyz come up, with /readyz false until the broker answers; then consumption begins.
 An unreachable broker is retried with exponential backoff and logged once per attempt,
-never crashing the process; the same holds when the broker goes away mid-stream.
+never crashing the process. When the broker goes away mid-stream the client keeps
+reconnecting by itself; a probe every 2 s (:mod:`exporter.broker_watch`) turns /readyz
+false and logs the outage once, and its end with how long it lasted. With ``mlflow``
+configured, trained times are looked up in the registry on the scheduler's thread.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry
 
 from exporter import __version__
 from exporter.aggregator import Aggregator, Decode, load_models
+from exporter.broker_watch import BrokerWatch
 from exporter.collectors import SnapshotCollector
 from exporter.config import AggregatorConfig
 from exporter.http_server import HttpServer, health_app
 from exporter.kafka import Backoff, ConsumerSettings, KafkaIOError, ProducerSettings, open_consumer, open_producer, wait_for_broker
+from exporter.mlflow_registry import MlflowRegistry, TrainedTimes
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +78,7 @@ def serve(config: AggregatorConfig, decode: Decode, stop: threading.Event | None
     """Run until ``stop`` is set (SIGTERM/SIGINT set it when run from the CLI)."""
     stop = stop or threading.Event()
     models = load_models(config)
-    if config.mlflow is not None:
-        log.warning("mlflow: registry lookups are not implemented yet; trained times come from the profiles")
-    if config.kafka.format != "auto":
-        log.warning("kafka.format=%s: every message is still format-detected (auto)", config.kafka.format)
+    trained = trained_times(config)
     readiness = Readiness()
     registry = CollectorRegistry()
     holder: dict[str, Aggregator] = {}
@@ -93,23 +97,45 @@ def serve(config: AggregatorConfig, decode: Decode, stop: threading.Event | None
     if on_ready is not None:
         on_ready(server.port)
     try:
+        if config.kafka.mode == "scale_out":
+            from exporter.scaleout.service import run_scale_out
+
+            run_scale_out(config, decode, models, readiness, stop, holder, registry, trained)
+            return
         aggregator = _connect(config, decode, models, readiness, stop)
         if aggregator is None:
             return
         holder["a"] = aggregator
+        if trained is not None:
+            aggregator.trained_times = trained.current
         aggregator.restore()
         aggregator.evaluate()
-        _consume(aggregator, readiness, stop)
+        _consume(aggregator, readiness, stop, trained)
     finally:
         server.stop()
 
 
-def _consume(aggregator: Aggregator, readiness: Readiness, stop: threading.Event) -> None:
+def trained_times(config: AggregatorConfig) -> TrainedTimes | None:
+    """The MLflow registry lookups of trained times, when ``mlflow`` is configured."""
+    if config.mlflow is None:
+        return None
+    registry = MlflowRegistry.with_credentials(config.mlflow.tracking_uri, config.mlflow.timeout_seconds, os.environ)
+    log.info("mlflow: trained times from %s every %gs", registry.base, config.mlflow.refresh_interval_seconds)
+    return TrainedTimes(registry, [(m.name, m.version) for m in config.models], config.mlflow.model_name_map)
+
+
+def _consume(aggregator: Aggregator, readiness: Readiness, stop: threading.Event, trained: TrainedTimes | None = None) -> None:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(daemon=True)
     scheduler.add_job(aggregator.evaluate_safely, "interval", seconds=aggregator.config.evaluation.interval_seconds, max_instances=1, coalesce=True)
+    if trained is not None and aggregator.config.mlflow is not None:
+        # The first lookup runs at once, in the scheduler's thread: a slow or absent
+        # registry never holds up consuming, and a scrape never waits on it.
+        scheduler.add_job(trained.refresh, "interval", seconds=aggregator.config.mlflow.refresh_interval_seconds,
+                          max_instances=1, coalesce=True, next_run_time=datetime.now())
     scheduler.start()
+    watch = BrokerWatch(aggregator.config.kafka.bootstrap_servers)
     backoff = Backoff(initial_s=0.5, max_s=30.0)
     delays = backoff.delays()
     try:
@@ -118,17 +144,21 @@ def _consume(aggregator: Aggregator, readiness: Readiness, stop: threading.Event
         while not stop.is_set():
             try:
                 aggregator.poll_once()
-                readiness.set(True, "consuming")
+                due = time.monotonic() - last_checkpoint >= aggregator.config.state.checkpoint_interval_seconds
+                # The client keeps polling quietly while the broker is away: only a probe tells,
+                # and a fresh one before a checkpoint, whose group commit would block on it.
+                broker_up, why = watch.state(fresh=due)
+                readiness.set(broker_up, "consuming" if broker_up else why)
                 delays = backoff.delays()
-                if time.monotonic() - last_checkpoint >= aggregator.config.state.checkpoint_interval_seconds:
-                    aggregator.checkpoint()
+                if due:
+                    aggregator.checkpoint(commit=broker_up)
                     last_checkpoint = time.monotonic()
             except KafkaIOError as error:
                 delay = next(delays)
                 readiness.set(False, f"broker error: {error}")
                 log.warning("Kafka error (%s); retrying in %.1fs", error, delay)
                 stop.wait(delay)
-        aggregator.checkpoint()
+        aggregator.checkpoint(commit=watch.up)
     finally:
         scheduler.shutdown(wait=False)
         aggregator.consumer.close()

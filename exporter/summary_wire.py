@@ -255,7 +255,8 @@ def decode_summary(value: bytes, profile: ReferenceProfile) -> tuple[SummaryHead
 
 def _summary(row: dict[str, Any], reference: ColumnSummary, what: str) -> ColumnSummary:
     counts = row["counts"]
-    if counts is None or len(counts) != reference.counts.size or any(c is None or c < 0 for c in counts):
+    # C-level scans (`in`, `min`), not a generator: a partial of many buckets holds thousands of rows.
+    if counts is None or len(counts) != reference.counts.size or None in counts or min(counts, default=0) < 0:
         raise SummaryFormatError(f"{what}: expected {reference.counts.size} non-negative counts")
     if row["missing"] is None or row["missing"] < 0:
         raise SummaryFormatError(f"{what}: missing must be a non-negative count")

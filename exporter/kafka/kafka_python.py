@@ -136,7 +136,8 @@ class KafkaPythonConsumer:
     def committed(self, partitions: Iterable[tuple[str, int]]) -> dict[TopicPartition, int | None]:
         try:
             return {
-                TopicPartition(topic, partition): self._consumer.committed(kafka.TopicPartition(topic, partition))
+                # Bounded like commits: without a timeout kafka-python waits for the coordinator forever.
+                TopicPartition(topic, partition): self._consumer.committed(kafka.TopicPartition(topic, partition), timeout_ms=COMMIT_TIMEOUT_MS)
                 for topic, partition in partitions
             }
         except kerrors.KafkaError as error:

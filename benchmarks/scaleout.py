@@ -1,0 +1,127 @@
+"""Scale-out benchmark: what the two stages cost against the single-process pipeline.
+
+    python benchmarks/scaleout.py [--rows N] [--repeat 3]
+
+In one process, over the in-memory Kafka of ``tests/support/fake_kafka.py`` (so the figures
+are the pipeline's own cost, not the broker's or the client's), the same traffic — three
+model versions, 6 features each, ``--rows`` predictions per version in NDJSON messages of
+25 records over four unkeyed partitions, 100 predictions a second per version, every other
+prediction labelled (two label partitions) — goes through:
+
+* single: one ``Aggregator`` (``kafka.mode: single``), ``poll_once`` until everything is
+  consumed, then one ``evaluate``;
+* stage 1: one ``PartialStage`` (decode, fold into partials, publish with the progress
+  protocol's commits) until everything is published;
+* stage 2: one ``MergeStage`` over what stage 1 published (decode partials, merge, label
+  join), then one ``evaluate``;
+* replay: a second ``MergeStage`` rebuilding the same state from the summaries topic, as a
+  replica does when it is assigned a summaries partition.
+
+Printed: records/s of each (median of ``--repeat`` runs; records = predictions + labels),
+stage 1 + stage 2 against single, the summaries published (messages, bytes per prediction),
+and that every variant ends with the same metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from exporter.aggregator import load_models  # noqa: E402
+from exporter.aggregator import Aggregator, BatchDecoder  # noqa: E402
+from exporter.scaleout.stage1 import PartialStage  # noqa: E402
+from exporter.scaleout.stage2 import MergeStage  # noqa: E402
+from tests.exporter.scaleout.fakes import FakeGroup, GroupConsumer  # noqa: E402
+from tests.exporter.scaleout.harness import SUMMARIES, SUMMARY_PARTITIONS, assert_same_metrics, exposition, fill, make_config  # noqa: E402
+from tests.exporter.scaleout.traffic import make_traffic, write_profiles  # noqa: E402
+from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer  # noqa: E402
+
+BASE = 1_000.0
+SPACING = 0.01  # 100 predictions a second per model version: a few 30 s slots per flush
+
+
+def run(rows: int, root: Path) -> dict[str, float]:
+    profiles = write_profiles(root / "profiles")
+    traffic = make_traffic(rows, BASE, spacing=SPACING)
+    now = BASE + rows * SPACING + 50
+    records = sum(traffic.rows.values()) + sum(traffic.labelled.values())
+    config = make_config(profiles, root / "state")
+    models = load_models(config)
+
+    log = FakeLog()
+    fill(log, traffic)
+    single = Aggregator(config, models, FakeConsumer(log, batch=500), FakeProducer(log), BatchDecoder(config.kafka.labels_topic), clock=lambda: now)
+    single.subscribe()
+    started = time.perf_counter()
+    while single.poll_once():
+        pass
+    single.evaluate()
+    single_s = time.perf_counter() - started
+
+    log = FakeLog()
+    fill(log, traffic)
+    ticks = iter(range(10**9))  # monotonic readings: a flush comes due every few polls
+    partial = PartialStage(config, models, GroupConsumer(FakeGroup(log, "g"), batch=500), FakeProducer(log),
+                           GroupConsumer(FakeGroup(log, "g-progress")), BatchDecoder(config.kafka.labels_topic),
+                           SUMMARY_PARTITIONS, clock=lambda: now, monotonic=lambda: float(next(ticks)))
+    partial.subscribe()
+    started = time.perf_counter()
+    while partial.poll_once():
+        pass
+    partial.flush()
+    stage1_s = time.perf_counter() - started
+
+    def merge() -> tuple[MergeStage, float]:
+        stage = MergeStage(config, models, GroupConsumer(FakeGroup(log, f"m{time.perf_counter()}"), batch=500), SUMMARY_PARTITIONS, clock=lambda: now)
+        stage.subscribe()
+        began = time.perf_counter()
+        while stage.poll_once():
+            pass
+        stage.evaluate()
+        return stage, time.perf_counter() - began
+
+    stage2, stage2_s = merge()
+    _, replay_s = merge()
+    assert_same_metrics(exposition(single.snapshot(), single.latency()), exposition(stage2.snapshot(), stage2.latency()))
+    summaries = log.messages(SUMMARIES)
+    return {
+        "records": records,
+        "single": records / single_s,
+        "stage1": records / stage1_s,
+        "stage2": records / stage2_s,
+        "both": records / (stage1_s + stage2_s),
+        "replay": records / replay_s,
+        "messages": len(summaries),
+        "bytes_per_prediction": sum(len(m.value) for m in summaries) / sum(traffic.rows.values()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20_000, help="predictions per model version")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    results = []
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory() as root:
+            results.append(run(args.rows, Path(root)))
+    median = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    print(f"{int(median['records']):,} records (predictions + labels), 3 model versions, 4 + 2 source partitions; "
+          f"median of {args.repeat}; every variant ends with the same metrics")
+    print("| pipeline | records/s | vs single |")
+    print("| --- | --- | --- |")
+    for key, label in (("single", "single mode (one Aggregator)"), ("stage1", "stage 1: decode, fold, publish partials"),
+                       ("stage2", "stage 2: merge partials, join labels, evaluate"), ("both", "stage 1 + stage 2"),
+                       ("replay", "stage 2 replay (rebuild a partition's state)")):
+        print(f"| {label} | {median[key]:,.0f} | {median[key] / median['single']:.2f}× |")
+    print(f"summaries published: {int(median['messages'])} messages, {median['bytes_per_prediction']:.1f} bytes per prediction")
+
+
+if __name__ == "__main__":
+    main()
