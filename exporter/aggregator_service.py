@@ -164,9 +164,11 @@ def _consume(aggregator: Aggregator, readiness: Readiness, stop: threading.Event
         aggregator.consumer.close()
 
 
-def install_signal_handlers(stop: threading.Event) -> None:
+def install_signal_handlers(stop: threading.Event, doing: str = "checkpointing and stopping") -> None:
+    """SIGTERM and SIGINT set ``stop``; ``doing`` says in the log what the component does next."""
+
     def handler(signum: int, frame: object) -> None:
-        log.info("signal %d: checkpointing and stopping", signum)
+        log.info("signal %d: %s", signum, doing)
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)

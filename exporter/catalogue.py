@@ -536,3 +536,18 @@ def series_names(metric: Metric) -> tuple[str, ...]:
 def all_series_names() -> frozenset[str]:
     """Every sample name any catalogue metric can expose: what a query may name."""
     return frozenset(series for metric in CATALOGUE for series in series_names(metric))
+
+
+def markdown_table() -> str:
+    """The catalogue as the README's Markdown table (a test keeps the README equal to it).
+
+    >>> markdown_table().splitlines()[0]
+    '| metric | type | labels | unit | exposed by | meaning |'
+    """
+    rows = ["| metric | type | labels | unit | exposed by | meaning |", "| --- | --- | --- | --- | --- | --- |"]
+    for metric in CATALOGUE:
+        rows.append(
+            f"| `{metric.name}` | {metric.kind} | {', '.join(metric.labels) or '—'} | {metric.unit or '—'} "
+            f"| {', '.join(sorted(metric.owner))} | {metric.help} |"
+        )
+    return "\n".join(rows) + "\n"

@@ -329,7 +329,7 @@ def sidecar(config_path: Path, log_level: str) -> None:
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
     config = load_config(config_path, SidecarConfig)
     stop = threading.Event()
-    install_signal_handlers(stop)
+    install_signal_handlers(stop, "flushing the queue and stopping")
     serve_sidecar(config, stop)
 
 
@@ -348,7 +348,7 @@ def injector(config_path: Path, log_level: str) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(config_path, InjectorConfig)
     stop = threading.Event()
-    install_signal_handlers(stop)
+    install_signal_handlers(stop, "stopping")
     serve_injector(config, stop)
 
 
@@ -367,7 +367,7 @@ def relay(config_path: Path, log_level: str) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(config_path, RelayConfig)
     stop = threading.Event()
-    install_signal_handlers(stop)
+    install_signal_handlers(stop, "stopping; pending deliveries stay on disk")
     try:
         serve_relay(config, stop)
     except UserError as exc:  # a secret file or the state directory: name the config it came from
@@ -404,7 +404,7 @@ def node(config_path: Path, log_level: str, fake_nvml: Path | None) -> None:
         except (OSError, ValueError, KeyError) as exc:  # json.JSONDecodeError is a ValueError
             raise UserError(f"--fake-nvml {fake_nvml}: not an NVML capture ({exc})") from None
     stop = threading.Event()
-    install_signal_handlers(stop)
+    install_signal_handlers(stop, "stopping")
     serve_node(config, stop, nvml=nvml)
 
 @cli.command()

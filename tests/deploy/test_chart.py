@@ -418,6 +418,10 @@ def test_configs_agree_with_the_pods(renders: dict[str, Rendered], tmp_path: Pat
             mounts = _mounts(rendered, component)
             if component == "aggregator":
                 assert _under_a_mount(config.state.dir, mounts) or str(config.state.dir) in mounts
+                # More than one replica only adds up through the summaries topic.
+                workload = [w for w in rendered.workloads() if component_of(w) == component][0]
+                if workload["spec"].get("replicas", 1) > 1:
+                    assert config.kafka.mode == "scale_out"
                 for entry in config.models:
                     assert _under_a_mount(entry.reference, mounts), entry.reference
             if component == "relay":

@@ -223,3 +223,11 @@ def test_every_metric_builds_a_prometheus_family() -> None:
     exposed = _exposed_names(registry)
     assert exposed <= all_series_names()
     assert {m.name for m in CATALOGUE if m.kind != "histogram"} <= exposed
+
+
+def test_readme_catalogue_table_is_the_generated_one() -> None:
+    from exporter.catalogue import markdown_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Metric catalogue\n", 1)[1].split("\n## ", 1)[0]
+    assert markdown_table() in section, "README's catalogue table is stale: paste exporter.catalogue.markdown_table()"
