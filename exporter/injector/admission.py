@@ -64,6 +64,8 @@ def parse_review(body: bytes) -> AdmissionReview:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedReview(f"body is not JSON: {exc}") from None
+    except RecursionError:  # nesting deeper than the parser's stack: no Pod is that deep
+        raise MalformedReview("body is not JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise MalformedReview("body is not a JSON object")
     try:

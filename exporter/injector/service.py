@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from exporter import __version__
 from exporter.catalogue import by_name
 from exporter.config import InjectedSidecarConfig, InjectorConfig
+from exporter.http_body import BodyError, read_body
 from exporter.http_server import WSGIApp, health_app
 from exporter.injector import admission
 from exporter.injector.https_server import HttpsServer
@@ -155,7 +156,11 @@ def mutate_route(injector: Injector, counts: AdmissionCounts, max_body_bytes: in
         if length < 0 or length > max_body_bytes:
             counts.add("malformed")
             return _text(start_response, "413 Content Too Large", f"AdmissionReview larger than {max_body_bytes} bytes")
-        body = environ["wsgi.input"].read(length)
+        try:
+            body = read_body(environ, max_body_bytes)
+        except BodyError as exc:  # the client went quiet or broke off mid-body
+            counts.add("malformed")
+            return _text(start_response, exc.status, str(exc))
         try:
             review = admission.parse_review(body)
         except admission.MalformedReview as exc:

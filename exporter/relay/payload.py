@@ -83,6 +83,8 @@ def parse_notification(body: bytes) -> Notification:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError("bad_json", f"body is not JSON: {exc}") from None
+    except RecursionError:  # nesting deeper than the parser's stack: no notification is that deep
+        raise PayloadError("bad_json", "body is not JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise PayloadError("bad_payload", "expected a JSON object (Alertmanager webhook notification)")
     version = data.get("version")

@@ -411,16 +411,29 @@ def encode_pipeline_partial(partial: PipelinePartial) -> bytes:
     ).encode()
 
 
+def _count(value: object) -> int:
+    # A count added into a counter must be a whole, non-negative number: not 1.5, inf or true.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"count {value!r} is not a non-negative integer")
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a string")
+    return value
+
+
 def decode_pipeline_partial(value: bytes) -> PipelinePartial:
     try:
         document = json.loads(value)
         if document.get("format") != FORMAT_VERSION:
             raise WireError("invalid_summary", f"pipeline summary format {document.get('format')!r} is not {FORMAT_VERSION}")
         return PipelinePartial(
-            consumed={(str(t), str(f)): int(n) for t, f, n in document["consumed"]},
-            rejected={(str(t), str(r)): int(n) for t, r, n in document["rejected"]},
+            consumed={(_text(t), _text(f)): _count(n) for t, f, n in document["consumed"]},
+            rejected={(_text(t), _text(r)): _count(n) for t, r, n in document["rejected"]},
         )
     except WireError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as error:
         raise WireError("invalid_summary", f"malformed pipeline summary: {error!r}") from None
