@@ -159,6 +159,19 @@ class ReferenceProfile:
         )
 
 
+# The columns ``summary_counts`` fills: every table that stores summaries (profiles,
+# checkpoints, the sidecar's summary messages) carries them, in this order.
+SUMMARY_COUNT_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
+    ("counts", pa.list_(pa.int64())),
+    ("missing", pa.int64()),
+    ("total", pa.string()),
+    ("total_squares", pa.string()),
+    ("minimum", pa.float64()),
+    ("maximum", pa.float64()),
+    ("lower_tail_total", pa.string()),
+    ("upper_tail_total", pa.string()),
+)
+
 SUMMARY_ROW_SCHEMA = pa.schema(
     [
         ("name", pa.string()),
@@ -170,14 +183,7 @@ SUMMARY_ROW_SCHEMA = pa.schema(
         ("psi_bins", pa.int64()),
         ("categories", pa.list_(pa.string())),
         ("top_k", pa.int64()),
-        ("counts", pa.list_(pa.int64())),
-        ("missing", pa.int64()),
-        ("total", pa.string()),
-        ("total_squares", pa.string()),
-        ("minimum", pa.float64()),
-        ("maximum", pa.float64()),
-        ("lower_tail_total", pa.string()),
-        ("upper_tail_total", pa.string()),
+        *SUMMARY_COUNT_FIELDS,
     ]
 )
 

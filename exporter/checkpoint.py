@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from detectors.performance import ClassificationSummary, RegressionSummary
-from detectors.profile import summary_counts, summary_with_counts
+from detectors.profile import SUMMARY_COUNT_FIELDS, summary_counts, summary_with_counts
 from detectors.summary import ColumnSummary
 from exporter.windows import Bucket, ModelWindows
 
@@ -44,14 +44,7 @@ _SCHEMA = pa.schema(
         ("name", pa.string()),
         ("records", pa.int64()),
         ("labels", pa.int64()),
-        ("counts", pa.list_(pa.int64())),
-        ("missing", pa.int64()),
-        ("total", pa.string()),
-        ("total_squares", pa.string()),
-        ("minimum", pa.float64()),
-        ("maximum", pa.float64()),
-        ("lower_tail_total", pa.string()),
-        ("upper_tail_total", pa.string()),
+        *SUMMARY_COUNT_FIELDS,
         ("payload", pa.string()),
     ]
 )

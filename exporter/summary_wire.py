@@ -69,7 +69,7 @@ from typing import Any
 import pyarrow as pa
 
 from detectors.performance import ClassificationSummary, RegressionSummary
-from detectors.profile import ReferenceProfile, summary_counts, summary_with_counts
+from detectors.profile import ReferenceProfile, SUMMARY_COUNT_FIELDS, summary_counts, summary_with_counts
 from detectors.summary import ColumnSummary
 from exporter.windows import Bucket
 
@@ -83,14 +83,7 @@ SUMMARY_SCHEMA = pa.schema(
     [
         ("part", pa.string()),
         ("name", pa.string()),
-        ("counts", pa.list_(pa.int64())),
-        ("missing", pa.int64()),
-        ("total", pa.string()),
-        ("total_squares", pa.string()),
-        ("minimum", pa.float64()),
-        ("maximum", pa.float64()),
-        ("lower_tail_total", pa.string()),
-        ("upper_tail_total", pa.string()),
+        *SUMMARY_COUNT_FIELDS,
         ("payload", pa.string()),
     ]
 )
