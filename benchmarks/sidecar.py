@@ -1,13 +1,16 @@
 """Sidecar benchmark: HTTP ingest rate into a real broker, and /metrics scrape time with GPUs.
 
-    python benchmarks/sidecar.py [--requests N] [--clients C] [--batch B] [--format ndjson|arrow] [--json PATH]
+    python benchmarks/sidecar.py [--requests N] [--clients C] [--batch B] [--format ndjson|arrow]
+                                 [--acknowledge delivered,queued] [--json PATH]
 
 Set-up: one ``exporter.broker.EmbeddedBroker`` (tansu, in memory, loopback) with a fresh
 3-partition topic per scenario; the sidecar runs in its own process (this script with
 ``--serve``), built as ``model-health sidecar`` builds it but with the fake NVML replaying the
 recorded H200 capture (``exporter.gpu.fake.load_fake``) so its GPU collector samples every
 second. Its config: ``queue.max_records`` 10,000, ``kafka.batch_max_records`` 500,
-``kafka.batch_max_seconds`` 0.2, ``kafka.format`` from ``--format``, client kafka-python.
+``kafka.batch_max_seconds`` 0.2, ``kafka.format`` from ``--format``, client kafka-python,
+``queue.acknowledge`` each of ``--acknowledge`` in turn (default both, side by side):
+``delivered`` answers once Kafka has the records, ``queued`` once they are in the buffer.
 
 Load: ``--clients`` threads in this process, each with its own keep-alive
 ``http.client.HTTPConnection`` (unless the scenario says otherwise), posting its share of
@@ -24,8 +27,8 @@ Scenarios:
   inference a request event (V1 ``instances``, one row of 20 values) then its response event,
   each client pairing its own ids; one inference = two requests = one record.
 
-Per scenario: HTTP requests/s (first request sent → last answer read), records/s over the
-same span, and records/s end to end (→ the sidecar's queue gauge back at 0, i.e. every record
+Per scenario and acknowledgement: HTTP requests/s (first request sent → last answer read),
+the median and p99 time to an answer, records/s over the same span, and records/s end to end (→ the sidecar's queue gauge back at 0, i.e. every record
 acknowledged by the broker). Every scenario checks that the sidecar counted exactly the
 records sent and refused none.
 
@@ -126,6 +129,7 @@ def drive(port: int, requests: list[tuple[str, bytes, dict[str, str]]], clients:
     units = [requests[i : i + unit] for i in range(0, len(requests), unit)]
     shares = [[r for u in units[c::clients] for r in u] for c in range(clients)]
     retries = [0] * clients
+    latencies: list[list[float]] = [[] for _ in range(clients)]
     failures: list[str] = []
     barrier = threading.Barrier(clients + 1)
 
@@ -136,6 +140,7 @@ def drive(port: int, requests: list[tuple[str, bytes, dict[str, str]]], clients:
             while True:
                 sent = dict(headers) if keep_alive else {**headers, "Connection": "close"}
                 try:
+                    asked = time.perf_counter()
                     connection.request("POST", path, body, sent)
                     response = connection.getresponse()
                     response.read()
@@ -152,6 +157,7 @@ def drive(port: int, requests: list[tuple[str, bytes, dict[str, str]]], clients:
                     continue
                 if response.status != 200:
                     failures.append(f"{response.status}")
+                latencies[index].append(time.perf_counter() - asked)
                 break
         connection.close()
 
@@ -162,8 +168,11 @@ def drive(port: int, requests: list[tuple[str, bytes, dict[str, str]]], clients:
     started = time.perf_counter()
     for thread in threads:
         thread.join()
+    answered = sorted(t for share in latencies for t in share)
     return {"seconds": time.perf_counter() - started, "started": started, "retries": sum(retries),
-            "failures": failures[:5], "failed": len(failures)}
+            "failures": failures[:5], "failed": len(failures),
+            "latency_p50_ms": answered[len(answered) // 2] * 1000 if answered else float("nan"),
+            "latency_p99_ms": answered[int(len(answered) * 0.99) - 1] * 1000 if answered else float("nan")}
 
 
 # ------------------------------------------------------------------ metrics
@@ -196,7 +205,7 @@ def counted(port: int) -> tuple[float, float, float]:
     return predictions, samples.get("model_health_ingest_queue_records", -1.0), refused
 
 
-def start_sidecar(broker: Any, topic: str, fmt: str, workdir: Path) -> tuple[subprocess.Popen, int]:
+def start_sidecar(broker: Any, topic: str, fmt: str, acknowledge: str, workdir: Path) -> tuple[subprocess.Popen, int]:
     from exporter.broker import free_port
 
     config = workdir / f"{topic}.yaml"
@@ -206,7 +215,7 @@ def start_sidecar(broker: Any, topic: str, fmt: str, workdir: Path) -> tuple[sub
                   "batch_max_records": 500, "batch_max_seconds": 0.2},
         "gpu": {"mode": "sidecar", "interval_seconds": 1},
         "http": {"host": "127.0.0.1", "port": free_port()},
-        "queue": {"max_records": 10_000},
+        "queue": {"max_records": 10_000, "acknowledge": acknowledge},
     }))
     process = subprocess.Popen([sys.executable, __file__, "--serve", str(config)], stdout=subprocess.PIPE,
                                stderr=open(workdir / f"{topic}.log", "wb"), text=True, cwd=ROOT,
@@ -227,7 +236,7 @@ def stop_sidecar(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def run_scenario(broker: Any, name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def run_scenario(broker: Any, name: str, acknowledge: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     topic = f"sidecar-bench-{uuid.uuid4().hex[:8]}"
     broker.create_topics([topic], partitions=PARTITIONS)
     if name == "native batch":
@@ -237,7 +246,7 @@ def run_scenario(broker: Any, name: str, args: argparse.Namespace, workdir: Path
         requests, records, pairs = kserve_requests(inferences), inferences, True
     else:
         requests, records, pairs = native_requests(args.requests, 1), args.requests, False
-    process, port = start_sidecar(broker, topic, args.format, workdir)
+    process, port = start_sidecar(broker, topic, args.format, acknowledge, workdir)
     try:
         run = drive(port, requests, args.clients, keep_alive="no keep-alive" not in name, pairs=pairs)
         http_done = time.perf_counter()
@@ -249,7 +258,8 @@ def run_scenario(broker: Any, name: str, args: argparse.Namespace, workdir: Path
             time.sleep(0.02)
         forwarded = time.perf_counter()
         result = {
-            "scenario": name, "requests": len(requests), "records": records, "clients": args.clients,
+            "scenario": name, "acknowledge": acknowledge, "requests": len(requests), "records": records,
+            "clients": args.clients, "latency_p50_ms": run["latency_p50_ms"], "latency_p99_ms": run["latency_p99_ms"],
             "http_seconds": http_done - run["started"], "requests_per_s": len(requests) / (http_done - run["started"]),
             "records_per_s_http": records / (http_done - run["started"]),
             "records_per_s_end_to_end": records / (forwarded - run["started"]),
@@ -257,7 +267,7 @@ def run_scenario(broker: Any, name: str, args: argparse.Namespace, workdir: Path
             "counted": predictions, "refused": refused,
             "exact": predictions == records and refused == 0 and queued == 0,
         }
-        if name == "kserve":
+        if name == "kserve" and acknowledge == args.acknowledge.split(",")[0]:
             result["scrape"] = measure_scrape(port)
         return result
     finally:
@@ -287,6 +297,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=100, help="records per native batch request (default 100)")
     parser.add_argument("--format", choices=("ndjson", "arrow"), default="ndjson", help="kafka.format (default ndjson)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset of: " + ", ".join(SCENARIOS))
+    parser.add_argument("--acknowledge", default="delivered,queued",
+                        help="queue.acknowledge values to run each scenario with (default delivered,queued)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -307,19 +319,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp, EmbeddedBroker() as broker, Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
     ) as progress:
-        task = progress.add_task("starting", total=len(scenarios))
+        modes = [m.strip() for m in args.acknowledge.split(",") if m.strip()]
+        task = progress.add_task("starting", total=len(scenarios) * len(modes))
         for name in scenarios:
-            progress.update(task, description=f"{name}: {args.requests:,} requests from {args.clients} clients")
-            results["runs"].append(run_scenario(broker, name, args, Path(tmp)))
-            progress.advance(task)
+            for mode in modes:
+                progress.update(task, description=f"{name}, acknowledge {mode}: {args.requests:,} requests from {args.clients} clients")
+                results["runs"].append(run_scenario(broker, name, mode, args, Path(tmp)))
+                progress.advance(task)
 
     table = Table(title=f"Sidecar HTTP ingest → tansu ({args.format}, {args.clients} clients, {os.cpu_count()} CPUs, "
                         f"20 features per record)")
-    for column in ("scenario", "requests", "records", "requests/s", "records/s (HTTP)", "records/s (to Kafka)",
-                   "503 retries", "exact"):
-        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for column in ("scenario", "acknowledge", "requests", "records", "requests/s", "answer p50", "answer p99",
+                   "records/s (HTTP)", "records/s (to Kafka)", "503 retries", "exact"):
+        table.add_column(column, justify="left" if column in ("scenario", "acknowledge") else "right")
     for run in results["runs"]:
-        table.add_row(run["scenario"], f"{run['requests']:,}", f"{run['records']:,}", f"{run['requests_per_s']:,.0f}",
+        table.add_row(run["scenario"], run["acknowledge"], f"{run['requests']:,}", f"{run['records']:,}",
+                      f"{run['requests_per_s']:,.0f}", f"{run['latency_p50_ms']:.1f} ms", f"{run['latency_p99_ms']:.1f} ms",
                       f"{run['records_per_s_http']:,.0f}", f"{run['records_per_s_end_to_end']:,.0f}",
                       f"{run['retries_503']:,}", "yes" if run["exact"] else f"[red]no ({run['counted']:.0f} counted, {run['refused']:.0f} refused, {run['failed']} failed)")
     console.print(table)

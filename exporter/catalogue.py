@@ -58,7 +58,9 @@ Metrics of the sidecar's HTTP ingest (owner ``sidecar``):
 
 - ``model_health_ingest_requests_rejected_total`` (counter; reason) — ingest requests answered
   with a 4xx or 503: ``not_found``, ``method``, ``unsupported_media_type``, ``too_large``,
-  ``bad_body`` (a body that ended early or broken chunked encoding), ``queue_full`` (503), or
+  ``bad_body`` (a body that ended early or broken chunked encoding), the 503s ``queue_full``,
+  ``kafka_unavailable``, ``delivery_timeout`` and ``produce_failed`` (the last three when
+  answers wait for Kafka, ``queue.acknowledge: delivered``), or
   the decoder's reason for the first record or event it refused (``invalid_json``,
   ``invalid_cloudevent``, ``missing_field``, …). Refused *records* are also counted, each, in
   ``model_health_records_rejected_total{topic,reason}`` with the topic they were bound for.

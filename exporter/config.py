@@ -504,6 +504,22 @@ class QueueConfig(_Section):
     max_records: int = Field(
         10_000, ge=1, description="Most records held for Kafka; beyond it ingest answers 503 and counts the refusal."
     )
+    acknowledge: Literal["delivered", "queued"] = Field(
+        "delivered",
+        description=(
+            "When ingest answers 2xx in `records` mode: once Kafka has the records (`delivered`: a `kill -9` loses "
+            "nothing answered for), or once they are in this in-memory queue (`queued`: no wait, but a `kill -9` "
+            "loses what it holds). `summaries` mode answers once records are folded into a summary."
+        ),
+    )
+    acknowledge_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "With `acknowledge: delivered`, how long a request waits for Kafka; records not yet sent by then are "
+            "withdrawn and the request gets 503 `delivery_timeout`."
+        ),
+    )
 
 
 class LatencyConfig(_Section):

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from exporter.kafka import KafkaIOError, Producer
 from exporter.sidecar.encoding import Format, encode
+from exporter.sidecar.forwarder import Flushed
 from exporter.sidecar.serving import ServingStats
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,10 @@ class RecordBatches:
     def due(self, now: float) -> bool:
         return self._records >= self.max_records or (self._records > 0 and self.wait_seconds() <= 0)
 
-    def flush(self, producer: Producer, now: float, final: bool = False) -> int:
-        """Send what waits; returns the records done with (delivered or dropped)."""
+    def flush(self, producer: Producer, now: float, final: bool = False) -> Flushed:
+        """Send what waits: every record held is done with, delivered or dropped."""
         if not self._records:
-            return 0
+            return Flushed(0, delivered=True)
         tables, records = self._tables, self._records
         self._tables, self._records, self._since = [], 0, None
         messages = encode(tables, self.format, self.max_records)
@@ -89,7 +90,7 @@ class RecordBatches:
         except KafkaIOError as error:
             log.warning("dropped %d records bound for %s: %s", records, self.topic, error)
             self.stats.records_refused(self.topic, "produce_failed", records)
-            return records
+            return Flushed(records, delivered=False)
         self.sent_messages += len(messages)
         self.sent_records += records
-        return records
+        return Flushed(records, delivered=True)

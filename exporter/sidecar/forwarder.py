@@ -11,6 +11,13 @@ ingest answers 503 once it is full instead of growing.
 
 On :meth:`Forwarder.stop` the loop takes what is left in the queue, sends it (publishes
 every open summary) and flushes, within ``drain_timeout_s``.
+
+Each flush settles the :class:`~exporter.sidecar.queue.Receipt` of every table it carried,
+delivered or dropped. When requests wait on their receipts (``eager``, for ``queue.acknowledge:
+delivered``), a batch goes out as soon as the queue has nothing more to add to it rather
+than after ``batch_max_seconds``: requests that arrive while one flush is on the wire make
+up the next batch, so a client waiting for its answer costs one round trip to Kafka, and
+many clients share it.
 """
 
 from __future__ import annotations
@@ -19,17 +26,26 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import pyarrow as pa
 
 from exporter.kafka import Backoff, DeadLetter, KafkaIOError, Producer
 from exporter.records import Rejected
-from exporter.sidecar.queue import RecordQueue
+from exporter.sidecar.queue import Outgoing, Receipt, RecordQueue
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Flushed:
+    """What one flush of a stage did."""
+
+    records: int  # records the queue may release now
+    delivered: bool  # False: Kafka refused what the flush carried, and it was dropped
 
 
 class Stage(Protocol):
@@ -44,7 +60,7 @@ class Stage(Protocol):
 
     def due(self, now: float) -> bool: ...
 
-    def flush(self, producer: Producer, now: float, final: bool = False) -> int: ...
+    def flush(self, producer: Producer, now: float, final: bool = False) -> Flushed: ...
 
 
 class KafkaStatus:
@@ -67,6 +83,8 @@ class Forwarder:
         deadletter_topic: str,
         *,
         ticks: tuple[Callable[[float], None], ...] = (),
+        gather: Callable[[], None] | None = None,
+        eager: bool = False,
         clock: Callable[[], float] = time.time,
         backoff: Backoff = Backoff(initial_s=0.5, max_s=30.0),
     ) -> None:
@@ -75,6 +93,10 @@ class Forwarder:
         self._connect = connect
         self.deadletter_topic = deadletter_topic
         self.ticks = ticks
+        # Called each turn before taking from the queue: queues what gathered elsewhere (KServe pairs).
+        self.gather = gather
+        self.eager = eager
+        self._awaiting: list[Receipt] = []  # one per table handed to the stage and not yet flushed
         self.clock = clock
         self.backoff = backoff
         self.status = KafkaStatus()
@@ -127,11 +149,27 @@ class Forwarder:
                         next_attempt = time.monotonic() + next(delays)
                 self._stop.wait(min(TICK_SECONDS, max(next_attempt - time.monotonic(), 0.05)))
                 continue
-            wait = min(self.stage.wait_seconds(), TICK_SECONDS)
+            if self.gather is not None:
+                self.gather()
+            wait = 0.0 if self.eager and self.stage.held else min(self.stage.wait_seconds(), TICK_SECONDS)
             self._take(self.queue.take(self.stage.room(), wait))
             now = self.clock()
-            if self.stage.due(now):
-                self.queue.release(self.stage.flush(self.producer, now))
+            if self._due(now):
+                self._flush(now)
+
+    def _due(self, now: float) -> bool:
+        if self.stage.due(now):
+            return True
+        # Requests are waiting on what the stage holds, and nothing else is queued to join it.
+        return self.eager and self.stage.held > 0 and self.queue.pending() == 0
+
+    def _flush(self, now: float, final: bool = False) -> None:
+        assert self.producer is not None
+        flushed = self.stage.flush(self.producer, now, final)
+        self.queue.release(flushed.records)
+        awaiting, self._awaiting = self._awaiting, []
+        for receipt in awaiting:
+            receipt.settle(flushed.delivered)
 
     def _try_connect(self) -> bool:
         try:
@@ -152,10 +190,21 @@ class Forwarder:
             except Exception:  # noqa: BLE001 - one failed tick must not stop forwarding
                 log.exception("periodic task failed")
 
-    def _take(self, items: list) -> None:  # type: ignore[type-arg]
+    def _take(self, items: list[Outgoing]) -> None:
         if not items:
             return
-        tables = [item.table for item in items if item.table is not None]
+        tables: list[pa.Table] = []
+        withdrawn = 0
+        for item in items:
+            if item.table is None:
+                continue
+            if item.receipt is not None:
+                if not item.receipt.start():
+                    withdrawn += item.records  # its request gave up waiting and told its client so
+                    continue
+                self._awaiting.append(item.receipt)
+            tables.append(item.table)
+        self.queue.release(withdrawn)
         letters: list[Rejected] = [item.dead_letter for item in items if item.dead_letter is not None]
         if letters:
             self._dead_letters(letters)
@@ -181,13 +230,15 @@ class Forwarder:
                 return
         assert self.producer is not None
         while time.monotonic() < self._drain_deadline:
+            if self.gather is not None:
+                self.gather()
             items = self.queue.take(self.stage.room(), 0.0)
             if not items:
                 break
             self._take(items)
             if self.stage.due(self.clock()):
-                self.queue.release(self.stage.flush(self.producer, self.clock()))
-        self.queue.release(self.stage.flush(self.producer, self.clock(), final=True))
+                self._flush(self.clock())
+        self._flush(self.clock(), final=True)
         try:
             self.producer.flush()
         except KafkaIOError as error:

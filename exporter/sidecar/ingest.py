@@ -21,14 +21,28 @@ status  reason                      when
 413     ``too_large``               ``Content-Length`` over ``http.max_body_bytes`` (before
                                     reading), or a chunked body that grows past it
 503     ``queue_full``              the buffer to Kafka is full (``Retry-After: 1``)
+503     ``kafka_unavailable``       ``queue.acknowledge: delivered`` and the forwarder is not
+                                    connected to Kafka (``Retry-After: 1``)
 400     ``bad_body``                a body that ended early or broken chunked encoding
 400     the decoder's reason        any record or event refused: invalid JSON, a CloudEvent
                                     without ``ce-id``, a missing ``model`` …; everything else
                                     in the body is still taken
+503     ``delivery_timeout``        ``delivered``: Kafka had not taken the records within
+                                    ``queue.acknowledge_timeout_seconds``; none were sent
+                                    (they are withdrawn), so a retry cannot duplicate them
+503     ``produce_failed``          ``delivered``: Kafka refused the batch carrying them
 200     —                           all taken; ``records`` says how many records the request
                                     queued (for a KServe event: the rows its pair completed,
                                     which are gathered and queued as one table per batch)
 ======  ==========================  ==========================================================
+
+When a 2xx is sent is ``queue.acknowledge``'s choice. ``delivered`` (the default, in
+``records`` mode) answers only once the forwarder has flushed the request's records to
+Kafka: the request's tables carry a :class:`~exporter.sidecar.queue.Receipt` that the
+forwarder settles. A KServe response that completes a pair waits for the batch of pairs it
+joined (the forwarder gathers them each turn); the request half that waits for its partner
+is answered at once, as it holds nothing Kafka could take yet. ``queued`` answers as soon
+as the records are in the in-memory queue.
 
 Refused records are also counted one by one in
 ``model_health_records_rejected_total{topic,reason}`` and written to the dead-letter topic
@@ -56,7 +70,7 @@ from exporter.decoders.native_json import decode_native_json_into
 from exporter.decoders.sink import DecodeSink
 from exporter.http_body import BodyError, check_length, read_body
 from exporter.records import Decoded, Reason, Rejected
-from exporter.sidecar.queue import Outgoing, RecordQueue
+from exporter.sidecar.queue import Outcome, Outgoing, Receipt, RecordQueue
 from exporter.sidecar.serving import ServingStats
 
 KSERVE_PATH = "/"
@@ -76,6 +90,9 @@ NATIVE_TYPES = frozenset(
 MAX_ERRORS_SHOWN = 10
 # Refusals that come from pairing with some other event, not from the request at hand.
 _NOT_THIS_REQUEST = frozenset({Reason.UNMATCHED_RESPONSE})
+# How long a request whose records are already on the wire waits on past its timeout: the
+# producer's flush gives up after 30 s and the batch is then settled as dropped.
+IN_FLIGHT_WAIT_SECONDS = 45.0
 
 StartResponse = Callable[..., Any]
 
@@ -119,12 +136,21 @@ class Ingest:
     """The POST routes, their shared KServe join buffer, and the way into the queue."""
 
     def __init__(
-        self, config: SidecarConfig, queue: RecordQueue, stats: ServingStats, clock: Callable[[], float]
+        self,
+        config: SidecarConfig,
+        queue: RecordQueue,
+        stats: ServingStats,
+        clock: Callable[[], float],
+        kafka_ready: Callable[[], bool] = lambda: True,
     ) -> None:
         self.config = config
         self.queue = queue
         self.stats = stats
         self.clock = clock
+        self.kafka_ready = kafka_ready
+        # Answers wait for Kafka: the records mode's promise (summaries are published per bucket).
+        self.waits_for_delivery = config.queue.acknowledge == "delivered" and config.kafka.mode == "records"
+        self.acknowledge_timeout_s = config.queue.acknowledge_timeout_seconds
         self.topic = config.kafka.summaries_topic if config.kafka.mode == "summaries" else config.kafka.predictions_topic
         self.max_body_bytes = config.http.max_body_bytes
         self.joiner = KServeJoiner(
@@ -134,6 +160,8 @@ class Ingest:
         # Arrow table per inference would cost as much again as decoding it.
         self._pairs = DecodeSink()
         self.pair_batch_rows = config.kafka.batch_max_records
+        # Settled with the pair batch now gathering; every request that completed a pair in it waits on it.
+        self._pair_receipt = Receipt(shared=True)
         # The join buffer and the pair rows are shared; the KServe decode step runs under this lock.
         self._join_lock = threading.Lock()
 
@@ -153,7 +181,7 @@ class Ingest:
         environ: dict[str, Any],
         start_response: StartResponse,
         check: Callable[[dict[str, Any]], None],
-        decode: Callable[[bytes, dict[str, Any], float], tuple[Decoded, int]],
+        decode: Callable[[bytes, dict[str, Any], float], tuple[Decoded, int, Receipt | None]],
     ) -> Iterable[bytes]:
         try:
             if environ.get("REQUEST_METHOD") != "POST":
@@ -165,14 +193,21 @@ class Ingest:
                 raise Refusal(error.status, error.reason, error.message) from None
             if self.queue.full():
                 raise self._queue_full()
+            if self.waits_for_delivery and not self.kafka_ready():
+                raise Refusal(
+                    "503 Service Unavailable",
+                    "kafka_unavailable",
+                    "not connected to Kafka; records are taken only once Kafka can have them; retry later",
+                    (("Retry-After", "1"),),
+                )
             try:
                 body = read_body(environ, self.max_body_bytes)
             except BodyError as error:
                 raise Refusal(error.status, error.reason, error.message) from None
             if not body.strip():
                 raise Refusal("400 Bad Request", "bad_body", "empty body")
-            decoded, gathered = decode(body, environ, self.clock())
-            return self._accept(decoded, gathered, start_response)
+            decoded, gathered, pairs = decode(body, environ, self.clock())
+            return self._accept(decoded, gathered, pairs, start_response)
         except Refusal as refusal:
             self.stats.request_refused(refusal.reason)
             return _json(start_response, refusal.status, {"error": refusal.message, "reason": refusal.reason}, refusal.headers)
@@ -218,8 +253,9 @@ class Ingest:
 
     # ------------------------------------------------------------------ decoding
 
-    def _decode_kserve(self, body: bytes, environ: dict[str, Any], now: float) -> tuple[Decoded, int]:
-        """This request's refusals, and how many rows its event completed (gathered for a batch)."""
+    def _decode_kserve(self, body: bytes, environ: dict[str, Any], now: float) -> tuple[Decoded, int, Receipt | None]:
+        """This request's refusals, how many rows its event completed (gathered for a batch), and
+        the receipt of that batch when the answer waits for it."""
         headers = tuple(cloudevent_headers(environ))
         pairs = self._pairs
         with self._join_lock:
@@ -233,11 +269,14 @@ class Ingest:
             gathered = pairs.pending_rows - rows_before
             rejected, pairs.rejected = pairs.rejected, []
             batch_full = pairs.pending_rows >= self.pair_batch_rows
+            receipt = self._pair_receipt if gathered and self.waits_for_delivery else None
             self._publish_unpaired()
         self._forward(Decoded(rejected=rejected[:background]), own_request=False)
         if batch_full:
             self.flush_pairs()
-        return Decoded(rejected=rejected[background:]), gathered
+        elif receipt is not None:
+            self.queue.wake()  # the forwarder gathers the pairs on its next turn
+        return Decoded(rejected=rejected[background:]), gathered, receipt
 
     def flush_pairs(self) -> None:
         """Queue the rows of the pairs completed so far, as one table per model."""
@@ -245,9 +284,10 @@ class Ingest:
             if not self._pairs.pending_rows and not self._pairs.rejected:
                 return
             decoded = self._pairs.finish()
-        self._forward(decoded, own_request=False, force=True)
+            receipt, self._pair_receipt = self._pair_receipt, Receipt(shared=True)
+        self._forward(decoded, own_request=False, force=True, receipt=receipt if self.waits_for_delivery else None)
 
-    def _decode_native(self, body: bytes, environ: dict[str, Any], now: float) -> tuple[Decoded, int]:
+    def _decode_native(self, body: bytes, environ: dict[str, Any], now: float) -> tuple[Decoded, int, Receipt | None]:
         headers = (("content-type", str(environ.get("CONTENT_TYPE") or "").encode("latin-1", "replace")),)
         sink = DecodeSink()
         with sink.guard(Reason.INVALID_JSON, body, headers):
@@ -259,12 +299,22 @@ class Ingest:
                 Rejected(Reason.BAD_LABEL, f"{table.num_rows} label records: send labels to the labels topic", body, headers)
             )
         decoded.labels = []
-        return decoded, 0
+        return decoded, 0, None
 
     # ------------------------------------------------------------------ handing on
 
-    def _accept(self, decoded: Decoded, gathered: int, start_response: StartResponse) -> Iterable[bytes]:
-        records = self._forward(decoded, own_request=True) + gathered
+    def _accept(
+        self, decoded: Decoded, gathered: int, pairs: Receipt | None, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        receipt = Receipt() if self.waits_for_delivery else None
+        tables = self._forward(decoded, own_request=True, receipt=receipt)
+        records = sum(table.num_rows for table in tables) + gathered
+        if receipt is not None and tables:
+            self._await(receipt, tables)
+            for table in tables:  # served traffic once it is sure not to come again
+                self.stats.observe(table)
+        if pairs is not None:
+            self._await(pairs, [])
         own = [r for r in decoded.rejected if r.reason not in _NOT_THIS_REQUEST]
         errors = [{"reason": r.reason.value, "detail": r.detail} for r in decoded.rejected[:MAX_ERRORS_SHOWN]]
         answer = {"records": records, "rejected": len(decoded.rejected), "errors": errors}
@@ -273,29 +323,60 @@ class Ingest:
             return _json(start_response, "400 Bad Request", answer)
         return _json(start_response, "200 OK", answer)
 
-    def _forward(self, decoded: Decoded, *, own_request: bool, force: bool = False) -> int:
-        """Count, stamp and queue ``decoded``; returns the records queued.
+    def _forward(
+        self, decoded: Decoded, *, own_request: bool, force: bool = False, receipt: Receipt | None = None
+    ) -> list[pa.Table]:
+        """Count, stamp and queue ``decoded``; returns the tables queued.
 
         Raises :class:`Refusal` (503) when this request's records do not fit; records that
         come from the join buffer on their own (``own_request`` False) are dropped and
-        counted instead, unless ``force`` queues them regardless.
+        counted instead, unless ``force`` queues them regardless. With a ``receipt`` the
+        tables are settled on it; a request's own tables then count as served traffic only
+        once delivered (the caller observes them), as a refused client sends them again.
         """
         tables = [self._stamped(table) for table in decoded.predictions if table.num_rows]
         for rejected in decoded.rejected:
             self.stats.records_refused(self.topic, rejected.reason.value)
         records = sum(table.num_rows for table in tables)
-        if tables and not self.queue.offer([Outgoing(table=table) for table in tables], force=force):
+        if receipt is not None:
+            receipt.expect(len(tables))
+        if tables and not self.queue.offer([Outgoing(table=table, receipt=receipt) for table in tables], force=force):
             # Not served-traffic yet: a client that gets the 503 sends these again.
             self.stats.records_refused(self.topic, "queue_full", records)
             if own_request:
                 raise self._queue_full()
-            return 0
-        for table in tables:
-            self.stats.observe(table)
+            return []
+        if receipt is None or not own_request:
+            for table in tables:
+                self.stats.observe(table)
         if decoded.rejected:
             # Best effort: a full buffer keeps room for records, not for dead letters.
             self.queue.offer([Outgoing(dead_letter=rejected) for rejected in decoded.rejected])
-        return records
+        return tables
+
+    def _await(self, receipt: Receipt, tables: list[pa.Table]) -> None:
+        """Wait until Kafka has ``receipt``'s tables; raises :class:`Refusal` (503) when it does not."""
+        outcome = receipt.wait(self.acknowledge_timeout_s)
+        if outcome is Outcome.PENDING and receipt.withdraw():
+            records = sum(table.num_rows for table in tables)
+            self.stats.records_refused(self.topic, "delivery_timeout", records)
+            raise Refusal(
+                "503 Service Unavailable",
+                "delivery_timeout",
+                f"Kafka did not take the records within {self.acknowledge_timeout_s:g} s; none were sent; retry",
+                (("Retry-After", "1"),),
+            )
+        if outcome is Outcome.PENDING:  # on the wire: the flush settles it either way
+            outcome = receipt.wait(IN_FLIGHT_WAIT_SECONDS)
+        if outcome is Outcome.DROPPED:
+            raise Refusal("503 Service Unavailable", "produce_failed", "Kafka refused the records; retry", (("Retry-After", "1"),))
+        if outcome is not Outcome.DELIVERED:
+            raise Refusal(
+                "503 Service Unavailable",
+                "delivery_timeout",
+                "Kafka has not confirmed the records; they may still arrive",
+                (("Retry-After", "1"),),
+            )
 
     def _stamped(self, table: pa.Table) -> pa.Table:
         """Fill in the identity this sidecar knows where the records left it out."""

@@ -99,14 +99,17 @@ class Sidecar:
         model = config.model
         self.stats = ServingStats(config.latency.buckets, (model.name, model.version))
         self.queue = RecordQueue(config.queue.max_records)
-        self.ingest = Ingest(config, self.queue, self.stats, clock)
+        self.ingest = Ingest(config, self.queue, self.stats, clock, kafka_ready=lambda: self.forwarder.status.connected)
         self.stage = self._stage()
+        waits = self.ingest.waits_for_delivery
         self.forwarder = Forwarder(
             self.queue,
             self.stage,
             lambda: producer_factory(config),
             config.kafka.deadletter_topic,
             ticks=(self.ingest.expire,),
+            gather=self.ingest.flush_pairs if waits else None,
+            eager=waits,
             clock=clock,
         )
         self.registry.register(SidecarCollector(self.stats, __version__, lambda: self.queue.held))

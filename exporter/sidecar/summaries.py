@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from detectors.profile import ReferenceProfile
 from exporter.kafka import KafkaIOError, Producer
 from exporter.scaleout.routing import summary_partition
+from exporter.sidecar.forwarder import Flushed
 from exporter.sidecar.serving import ServingStats
 from exporter.summary_wire import SummaryHeader, encode_summary, kafka_headers
 from exporter.windows import ModelWindows, WindowSpec
@@ -131,8 +132,8 @@ class SummaryStage:
             return True
         return any(start + self.bucket_seconds + self.grace_seconds <= now for start in ring)
 
-    def flush(self, producer: Producer, now: float, final: bool = False) -> int:
-        """Publish closed buckets (every bucket when ``final``); returns 0 (nothing was held)."""
+    def flush(self, producer: Producer, now: float, final: bool = False) -> Flushed:
+        """Publish closed buckets (every bucket when ``final``); no records were held."""
         ring = self._ring()
         starts = sorted(ring)
         closed = [s for s in starts if final or s + self.bucket_seconds + self.grace_seconds <= now]
@@ -140,7 +141,7 @@ class SummaryStage:
         if overflow > 0:
             closed = sorted(set(closed) | set(starts[:overflow]))
         if not closed:
-            return 0
+            return Flushed(0, delivered=True)
         buckets = [(start, ring.pop(start)) for start in closed]
         records = 0
         try:
@@ -165,7 +166,7 @@ class SummaryStage:
         except KafkaIOError as error:
             log.warning("dropped summaries of %d records bound for %s: %s", records, self.topic, error)
             self.stats.records_refused(self.stats_topic, "produce_failed", records)
-            return 0
+            return Flushed(0, delivered=False)
         self.sent_messages += len(buckets)
         self.sent_records += records
-        return 0
+        return Flushed(0, delivered=True)

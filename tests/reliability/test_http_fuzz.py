@@ -10,7 +10,9 @@ bodies — sends each on a fresh connection, closes the sending side and reads t
 
 The rules: an answer comes (within 20 s) and its status is below 500; after every request a
 fresh ``GET /healthz`` answers 200. The only 5xx allowed are the documented ones: 503 from
-``/readyz`` (not ready), 503 ``queue_full`` from the sidecar's ingest (with ``Retry-After``)
+``/readyz`` (not ready), the sidecar ingest's documented 503s with ``Retry-After``
+(``queue_full``, and ``kafka_unavailable``/``delivery_timeout``/``produce_failed`` as answers
+wait for Kafka)
 and 505 for an HTTP version above 1.x (the protocol's own answer). A request with no request
 line at all may get no answer (``http.server`` closes such a connection silently).
 """
@@ -443,7 +445,8 @@ def allowed_5xx(server: Server, status: int, request: Request, answer: bytes) ->
         return request.transfer_coding is not None and request.transfer_coding.lower() != "chunked"
     if status == 503 and request.path.split("?")[0] == "/readyz":
         return True
-    return status == 503 and server.name == "sidecar" and b"queue_full" in answer and b"Retry-After" in answer
+    reasons = (b"queue_full", b"kafka_unavailable", b"delivery_timeout", b"produce_failed")
+    return status == 503 and server.name == "sidecar" and any(r in answer for r in reasons) and b"Retry-After" in answer
 
 
 def _request_line_usable(raw: bytes) -> bool:

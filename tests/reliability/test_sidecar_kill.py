@@ -3,20 +3,19 @@
 Real parts: tansu, the ``model-health sidecar`` command (HTTP ingest → bounded queue →
 Kafka), the aggregator's own consuming code (in this process) counting the topic.
 
-What "exact" means here. A 2xx from ``POST /v1/predictions`` means the sidecar *took* the
-records: each one answered 2xx should be counted by the aggregator exactly once. The
-sidecar's buffer between HTTP and Kafka is in memory (``exporter/sidecar/queue.py``), and
-it answers 2xx once records are queued, before Kafka has them — so a ``kill -9`` loses
-what the buffer holds at that moment. That is the design, not an accident, and this test
-holds it to exactly what it promises:
+What "exact" means here. A 2xx from ``POST /v1/predictions`` means Kafka has the records
+(``queue.acknowledge: delivered``, the default): the sidecar answers only once the flush
+carrying them is acknowledged. So however the kills fall:
 
+- every record answered 2xx is in the topic — none lost;
 - nothing is written twice, and the aggregator counts precisely what the topic holds;
-- the loss at each kill is at most ``queue.max_records`` (the buffer counts records from
-  acceptance until Kafka acknowledged them; the figures give the real loss);
-- after the last restart, a SIGTERM drains the buffer: nothing accepted then is lost.
+- a record may be in the topic *without* a 2xx (the kill came between Kafka's
+  acknowledgement and the answer): the poster saw a failure for it. That is the unavoidable
+  at-least-once edge of any acknowledged hand-off; the figures report it as
+  ``written_unacknowledged``.
 
-The figures line reports ``lost`` — records answered 2xx and never written — which is
-above 0 whenever a kill catches records in the buffer (see the README's Reliability).
+A kill loses only what was never answered for: records waiting in the buffer had their
+requests still waiting too, and those got a connection error, not a 2xx.
 """
 
 from __future__ import annotations
@@ -38,19 +37,20 @@ from tests.reliability.harness import poll_until, records, request_ids_in_topic
 
 QUEUE_MAX_RECORDS = 2_000
 PER_POST = 10
+CLIENTS = 4  # a payload logger's workers: several requests are in flight when a kill comes
 
 
 @dataclass
 class Poster:
-    """A model server's payload logger: posts NDJSON bodies at a steady pace, notes each answer."""
+    """One worker of a model server's payload logger: posts NDJSON bodies of records
+    ``first … first+total-1`` at a steady pace, notes each answer."""
 
     port: int
+    first: int
     total: int
     records_per_second: float
     accepted: list[str] = field(default_factory=list)  # request ids answered 2xx
-    incarnation_of: dict[str, int] = field(default_factory=dict)  # id → which sidecar start took it
     statuses: dict[str, int] = field(default_factory=dict)
-    incarnation: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -78,7 +78,7 @@ class Poster:
         with httpx.Client(timeout=5.0) as client:
             while n < self.total and not self._stop.is_set():
                 if not pending:
-                    pending = records(n, min(2_000, self.total - n), seed=11)
+                    pending = records(self.first + n, min(2_000, self.total - n), seed=11)
                 batch, pending = pending[:PER_POST], pending[PER_POST:]
                 due = started + (n + len(batch)) / self.records_per_second
                 if (wait := due - time.monotonic()) > 0:
@@ -88,7 +88,6 @@ class Poster:
                     record.pop("_label")
                     record["timestamp"] = now
                 body = "\n".join(json.dumps(r) for r in batch).encode()
-                incarnation = self.incarnation
                 try:
                     answer = client.post(f"http://127.0.0.1:{self.port}/v1/predictions", content=body,
                                          headers={"Content-Type": "application/x-ndjson"})
@@ -99,11 +98,10 @@ class Poster:
                     if 200 <= answer.status_code < 300:
                         for record in batch:
                             self.accepted.append(record["request_id"])
-                            self.incarnation_of[record["request_id"]] = incarnation
                 n += len(batch)
 
 
-def test_kill_9_at_random_moments_loses_at_most_the_buffer_and_doubles_nothing(scale, broker, make_topic,
+def test_kill_9_at_random_moments_loses_nothing_answered_for_and_doubles_nothing(scale, broker, make_topic,
                                                                                 fraud_profile, tmp_path, figures,
                                                                                 cleanup):
     rng = scale.rng("sidecar-kill")
@@ -149,14 +147,15 @@ def test_kill_9_at_random_moments_loses_at_most_the_buffer_and_doubles_nothing(s
     rate = 400.0
     seconds = scale.pick(12.0, scale.seconds)
     process = start()
-    poster = Poster(port, int(rate * seconds), rate).start()
-    cleanup.append(poster.stop)
+    share = int(rate * seconds) // CLIENTS
+    posters = [Poster(port, c * share, share, rate / CLIENTS).start() for c in range(CLIENTS)]
+    cleanup.extend(poster.stop for poster in posters)
     started = time.monotonic()
     kills: list[float] = []
     queued_at_kill: list[int] = []
     while True:
         time.sleep(rng.uniform(0.5, 4.0))
-        if poster.done:
+        if all(poster.done for poster in posters):
             break
         try:
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
@@ -169,13 +168,17 @@ def test_kill_9_at_random_moments_loses_at_most_the_buffer_and_doubles_nothing(s
         kills.append(round(time.monotonic() - started, 1))
         queued_at_kill.append(queued)
         time.sleep(rng.uniform(0.0, 1.0))  # the pod restarts; meanwhile posts fail
-        poster.incarnation += 1
         process = start()
-    poster.stop()
+    for poster in posters:
+        poster.stop()
     process.send_signal(signal.SIGTERM)  # the last one stops cleanly: it drains its buffer
     assert process.wait(timeout=60) == 0, log.read_text()[-2000:]
-    accepted = set(poster.accepted)
-    in_topic, ids = request_ids_in_topic(broker, topic, max(len(accepted) - QUEUE_MAX_RECORDS * len(kills), 0))
+    accepted = {i for poster in posters for i in poster.accepted}
+    statuses: dict[str, int] = {}
+    for poster in posters:
+        for what, count in poster.statuses.items():
+            statuses[what] = statuses.get(what, 0) + count
+    in_topic, ids = request_ids_in_topic(broker, topic, len(accepted))
     aggregator = aggregator_for(broker, topic, fraud_profile, tmp_path / "aggregator-state")
     try:
         aggregator.subscribe()
@@ -190,19 +193,14 @@ def test_kill_9_at_random_moments_loses_at_most_the_buffer_and_doubles_nothing(s
         aggregator.consumer.close()
         aggregator.producer.close()
     lost = accepted - ids
-    last = poster.incarnation
-    lost_after_last_restart = {i for i in lost if poster.incarnation_of[i] == last}
-    lost_per_kill = [sum(1 for i in lost if poster.incarnation_of[i] == k) for k in range(len(kills))]
-    figures.record(sent=poster.total, counted=counted_records, faults=len(kills), lost=len(lost),
+    figures.record(sent=share * CLIENTS, counted=counted_records, faults=len(kills), lost=len(lost),
                    duplicated=in_topic - len(ids), accepted_2xx=len(accepted), in_topic=in_topic,
-                   written_unacknowledged=len(ids - accepted), loss_bound_per_kill=QUEUE_MAX_RECORDS,
-                   lost_per_kill=" ".join(map(str, lost_per_kill)),
+                   written_unacknowledged=len(ids - accepted),
                    queued_at_kill=" ".join(map(str, queued_at_kill)),
-                   answers=" ".join(f"{k}:{v}" for k, v in sorted(poster.statuses.items())),
+                   answers=" ".join(f"{k}:{v}" for k, v in sorted(statuses.items())),
                    seconds=round(time.monotonic() - started, 1))
     assert kills, "the sidecar was never killed"
     assert in_topic == len(ids), "a record was written twice"
     assert counted_records == in_topic, "the aggregator counts exactly what the topic holds"
-    assert ids <= {f"r{n}" for n in range(poster.total)}
-    assert not lost_after_last_restart, "SIGTERM drains the buffer: nothing accepted after the last restart is lost"
-    assert all(count <= QUEUE_MAX_RECORDS for count in lost_per_kill), lost_per_kill
+    assert ids <= {f"r{n}" for n in range(share * CLIENTS)}
+    assert not lost, f"{len(lost)} records answered 2xx are not in the topic"

@@ -1,4 +1,8 @@
-"""Backpressure: with Kafka stalled the buffer fills, ingest answers 503, memory stays bounded."""
+"""Backpressure: with Kafka stalled the buffer fills, ingest answers 503, memory stays bounded.
+
+These run with ``queue.acknowledge: queued`` (answered once queued), where the buffer is what
+absorbs a stall; ``test_delivery.py`` covers the default, answered once Kafka has the records.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,9 @@ class BlockingProducer(FakeProducer):
 def test_a_stalled_producer_fills_the_queue_then_503_then_recovery():
     log = FakeLog()
     producer = BlockingProducer(log)
-    config = sidecar_config(queue={"max_records": 100}, kafka={"batch_max_records": 20, "batch_max_seconds": 0.05})
+    config = sidecar_config(
+        queue={"max_records": 100, "acknowledge": "queued"}, kafka={"batch_max_records": 20, "batch_max_seconds": 0.05}
+    )
     with running(config, producer=lambda _: producer) as (sidecar, _):
         accepted = refused = 0
         for i in range(30):
@@ -62,7 +68,7 @@ class FailingProducer(FakeProducer):
 
 
 def test_a_batch_kafka_refuses_is_dropped_and_counted():
-    config = sidecar_config(kafka={"batch_max_seconds": 0.05})
+    config = sidecar_config(kafka={"batch_max_seconds": 0.05}, queue={"acknowledge": "queued"})
     with running(config, producer=lambda _: FailingProducer(FakeLog())) as (sidecar, _):
         assert post(sidecar, "/v1/predictions", ndjson([native_record(i) for i in range(5)]), NDJSON).status_code == 200
         wait_for(
