@@ -18,8 +18,11 @@ reference's top-K categories plus ``__other__``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+
+from detectors.bin_lookup import FineLookup
 
 OTHER = "__other__"
 DEFAULT_FINE_BINS = 1000
@@ -78,8 +81,17 @@ class NumericBins:
         return int(self.coarse_of_fine[-1]) + 1
 
     def fine_index(self, values: np.ndarray) -> np.ndarray:
-        """Fine bin index of each finite value."""
-        return np.searchsorted(self.edges, values, side="right")
+        """Fine bin index of each finite value (``searchsorted(edges, values, "right")``,
+        through a grid lookup where the edges allow one: see :mod:`detectors.bin_lookup`)."""
+        lookup = self._lookup
+        if lookup is None:
+            return np.searchsorted(self.edges, values, side="right")
+        return lookup.index(values)
+
+    @cached_property
+    def _lookup(self) -> FineLookup | None:
+        # Built on first use: a profile that is only compared never pays for it.
+        return FineLookup.build(self.edges)
 
     def coarse_counts(self, fine_counts: np.ndarray) -> np.ndarray:
         return np.bincount(self.coarse_of_fine, weights=fine_counts, minlength=self.n_coarse).astype(

@@ -258,12 +258,19 @@ class Aggregator:
         return (model, version) if version in versions else None
 
     def _fold_predictions(self, topic: str, table: pa.Table, now: float) -> None:
-        groups = table.group_by(["model", "model_version"], use_threads=False).aggregate([])
-        for model, version in zip(groups.column("model").to_pylist(), groups.column("model_version").to_pylist()):
-            mask = pc.equal(table.column("model"), model)
-            mask = pc.and_(mask, pc.is_null(table.column("model_version")) if version is None else pc.equal(table.column("model_version"), version))
-            # One group (the usual case) is the whole table: no copy.
-            part = table if groups.num_rows == 1 and model is not None else table.filter(pc.fill_null(mask, False))
+        single = _single_group(table)
+        if single is not None:
+            keys = [single]
+        else:
+            groups = table.group_by(["model", "model_version"], use_threads=False).aggregate([])
+            keys = list(zip(groups.column("model").to_pylist(), groups.column("model_version").to_pylist()))
+        for model, version in keys:
+            if len(keys) == 1 and model is not None:
+                part = table  # one group (the usual case) is the whole table: no copy
+            else:
+                mask = pc.equal(table.column("model"), model)
+                mask = pc.and_(mask, pc.is_null(table.column("model_version")) if version is None else pc.equal(table.column("model_version"), version))
+                part = table.filter(pc.fill_null(mask, False))
             key = self._resolve(model, version)
             if key is None:
                 detail = f"{part.num_rows} records for model {model!r} version {version!r}, which is not configured"
@@ -377,6 +384,25 @@ class Aggregator:
             self.evaluate()
         except Exception:  # noqa: BLE001 - a failed pass must not stop the schedule
             log.exception("evaluation failed; the previous snapshot stays")
+
+
+def _single_group(table: pa.Table) -> tuple[str, str | None] | None:
+    """``(model, version)`` when every row has the same model and the same version (or
+    none), else None — a min/max per column instead of a hash group-by (≈1 ms a poll)."""
+    model, version = table.column("model"), table.column("model_version")
+    if table.num_rows == 0 or model.null_count:
+        return None
+    bounds = pc.min_max(model)
+    if bounds["min"] != bounds["max"]:
+        return None
+    if version.null_count == len(version):
+        return bounds["min"].as_py(), None
+    if version.null_count:
+        return None
+    version_bounds = pc.min_max(version)
+    if version_bounds["min"] != version_bounds["max"]:
+        return None
+    return bounds["min"].as_py(), version_bounds["min"].as_py()
 
 
 def _ipc_bytes(table: pa.Table) -> bytes:

@@ -168,10 +168,27 @@ class _Side:
             else:
                 self.columns[name][position] = value
 
-    def append_fresh(self, model: str, requests: list[str], values: dict[str, Any], valid: dict[str, np.ndarray]) -> None:
-        """Add entries whose keys are distinct and not waiting (the caller checked)."""
+    def numbered(self, requests: list[str | None]) -> dict[str | None, int]:
+        """``request → sequence number`` for appending ``requests`` next: room is made first,
+        so the numbers hold for :meth:`append_fresh`; one dict serves the caller's
+        distinct-and-fresh checks and the index update (no second hashing pass)."""
+        self._reserve(len(requests))
+        return dict(zip(requests, range(self.end, self.end + len(requests))))
+
+    def append_fresh(
+        self,
+        model: str,
+        requests: list[str],
+        values: dict[str, Any],
+        valid: dict[str, np.ndarray],
+        numbered: dict[str | None, int] | None = None,
+    ) -> None:
+        """Add entries whose keys are distinct and not waiting (the caller checked);
+        ``numbered`` is :meth:`numbered` of ``requests`` when the caller made it."""
         count = len(requests)
         self._reserve(count)
+        if numbered is not None and count and numbered.get(requests[0]) != self.end:
+            numbered = None  # renumbered in between: number them here
         start = self.end - self.base
         window = slice(start, start + count)
         for name, column in values.items():
@@ -181,7 +198,7 @@ class _Side:
         self.alive[window] = True
         self.models[window] = model
         self.requests[window] = requests
-        self.index.setdefault(model, {}).update(zip(requests, range(self.end, self.end + count)))
+        self.index.setdefault(model, {}).update(numbered if numbered is not None else zip(requests, range(self.end, self.end + count)))
         self.end += count
         self.live += count
 
@@ -271,14 +288,14 @@ class LabelJoiner:
     ) -> dict[tuple[str, str], Joined]:
         """Buffer predictions; returns pairs whose label was already waiting."""
         ids = _pylist(request_ids)
-        distinct = set(ids)
+        numbered = self._predictions.numbered(ids)
         waiting = self._predictions.index.get(model, {})
         labelled = self._labels.index.get(model, {})
         if (
-            len(distinct) == len(ids)
-            and None not in distinct
-            and waiting.keys().isdisjoint(distinct)
-            and labelled.keys().isdisjoint(distinct)
+            len(numbered) == len(ids)
+            and None not in numbered
+            and waiting.keys().isdisjoint(numbered)
+            and labelled.keys().isdisjoint(numbered)
         ):
             # The common case: fresh request ids, no label waiting for any of them.
             times = _float_array(timestamps)
@@ -290,6 +307,7 @@ class LabelJoiner:
                 ids,  # type: ignore[arg-type]
                 {"version": version, "timestamp": times, "score": score_values, "predicted": classes, "arrived": arrived},
                 {"score": score_valid},
+                numbered,
             )
             self._bound()
             return {}

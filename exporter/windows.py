@@ -281,13 +281,18 @@ class ModelWindows:
 
     def _summarise(self, table: pa.Table, order: np.ndarray | None, bounds: np.ndarray) -> list[Bucket]:
         """One bucket per slot group: every column is folded for all groups at once."""
-        features: dict[str, list[ColumnSummary]] = {}
-        for name, reference in self.profile.features.items():
-            features[name] = _fold_column(table, feature_column(name), reference, order, bounds)
-        predictions: list[ColumnSummary | None] = [None] * (bounds.size - 1)
+        columns: dict[str, tuple[str, ColumnSummary]] = {
+            name: (feature_column(name), reference) for name, reference in self.profile.features.items()
+        }
         if self.profile.prediction is not None:
             column = "prediction_score" if isinstance(self.profile.prediction, NumericSummary) else "prediction_class"
-            predictions = list(_fold_column(table, column, self.profile.prediction, order, bounds))
+            columns[_PREDICTION] = (column, self.profile.prediction)
+        folded = _fold_numeric_columns(table, columns, order, bounds)
+        for name, (column, reference) in columns.items():
+            if name not in folded:
+                folded[name] = _fold_column(table, column, reference, order, bounds)
+        features = {name: folded[name] for name in self.profile.features}
+        predictions: list[ColumnSummary | None] = list(folded.get(_PREDICTION, [None] * (bounds.size - 1)))
         sizes = np.diff(bounds).tolist()
         return [
             Bucket(records=size, features={name: parts[g] for name, parts in features.items()}, prediction=predictions[g])
@@ -359,6 +364,36 @@ def _value_counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:
     if len(counted) == 0:
         return [], []
     return counted.field("values").to_pylist(), counted.field("counts").to_pylist()
+
+
+_PREDICTION = "\x00prediction"  # the prediction's key among feature names (no feature is named so)
+
+
+def _fold_numeric_columns(
+    table: pa.Table, columns: dict[str, tuple[str, ColumnSummary]], order: np.ndarray | None, bounds: np.ndarray
+) -> dict[str, list[ColumnSummary]]:
+    """The present numeric columns folded together (one sort per group for all of them,
+    see :meth:`NumericSummary.fold_columns`); the others are left to :func:`_fold_column`."""
+    numeric = [
+        (name, column, reference)
+        for name, (column, reference) in columns.items()
+        if isinstance(reference, NumericSummary) and column in table.column_names
+    ]
+    if not numeric:
+        return {}
+    rows = table.num_rows
+    matrix = np.empty((len(numeric), rows), dtype=np.float64)
+    for i, (_, column, _) in enumerate(numeric):
+        values = table.column(column)
+        if not pa.types.is_floating(values.type):
+            values = pc.cast(values, pa.float64(), safe=False)
+        array = values.to_numpy(zero_copy_only=False)
+        if order is not None:
+            np.take(array, order, out=matrix[i])
+        else:
+            matrix[i] = array
+    folded = NumericSummary.fold_columns([reference.bins for _, _, reference in numeric], matrix, bounds)  # type: ignore[union-attr]
+    return {name: list(parts) for (name, _, _), parts in zip(numeric, folded)}
 
 
 def _fold_column(

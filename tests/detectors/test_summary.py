@@ -105,3 +105,22 @@ def test_categorical_groups_at_once_equal_folding_each(reference, case):
     for summary, (a, b) in zip(together, zip(bounds[:-1], bounds[1:])):
         assert summary == counted(values[a:b])
     assert CategoricalSummary.sum(together) == counted(values)
+
+
+@st.composite
+def column_groups(draw):  # type: ignore[no-untyped-def]
+    """Several columns of one length (NaN, ±inf and out-of-range values included), non-empty groups."""
+    rows = draw(st.integers(1, 120))
+    columns = draw(st.lists(float_arrays(min_size=rows, max_size=rows), min_size=1, max_size=4))
+    cuts = sorted(set(draw(st.lists(st.integers(1, rows - 1), max_size=5)))) if rows > 1 else []
+    return np.vstack(columns), np.array([0, *cuts, rows], dtype=np.int64)
+
+
+@given(st.lists(finite_arrays(min_size=1, max_size=100), min_size=4, max_size=4), column_groups())
+def test_folding_columns_at_once_equals_folding_each(references, case):
+    values, bounds = case
+    bins = [NumericBins.from_reference(r, fine_bins=20, psi_bins=5) for r in references[: values.shape[0]]]
+    together = NumericSummary.fold_columns(bins, values.copy(), bounds)
+    assert len(together) == values.shape[0]
+    for column_bins, column, folded in zip(bins, values, together):
+        assert folded == NumericSummary.fold_groups(column_bins, column, bounds)

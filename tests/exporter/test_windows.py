@@ -142,3 +142,42 @@ def test_buckets_sum_in_one_step_as_they_add(profile):
     assert summed.records == added.records == 600
     assert summed.features == added.features and summed.prediction == added.prediction
     assert Bucket.sum([]).records == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_numeric_columns_folded_together_equal_folding_each(profile, seed, monkeypatch):
+    """The vectorised fold (all numeric columns at once) against the per-column fold, with
+    NaN/±inf/out-of-range values, an absent feature, an integer column, text that is not a
+    number, late rows and a batch of several chunks folded one by one."""
+    import exporter.windows as windows
+
+    rng = np.random.default_rng(seed)
+    rows = 600
+    log = prediction_log(synthetic_table(rows, seed=10 + seed, drift=True, **SHAPE), "m", "1",
+                         1_000 + rng.uniform(0, 900, rows))
+    numeric = [n for n in log.column_names if n.startswith("f.num")]
+    first = log.column(numeric[0]).to_numpy(zero_copy_only=False).copy()
+    first[rng.random(rows) < 0.1] = np.nan
+    first[rng.random(rows) < 0.05] = np.inf
+    first[rng.random(rows) < 0.05] = -1e300
+    log = log.set_column(log.column_names.index(numeric[0]), numeric[0], pa.array(first))
+    log = log.set_column(log.column_names.index(numeric[1]), numeric[1], pa.array(rng.integers(-3, 3, rows)))
+    text = [str(v) if i % 37 else "not a number" for i, v in enumerate(log.column(numeric[2]).to_pylist())]
+    log = log.set_column(log.column_names.index(numeric[2]), numeric[2], pa.array(text))
+    log = log.drop_columns([numeric[3]])
+    chunked = pa.concat_tables([log.slice(0, 200), log.slice(200, 200), log.slice(400)])
+
+    def fold_all(store: ModelWindows) -> list:
+        outcomes = [store.fold_predictions(log.slice(0, 300)), store.fold_predictions(chunked)]
+        return [(o.accepted, o.late, [(p.reason, p.detail, p.rows.tolist()) for p in o.problems]) for o in outcomes]
+
+    together = ModelWindows(profile, WINDOWS, allowed_lateness=300)
+    together_outcomes = fold_all(together)
+    monkeypatch.setattr(windows, "_fold_numeric_columns", lambda *args: {})  # every column on its own
+    each = ModelWindows(profile, WINDOWS, allowed_lateness=300)
+    assert fold_all(each) == together_outcomes
+    assert together_outcomes[1][1] > 0  # some rows were late
+    for name in ("5m", "1h"):
+        assert together.buckets[name].keys() == each.buckets[name].keys()
+        for start, bucket in together.buckets[name].items():
+            assert bucket == each.buckets[name][start]
