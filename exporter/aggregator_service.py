@@ -6,7 +6,8 @@ Start-up order matters to an operator: the config and every profile are checked 
 An unreachable broker is retried with exponential backoff and logged once per attempt,
 never crashing the process. When the broker goes away mid-stream the client keeps
 reconnecting by itself; a probe every 2 s (:mod:`exporter.broker_watch`) turns /readyz
-false and logs the outage once, and its end with how long it lasted. With ``mlflow``
+false and logs the outage once, and its end with how long it lasted; so does a consumer
+left holding no partitions for over half a minute (:mod:`exporter.assignment_watch`). With ``mlflow``
 configured, trained times are looked up in the registry on the scheduler's thread.
 """
 
@@ -24,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter import __version__
 from exporter.aggregator import Aggregator, Decode, load_models
+from exporter.assignment_watch import AssignmentWatch
 from exporter.broker_watch import BrokerWatch
 from exporter.collectors import SnapshotCollector
 from exporter.config import AggregatorConfig
@@ -74,8 +76,18 @@ def _connect(config: AggregatorConfig, decode: Decode, models, readiness: Readin
     return None
 
 
-def serve(config: AggregatorConfig, decode: Decode, stop: threading.Event | None = None, on_ready: Callable[[int], None] | None = None) -> None:
-    """Run until ``stop`` is set (SIGTERM/SIGINT set it when run from the CLI)."""
+def serve(
+    config: AggregatorConfig,
+    decode: Decode,
+    stop: threading.Event | None = None,
+    on_ready: Callable[[int], None] | None = None,
+    assignment: AssignmentWatch | None = None,
+) -> None:
+    """Run until ``stop`` is set (SIGTERM/SIGINT set it when run from the CLI).
+
+    ``assignment`` watches for a consumer left without partitions (single mode); the
+    default waits :data:`~exporter.assignment_watch.GRACE_SECONDS`.
+    """
     stop = stop or threading.Event()
     models = load_models(config)
     trained = trained_times(config)
@@ -110,7 +122,7 @@ def serve(config: AggregatorConfig, decode: Decode, stop: threading.Event | None
             aggregator.trained_times = trained.current
         aggregator.restore()
         aggregator.evaluate()
-        _consume(aggregator, readiness, stop, trained)
+        _consume(aggregator, readiness, stop, trained, assignment)
     finally:
         server.stop()
 
@@ -124,7 +136,13 @@ def trained_times(config: AggregatorConfig) -> TrainedTimes | None:
     return TrainedTimes(registry, [(m.name, m.version) for m in config.models], config.mlflow.model_name_map)
 
 
-def _consume(aggregator: Aggregator, readiness: Readiness, stop: threading.Event, trained: TrainedTimes | None = None) -> None:
+def _consume(
+    aggregator: Aggregator,
+    readiness: Readiness,
+    stop: threading.Event,
+    trained: TrainedTimes | None = None,
+    assignment: AssignmentWatch | None = None,
+) -> None:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(daemon=True)
@@ -136,6 +154,7 @@ def _consume(aggregator: Aggregator, readiness: Readiness, stop: threading.Event
                           max_instances=1, coalesce=True, next_run_time=datetime.now())
     scheduler.start()
     watch = BrokerWatch(aggregator.config.kafka.bootstrap_servers)
+    assignment = assignment or AssignmentWatch()
     backoff = Backoff(initial_s=0.5, max_s=30.0)
     delays = backoff.delays()
     try:
@@ -148,7 +167,8 @@ def _consume(aggregator: Aggregator, readiness: Readiness, stop: threading.Event
                 # The client keeps polling quietly while the broker is away: only a probe tells,
                 # and a fresh one before a checkpoint, whose group commit would block on it.
                 broker_up, why = watch.state(fresh=due)
-                readiness.set(broker_up, "consuming" if broker_up else why)
+                unassigned = assignment.check(len(aggregator.consumer.assignment())) if broker_up else None
+                readiness.set(broker_up and unassigned is None, why if not broker_up else unassigned or "consuming")
                 delays = backoff.delays()
                 if due:
                     aggregator.checkpoint(commit=broker_up)

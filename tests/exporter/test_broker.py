@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import stat
 import sys
-import time
+from pathlib import Path
 
 import pytest
 
@@ -40,9 +40,7 @@ def test_restart_keeps_the_port_and_memory_storage_forgets_topics():
         own.create_topics(["kept?"], partitions=2)
         address = own.bootstrap_servers
         assert not own.persistent
-        started = time.monotonic()
         own.restart()
-        assert time.monotonic() - started < 5
         assert own.bootstrap_servers == address and own.running
         assert "kept?" not in own.topics()
 
@@ -74,10 +72,11 @@ def test_a_broker_that_exits_at_start_shows_its_last_output():
 
 def test_a_broker_that_never_answers_is_stopped_after_the_timeout(tmp_path):
     silent = tmp_path / "silent-tansu"
-    silent.write_text("#!/bin/sh\necho 'pretending to start'\nexec sleep 60\n")
+    pid_file = tmp_path / "pid"
+    silent.write_text(f"#!/bin/sh\necho $$ > {pid_file}\necho 'pretending to start'\nexec sleep 600\n")
     silent.chmod(silent.stat().st_mode | stat.S_IXUSR)
     port = free_port()
-    started = time.monotonic()
     with pytest.raises(UserError, match=r"did not answer within 0.5 s(.|\n)*pretending to start"):
         EmbeddedBroker(binary=silent, port=port, startup_timeout_s=0.5).start()
-    assert time.monotonic() - started < 5
+    # Stopped, not waited out: the process that would have slept for ten minutes is gone.
+    assert not (Path("/proc") / pid_file.read_text().strip()).exists()
