@@ -16,7 +16,7 @@ when a pair is incomplete:
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from exporter.decoders.field_values import Prediction
@@ -102,6 +102,11 @@ class InferenceJoiner:
     def expire_into(self, sink: DecodeSink, now: float) -> None:
         """Emit or refuse the halves whose partner is overdue (call this now and then)."""
         self._leftovers(sink, self.halves.expire(now), now)
+
+    def expire_each_into(self, sink_for: Callable[[Side, InferenceHalf], DecodeSink], now: float) -> None:
+        """As :meth:`expire_into`, each leftover into the sink ``sink_for`` picks for it."""
+        for left in self.halves.expire(now):
+            self._leftovers(sink_for(left.side, left.half), [left], now)
 
     def drain_into(self, sink: DecodeSink, now: float) -> None:
         """Emit or refuse every waiting half (at shutdown)."""

@@ -43,6 +43,16 @@ def import_joiner(joiner: InferenceJoiner, documents: Sequence[str]) -> None:
     joiner.halves.restore([_waiting(json.loads(text)) for text in documents[1:]], header.get("counts", {}))
 
 
+def half_document(waiting: Waiting[InferenceHalf]) -> str:
+    """One waiting half as a JSON text (scale-out's stage 1 also ships unjoined halves so)."""
+    return _half_document(waiting)
+
+
+def half_from_document(text: str) -> Waiting[InferenceHalf]:
+    """The inverse of :func:`half_document`."""
+    return _waiting(json.loads(text))
+
+
 def _half_document(waiting: Waiting[InferenceHalf]) -> str:
     half = waiting.half
     key = list(half.key) if isinstance(half.key, tuple) else half.key

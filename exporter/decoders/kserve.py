@@ -113,18 +113,27 @@ def decode_kserve_into(
     *,
     max_features: int = DEFAULT_MAX_FEATURES,
 ) -> None:
+    for side, half in kserve_halves(sink, value, headers, max_features):
+        joiner.add_into(sink, side, half, now)
+
+
+def kserve_halves(
+    sink: DecodeSink, value: bytes, headers: Headers, max_features: int = DEFAULT_MAX_FEATURES
+) -> list[tuple[Side, InferenceHalf]]:
+    """The halves one message carries (a batch carries several), not yet joined; what
+    cannot be read is refused into ``sink`` (scale-out pairs them in stage 2)."""
     try:
         events = _batched_events(value) if _is_batch(value, headers) else [value]
     except RecordError as error:
         sink.reject(error, value, headers)
-        return
+        return []
+    halves = []
     for event in events:
         try:
-            side, half = read_kserve_event(event, headers, sink, max_features)
+            halves.append(read_kserve_event(event, headers, sink, max_features))
         except RecordError as error:
             sink.reject(error, event, headers)
-            continue
-        joiner.add_into(sink, side, half, now)
+    return halves
 
 
 def _is_batch(value: bytes, headers: Headers) -> bool:

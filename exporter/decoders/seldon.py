@@ -117,16 +117,33 @@ def decode_seldon_into(
     record_time: float | None = None,
     max_features: int = DEFAULT_MAX_FEATURES,
 ) -> None:
+    read = seldon_half(sink, value, headers, topic, key=key, record_time=record_time, max_features=max_features)
+    if read is not None:
+        joiner.add_into(sink, read[0], read[1], now)
+
+
+def seldon_half(
+    sink: DecodeSink,
+    value: bytes,
+    headers: Headers,
+    topic: str,
+    *,
+    key: bytes | None = None,
+    record_time: float | None = None,
+    max_features: int = DEFAULT_MAX_FEATURES,
+) -> tuple[Side, InferenceHalf] | None:
+    """The half one message carries, not yet joined; None (refused into ``sink``) when it
+    cannot be identified (scale-out pairs halves in stage 2)."""
     where = seldon_topic(topic)
     if where is None:
         sink.reject(RecordError(Reason.UNKNOWN_FORMAT, f"{topic[:200]!r} is not a Seldon model topic"), value, headers)
-        return
+        return None
     try:
         half = _read_half(sink, where, value, headers, key, record_time, max_features)
     except RecordError as error:
         sink.reject(error, value, headers)
-        return
-    joiner.add_into(sink, where.side, half, now)
+        return None
+    return where.side, half
 
 
 def _read_half(

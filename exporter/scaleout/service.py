@@ -110,6 +110,8 @@ def connect(config: AggregatorConfig, decode: Decode, models: Any, readiness: An
                 partitions,
                 trained_times=trained.current if trained is not None else None,
                 extra_lag=lambda: dict(partial.lag),
+                # Its own producer: stage 1's flushes must not wait on (or fail for) these.
+                dead_letters=open_producer(ProducerSettings(kafka.bootstrap_servers, client_id="model-health-merge"), kafka.client),
             )
             return partial, merge
         except KafkaIOError as error:

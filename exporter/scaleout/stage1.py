@@ -35,55 +35,41 @@ message is split the same way every time (:func:`~exporter.scaleout.wire.split_m
 Unpublished work is dropped at revoke. kafka-python 3 keeps the fetch position of a
 partition that stays assigned across a rebalance, so such a partition is sought back to
 where its dropped work began; a partition new to this replica starts at the group's commit.
-Stage 1 keeps no state across flushes beyond the decoders' join buffers, so nothing here is
-checkpointed to disk.
+
+KServe request/response CloudEvents and Seldon inputs/outputs messages are *not* paired
+here: on an unkeyed topic the two halves of one inference sit on partitions different
+replicas hold. Each half is read as far as its model (:mod:`exporter.scaleout.halves`);
+what cannot be read, or names a model that is not configured, is refused here with the
+reasons single mode gives; the rest travels unjoined — raw payload and headers included —
+in its model's partial of the range, and the model's owner pairs it in stage 2. So stage 1
+keeps no state across flushes at all (the decoders' join buffers stay empty), and nothing
+here is checkpointed to disk.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from detectors.profile import ReferenceProfile
 from exporter.aggregator import Decode, ModelKey, input_topics
-from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig, ModelConfig
+from exporter.config import AggregatorConfig, ModelConfig
+from exporter.decoders.joiner import Side
+from exporter.decoders.sink import DecodeSink
+from exporter.decoders.wire_formats import WireFormat
 from exporter.kafka import CommitFailed, Consumer, DeadLetter, KafkaIOError, Message, Producer, TopicPartition
-from exporter.records import LABEL_SCHEMA, Reason, Rejected
+from exporter.records import Reason, Rejected
 from exporter.scaleout import wire
+from exporter.scaleout.fold import SLOT, Folder, ModelFold, slot_seconds
+from exporter.scaleout.halves import read_halves
 from exporter.scaleout.routing import pipeline_key, summary_partition
-from exporter.snapshot import HistogramState
-from exporter.windows import ModelWindows, WindowSpec
 
 log = logging.getLogger(__name__)
 
-SLOT = "slot"
-_JOIN_COLUMNS = ["request_id", "timestamp", "prediction_score", "prediction_class"]
-
-
-@dataclass
-class _VersionFold:
-    """What one range holds for one model version."""
-
-    predictions: ModelWindows  # one window, one slot wide: a ring of slot buckets
-    labels: ModelWindows
-    errors: int = 0
-    latency: HistogramState | None = None
-    newest: dict[tuple[str, int], float] = field(default_factory=dict)  # (role, slot start) → newest event time
-    join: list[pa.Table] = field(default_factory=list)
-
-
-@dataclass
-class _ModelFold:
-    versions: dict[str, _VersionFold] = field(default_factory=dict)
-    labels: list[pa.Table] = field(default_factory=list)
+__all__ = ["SLOT", "PartialStage"]
 
 
 @dataclass
@@ -95,7 +81,7 @@ class _Range:
     opened_at: float
     now: float
     rows: int = 0
-    models: dict[str, _ModelFold] = field(default_factory=dict)
+    models: dict[str, ModelFold] = field(default_factory=dict)
     pipeline: wire.PipelinePartial = field(default_factory=wire.PipelinePartial)
 
 
@@ -132,12 +118,11 @@ class PartialStage:
         self.clock = clock
         self.monotonic = monotonic
         self.profiles = {key: profile for key, (_, profile) in models.items()}
-        self.versions: dict[str, list[str]] = {}
-        for name, version in self.profiles:
-            self.versions.setdefault(name, []).append(version)
-        # The finest boundary every window shares, as ModelWindows folds by.
-        self.slot_seconds = functools.reduce(math.gcd, [w.bucket_seconds for w in config.windows])
-        self._slot = [WindowSpec(SLOT, self.slot_seconds, 1)]
+        self.slot_seconds = slot_seconds(w.bucket_seconds for w in config.windows)
+        self.folder = Folder(self.profiles, self.slot_seconds)
+        self.versions = self.folder.versions
+        # Halves are read here only in a format the decoder would take (``kafka.format``).
+        self.expected: WireFormat | None = getattr(decode, "expected", None)
         self._open: dict[TopicPartition, _Range] = {}
         self._start: dict[TopicPartition, int | None] = {}  # where the next range starts (group commit)
         self._cut: dict[TopicPartition, int] = {}  # end of a range in flight at a crash: re-publish alone
@@ -280,15 +265,18 @@ class PartialStage:
 
     def _fold(self, tp: TopicPartition, messages: list[Message]) -> None:
         current = self._range(tp, messages[0])
-        decoded, formats = self.decode(messages, current.now)
         topic = tp.topic
-        for fmt in formats:
-            current.pipeline.consumed[(topic, fmt)] = current.pipeline.consumed.get((topic, fmt), 0) + 1
-        self._reject(current, topic, decoded.rejected)
-        for table in decoded.predictions:
-            self._fold_predictions(current, topic, table)
-        for table in decoded.labels:
-            self._fold_labels(current, topic, table)
+        rest = self._halves(current, messages)
+        if rest:
+            decoded, formats = self.decode(rest, current.now)
+            for fmt in formats:
+                current.pipeline.consumed[(topic, fmt)] = current.pipeline.consumed.get((topic, fmt), 0) + 1
+            self._reject(current, topic, decoded.rejected)
+            reject = functools.partial(self._reject, current)
+            for table in decoded.predictions:
+                current.rows += self.folder.fold_predictions(current.models, topic, table, reject)
+            for table in decoded.labels:
+                current.rows += self.folder.fold_labels(current.models, topic, table, reject)
         current.end = messages[-1].next_offset
         self._next[tp] = current.end
 
@@ -298,92 +286,35 @@ class PartialStage:
             current.pipeline.rejected[key] = current.pipeline.rejected.get(key, 0) + (1 if rows is None else rows)
             self.dead_letter.write(item)
 
-    def _resolve(self, model: str, version: str | None) -> ModelKey | None:
-        versions = self.versions.get(model)
-        if not versions:
-            return None
-        if version is None:
-            return (model, versions[0]) if len(versions) == 1 else None
-        return (model, version) if version in versions else None
+    def _halves(self, current: _Range, messages: list[Message]) -> list[Message]:
+        """Take the KServe and Seldon halves out of ``messages`` (returns the others).
 
-    def _version_fold(self, current: _Range, key: ModelKey) -> _VersionFold:
-        model = current.models.setdefault(key[0], _ModelFold())
-        fold = model.versions.get(key[1])
-        if fold is None:
-            profile = self.profiles[key]
-            # No lateness here: it depends on what the model's owner has seen (stage 2).
-            fold = _VersionFold(ModelWindows(profile, self._slot, math.inf), ModelWindows(profile, self._slot, math.inf))
-            model.versions[key[1]] = fold
-        return fold
-
-    def _fold_predictions(self, current: _Range, topic: str, table: pa.Table) -> None:
-        # The same grouping, refusals and serving counters as Aggregator._fold_predictions.
-        groups = table.group_by(["model", "model_version"], use_threads=False).aggregate([])
-        for model, version in zip(groups.column("model").to_pylist(), groups.column("model_version").to_pylist()):
-            mask = pc.equal(table.column("model"), model)
-            mask = pc.and_(mask, pc.is_null(table.column("model_version")) if version is None else pc.equal(table.column("model_version"), version))
-            part = table.filter(pc.fill_null(mask, False))
-            key = self._resolve(model, version)
-            if key is None:
-                detail = f"{part.num_rows} records for model {model!r} version {version!r}, which is not configured"
-                self._reject(current, topic, [Rejected(Reason.UNKNOWN_MODEL, detail, _ipc_bytes(part))], part.num_rows)
+        A half is not joined here: its partner may be on a partition another replica
+        holds, and stage 1 keeps nothing across a crash. Each half that names a configured
+        model travels, unjoined, in that model's partial to its owner, who pairs it
+        (:mod:`exporter.scaleout.halves`). What cannot be read, or names no configured
+        model, is refused here — with the reasons single mode gives — and counted.
+        """
+        rest: list[Message] = []
+        for message in messages:
+            sink = DecodeSink()
+            read = read_halves(sink, message, self.config.kafka.labels_topic, self.expected)
+            if read is None:
+                rest.append(message)
                 continue
-            fold = self._version_fold(current, key)
-            outcome = fold.predictions.fold_predictions(part)
-            accepted = np.ones(part.num_rows, dtype=bool)
-            for problem in outcome.problems:
-                accepted[problem.rows] = False
-                rows = part.take(pa.array(problem.rows))
-                detail = f"{problem.detail} ({problem.rows.size} rows)"
-                self._reject(current, topic, [Rejected(problem.reason, detail, _ipc_bytes(rows))], int(problem.rows.size))
-            self._newest(fold, wire.PREDICTION_ROLE, part.column("timestamp").to_numpy(zero_copy_only=False)[accepted])
-            current.rows += part.num_rows
-            self._serving(fold, part)
-            if self.profiles[key].metadata.task is not None:
-                keyed = part.filter(pc.is_valid(part.column("request_id")))
-                if keyed.num_rows:
-                    join = keyed.select(_JOIN_COLUMNS)
-                    fold.join.append(join.add_column(0, "model_version", pa.array([key[1]] * join.num_rows, pa.string())))
-
-    def _newest(self, fold: _VersionFold, role: str, timestamps: np.ndarray) -> None:
-        """Keep each slot's newest event time (slots as ModelWindows folds them)."""
-        if timestamps.size == 0:
-            return
-        timestamps = timestamps.astype(np.float64)
-        slots = np.floor(timestamps / self.slot_seconds).astype(np.int64) * self.slot_seconds
-        order = np.lexsort((timestamps, slots))
-        last = np.r_[slots[order][1:] != slots[order][:-1], True]
-        for slot, newest in zip(slots[order][last].tolist(), timestamps[order][last].tolist()):
-            key = (role, int(slot))
-            fold.newest[key] = max(fold.newest.get(key, -math.inf), newest)
-
-    def _serving(self, fold: _VersionFold, part: pa.Table) -> None:
-        status = part.column("status").to_pylist()
-        fold.errors += sum(1 for s in status if s not in (None, "ok"))
-        latency = part.column("latency_ms").drop_null().to_numpy(zero_copy_only=False) / 1000.0
-        if latency.size:
-            state = fold.latency or HistogramState.empty(DEFAULT_LATENCY_BUCKETS)
-            below = np.searchsorted(np.sort(latency), np.asarray(state.bounds), side="right")
-            counts = tuple(int(c) + int(b) for c, b in zip(state.counts, [*below.tolist(), latency.size]))
-            fold.latency = HistogramState(state.bounds, counts, state.total + float(latency.sum()))
-
-    def _fold_labels(self, current: _Range, topic: str, table: pa.Table) -> None:
-        # As Aggregator._fold_labels, with the join left to the model's owner.
-        known = [m for m in table.column("model").unique().to_pylist() if m in self.versions]
-        is_known = pc.is_in(table.column("model"), pa.array(known, pa.string()))
-        strays = table.filter(pc.invert(is_known))
-        if strays.num_rows:
-            detail = f"{strays.num_rows} labels for models that are not configured"
-            self._reject(current, topic, [Rejected(Reason.UNKNOWN_MODEL, detail, _ipc_bytes(strays))], strays.num_rows)
-        for model in known:
-            part = table.filter(pc.equal(table.column("model"), model))
-            for version in self.versions[model]:
-                fold = self._version_fold(current, (model, version))
-                fold.labels.fold_labels(part)
-                if self.profiles[(model, version)].label is not None:  # as fold_labels counts them
-                    self._newest(fold, wire.LABEL_ROLE, part.column("timestamp").to_numpy(zero_copy_only=False))
-            current.models[model].labels.append(part.select(LABEL_SCHEMA.names))
-            current.rows += part.num_rows
+            wire_format, halves = read
+            self._reject(current, message.topic, sink.rejected)
+            key = (message.topic, wire_format)
+            current.pipeline.consumed[key] = current.pipeline.consumed.get(key, 0) + 1
+            for side, half in halves:
+                if half.model not in self.folder.versions:
+                    rows = len(half.features if half.features is not None else half.predictions or ())
+                    detail = f"{half.model_namespace}/{half.model}: a {side.value} half of a model that is not configured"
+                    self._reject(current, message.topic, [Rejected(Reason.UNKNOWN_MODEL, detail, half.payload, half.headers)], rows if side is Side.REQUEST else 0)
+                    continue
+                current.models.setdefault(half.model, ModelFold()).halves.append(wire.CarriedHalf.of(wire_format, message.topic, side, half))
+                current.rows += 1
+        return rest
 
     def _update_lag(self) -> None:
         try:
@@ -458,18 +389,7 @@ class PartialStage:
     def _messages(self, tp: TopicPartition, current: _Range, emitted_at: float) -> list[_Outgoing]:
         out = []
         for model, fold in current.models.items():
-            partial = wire.ModelPartial(model, self.slot_seconds)
-            for version, vf in fold.versions.items():
-                partial.versions[version] = wire.VersionPartial(
-                    profile_created_at=self.profiles[(model, version)].metadata.created_at,
-                    predictions=dict(vf.predictions.buckets[SLOT]),
-                    labels=dict(vf.labels.buckets[SLOT]),
-                    errors=vf.errors,
-                    latency=vf.latency,
-                    newest=dict(vf.newest),
-                    join=pa.concat_tables(vf.join) if vf.join else None,
-                )
-            partial.labels = pa.concat_tables(fold.labels) if fold.labels else None
+            partial = self.folder.partial(model, fold)
             partition = summary_partition(model, self.summary_partitions)
             for number, piece in enumerate(wire.split_model_partial(partial, wire.MAX_SUMMARIES_PER_MESSAGE, wire.MAX_ROWS_PER_MESSAGE)):
                 summary = wire.SummaryRange(wire.MODEL_KIND, model, tp.topic, tp.partition, current.start, current.end, emitted_at, number)
@@ -488,11 +408,4 @@ class PartialStage:
         finally:
             self.consumer.close()
             self.progress.close()
-
-
-def _ipc_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
 

@@ -16,14 +16,28 @@ replica that kept publishing after losing its partition): it is merged, counted 
 
 **The topic is the changelog.** A replica that is assigned a summaries partition rebuilds
 its state by replaying the partition from its first offset; merging is deterministic —
-the label join's clock is the publication time stage 1 stamped on each message, not the
-wall clock — so the replay ends in the same state the previous owner had. A local
+the label join's and the request/response join's clock is the publication time stage 1
+stamped on each message, not the wall clock — so the replay ends in the same state the
+previous owner had. A local
 checkpoint per partition (``state.dir``) is the fast path: a replica that gets a partition
 back restores it and replays only what came after. Replaying from the start is why the
 topic's retention must cover everything the counters should count; with a shorter
 retention the totals restart, on a handover, from what is retained (like a process restart
 in single mode), while windows stay right as long as retention exceeds the longest window
 plus the allowed lateness.
+
+**KServe and Seldon halves** are paired here, where both halves of an inference meet
+(stage 1 ships them unjoined in their model's partial, :mod:`exporter.scaleout.halves`).
+Each partition's state holds the join buffers; their clock is the partition's watermark,
+so a half waits its TTL in publication time and a replay pairs, expires and refuses
+exactly as the first pass did. A message's halves are offered after its own records are
+merged, in order; what pairing makes — records, requests that expired without a response
+(no prediction, status ``no_response``), refusals (``unmatched_response``, ...) — is
+folded by stage 1's fold (:mod:`exporter.scaleout.fold`) and merged like any partial.
+Refusals are counted in the state (under the topic the half came from) and, with a
+producer for them, dead-lettered best effort: a replay of the partition writes them again.
+The waiting halves are checkpointed with the partition (``export_extra``, in the
+single-mode checkpoint's format, :mod:`exporter.decoders.join_state`).
 
 **Sidecar summaries** on the same topic (a sidecar in edge mode, :mod:`exporter.summary_wire`:
 one bucket of one model version per message, keyed by model) are merged by the same owner,
@@ -53,10 +67,13 @@ from exporter.aggregator import Counters, ModelKey
 from exporter.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from exporter.config import AggregatorConfig, ModelConfig
 from exporter.evaluation import ModelIdentity, evaluate_model
-from exporter.kafka import Consumer, KafkaIOError, Message, TopicPartition
+from exporter.kafka import Consumer, DeadLetter, KafkaIOError, Message, Producer, TopicPartition
 from exporter.labels import LabelJoiner
 from exporter import summary_wire
+from exporter.records import Decoded, Rejected
 from exporter.scaleout import wire
+from exporter.scaleout.fold import Folder, ModelFold, slot_seconds
+from exporter.scaleout.halves import Pairing
 from exporter.scaleout.routing import summary_partition
 from exporter.snapshot import EVALUATION_BUCKETS, HistogramState, PipelineState, Snapshot
 from exporter.windows import ModelWindows, WindowSpec
@@ -84,6 +101,7 @@ class PartitionState:
     partition: int
     stores: dict[ModelKey, ModelWindows]
     joiner: LabelJoiner
+    pairing: Pairing  # KServe/Seldon halves waiting for their partner
     counters: Counters = field(default_factory=Counters)
     merged_ends: dict[DedupKey, tuple[int, frozenset[int]]] = field(default_factory=dict)  # → newest range end, its parts merged
     sequences: dict[str, int] = field(default_factory=dict)  # sidecar producer → last sequence merged
@@ -95,6 +113,7 @@ class PartitionState:
     def export_extra(self) -> dict[str, object]:
         return {
             "joiner": self.joiner.export_state(),
+            "halves": self.pairing.export_state(),
             "counters": self.counters.export(),
             "merged_ends": [[*key, end, sorted(parts)] for key, (end, parts) in sorted(self.merged_ends.items())],
             "sequences": dict(self.sequences),
@@ -104,6 +123,7 @@ class PartitionState:
 
     def import_extra(self, extra: Mapping[str, object]) -> None:
         self.joiner.import_state(extra.get("joiner", {}))  # type: ignore[arg-type]
+        self.pairing.import_state(extra.get("halves", {}))  # type: ignore[arg-type]
         self.counters = Counters.restore(extra.get("counters", {}))  # type: ignore[arg-type]
         self.merged_ends = {(str(k), str(n), str(t), int(p)): (int(e), frozenset(int(q) for q in qs)) for k, n, t, p, e, qs in extra.get("merged_ends", [])}  # type: ignore[union-attr]
         self.sequences = {str(k): int(v) for k, v in extra.get("sequences", {}).items()}  # type: ignore[union-attr]
@@ -124,8 +144,12 @@ class MergeStage:
         clock: Callable[[], float] = time.time,
         trained_times: Callable[[], Mapping[ModelKey, float]] | None = None,
         extra_lag: Callable[[], dict[tuple[str, int], int]] | None = None,
+        dead_letters: Producer | None = None,
     ) -> None:
         self.config = config
+        # Refusals of pairing (best effort: a replay writes them again).
+        self._dead_letters = dead_letters
+        self.dead_letter = DeadLetter(dead_letters, config.kafka.deadletter_topic) if dead_letters is not None else None
         self.consumer = consumer
         self.topic = config.kafka.summaries_topic
         self.summary_partitions = summary_partitions
@@ -135,9 +159,9 @@ class MergeStage:
         self.models = {key: model for key, (model, _) in models.items()}
         self.profiles = {key: profile for key, (_, profile) in models.items()}
         self.windows = [WindowSpec(w.name, w.bucket_seconds, w.buckets) for w in config.windows]
-        self.versions: dict[str, list[str]] = {}
-        for name, version in self.profiles:
-            self.versions.setdefault(name, []).append(version)
+        # Folds the records paired here as stage 1 folds what it decodes.
+        self.folder = Folder(self.profiles, slot_seconds(w.bucket_seconds for w in config.windows))
+        self.versions = self.folder.versions
         self.states: dict[int, PartitionState] = {}
         self.lock = threading.Lock()
         self.lag: dict[tuple[str, int], int] = {}
@@ -158,7 +182,8 @@ class MergeStage:
 
     def new_state(self, partition: int) -> PartitionState:
         stores = {key: ModelWindows(self.profiles[key], self.windows, self.config.allowed_lateness_seconds) for key in self.owned_models(partition)}
-        return PartitionState(partition, stores, LabelJoiner(self.config.labels.join_ttl_seconds, self.config.labels.max_pending))
+        return PartitionState(partition, stores, LabelJoiner(self.config.labels.join_ttl_seconds, self.config.labels.max_pending),
+                              Pairing(self.config.kafka.predictions_topic))
 
     def checkpoint_path(self, partition: int) -> Path:
         return self.state_dir / f"{self.topic}-{partition}.parquet"
@@ -218,6 +243,7 @@ class MergeStage:
                     self._save(state)
             offsets = {(self.topic, p): s.next_offset for p, s in self.states.items()}
         self._checkpoint_at = self.clock()
+        self._flush_dead_letters()
         if commit and offsets and self.clock() >= self._commit_after:
             try:
                 self.consumer.commit(offsets)
@@ -270,6 +296,12 @@ class MergeStage:
         # The join's clock moves first: what waited past its TTL by this publication is unmatched.
         state.watermark = max(state.watermark, summary.emitted_at)
         state.joiner.expire(state.watermark)
+        expired = state.pairing.expire(state.watermark)
+        if expired:
+            try:
+                self._fold_paired(state, expired, summary.emitted_at)
+            except wire.WireError as error:  # cannot happen for partials folded here; never stop merging
+                log.error("summaries[%d]: records of expired halves not merged: %s", state.partition, error)
         try:
             if summary_partition(summary.key, self.summary_partitions) != state.partition:
                 raise wire.WireError("misrouted", f"{summary.key!r} belongs on summaries partition {summary_partition(summary.key, self.summary_partitions)}")
@@ -338,6 +370,43 @@ class MergeStage:
         partial = wire.decode_model_partial(value, lambda version: self.profiles.get((model, version)))
         if partial.model != model:
             raise wire.WireError("invalid_summary", f"keyed {model!r} but holds {partial.model!r}")
+        halves = []
+        for carried in partial.halves:
+            try:
+                side, half = carried.half()
+            except (ValueError, KeyError, TypeError, IndexError) as error:
+                raise wire.WireError("invalid_summary", f"unreadable request/response half: {error!r}") from None
+            if half.model != model:
+                raise wire.WireError("invalid_summary", f"a half of {half.model!r} in a partial of {model!r}")
+            halves.append((carried, side, half))
+        self._merge_partial(state, partial, summary.emitted_at)
+        if halves:
+            # Paired after the partial's own records, in the log's order, on the partition's clock.
+            self._fold_paired(state, state.pairing.offer(halves, state.watermark), summary.emitted_at)
+
+    def _fold_paired(self, state: PartitionState, decoded: dict[str, Decoded], emitted_at: float) -> None:
+        """Fold what pairing made — records and refusals — as stage 1 folds decoded records."""
+        models: dict[str, ModelFold] = {}
+        for topic, part in decoded.items():
+            self._reject_paired(state, topic, part.rejected)
+            for table in part.predictions:
+                self.folder.fold_predictions(models, topic, table, lambda t, items, rows=None: self._reject_paired(state, t, items, rows))
+        for model, fold in models.items():
+            self._merge_partial(state, self.folder.partial(model, fold), emitted_at)
+
+    def _reject_paired(self, state: PartitionState, topic: str, rejected: list[Rejected] | tuple[Rejected, ...], rows: int | None = None) -> None:
+        # Counted in the state (a replay counts them the same). Dead letters are best effort
+        # and written again by a replay of the partition.
+        for item in rejected:
+            state.counters.rejected[(topic, item.reason.value)] += 1 if rows is None else rows
+            if self.dead_letter is not None:
+                try:
+                    self.dead_letter.write(item)
+                except KafkaIOError as error:
+                    log.warning("dead letter of a %s record not written: %s", item.reason.value, error)
+
+    def _merge_partial(self, state: PartitionState, partial: wire.ModelPartial, emitted_at: float) -> None:
+        model = partial.model
         counters = state.counters
         for version, part in partial.versions.items():
             # Checked for every version before any is merged: a refused message changes nothing.
@@ -378,12 +447,12 @@ class MergeStage:
                 columns = part.join.to_pydict()
                 joined = state.joiner.add_predictions(
                     model, version, columns["request_id"], columns["timestamp"], columns["prediction_score"],
-                    columns["prediction_class"], summary.emitted_at,
+                    columns["prediction_class"], emitted_at,
                 )
                 for joined_key, pairs in joined.items():
                     state.stores[joined_key].fold_joined(pairs)
         if partial.labels is not None:
-            for joined_key, pairs in state.joiner.add_labels(partial.labels, summary.emitted_at).items():
+            for joined_key, pairs in state.joiner.add_labels(partial.labels, emitted_at).items():
                 state.stores[joined_key].fold_joined(pairs)
 
     def _update_lag(self) -> None:
@@ -470,6 +539,14 @@ class MergeStage:
         except Exception:  # noqa: BLE001 - a failed pass must not stop the schedule
             log.exception("evaluation failed; the previous snapshot stays")
 
+    def _flush_dead_letters(self) -> None:
+        if self._dead_letters is None:
+            return
+        try:
+            self._dead_letters.flush(5.0)
+        except KafkaIOError as error:
+            log.warning("dead letters of stage 2 not all delivered (best effort): %s", error)
+
     def close(self) -> None:
         try:
             self.checkpoint(commit=False)
@@ -477,6 +554,11 @@ class MergeStage:
             log.warning("final checkpoint failed (a replay rebuilds it): %s", error)
         finally:
             self.consumer.close()
+            if self._dead_letters is not None:
+                try:
+                    self._dead_letters.close()
+                except Exception as error:  # noqa: BLE001 - best effort at shutdown
+                    log.warning("closing the dead-letter producer: %s", error)
 
 
 def _add_histograms(a: HistogramState | None, b: HistogramState) -> HistogramState:

@@ -6,7 +6,9 @@ Two kinds, told apart by the ``model-health-summary-kind`` header:
   its event-time slot buckets of predictions (features and prediction summaries, records) and
   of labels (label summary, labels), each with the newest event time it holds, its serving
   counters (errors, latency histogram), and the rows the label join needs (request id,
-  event time, score, class of every prediction; every label). Keyed by the model name. A
+  event time, score, class of every prediction; every label), and the model's KServe and
+  Seldon request/response *halves*, not yet joined (the model's owner pairs them, see
+  :mod:`exporter.scaleout.halves`). Keyed by the model name. A
   range too big for one message goes out in parts (``model-health-range-part``), each a
   partial of its own, that add up to the range.
 - ``pipeline`` — the records consumed (by format) and refused (by reason) in one source range
@@ -23,7 +25,10 @@ model, slot width, per-version counters, and the version and role of each bucket
 the prediction join rows and the label rows as Arrow IPC streams, then one frame per slot
 bucket in the sidecar's summary format (:mod:`exporter.summary_wire`): the same
 serialisation of a bucket, over :func:`detectors.profile.summary_counts`, everywhere a
-summary travels. Bins are never sent: both ends hold the reference profile, and the
+summary travels. The halves ride in the JSON object (``halves``: format, source topic and the
+half as the single-mode checkpoint writes a waiting one, :mod:`exporter.decoders.join_state`,
+raw payload and headers included); a message without the field (written before halves
+travelled) has none. Bins are never sent: both ends hold the reference profile, and the
 profile's creation time travels along so a partial folded against other bins is refused
 instead of merged.
 
@@ -47,6 +52,9 @@ import pyarrow.compute as pc
 
 from detectors.profile import ReferenceProfile
 from exporter import summary_wire
+from exporter.decoders.inference_pairs import InferenceHalf
+from exporter.decoders.join_state import half_document, half_from_document
+from exporter.decoders.joiner import Side, Waiting
 from exporter.kafka import Message
 from exporter.kafka.deadletter import SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER
 from exporter.records import LABEL_SCHEMA
@@ -72,6 +80,9 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 # label row a few tens.
 MAX_SUMMARIES_PER_MESSAGE = 500
 MAX_ROWS_PER_MESSAGE = 10_000
+# Halves carry their raw payload: at most this much of their JSON text per message (a
+# single bigger half goes alone).
+MAX_HALF_BYTES_PER_MESSAGE = 256 * 1024
 _ZSTD = pa.Codec("zstd")
 _LENGTH = struct.Struct(">I")
 _SIZE = struct.Struct(">Q")
@@ -175,12 +186,30 @@ class VersionPartial:
         return sum(b.records for b in self.predictions.values())
 
 
+@dataclass(frozen=True)
+class CarriedHalf:
+    """A KServe or Seldon request/response half on its way to its model's owner, unjoined."""
+
+    format: str  # "kserve" or "seldon": which join buffer it goes to
+    topic: str  # the source topic: refusals are counted under it
+    document: str  # the half as join_state writes a waiting one
+
+    @classmethod
+    def of(cls, format: str, topic: str, side: Side, half: InferenceHalf) -> CarriedHalf:
+        return cls(format, topic, half_document(Waiting(half.key, side, half, 0.0)))
+
+    def half(self) -> tuple[Side, InferenceHalf]:
+        waiting = half_from_document(self.document)
+        return waiting.side, waiting.half
+
+
 @dataclass
 class ModelPartial:
     model: str
     slot_seconds: int
     versions: dict[str, VersionPartial] = field(default_factory=dict)
     labels: pa.Table | None = None  # LABEL_SCHEMA rows for the join
+    halves: list[CarriedHalf] = field(default_factory=list)  # in source order
 
 
 @dataclass
@@ -205,13 +234,16 @@ def _ipc(table: pa.Table) -> bytes:
 
 
 def split_model_partial(partial: ModelPartial, max_summaries: int = MAX_SUMMARIES_PER_MESSAGE,
-                        max_rows: int = MAX_ROWS_PER_MESSAGE) -> list[ModelPartial]:
+                        max_rows: int = MAX_ROWS_PER_MESSAGE, max_half_bytes: int | None = None) -> list[ModelPartial]:
     """``partial`` as parts small enough for one message each, which add up to it.
 
     Deterministic — the same partial always splits the same way — so a range published
     again after a crash is the same sequence of parts, and stage 2 can skip by (end, part).
-    The first part carries the per-version counters; buckets and rows fill parts in order.
+    The first part carries the per-version counters; buckets, rows and then halves (a half
+    counts as a row, and their text is bounded by ``max_half_bytes``) fill parts in order.
     """
+    if max_half_bytes is None:
+        max_half_bytes = MAX_HALF_BYTES_PER_MESSAGE
     pieces: list[tuple[int, str, str, int]] = []  # (summaries, version, role, start)
     for version, part in sorted(partial.versions.items()):
         for role, ring in ((PREDICTION_ROLE, part.predictions), (LABEL_ROLE, part.labels)):
@@ -220,7 +252,8 @@ def split_model_partial(partial: ModelPartial, max_summaries: int = MAX_SUMMARIE
                 pieces.append((summaries, version, role, start))
     joins = [(v, p.join) for v, p in sorted(partial.versions.items()) if p.join is not None and p.join.num_rows]
     rows = sum(t.num_rows for _, t in joins) + (partial.labels.num_rows if partial.labels is not None else 0)
-    if sum(n for n, *_ in pieces) <= max_summaries and rows <= max_rows:
+    half_bytes = sum(len(h.document) for h in partial.halves)
+    if sum(n for n, *_ in pieces) <= max_summaries and rows + len(partial.halves) <= max_rows and half_bytes <= max_half_bytes:
         return [partial]
 
     def empty(first: bool) -> ModelPartial:
@@ -264,6 +297,16 @@ def split_model_partial(partial: ModelPartial, max_summaries: int = MAX_SUMMARIE
                 parts[index].versions[version].join = take if current is None else pa.concat_tables([current, take])
             offset += take.num_rows
             room -= take.num_rows
+    # Halves last, in order: rows and bytes both bounded.
+    bytes_room = max_half_bytes
+    for half in partial.halves:
+        size = len(half.document)
+        if room == 0 or (size > bytes_room and bytes_room < max_half_bytes):
+            parts.append(empty(first=False))
+            room, bytes_room = max_rows, max_half_bytes
+        parts[-1].halves.append(half)
+        room -= 1
+        bytes_room -= size
     return parts
 
 
@@ -292,8 +335,10 @@ def encode_model_partial(partial: ModelPartial, producer: str = "", sequence: in
         }
         if part.join is not None and part.join.num_rows:
             joins.append(part.join.select(JOIN_SCHEMA.names).cast(JOIN_SCHEMA))
-    metadata = {"format": FORMAT_VERSION, "model": partial.model, "slot_seconds": partial.slot_seconds,
-                "versions": versions, "buckets": buckets}
+    metadata: dict[str, Any] = {"format": FORMAT_VERSION, "model": partial.model, "slot_seconds": partial.slot_seconds,
+                                "versions": versions, "buckets": buckets}
+    if partial.halves:
+        metadata["halves"] = [[h.format, h.topic, h.document] for h in partial.halves]
     join = pa.concat_tables(joins) if joins else JOIN_SCHEMA.empty_table()
     labels = partial.labels.select(LABEL_SCHEMA.names).cast(LABEL_SCHEMA) if partial.labels is not None else LABEL_SCHEMA.empty_table()
     body = b"".join(_frame(f) for f in [json.dumps(metadata).encode(), _ipc(join), _ipc(labels), *frames])
@@ -347,6 +392,10 @@ def decode_model_partial(value: bytes, profile_for: ProfileFor) -> ModelPartial:
         if metadata.get("format") != FORMAT_VERSION:
             raise WireError("invalid_summary", f"partial format {metadata.get('format')!r} is not {FORMAT_VERSION}")
         partial = ModelPartial(str(metadata["model"]), int(metadata["slot_seconds"]))
+        for format, topic, document in metadata.get("halves", []):
+            if format not in ("kserve", "seldon") or not isinstance(topic, str) or not isinstance(document, str):
+                raise WireError("invalid_summary", f"a half of format {format!r}")
+            partial.halves.append(CarriedHalf(format, topic, document))
         profiles: dict[str, ReferenceProfile] = {}
         for version, info in metadata["versions"].items():
             profile = profile_for(version)

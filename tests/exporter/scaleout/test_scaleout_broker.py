@@ -241,3 +241,43 @@ def test_kill_9_mid_stream_counts_every_record_once(deployment, tmp_path, count,
         for replica in replicas:
             replica.stop()
 
+
+
+def test_two_replicas_pair_kserve_halves_spread_over_an_unkeyed_topic(deployment, tmp_path):
+    """KServe request and response CloudEvents (KafkaSink headers) round-robin over four
+    partitions: their halves land on partitions different replicas hold, and are paired by
+    the model's owner in stage 2 — the replicas export what one process exports."""
+    from tests.exporter.scaleout.kserve_traffic import make_kserve_traffic
+    from tests.exporter.scaleout.test_kserve_pairs import Topics
+    from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer
+    from exporter.aggregator import Aggregator, BatchDecoder, load_models
+
+    traffic = make_kserve_traffic(60, BASE_TIME, tag="broker", extras=False)
+    topics = deployment["topics"]
+    for topic, items, partitions in (("predictions", traffic.messages, 4), ("labels", [(v, ()) for v in traffic.labels], 2)):
+        for i, (value, headers) in enumerate(items):
+            deployment["producer"].send(topics[topic], value, headers=headers, partition=i % partitions)
+    deployment["producer"].flush()
+    config = make_config(deployment["profiles"], tmp_path / "single", predictions_topic=topics["predictions"],
+                         labels_topic=topics["labels"])
+    log = FakeLog()
+    fake = Topics(log)
+    fake.counts = {topics["predictions"]: 4, topics["labels"]: 2}
+    fake.sent = {topics["predictions"]: 0, topics["labels"]: 0}
+    fake.send([(topics["predictions"], v, h) for v, h in traffic.messages] + [(topics["labels"], v, ()) for v in traffic.labels])
+    now = time.time()
+    single = Aggregator(config, load_models(config), FakeConsumer(log, batch=7), FakeProducer(log),
+                        BatchDecoder(config.kafka.labels_topic), clock=lambda: now)
+    single.subscribe()
+    while single.poll_once():
+        pass
+    single.evaluate()
+    expected = exposition(single.snapshot(), single.latency())
+    assert sum(v for k, v in expected.items() if k.startswith("model_health_predictions_total{")) == traffic.pairs
+    replicas = [Replica(deployment, f"r{i}").start() for i in range(2)]
+    try:
+        got = settle(replicas, expected)
+        assert sum(v for k, v in got.items() if k.startswith("model_health_labels_joined_total{")) == len(traffic.labels)
+    finally:
+        for replica in replicas:
+            replica.stop()
