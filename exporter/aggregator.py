@@ -32,6 +32,7 @@ from exporter.decoders.fixed_format import fixed_format
 from exporter.evaluation import ModelIdentity, evaluate_model
 from exporter.kafka import Consumer, DeadLetter, Message, Producer, TopicPartition
 from exporter.labels import LabelJoiner
+from exporter.model_versions import ModelKey, resolve_model, versions_by_model
 from exporter.profiles import load_profile
 from exporter.records import Decoded, Reason, Rejected
 from exporter.snapshot import EVALUATION_BUCKETS, HistogramState, PipelineState, Snapshot
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 # One topic's messages of a poll, now → what they decoded to, and each message's format label.
 Decode = Callable[[list[Message], float], tuple[Decoded, list[str]]]
-ModelKey = tuple[str, str]
 CHECKPOINT_FILE = "aggregator-checkpoint.parquet"
 COMMIT_BACKOFF_SECONDS = 10.0
 
@@ -144,9 +144,7 @@ class Aggregator:
         windows = [WindowSpec(w.name, w.bucket_seconds, w.buckets) for w in config.windows]
         self.models = {key: model for key, (model, _) in models.items()}
         self.stores = {key: ModelWindows(profile, windows, config.allowed_lateness_seconds) for key, (_, profile) in models.items()}
-        self.versions: dict[str, list[str]] = {}
-        for name, version in self.stores:
-            self.versions.setdefault(name, []).append(version)
+        self.versions = versions_by_model(self.stores)
         self.joiner = LabelJoiner(config.labels.join_ttl_seconds, config.labels.max_pending)
         self.counters = Counters()
         self.offsets: dict[tuple[str, int], int] = {}
@@ -249,14 +247,6 @@ class Aggregator:
             self.counters.rejected[(topic, item.reason.value)] += 1 if rows is None else rows
             self.dead_letter.write(item)
 
-    def _resolve(self, model: str, version: str | None) -> ModelKey | None:
-        versions = self.versions.get(model)
-        if not versions:
-            return None
-        if version is None:
-            return (model, versions[0]) if len(versions) == 1 else None
-        return (model, version) if version in versions else None
-
     def _fold_predictions(self, topic: str, table: pa.Table, now: float) -> None:
         single = _single_group(table)
         if single is not None:
@@ -271,7 +261,7 @@ class Aggregator:
                 mask = pc.equal(table.column("model"), model)
                 mask = pc.and_(mask, pc.is_null(table.column("model_version")) if version is None else pc.equal(table.column("model_version"), version))
                 part = table.filter(pc.fill_null(mask, False))
-            key = self._resolve(model, version)
+            key = resolve_model(self.versions, model, version)
             if key is None:
                 detail = f"{part.num_rows} records for model {model!r} version {version!r}, which is not configured"
                 self._reject(topic, [Rejected(Reason.UNKNOWN_MODEL, detail, _ipc_bytes(part))], part.num_rows)

@@ -20,12 +20,12 @@ import pyarrow.compute as pc
 
 from detectors.profile import ReferenceProfile
 from exporter.config import DEFAULT_LATENCY_BUCKETS
+from exporter.model_versions import ModelKey, resolve_model, versions_by_model
 from exporter.records import LABEL_SCHEMA, Reason, Rejected
 from exporter.scaleout import wire
 from exporter.snapshot import HistogramState
 from exporter.windows import ModelWindows, WindowSpec
 
-ModelKey = tuple[str, str]
 SLOT = "slot"
 JOIN_COLUMNS = ["request_id", "timestamp", "prediction_score", "prediction_class"]
 
@@ -66,17 +66,7 @@ class Folder:
         self.profiles = profiles
         self.slot_seconds = slot
         self._slot = [WindowSpec(SLOT, slot, 1)]
-        self.versions: dict[str, list[str]] = {}
-        for name, version in profiles:
-            self.versions.setdefault(name, []).append(version)
-
-    def resolve(self, model: str, version: str | None) -> ModelKey | None:
-        versions = self.versions.get(model)
-        if not versions:
-            return None
-        if version is None:
-            return (model, versions[0]) if len(versions) == 1 else None
-        return (model, version) if version in versions else None
+        self.versions = versions_by_model(profiles)
 
     def version_fold(self, models: dict[str, ModelFold], key: ModelKey) -> VersionFold:
         model = models.setdefault(key[0], ModelFold())
@@ -97,7 +87,7 @@ class Folder:
             mask = pc.equal(table.column("model"), model)
             mask = pc.and_(mask, pc.is_null(table.column("model_version")) if version is None else pc.equal(table.column("model_version"), version))
             part = table.filter(pc.fill_null(mask, False))
-            key = self.resolve(model, version)
+            key = resolve_model(self.versions, model, version)
             if key is None:
                 detail = f"{part.num_rows} records for model {model!r} version {version!r}, which is not configured"
                 reject(topic, [Rejected(Reason.UNKNOWN_MODEL, detail, ipc_bytes(part))], part.num_rows)
