@@ -161,7 +161,7 @@ class Forwarder:
         if self.stage.due(now):
             return True
         # Requests are waiting on what the stage holds, and nothing else is queued to join it.
-        return self.eager and self.stage.held > 0 and self.queue.pending() == 0
+        return self.eager and self.stage.held > 0 and self.queue.empty()
 
     def _flush(self, now: float, final: bool = False) -> None:
         assert self.producer is not None

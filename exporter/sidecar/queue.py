@@ -185,7 +185,7 @@ class RecordQueue:
         with self._ready:
             self._held = max(self._held - records, 0)
 
-    def pending(self) -> int:
-        """Records queued and not yet taken."""
+    def empty(self) -> bool:
+        """Nothing queued and not yet taken (asked on every turn of the forwarder: O(1))."""
         with self._ready:
-            return sum(item.records for item in self._items)
+            return not self._items
