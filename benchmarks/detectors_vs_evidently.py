@@ -2,9 +2,9 @@
 
     python benchmarks/detectors_vs_evidently.py [--rows N] [--repeats 3] [--json PATH]
 
-Data: ``exporter.synthetic.synthetic_table`` — ``--rows`` reference rows (seed S) and
+Data: ``exporter.demo.synthetic.synthetic_table`` — ``--rows`` reference rows (seed S) and
 ``--rows`` current rows (seed S+1, ``drift=True``), 20 numeric + 5 categorical columns,
-6 of them drifted (``exporter.synthetic.drifted_columns(20, 5, 6)``); the ``prediction``
+6 of them drifted (``exporter.demo.synthetic.drifted_columns(20, 5, 6)``); the ``prediction``
 and ``label`` columns are dropped. Both tables are written to Parquet once, before any
 contender runs.
 
@@ -16,8 +16,8 @@ Contenders (each in its own fresh ``spawn``-ed process, one after another):
 * ``evidently-ks``    the same with ``method="ks", cat_method="chisquare"``: Evidently
   refuses KS on categorical columns (StatTestInvalidFeatureTypeError), so categorical
   columns get its chi-square test, the p-value test for categories.
-* ``ours-evidently``  ``exporter.offline.run_drift(ref, cur, binning="evidently")``.
-* ``ours-reference``  ``exporter.offline.run_drift(ref, cur, binning="reference")`` (exact KS).
+* ``ours-evidently``  ``exporter.offline.drift.run_drift(ref, cur, binning="evidently")``.
+* ``ours-reference``  ``exporter.offline.drift.run_drift(ref, cur, binning="reference")`` (exact KS).
   For both offline modes the timed region includes reading both Parquet files, since
   reading is part of what ``model-health drift`` does.
 * ``ours-streaming``  the profile is built once from the reference (not timed); timed:
@@ -244,7 +244,7 @@ def _setup_evidently(name: str, ref_path: str, cur_path: str, notes: dict[str, A
 
 
 def _setup_offline(name: str, ref_path: str, cur_path: str, notes: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[Any], dict[str, Any]]]:
-    from exporter.offline import run_drift
+    from exporter.offline.drift import run_drift
 
     binning = "evidently" if name == "ours-evidently" else "reference"
 
@@ -380,7 +380,7 @@ def _worker(name: str, ref_path: str, cur_path: str, options: dict[str, Any], ou
 def _make_data(rows: int, seed: int, folder: Path) -> tuple[str, str, list[str], dict[str, Any]]:
     import pyarrow.parquet as pq
 
-    from exporter.synthetic import drifted_columns, synthetic_table
+    from exporter.demo.synthetic import drifted_columns, synthetic_table
 
     start = time.perf_counter()
     reference = synthetic_table(rows, numeric=NUMERIC, categorical=CATEGORICAL, drifted=DRIFTED, drift=False, seed=seed)

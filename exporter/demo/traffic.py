@@ -1,6 +1,6 @@
 """Synthetic live traffic for the demo: prediction records now, their labels a little later.
 
-The model is :mod:`exporter.synthetic`'s credit-scoring stand-in. Until ``drift_after``
+The model is :mod:`exporter.demo.synthetic`'s credit-scoring stand-in. Until ``drift_after``
 seconds have passed the records come from the reference distribution; from then on the
 drifted columns move and the score explains the label less well (concept drift), so both
 feature drift and a performance drop appear. Labels arrive ``label_delay`` seconds after
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from exporter.synthetic import drifted_columns, synthetic_table
+from exporter.demo.synthetic import drifted_columns, synthetic_table
 
 Record = dict[str, Any]
 

@@ -26,7 +26,7 @@ from exporter.catalogue import by_name
 from exporter.config import NodeConfig
 from exporter.errors import UserError
 from exporter.gpu import start_gpu_collector
-from exporter.http_server import HttpServer, health_app
+from exporter.httpd.server import HttpServer, health_app
 
 log = logging.getLogger(__name__)
 

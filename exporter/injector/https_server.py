@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler
 
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from exporter.http_server import WSGIApp
+from exporter.httpd.server import WSGIApp
 from exporter.injector.tls import ReloadingTlsContext
 
 log = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ from prometheus_client.registry import Collector
 from exporter import __version__
 from exporter.catalogue import by_name
 from exporter.config import InjectedSidecarConfig, InjectorConfig
-from exporter.http_body import BodyError, read_body
-from exporter.http_server import WSGIApp, health_app
+from exporter.httpd.body import BodyError, read_body
+from exporter.httpd.server import WSGIApp, health_app
 from exporter.injector import admission
 from exporter.injector.https_server import HttpsServer
 from exporter.injector.mutation import Scope, SidecarConfigValidator, plan

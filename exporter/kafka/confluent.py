@@ -183,7 +183,7 @@ class ConfluentConsumer:
         marks = {}
         for tp in self._consumer.assignment():
             # cached=True reads the last fetch response instead of asking the broker; tansu's
-            # answer to a fresh ListOffsets query is off by a batch (see exporter.broker).
+            # answer to a fresh ListOffsets query is off by a batch (see exporter.kafka.embedded).
             _, high = self._consumer.get_watermark_offsets(tp, cached=True)
             if high >= 0:
                 marks[TopicPartition(tp.topic, tp.partition)] = high

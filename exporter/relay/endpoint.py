@@ -17,8 +17,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from exporter.http_body import BodyError, read_body
-from exporter.http_connection import CHUNKED_KEY
+from exporter.httpd.body import BodyError, read_body
+from exporter.httpd.connection import CHUNKED_KEY
 from exporter.relay.intake import Intake
 from exporter.relay.payload import PayloadError, parse_notification
 from exporter.relay.stats import RelayStats

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from exporter import __version__
 from exporter.config import RelayConfig
 from exporter.errors import UserError
-from exporter.http_server import HttpServer, health_app
+from exporter.httpd.server import HttpServer, health_app
 from exporter.relay.credentials import load_credentials
 from exporter.relay.endpoint import PATH, alertmanager_endpoint
 from exporter.relay.intake import Intake

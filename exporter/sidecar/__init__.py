@@ -9,7 +9,7 @@ Modules, in the order a record meets them:
 - :mod:`~exporter.sidecar.forwarder` — the thread that talks to Kafka, through a stage:
   :mod:`~exporter.sidecar.batches` (records mode: NDJSON or Arrow IPC batches, via
   :mod:`~exporter.sidecar.encoding`) or :mod:`~exporter.sidecar.summaries` (edge mode: one
-  :mod:`exporter.summary_wire` summary per time bucket);
+  :mod:`exporter.pipeline.summary_wire` summary per time bucket);
 - :mod:`~exporter.sidecar.service` — wiring, GPU collector, start and stop.
 """
 

@@ -68,7 +68,7 @@ from exporter.decoders.kserve import (
 )
 from exporter.decoders.native_json import decode_native_json_into
 from exporter.decoders.sink import DecodeSink
-from exporter.http_body import BodyError, check_length, read_body
+from exporter.httpd.body import BodyError, check_length, read_body
 from exporter.records import Decoded, Reason, Rejected
 from exporter.sidecar.queue import Outcome, Outgoing, Receipt, RecordQueue
 from exporter.sidecar.serving import ServingStats

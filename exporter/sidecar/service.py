@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 from exporter import __version__
 from exporter.config import SidecarConfig
 from exporter.errors import UserError
-from exporter.http_server import HttpServer, health_app
+from exporter.httpd.server import HttpServer, health_app
 from exporter.kafka import Producer, ProducerSettings, open_producer
 from exporter.sidecar.batches import RecordBatches
 from exporter.sidecar.forwarder import Forwarder, Stage

@@ -23,8 +23,8 @@ import pyarrow as pa
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from exporter.collectors import CatalogueFamilies
-from exporter.snapshot import HistogramState
+from exporter.aggregator.collector import CatalogueFamilies
+from exporter.pipeline.snapshot import HistogramState
 
 ModelKey = tuple[str, str]  # (model, model_version); an unknown version is ""
 

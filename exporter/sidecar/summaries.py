@@ -1,17 +1,17 @@
 """Edge mode (``kafka.mode: summaries``): one mergeable summary per model and time bucket.
 
 Records are folded, as they arrive, into the reference profile's frozen bins
-(:class:`~exporter.windows.ModelWindows` with one bucket of
+(:class:`~exporter.pipeline.windows.ModelWindows` with one bucket of
 ``kafka.summary_bucket_seconds``), so the sidecar holds a few fixed-size summaries instead
 of records. A bucket is published to ``kafka.summaries_topic`` once the clock has passed
 its end by ``batch_max_seconds`` (records are logged with a small delay), as one
-:mod:`exporter.summary_wire` message keyed by model. Records that arrive for a bucket
+:mod:`exporter.pipeline.summary_wire` message keyed by model. Records that arrive for a bucket
 already published go out in a later message for the same bucket: messages are deltas
 and the consumer adds them. No more than :data:`MAX_OPEN_BUCKETS` buckets are held: far
 out-of-order event times flush the oldest early rather than grow memory.
 
 Every producer of a model's summaries must write them to the same partition of the
-summaries topic (:mod:`exporter.scaleout.routing`: the Java client's murmur2 rule on the
+summaries topic (:mod:`exporter.aggregator.scaleout.routing`: the Java client's murmur2 rule on the
 model name), whatever its client's default partitioner: the partition is computed here
 from the topic's partition count, read once from the broker.
 
@@ -34,11 +34,11 @@ import pyarrow.compute as pc
 
 from detectors.profile import ReferenceProfile
 from exporter.kafka import KafkaIOError, Producer
-from exporter.scaleout.routing import summary_partition
+from exporter.aggregator.scaleout.routing import summary_partition
 from exporter.sidecar.forwarder import Flushed
 from exporter.sidecar.serving import ServingStats
-from exporter.summary_wire import SummaryHeader, encode_summary, kafka_headers
-from exporter.windows import ModelWindows, WindowSpec
+from exporter.pipeline.summary_wire import SummaryHeader, encode_summary, kafka_headers
+from exporter.pipeline.windows import ModelWindows, WindowSpec
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from alerts.rules import (
     PREDICTIONS_ABSENT,
     RETRAIN,
 )
-from exporter.broker import free_port
+from exporter.kafka.embedded import free_port
 from exporter.config import AlertsConfig
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"

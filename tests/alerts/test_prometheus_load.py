@@ -18,7 +18,7 @@ import pytest
 import dashboards
 from alerts import render_files, render_rules
 from alerts.manifests import RULES_FILE
-from exporter.broker import free_port
+from exporter.kafka.embedded import free_port
 
 API_TIMEOUT = 60.0
 

@@ -33,7 +33,7 @@ from evidently.presets import DataDriftPreset  # noqa: E402
 from detectors.compare import compare_evidently  # noqa: E402
 from detectors.ks import ks_exact  # noqa: E402
 from detectors.psi import evidently_shares, psi_evidently  # noqa: E402
-from exporter.offline import run_drift  # noqa: E402
+from exporter.offline.drift import run_drift  # noqa: E402
 
 TOL = 1e-9
 

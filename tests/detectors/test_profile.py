@@ -18,7 +18,7 @@ from detectors.profile import (
     summarise_current,
 )
 from detectors.summary import CategoricalSummary, NumericSummary
-from exporter.synthetic import synthetic_table
+from exporter.demo.synthetic import synthetic_table
 from tests.detectors.strategies import category_arrays, float_arrays
 
 

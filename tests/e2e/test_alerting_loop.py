@@ -45,7 +45,7 @@ from standardwebhooks import Webhook
 import dashboards
 from alerts import dump_yaml, render_alertmanager, render_rules, runbook_url
 from alerts.rules import CONCEPT_DRIFT, FEATURE_DRIFT, RETRAIN
-from exporter.broker import EmbeddedBroker, free_port
+from exporter.kafka.embedded import EmbeddedBroker, free_port
 from exporter.config import AlertsConfig, DashboardsConfig
 from exporter.demo.live import (
     DEADLETTER,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from exporter.synthetic import synthetic_table
+from exporter.demo.synthetic import synthetic_table
 
 
 @pytest.fixture(scope="session")

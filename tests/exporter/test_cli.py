@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from exporter.cli import EXIT_DRIFT, main
-from exporter.synthetic import drifted_columns
+from exporter.demo.synthetic import drifted_columns
 
 DRIFTED = set(drifted_columns(8, 3, 3))
 

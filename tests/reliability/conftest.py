@@ -23,9 +23,9 @@ import pytest
 
 from detectors.profile import build_profile
 from exporter.profiles import save_profile
-from exporter.synthetic import synthetic_table
+from exporter.demo.synthetic import synthetic_table
 from tests.exporter.relay.conftest import clock, secret, start_relay  # noqa: F401 - the relay's fixtures
-from tests.exporter.test_aggregator_broker import SHAPE
+from tests.exporter.aggregator.test_broker import SHAPE
 from tests.support.broker import broker, make_topic  # noqa: F401 - a real tansu, and topics on it
 from tests.support.durable_broker import durable_broker, s3_bucket  # noqa: F401 - tansu keeping data in S3 (moto)
 from tests.support.figures import figures_property

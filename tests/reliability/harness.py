@@ -1,7 +1,7 @@
 """What the process-level reliability tests share: the aggregator as a process, steady traffic, RSS.
 
 The aggregator's config, start, readiness and metrics helpers are the ones
-``tests/exporter/test_aggregator_broker*.py`` use (imported, not copied); this adds what a
+``tests/exporter/aggregator/test_broker*.py`` use (imported, not copied); this adds what a
 long, faulty run needs: a process handle that knows how to die (``kill -9``) and what it
 weighs (RSS from ``/proc``), a producer thread that writes uniquely numbered records at a
 steady pace until told to stop and says exactly which ones the broker acknowledged, and
@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.broker import EmbeddedBroker
+from exporter.kafka.embedded import EmbeddedBroker
 from exporter.kafka import KafkaIOError, open_consumer, open_producer
-from exporter.synthetic import synthetic_table
-from tests.exporter.test_aggregator_broker import SHAPE, metrics, samples  # noqa: F401 - samples re-exported
-from tests.exporter.test_aggregator_broker import stop as stop_process
-from tests.exporter.test_aggregator_broker_outage import ready, start, write_config  # noqa: F401 - re-exported
+from exporter.demo.synthetic import synthetic_table
+from tests.exporter.aggregator.test_broker import SHAPE, metrics, samples  # noqa: F401 - samples re-exported
+from tests.exporter.aggregator.test_broker import stop as stop_process
+from tests.exporter.aggregator.test_broker_outage import ready, start, write_config  # noqa: F401 - re-exported
 from tests.support.broker import group_settings, producer_settings
 
 MODEL_KEY = 'model="fraud",model_version="7"'

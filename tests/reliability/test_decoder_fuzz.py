@@ -31,10 +31,10 @@ from exporter.decoders.detect import Joiners, WireMessage, decode_batch
 from exporter.decoders.wire_formats import WireFormat
 from exporter.kafka import Message
 from exporter.records import Decoded
-from exporter.scaleout import wire as partial_wire
-from exporter.summary_wire import SummaryFormatError, decode_summary, encode_summary, kafka_headers, read_summary_header
-from exporter.synthetic import synthetic_table
-from exporter.windows import Bucket
+from exporter.aggregator.scaleout import wire as partial_wire
+from exporter.pipeline.summary_wire import SummaryFormatError, decode_summary, encode_summary, kafka_headers, read_summary_header
+from exporter.demo.synthetic import synthetic_table
+from exporter.pipeline.windows import Bucket
 from tests.exporter.decoders.messages import (
     REQUEST_TYPE,
     RESPONSE_TYPE,
@@ -51,8 +51,8 @@ from tests.exporter.decoders.messages import (
     v2_response,
 )
 from tests.exporter.decoders.test_fuzz import assert_contract, outcomes
-from tests.exporter.test_summary_wire import SHAPE as SUMMARY_SHAPE
-from tests.exporter.test_summary_wire import folded, header
+from tests.exporter.pipeline.test_summary_wire import SHAPE as SUMMARY_SHAPE
+from tests.exporter.pipeline.test_summary_wire import folded, header
 
 PREDICTIONS, LABELS = "model-predictions", "model-labels"
 Headers = list[tuple[str, bytes]]
@@ -272,7 +272,7 @@ def _damage_and_decode(scale, figures, valid: bytes, other: bytes, decode: Calla
 
 
 def test_damaged_sidecar_summaries_decode_or_are_refused(scale, figures, summary_profile, summary_bucket):
-    """``model-health-summaries`` messages of a sidecar in edge mode (``exporter.summary_wire``)."""
+    """``model-health-summaries`` messages of a sidecar in edge mode (``exporter.pipeline.summary_wire``)."""
     valid = encode_summary(header(records=300, labels=3), summary_bucket)
     assert kafka_headers(header())
 
@@ -284,7 +284,7 @@ def test_damaged_sidecar_summaries_decode_or_are_refused(scale, figures, summary
 
 
 def test_damaged_partial_summaries_decode_or_are_refused(scale, figures, summary_profile, summary_bucket):
-    """Scale-out replicas' model partials (``exporter.scaleout.wire``): decoded, or a ``WireError``."""
+    """Scale-out replicas' model partials (``exporter.aggregator.scaleout.wire``): decoded, or a ``WireError``."""
     start = 1_800_000_000
     # Only the fields every version of this (young) format has: the test must not pin the rest.
     partial = partial_wire.ModelPartial("fraud", 60, {"7": partial_wire.VersionPartial(

@@ -36,9 +36,9 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from detectors.profile import build_profile
-from exporter.aggregator import BatchDecoder
-from exporter.aggregator_service import serve as serve_aggregator
-from exporter.broker import free_port
+from exporter.aggregator.single import BatchDecoder
+from exporter.aggregator.service import serve as serve_aggregator
+from exporter.kafka.embedded import free_port
 from exporter.config import AggregatorConfig, InjectorConfig, NodeConfig, RelayConfig, load_config
 from exporter.gpu.fake import Capture, FakeNvml
 from exporter.gpu.node import serve as serve_node
@@ -47,7 +47,7 @@ from exporter.profiles import save_profile
 from exporter.relay.service import serve as serve_relay
 from exporter.sidecar import Sidecar
 from exporter.sidecar.service import kafka_producer
-from exporter.synthetic import synthetic_table
+from exporter.demo.synthetic import synthetic_table
 from tests.exporter.decoders.messages import REQUEST_TYPE, RESPONSE_TYPE, native_record, structured_event
 from tests.exporter.injector import reviews
 from tests.exporter.relay.conftest import TOKEN, write_config as write_relay_config

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from exporter.broker import free_port
+from exporter.kafka.embedded import free_port
 from tests.exporter.relay.conftest import TOKEN, scrape, write_config
 from tests.exporter.relay.fake_target import FakeTarget
 from tests.exporter.relay.notifications import alert, notification

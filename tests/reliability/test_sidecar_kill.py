@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from exporter.broker import free_port
+from exporter.kafka.embedded import free_port
 from tests.exporter.sidecar.test_broker import aggregator_for
-from tests.exporter.test_aggregator_broker import SCRIPT
+from tests.exporter.aggregator.test_broker import SCRIPT
 from tests.reliability.harness import poll_until, records, request_ids_in_topic
 
 QUEUE_MAX_RECORDS = 2_000

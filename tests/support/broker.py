@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from exporter.broker import EmbeddedBroker
+from exporter.kafka.embedded import EmbeddedBroker
 from exporter.kafka import Consumer, ConsumerSettings, Message, ProducerSettings
 
 # tansu holds a join for half the session timeout: 2 s keeps every join near one second.

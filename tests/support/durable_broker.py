@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.broker import EmbeddedBroker, free_port
+from exporter.kafka.embedded import EmbeddedBroker, free_port
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
 

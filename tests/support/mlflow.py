@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from exporter.broker import free_port
+from exporter.kafka.embedded import free_port
 
 MLFLOW = Path(sys.executable).with_name("mlflow")
 STARTUP_TIMEOUT_S = 180.0  # migrations on a loaded 2-core machine can take a while

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporter.broker import free_port
+from exporter.kafka.embedded import free_port
 from exporter.cli import main
 from exporter.config import NodeConfig, load_config
 from exporter.errors import UserError

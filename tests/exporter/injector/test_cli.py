@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from exporter.broker import free_port
+from exporter.kafka.embedded import free_port
 from tests.support.tls import make_ca, write_pair
 
 TIMEOUT_S = 30.0

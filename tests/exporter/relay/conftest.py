@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.broker import free_port
+from exporter.kafka.embedded import free_port
 from exporter.config import RelayConfig, load_config
 from exporter.relay.service import serve
 from tests.exporter.relay.fake_target import FakeTarget, wait_until

@@ -23,7 +23,7 @@ from typing import Any
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from exporter.broker import free_port
+from exporter.kafka.embedded import free_port
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from exporter.broker import free_port
+from exporter.kafka.embedded import free_port
 from tests.exporter.relay.conftest import TOKEN
 from tests.exporter.relay.fake_target import FakeTarget, wait_until
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporter.broker import free_port
+from exporter.kafka.embedded import free_port
 from tests.exporter.relay.conftest import TOKEN, scrape, write_config
 from tests.exporter.relay.fake_target import FakeTarget, wait_until
 from tests.exporter.relay.notifications import alert, notification

@@ -21,7 +21,7 @@ def _request(url: str) -> OutboundRequest:
 
 
 def test_refused_connection_is_a_transport_error() -> None:
-    from exporter.broker import free_port
+    from exporter.kafka.embedded import free_port
 
     with pytest.raises(TransportError, match="connecting"):
         send(_request(f"http://127.0.0.1:{free_port()}/x"), 5.0, 5.0)

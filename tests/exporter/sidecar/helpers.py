@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from exporter.broker import free_port
+from exporter.kafka.embedded import free_port
 from exporter.config import SidecarConfig
 from exporter.kafka import Producer
 from exporter.sidecar import Sidecar

@@ -15,13 +15,13 @@ import httpx
 import pytest
 
 from detectors.profile import build_profile
-from exporter.aggregator import Aggregator, BatchDecoder, load_models
-from exporter.broker import free_port
+from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
+from exporter.kafka.embedded import free_port
 from exporter.config import AggregatorConfig
 from exporter.kafka import open_consumer, open_producer
 from exporter.profiles import save_profile
 from exporter.sidecar.service import kafka_producer
-from exporter.synthetic import synthetic_table
+from exporter.demo.synthetic import synthetic_table
 from tests.exporter.decoders.messages import REQUEST_TYPE, RESPONSE_TYPE, kserve_headers
 from tests.exporter.sidecar.helpers import post, running, sample, sidecar_config, wait_for
 from tests.support.broker import broker, group_settings, make_topic, poll_count, producer_settings  # noqa: F401

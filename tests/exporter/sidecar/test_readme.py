@@ -6,7 +6,7 @@ from pathlib import Path
 
 from exporter.config import SidecarConfig, config_reference
 from exporter.sidecar.ingest import KSERVE_PATH, NATIVE_PATH
-from exporter.summary_wire import CONTENT_TYPE, SUMMARY_SCHEMA
+from exporter.pipeline.summary_wire import CONTENT_TYPE, SUMMARY_SCHEMA
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 

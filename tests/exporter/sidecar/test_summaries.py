@@ -10,10 +10,10 @@ import pytest
 from detectors.profile import build_profile
 from exporter.decoders.native_json import decode_native_json
 from exporter.profiles import save_profile
-from exporter.scaleout.routing import summary_partition
-from exporter.summary_wire import CONTENT_TYPE_HEADER, decode_summary
-from exporter.synthetic import synthetic_table
-from exporter.windows import ModelWindows, WindowSpec
+from exporter.aggregator.scaleout.routing import summary_partition
+from exporter.pipeline.summary_wire import CONTENT_TYPE_HEADER, decode_summary
+from exporter.demo.synthetic import synthetic_table
+from exporter.pipeline.windows import ModelWindows, WindowSpec
 from tests.exporter.sidecar.helpers import SUMMARY_PARTITIONS, FakeClock, post, running, sample, sidecar_config, wait_for
 
 SHAPE = {"numeric": 3, "categorical": 2, "drifted": 2}

@@ -1,0 +1,16 @@
+"""The aggregator: prediction logs from Kafka → windows → drift → ``/metrics``.
+
+Modules, in the order data meets them:
+
+- :mod:`~exporter.aggregator.service` — ``model-health aggregator``: profiles, MLflow,
+  HTTP, connecting with backoff, and the switch between the two modes;
+- :mod:`~exporter.aggregator.single` — single mode: one process consumes every partition
+  and runs the shared pipeline (:mod:`exporter.pipeline`) over each poll;
+- :mod:`~exporter.aggregator.scaleout` — scale-out mode: the same pipeline split into two
+  stages joined by the summaries topic;
+- :mod:`~exporter.aggregator.checkpoint` — the atomic Parquet checkpoint of state and offsets;
+- :mod:`~exporter.aggregator.broker_watch`, :mod:`~exporter.aggregator.assignment_watch` —
+  what ``/readyz`` reports;
+- :mod:`~exporter.aggregator.trained_times` — trained times from an MLflow registry;
+- :mod:`~exporter.aggregator.collector` — the snapshot rendered at scrape time.
+"""

@@ -1,0 +1,185 @@
+"""Atomic checkpoints of the aggregator's state together with the offsets it covers.
+
+The summaries in every bucket and the input offsets they account for are written in
+one Parquet file, replaced atomically (temporary file, fsync, rename, fsync of the
+folder). After a crash at any moment the last complete checkpoint is read back and
+consumption resumes from *its* offsets, so every record is counted exactly once.
+Bins are not stored: they come from the model's reference profile, whose creation time
+the checkpoint records so that state folded against another profile is never mixed in.
+State that may grow large — the request/response halves waiting in the decoders' join
+buffers — travels as rows of JSON documents (``part`` = ``document``), not in the file's
+key-value metadata, whose strings Parquet readers cap (100 MB by default in pyarrow).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from detectors.performance import ClassificationSummary, RegressionSummary
+from detectors.profile import SUMMARY_COUNT_FIELDS, summary_counts, summary_with_counts
+from detectors.summary import ColumnSummary
+from exporter.pipeline.windows import Bucket, ModelWindows
+
+FORMAT_VERSION = 1
+METADATA_KEY = b"model_health.checkpoint"
+log = logging.getLogger(__name__)
+
+_SCHEMA = pa.schema(
+    [
+        ("model", pa.string()),
+        ("model_version", pa.string()),
+        ("window", pa.string()),
+        ("bucket_start", pa.int64()),
+        ("part", pa.string()),  # bucket | feature | prediction | label | loss | performance | document
+        ("name", pa.string()),
+        ("records", pa.int64()),
+        ("labels", pa.int64()),
+        *SUMMARY_COUNT_FIELDS,
+        ("payload", pa.string()),
+    ]
+)
+
+ModelKey = tuple[str, str]
+Offsets = dict[tuple[str, int], int]
+
+
+@dataclass
+class Checkpoint:
+    offsets: Offsets = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # joiner buffers, counters
+    # Named lists of JSON texts, order kept (decoder join buffers): see the module docstring.
+    documents: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _summary_row(base: dict[str, Any], part: str, name: str, summary: ColumnSummary) -> dict[str, Any]:
+    return {**base, "part": part, "name": name, **summary_counts(summary)}
+
+
+def _bucket_rows(key: ModelKey, window: str, start: int, bucket: Bucket) -> list[dict[str, Any]]:
+    base = {"model": key[0], "model_version": key[1], "window": window, "bucket_start": start}
+    rows = [{**base, "part": "bucket", "name": "", "records": bucket.records, "labels": bucket.labels}]
+    rows += [_summary_row(base, "feature", name, s) for name, s in bucket.features.items()]
+    for part in ("prediction", "label", "loss"):
+        summary = getattr(bucket, part)
+        if summary is not None:
+            rows.append(_summary_row(base, part, "", summary))
+    if bucket.performance is not None:
+        rows.append({**base, "part": "performance", "name": "", "payload": json.dumps(bucket.performance.to_dict())})
+    return rows
+
+
+def save_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows], checkpoint: Checkpoint) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    models: dict[str, Any] = {}
+    for key, store in stores.items():
+        for window, ring in store.buckets.items():
+            for start, bucket in ring.items():
+                rows.extend(_bucket_rows(key, window, start, bucket))
+        models[f"{key[0]}\x1f{key[1]}"] = {
+            "profile_created_at": store.profile.metadata.created_at,
+            "newest_event": store.newest_event if np.isfinite(store.newest_event) else None,
+            "last_prediction_at": store.last_prediction_at,
+            "last_label_at": store.last_label_at,
+        }
+    for group, texts in checkpoint.documents.items():
+        rows.extend({"part": "document", "name": group, "payload": text} for text in texts)
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "offsets": [[topic, partition, offset] for (topic, partition), offset in sorted(checkpoint.offsets.items())],
+        "models": models,
+        "extra": checkpoint.extra,
+    }
+    table = pa.Table.from_pylist(rows, schema=_SCHEMA).replace_schema_metadata(
+        {METADATA_KEY: json.dumps(metadata).encode()}
+    )
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def load_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows]) -> Checkpoint | None:
+    """Restore buckets into ``stores``; return the offsets and extras, or None if absent.
+
+    A model whose profile changed since the checkpoint starts empty (logged), since its
+    buckets were folded against other bins.
+    """
+    source = Path(path)
+    if not source.exists():
+        return None
+    table = pq.read_table(source)
+    metadata = json.loads((table.schema.metadata or {})[METADATA_KEY])
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{source}: checkpoint format {metadata.get('format_version')} is not {FORMAT_VERSION}")
+    usable: set[ModelKey] = set()
+    for joined_key, info in metadata["models"].items():
+        model, version = joined_key.split("\x1f")
+        store = stores.get((model, version))
+        if store is None:
+            log.warning("checkpoint holds state for %s v%s, which is no longer configured; dropped", model, version)
+            continue
+        if info["profile_created_at"] != store.profile.metadata.created_at:
+            log.warning("profile of %s v%s changed since the checkpoint; its windows start empty", model, version)
+            continue
+        usable.add((model, version))
+        store.newest_event = info["newest_event"] if info["newest_event"] is not None else -np.inf
+        store.last_prediction_at = info["last_prediction_at"]
+        store.last_label_at = info["last_label_at"]
+        for ring in store.buckets.values():
+            ring.clear()
+    parts: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    documents: dict[str, list[str]] = {}
+    for row in table.to_pylist():
+        if row["part"] == "document":
+            documents.setdefault(row["name"], []).append(row["payload"])
+            continue
+        key = (row["model"], row["model_version"])
+        if key not in usable:
+            continue
+        slot = parts.setdefault((*key, row["window"], row["bucket_start"]), {"features": {}})
+        store = stores[key]
+        profile = store.profile
+        if row["part"] == "bucket":
+            slot["records"], slot["labels"] = row["records"], row["labels"]
+        elif row["part"] == "feature":
+            slot["features"][row["name"]] = summary_with_counts(row, profile.features[row["name"]].bins)
+        elif row["part"] == "performance":
+            summary_cls = ClassificationSummary if profile.metadata.task == "classification" else RegressionSummary
+            slot["performance"] = summary_cls.from_dict(json.loads(row["payload"]))
+        else:
+            slot[row["part"]] = summary_with_counts(row, getattr(profile, row["part"]).bins)
+    for (model, version, window, start), slot in parts.items():
+        stores[(model, version)].buckets[window][start] = Bucket(
+            records=slot.get("records", 0),
+            features=slot["features"],
+            prediction=slot.get("prediction"),
+            label=slot.get("label"),
+            performance=slot.get("performance"),
+            loss=slot.get("loss"),
+            labels=slot.get("labels", 0),
+        )
+    offsets = {(topic, int(partition)): int(offset) for topic, partition, offset in metadata["offsets"]}
+    return Checkpoint(offsets, metadata.get("extra", {}), documents)

@@ -1,0 +1,141 @@
+"""Prometheus collector that renders the aggregator's current snapshot at scrape time.
+
+Every family comes from the metric catalogue (name, type, help, labels); the values come
+from one immutable :class:`~exporter.pipeline.snapshot.Snapshot`. A scrape builds families from
+numbers already computed: no evaluation, folding, Kafka or disk I/O happens here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.catalogue import by_name
+from exporter.pipeline.snapshot import HistogramState, Snapshot
+
+# Statistic attribute of ColumnDrift → the feature metric that exports it.
+_FEATURE_METRICS = (
+    ("psi", "model_health_feature_psi"),
+    ("ks_statistic", "model_health_feature_ks_statistic"),
+    ("ks_pvalue", "model_health_feature_ks_pvalue"),
+    ("ks_error_bound", "model_health_feature_ks_error_bound"),
+    ("js_distance", "model_health_feature_js_distance"),
+    ("chi2_pvalue", "model_health_feature_chi2_pvalue"),
+    ("wasserstein_normed", "model_health_feature_wasserstein_normed"),
+    ("current_missing_ratio", "model_health_feature_missing_ratio"),
+)
+
+
+class _Families:
+    """Catalogue-typed families, created on first use, yielded in catalogue order."""
+
+    def __init__(self) -> None:
+        self._families: dict[str, Metric] = {}
+
+    def get(self, name: str) -> Metric:
+        family = self._families.get(name)
+        if family is None:
+            metric = by_name(name)
+            labels = list(metric.labels)
+            if metric.kind == "counter":
+                family = CounterMetricFamily(metric.family, metric.help, labels=labels)
+            elif metric.kind == "histogram":
+                family = HistogramMetricFamily(metric.name, metric.help, labels=labels)
+            else:
+                family = GaugeMetricFamily(metric.name, metric.help, labels=labels)
+            self._families[name] = family
+        return family
+
+    def add(self, name: str, labels: list[str], value: float | int | None) -> None:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return  # an absent statistic is absent, not NaN
+        self.get(name).add_metric(labels, float(value))
+
+    def histogram(self, name: str, labels: list[str], state: HistogramState) -> None:
+        buckets = [(_bound(b), c) for b, c in zip(state.bounds, state.counts)] + [("+Inf", state.count)]
+        self.get(name).add_metric(labels, buckets, state.total)  # type: ignore[call-arg]
+
+    def __iter__(self) -> Iterator[Metric]:
+        return iter(self._families.values())
+
+
+# Public name for the other components' collectors (the sidecar's), which build the same way.
+CatalogueFamilies = _Families
+
+
+def _bound(value: float) -> str:
+    return repr(float(value))
+
+
+class SnapshotCollector(Collector):
+    """Yields the aggregator's metric families from ``current()``, the latest snapshot."""
+
+    def __init__(self, current: Callable[[], Snapshot], version: str, extra: Callable[[], dict[tuple[str, str], HistogramState]] | None = None) -> None:
+        self._current = current
+        self._version = version
+        self._latency = extra
+
+    def describe(self) -> list[Metric]:
+        # Registering must not trigger a collect: snapshots may not exist yet.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._current()
+        out = _Families()
+        out.add("model_health_build_info", [self._version], 1)
+        for model in snapshot.models:
+            mv = [model.model, model.model_version]
+            out.add("model_health_model_info", [*mv, model.model_namespace, model.task], 1)
+            out.add("model_health_model_trained_timestamp_seconds", mv, model.trained_at)
+            out.add("model_health_reference_created_timestamp_seconds", mv, model.reference_created_at)
+            out.add("model_health_last_prediction_timestamp_seconds", mv, model.last_prediction_at)
+            out.add("model_health_last_label_timestamp_seconds", [model.model], model.last_label_at)
+            for metric, value in sorted(model.reference_performance.items()):
+                out.add("model_health_performance_reference", [*mv, metric], value)
+            for window, result in model.windows.items():
+                mvw = [*mv, window]
+                out.add("model_health_window_samples", mvw, result.samples)
+                out.add("model_health_drifted_features_ratio", mvw, result.drifted_ratio)
+                for feature, drift in result.features.items():
+                    labels = [*mv, feature, window]
+                    for attribute, name in _FEATURE_METRICS:
+                        out.add(name, labels, getattr(drift, attribute))
+                    out.add("model_health_feature_drift_detected", labels, int(drift.drift))
+                if result.prediction is not None:
+                    out.add("model_health_prediction_psi", mvw, result.prediction.psi)
+                    out.add("model_health_prediction_ks_statistic", mvw, result.prediction.ks_statistic)
+                if result.label is not None:
+                    out.add("model_health_label_psi", mvw, result.label.psi)
+                if result.loss is not None:
+                    out.add("model_health_loss_ks_statistic", mvw, result.loss.ks_statistic)
+                for metric, value in sorted(result.performance.items()):
+                    out.add("model_health_performance", [*mvw, metric], value)
+        pipeline = snapshot.pipeline
+        for (model, version), count in pipeline.predictions.items():
+            out.add("model_health_predictions_total", [model, version], count)
+        for (model, version), count in pipeline.prediction_errors.items():
+            out.add("model_health_prediction_errors_total", [model, version], count)
+        for model, count in pipeline.labels_joined.items():
+            out.add("model_health_labels_joined_total", [model], count)
+        for model, count in pipeline.labels_unmatched.items():
+            out.add("model_health_labels_unmatched_total", [model], count)
+        for model, count in pipeline.labels_pending.items():
+            out.add("model_health_labels_pending", [model], count)
+        for model, count in pipeline.late.items():
+            out.add("model_health_records_late_total", [model], count)
+        for (topic, fmt), count in pipeline.consumed.items():
+            out.add("model_health_records_consumed_total", [topic, fmt], count)
+        for (topic, reason), count in pipeline.rejected.items():
+            out.add("model_health_records_rejected_total", [topic, reason], count)
+        for (topic, partition), lag in pipeline.consumer_lag.items():
+            out.add("model_health_consumer_lag_records", [topic, str(partition)], lag)
+        if self._latency is not None:
+            for (model, version), state in self._latency().items():
+                out.histogram("model_health_request_duration_seconds", [model, version], state)
+        out.histogram("model_health_evaluation_duration_seconds", [], snapshot.evaluation_duration)
+        out.add("model_health_checkpoint_last_success_timestamp_seconds", [], snapshot.checkpoint_last_success)
+        out.add("model_health_evaluation_last_success_timestamp_seconds", [], snapshot.evaluation_last_success)
+        yield from out

@@ -1,0 +1,488 @@
+"""The messages stage 1 publishes on ``model-health-summaries`` and stage 2 merges.
+
+Two kinds, told apart by the ``model-health-summary-kind`` header:
+
+- ``model`` — one model's partial summary of one source range: for every configured version
+  its event-time slot buckets of predictions (features and prediction summaries, records) and
+  of labels (label summary, labels), each with the newest event time it holds, its serving
+  counters (errors, latency histogram), and the rows the label join needs (request id,
+  event time, score, class of every prediction; every label), and the model's KServe and
+  Seldon request/response *halves*, not yet joined (the model's owner pairs them, see
+  :mod:`exporter.aggregator.scaleout.halves`). Keyed by the model name. A
+  range too big for one message goes out in parts (``model-health-range-part``), each a
+  partial of its own, that add up to the range.
+- ``pipeline`` — the records consumed (by format) and refused (by reason) in one source range
+  of one partition, keyed by :func:`~exporter.aggregator.scaleout.routing.pipeline_key`, so those
+  counters are exact across crashes too.
+
+Every message names its source in headers — topic, partition and the offset range
+``[start, end)`` it accounts for — plus the time stage 1 published it and the format
+version, so stage 2 can skip a range it has already merged without decoding the body.
+
+A ``model`` body is ``MAGIC``, the body's length (u64, big-endian) and the body compressed
+with zstd. The body is a sequence of length-prefixed (u32) frames: a JSON object (format,
+model, slot width, per-version counters, and the version and role of each bucket frame),
+the prediction join rows and the label rows as Arrow IPC streams, then one frame per slot
+bucket in the sidecar's summary format (:mod:`exporter.pipeline.summary_wire`): the same
+serialisation of a bucket, over :func:`detectors.profile.summary_counts`, everywhere a
+summary travels. The halves ride in the JSON object (``halves``: format, source topic and the
+half as the single-mode checkpoint writes a waiting one, :mod:`exporter.decoders.join_state`,
+raw payload and headers included); a message without the field (written before halves
+travelled) has none. Bins are never sent: both ends hold the reference profile, and the
+profile's creation time travels along so a partial folded against other bins is refused
+instead of merged.
+
+Stage 1 cannot use the sidecar's message as it is: a sidecar message is one bucket of one
+version and is deduplicated by producer and sequence, while a partial must carry a whole
+source range — every version and bucket of a model, its join rows and counters — in one
+message, so that the range is merged or skipped as one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from detectors.profile import ReferenceProfile
+from exporter.pipeline import summary_wire
+from exporter.decoders.inference_pairs import InferenceHalf
+from exporter.decoders.join_state import half_document, half_from_document
+from exporter.decoders.joiner import Side, Waiting
+from exporter.kafka import Message
+from exporter.kafka.deadletter import SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER
+from exporter.records import LABEL_SCHEMA
+from exporter.pipeline.snapshot import HistogramState
+from exporter.pipeline.windows import Bucket
+
+FORMAT_VERSION = 1
+MAGIC = b"MHP\x01"
+KIND_HEADER = "model-health-summary-kind"
+FORMAT_HEADER = "model-health-summary-format"
+RANGE_START_HEADER = "model-health-range-start"
+RANGE_END_HEADER = "model-health-range-end"
+EMITTED_AT_HEADER = "model-health-emitted-at"
+RANGE_PART_HEADER = "model-health-range-part"
+MODEL_KIND = "model"
+PIPELINE_KIND = "pipeline"
+KINDS = (MODEL_KIND, PIPELINE_KIND)
+PREDICTION_ROLE = "predictions"
+LABEL_ROLE = "labels"
+MAX_BODY_BYTES = 64 * 1024 * 1024
+# What one message may hold, so it stays well under Kafka's default 1 MB message size: a
+# summary costs up to ~700 bytes compressed (100 features, full fine histograms), a join or
+# label row a few tens.
+MAX_SUMMARIES_PER_MESSAGE = 500
+MAX_ROWS_PER_MESSAGE = 10_000
+# Halves carry their raw payload: at most this much of their JSON text per message (a
+# single bigger half goes alone).
+MAX_HALF_BYTES_PER_MESSAGE = 256 * 1024
+_ZSTD = pa.Codec("zstd")
+_LENGTH = struct.Struct(">I")
+_SIZE = struct.Struct(">Q")
+
+JOIN_SCHEMA = pa.schema(
+    [
+        ("model_version", pa.string()),
+        ("request_id", pa.string()),
+        ("timestamp", pa.float64()),
+        ("prediction_score", pa.float64()),
+        ("prediction_class", pa.string()),
+    ]
+)
+
+
+class WireError(ValueError):
+    """A summaries message that cannot be merged; ``reason`` is the rejected-total label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SummaryRange:
+    """What the headers say: which key, and which source offsets the message accounts for."""
+
+    kind: str
+    key: str
+    source_topic: str
+    source_partition: int
+    start: int
+    end: int
+    emitted_at: float
+    part: int = 0  # a range too big for one message goes out in parts 0, 1, …
+
+    @property
+    def source(self) -> tuple[str, int]:
+        return (self.source_topic, self.source_partition)
+
+
+    def headers(self) -> tuple[tuple[str, bytes], ...]:
+        return (
+            (KIND_HEADER, self.kind.encode()),
+            (FORMAT_HEADER, str(FORMAT_VERSION).encode()),
+            (SOURCE_TOPIC_HEADER, self.source_topic.encode()),
+            (SOURCE_PARTITION_HEADER, str(self.source_partition).encode()),
+            (RANGE_START_HEADER, str(self.start).encode()),
+            (RANGE_END_HEADER, str(self.end).encode()),
+            (EMITTED_AT_HEADER, repr(float(self.emitted_at)).encode()),
+            (RANGE_PART_HEADER, str(self.part).encode()),
+        )
+
+    @classmethod
+    def of(cls, message: Message) -> SummaryRange | None:
+        """The range of a stage-1 message; None for other producers' messages (no kind header)."""
+        headers = dict(message.headers)
+        kind = headers.get(KIND_HEADER)
+        if kind is None:
+            return None
+        try:
+            if headers.get(FORMAT_HEADER) != str(FORMAT_VERSION).encode():
+                raise WireError("invalid_summary", f"summary format {headers.get(FORMAT_HEADER)!r} is not {FORMAT_VERSION}")
+            if kind.decode() not in KINDS:
+                raise WireError("invalid_summary", f"unknown summary kind {kind!r}")
+            summary = cls(
+                kind=kind.decode(),
+                key=(message.key or b"").decode(),
+                source_topic=headers[SOURCE_TOPIC_HEADER].decode(),
+                source_partition=int(headers[SOURCE_PARTITION_HEADER]),
+                start=int(headers[RANGE_START_HEADER]),
+                end=int(headers[RANGE_END_HEADER]),
+                emitted_at=float(headers[EMITTED_AT_HEADER]),
+                part=int(headers.get(RANGE_PART_HEADER, b"0")),
+            )
+        except (KeyError, ValueError, UnicodeDecodeError) as error:
+            if isinstance(error, WireError):
+                raise
+            raise WireError("invalid_summary", f"bad summary headers: {error!r}") from None
+        if not summary.key or summary.end <= summary.start or summary.part < 0 or not math.isfinite(summary.emitted_at):
+            raise WireError("invalid_summary", f"bad summary range or key: {summary}")
+        return summary
+
+
+@dataclass
+class VersionPartial:
+    """One model version's part of a model partial."""
+
+    profile_created_at: float
+    predictions: dict[int, Bucket] = field(default_factory=dict)  # slot start → records, features, prediction
+    labels: dict[int, Bucket] = field(default_factory=dict)  # slot start → label summary, labels
+    errors: int = 0
+    latency: HistogramState | None = None
+    # (role, slot start) → the newest event time in that bucket: what moves the owner's
+    # lateness horizon and the staleness timestamps, bucket by bucket.
+    newest: dict[tuple[str, int], float] = field(default_factory=dict)
+    join: pa.Table | None = None  # JOIN_SCHEMA rows of this version
+
+    @property
+    def records(self) -> int:
+        return sum(b.records for b in self.predictions.values())
+
+
+@dataclass(frozen=True)
+class CarriedHalf:
+    """A KServe or Seldon request/response half on its way to its model's owner, unjoined."""
+
+    format: str  # "kserve" or "seldon": which join buffer it goes to
+    topic: str  # the source topic: refusals are counted under it
+    document: str  # the half as join_state writes a waiting one
+
+    @classmethod
+    def of(cls, format: str, topic: str, side: Side, half: InferenceHalf) -> CarriedHalf:
+        return cls(format, topic, half_document(Waiting(half.key, side, half, 0.0)))
+
+    def half(self) -> tuple[Side, InferenceHalf]:
+        waiting = half_from_document(self.document)
+        return waiting.side, waiting.half
+
+
+@dataclass
+class ModelPartial:
+    model: str
+    slot_seconds: int
+    versions: dict[str, VersionPartial] = field(default_factory=dict)
+    labels: pa.Table | None = None  # LABEL_SCHEMA rows for the join
+    halves: list[CarriedHalf] = field(default_factory=list)  # in source order
+
+
+@dataclass
+class PipelinePartial:
+    consumed: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, format)
+    rejected: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model partials.
+
+
+def _frame(data: bytes) -> bytes:
+    return _LENGTH.pack(len(data)) + data
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def split_model_partial(partial: ModelPartial, max_summaries: int = MAX_SUMMARIES_PER_MESSAGE,
+                        max_rows: int = MAX_ROWS_PER_MESSAGE, max_half_bytes: int | None = None) -> list[ModelPartial]:
+    """``partial`` as parts small enough for one message each, which add up to it.
+
+    Deterministic — the same partial always splits the same way — so a range published
+    again after a crash is the same sequence of parts, and stage 2 can skip by (end, part).
+    The first part carries the per-version counters; buckets, rows and then halves (a half
+    counts as a row, and their text is bounded by ``max_half_bytes``) fill parts in order.
+    """
+    if max_half_bytes is None:
+        max_half_bytes = MAX_HALF_BYTES_PER_MESSAGE
+    pieces: list[tuple[int, str, str, int]] = []  # (summaries, version, role, start)
+    for version, part in sorted(partial.versions.items()):
+        for role, ring in ((PREDICTION_ROLE, part.predictions), (LABEL_ROLE, part.labels)):
+            for start, bucket in sorted(ring.items()):
+                summaries = 1 + len(bucket.features) + sum(getattr(bucket, p) is not None for p in ("prediction", "label", "loss"))
+                pieces.append((summaries, version, role, start))
+    joins = [(v, p.join) for v, p in sorted(partial.versions.items()) if p.join is not None and p.join.num_rows]
+    rows = sum(t.num_rows for _, t in joins) + (partial.labels.num_rows if partial.labels is not None else 0)
+    half_bytes = sum(len(h.document) for h in partial.halves)
+    if sum(n for n, *_ in pieces) <= max_summaries and rows + len(partial.halves) <= max_rows and half_bytes <= max_half_bytes:
+        return [partial]
+
+    def empty(first: bool) -> ModelPartial:
+        out = ModelPartial(partial.model, partial.slot_seconds)
+        for version, part in partial.versions.items():
+            out.versions[version] = VersionPartial(part.profile_created_at) if not first else VersionPartial(
+                part.profile_created_at, errors=part.errors, latency=part.latency)
+        return out
+
+    parts = [empty(first=True)]
+    held = 0
+    for summaries, version, role, start in pieces:
+        if held and held + summaries > max_summaries:
+            parts.append(empty(first=False))
+            held = 0
+        source = partial.versions[version]
+        ring = source.predictions if role == PREDICTION_ROLE else source.labels
+        target = parts[-1].versions[version]
+        (target.predictions if role == PREDICTION_ROLE else target.labels)[start] = ring[start]
+        if (role, start) in source.newest:
+            target.newest[(role, start)] = source.newest[(role, start)]
+        held += summaries
+    # Rows after the buckets, in chunks: join rows version by version, then labels.
+    index = len(parts) - 1
+    room = max_rows
+    chunks: list[tuple[str | None, pa.Table]] = [(v, t) for v, t in joins]
+    if partial.labels is not None and partial.labels.num_rows:
+        chunks.append((None, partial.labels))
+    for version, table in chunks:
+        offset = 0
+        while offset < table.num_rows:
+            if room == 0:
+                parts.append(empty(first=False))
+                index, room = len(parts) - 1, max_rows
+            take = table.slice(offset, min(room, table.num_rows - offset))
+            if version is None:
+                current = parts[index].labels
+                parts[index].labels = take if current is None else pa.concat_tables([current, take])
+            else:
+                current = parts[index].versions[version].join
+                parts[index].versions[version].join = take if current is None else pa.concat_tables([current, take])
+            offset += take.num_rows
+            room -= take.num_rows
+    # Halves last, in order: rows and bytes both bounded.
+    bytes_room = max_half_bytes
+    for half in partial.halves:
+        size = len(half.document)
+        if room == 0 or (size > bytes_room and bytes_room < max_half_bytes):
+            parts.append(empty(first=False))
+            room, bytes_room = max_rows, max_half_bytes
+        parts[-1].halves.append(half)
+        room -= 1
+        bytes_room -= size
+    return parts
+
+
+def encode_model_partial(partial: ModelPartial, producer: str = "", sequence: int = 0) -> bytes:
+    """``producer`` and ``sequence`` fill the embedded bucket headers (stage 1 passes the
+    source partition and the range end); stage 2 deduplicates by range, not by them."""
+    versions: dict[str, Any] = {}
+    buckets: list[tuple[str, str]] = []
+    frames: list[bytes] = []
+    joins: list[pa.Table] = []
+    for version, part in partial.versions.items():
+        for role, ring in ((PREDICTION_ROLE, part.predictions), (LABEL_ROLE, part.labels)):
+            for start, bucket in sorted(ring.items()):
+                header = summary_wire.SummaryHeader(
+                    model=partial.model, model_version=version, bucket_start=start, bucket_seconds=partial.slot_seconds,
+                    producer_id=producer, sequence=sequence, records=bucket.records, labels=bucket.labels,
+                    profile_created_at=part.profile_created_at,
+                )
+                frames.append(summary_wire.encode_summary(header, bucket))
+                buckets.append((version, role, part.newest.get((role, start))))
+        latency = part.latency
+        versions[version] = {
+            "profile_created_at": part.profile_created_at,
+            "errors": part.errors,
+            "latency": None if latency is None else [list(latency.bounds), list(latency.counts), latency.total],
+        }
+        if part.join is not None and part.join.num_rows:
+            joins.append(part.join.select(JOIN_SCHEMA.names).cast(JOIN_SCHEMA))
+    metadata: dict[str, Any] = {"format": FORMAT_VERSION, "model": partial.model, "slot_seconds": partial.slot_seconds,
+                                "versions": versions, "buckets": buckets}
+    if partial.halves:
+        metadata["halves"] = [[h.format, h.topic, h.document] for h in partial.halves]
+    join = pa.concat_tables(joins) if joins else JOIN_SCHEMA.empty_table()
+    labels = partial.labels.select(LABEL_SCHEMA.names).cast(LABEL_SCHEMA) if partial.labels is not None else LABEL_SCHEMA.empty_table()
+    body = b"".join(_frame(f) for f in [json.dumps(metadata).encode(), _ipc(join), _ipc(labels), *frames])
+    return MAGIC + _SIZE.pack(len(body)) + _ZSTD.compress(body, asbytes=True)
+
+
+def _frames(value: bytes) -> list[bytes]:
+    if not value.startswith(MAGIC) or len(value) < len(MAGIC) + _SIZE.size:
+        raise WireError("invalid_summary", "not a model-health partial summary (bad magic)")
+    (size,) = _SIZE.unpack_from(value, len(MAGIC))
+    if size > MAX_BODY_BYTES:
+        raise WireError("invalid_summary", f"partial summary claims {size} bytes")
+    try:
+        body = _ZSTD.decompress(value[len(MAGIC) + _SIZE.size :], decompressed_size=size, asbytes=True)
+    except (pa.ArrowException, OSError) as error:
+        raise WireError("invalid_summary", f"partial summary does not decompress: {error}") from None
+    frames, at = [], 0
+    while at < len(body):
+        if at + _LENGTH.size > len(body):
+            raise WireError("invalid_summary", "partial summary is truncated")
+        (length,) = _LENGTH.unpack_from(body, at)
+        at += _LENGTH.size
+        if at + length > len(body):
+            raise WireError("invalid_summary", "partial summary is truncated")
+        frames.append(body[at : at + length])
+        at += length
+    if len(frames) < 3:
+        raise WireError("invalid_summary", "partial summary is truncated")
+    return frames
+
+
+def _table(frame: bytes) -> pa.Table:
+    try:
+        return pa.ipc.open_stream(pa.py_buffer(frame)).read_all()
+    except (pa.ArrowException, OSError) as error:
+        raise WireError("invalid_summary", f"unreadable partial summary table: {error}") from None
+
+
+ProfileFor = Callable[[str], "ReferenceProfile | None"]  # version → its profile (None: not configured)
+
+
+def decode_model_partial(value: bytes, profile_for: ProfileFor) -> ModelPartial:
+    """Rebuild a model partial over the bins of the receiving side's profiles.
+
+    Raises :class:`WireError` (reason ``invalid_summary``, ``unknown_model`` or
+    ``profile_mismatch``) when it cannot be merged as it is.
+    """
+    frames = _frames(value)
+    try:
+        metadata = json.loads(frames[0])
+        if metadata.get("format") != FORMAT_VERSION:
+            raise WireError("invalid_summary", f"partial format {metadata.get('format')!r} is not {FORMAT_VERSION}")
+        partial = ModelPartial(str(metadata["model"]), int(metadata["slot_seconds"]))
+        for format, topic, document in metadata.get("halves", []):
+            if format not in ("kserve", "seldon") or not isinstance(topic, str) or not isinstance(document, str):
+                raise WireError("invalid_summary", f"a half of format {format!r}")
+            partial.halves.append(CarriedHalf(format, topic, document))
+        profiles: dict[str, ReferenceProfile] = {}
+        for version, info in metadata["versions"].items():
+            profile = profile_for(version)
+            if profile is None:
+                raise WireError("unknown_model", f"model {partial.model!r} version {version!r} is not configured here")
+            if info["profile_created_at"] != profile.metadata.created_at:
+                raise WireError(
+                    "profile_mismatch",
+                    f"{partial.model} v{version} was folded against the profile created at {info['profile_created_at']}, "
+                    f"this replica has {profile.metadata.created_at}",
+                )
+            profiles[version] = profile
+            latency = info.get("latency")
+            partial.versions[version] = VersionPartial(
+                profile_created_at=float(info["profile_created_at"]),
+                errors=int(info["errors"]),
+                latency=None if latency is None else HistogramState(tuple(latency[0]), tuple(int(c) for c in latency[1]), float(latency[2])),
+            )
+        roles = metadata["buckets"]
+        if len(roles) != len(frames) - 3:
+            raise WireError("invalid_summary", f"{len(roles)} buckets listed, {len(frames) - 3} sent")
+        for (version, role, newest), frame in zip(roles, frames[3:]):
+            if version not in partial.versions or role not in (PREDICTION_ROLE, LABEL_ROLE):
+                raise WireError("invalid_summary", f"bucket of version {version!r}, role {role!r}")
+            try:
+                header, bucket = summary_wire.decode_summary(frame, profiles[version])
+            except summary_wire.SummaryFormatError as error:
+                reason = "profile_mismatch" if "profile" in str(error) else "invalid_summary"
+                raise WireError(reason, f"{partial.model} v{version}: {error}") from None
+            if header.bucket_seconds != partial.slot_seconds:
+                raise WireError("invalid_summary", f"a {header.bucket_seconds}s bucket in a partial of {partial.slot_seconds}s slots")
+            target = partial.versions[version].predictions if role == PREDICTION_ROLE else partial.versions[version].labels
+            target[header.bucket_start] = bucket
+            if newest is not None:
+                partial.versions[version].newest[(role, header.bucket_start)] = float(newest)
+    except WireError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, pa.ArrowException) as error:
+        raise WireError("invalid_summary", f"malformed partial summary: {error!r}") from None
+    join, labels = _table(frames[1]), _table(frames[2])
+    if join.schema != JOIN_SCHEMA or labels.schema != LABEL_SCHEMA:
+        raise WireError("invalid_summary", "partial summary join rows have another schema")
+    if join.num_rows:
+        for version, part in partial.versions.items():
+            rows = join.filter(pc.equal(join.column("model_version"), version))
+            part.join = rows if rows.num_rows else None
+    partial.labels = labels if labels.num_rows else None
+    return partial
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipeline partials.
+
+
+def encode_pipeline_partial(partial: PipelinePartial) -> bytes:
+    return json.dumps(
+        {
+            "format": FORMAT_VERSION,
+            "consumed": [[*key, count] for key, count in sorted(partial.consumed.items())],
+            "rejected": [[*key, count] for key, count in sorted(partial.rejected.items())],
+        }
+    ).encode()
+
+
+def _count(value: object) -> int:
+    # A count added into a counter must be a whole, non-negative number: not 1.5, inf or true.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"count {value!r} is not a non-negative integer")
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a string")
+    return value
+
+
+def decode_pipeline_partial(value: bytes) -> PipelinePartial:
+    try:
+        document = json.loads(value)
+        if document.get("format") != FORMAT_VERSION:
+            raise WireError("invalid_summary", f"pipeline summary format {document.get('format')!r} is not {FORMAT_VERSION}")
+        return PipelinePartial(
+            consumed={(_text(t), _text(f)): _count(n) for t, f, n in document["consumed"]},
+            rejected={(_text(t), _text(r)): _count(n) for t, r, n in document["rejected"]},
+        )
+    except WireError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as error:
+        raise WireError("invalid_summary", f"malformed pipeline summary: {error!r}") from None

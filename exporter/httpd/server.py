@@ -1,0 +1,82 @@
+"""The small HTTP surface every component serves: /metrics, /healthz, /readyz.
+
+``/metrics`` is prometheus_client's own WSGI app over a registry passed in (text format,
+or OpenMetrics when the scraper asks for it). Anything else is 404, and a method other
+than GET/HEAD on these paths is 405: a bad request never stops the server.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from exporter.httpd.connection import KeepAliveHandler
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Route = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _plain(start_response: Callable[..., Any], status: str, body: str, extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+    data = body.encode()
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data))), *(extra or [])]
+    start_response(status, headers)
+    return [data]
+
+
+def health_app(
+    registry: CollectorRegistry, ready: Callable[[], tuple[bool, str]], routes: dict[str, Route] | None = None
+) -> WSGIApp:
+    """WSGI app: /metrics from ``registry``, /healthz always, /readyz from ``ready()``.
+
+    ``routes`` adds paths (e.g. the sidecar's POST endpoints), each its own WSGI app.
+    """
+    metrics = make_wsgi_app(registry)
+    extra_routes = routes or {}
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path in extra_routes:
+            return extra_routes[path](environ, start_response)
+        if path not in ("/metrics", "/healthz", "/readyz"):
+            return _plain(start_response, "404 Not Found", "not found\n")
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return _plain(start_response, "405 Method Not Allowed", "use GET\n", [("Allow", "GET, HEAD")])
+        if path == "/metrics":
+            return metrics(environ, start_response)
+        if path == "/healthz":
+            return _plain(start_response, "200 OK", "ok\n")
+        is_ready, why = ready()
+        return _plain(start_response, "200 OK" if is_ready else "503 Service Unavailable", f"{why}\n")
+
+    return app
+
+
+class HttpServer:
+    """A threaded WSGI server on (host, port); port 0 picks a free one.
+
+    Connections are HTTP/1.1 keep-alive and request bodies arrive bounded and de-chunked
+    (see :mod:`exporter.httpd.connection`); :func:`exporter.httpd.body.read_body` reads one
+    within a size limit.
+    """
+
+    def __init__(self, app: WSGIApp, host: str, port: int) -> None:
+        self._server = make_server(host, port, app, server_class=ThreadingWSGIServer, handler_class=KeepAliveHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> HttpServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,170 @@
+"""Partial summaries survive the summaries topic exactly; anything else is refused with a reason."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from detectors.profile import summary_counts
+from exporter.kafka import Message
+from exporter.profiles import load_profile
+from exporter.records import LABEL_SCHEMA
+from exporter.aggregator.scaleout import wire
+from exporter.pipeline.snapshot import HistogramState
+from exporter.pipeline.windows import ModelWindows, WindowSpec
+from tests.exporter.aggregator.scaleout.traffic import write_profiles
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory):
+    paths = write_profiles(tmp_path_factory.mktemp("profiles"))
+    return load_profile(paths[("fraud", "7")])
+
+
+def folded(profile) -> wire.ModelPartial:
+    """A partial as stage 1 makes it: predictions and labels folded into 30 s slots."""
+    rows = 200
+    table = pa.table({
+        "model": ["fraud"] * rows, "model_version": ["7"] * rows, "model_namespace": [None] * rows,
+        "request_id": [f"r{i}" for i in range(rows)], "timestamp": [1000.0 + i for i in range(rows)],
+        "prediction_score": [i / rows for i in range(rows)], "prediction_class": [None] * rows,
+        "latency_ms": [5.0] * rows, "status": ["ok"] * rows,
+        "f.num_00": [float(i % 7) if i % 11 else None for i in range(rows)],
+        "f.cat_0": [f"c0_0{i % 4}" for i in range(rows)],
+    })
+    labels = pa.table({"model": ["fraud"] * 50, "request_id": [f"r{i}" for i in range(50)], "label_value": [1.0] * 50,
+                       "label_class": ["1"] * 50, "timestamp": [1300.0] * 50}, schema=LABEL_SCHEMA)
+    slot = [WindowSpec("slot", 30, 1)]
+    predictions, label_store = ModelWindows(profile, slot, math.inf), ModelWindows(profile, slot, math.inf)
+    predictions.fold_predictions(table)
+    label_store.fold_labels(labels)
+    version = wire.VersionPartial(
+        profile_created_at=profile.metadata.created_at,
+        predictions=dict(predictions.buckets["slot"]),
+        labels=dict(label_store.buckets["slot"]),
+        errors=3,
+        latency=HistogramState((0.01, 0.1), (150, 190, 200), 1.5),
+        newest={("predictions", 1170): 1199.0, ("labels", 1290): 1300.0},
+        join=pa.table({"model_version": ["7"] * rows, "request_id": table["request_id"], "timestamp": table["timestamp"],
+                       "prediction_score": table["prediction_score"], "prediction_class": table["prediction_class"]}),
+    )
+    return wire.ModelPartial("fraud", 30, {"7": version}, labels)
+
+
+def bucket_values(buckets):
+    out = {}
+    for start, bucket in buckets.items():
+        out[(start, "records")] = (bucket.records, bucket.labels)
+        for name, summary in bucket.features.items():
+            out[(start, name)] = {k: list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v for k, v in summary_counts(summary).items()}
+        for part in ("prediction", "label"):
+            summary = getattr(bucket, part)
+            if summary is not None:
+                out[(start, part)] = {k: list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v for k, v in summary_counts(summary).items()}
+    return out
+
+
+def test_model_partial_round_trip(profile):
+    partial = folded(profile)
+    value = wire.encode_model_partial(partial)
+    back = wire.decode_model_partial(value, {"7": profile}.get)
+    sent, got = partial.versions["7"], back.versions["7"]
+    assert back.model == "fraud" and back.slot_seconds == 30
+    assert bucket_values(got.predictions) == bucket_values(sent.predictions)
+    assert bucket_values(got.labels) == bucket_values(sent.labels)
+    assert len(got.predictions) == 7 and got.records == 200  # 200 s of records in 30 s slots
+    assert (got.errors, got.latency, got.newest) == (3, sent.latency, sent.newest)
+    assert got.join.to_pylist() == sent.join.to_pylist()
+    assert back.labels.to_pylist() == partial.labels.to_pylist()
+    assert len(value) < 40_000  # zstd: mostly-empty fine histograms cost little
+
+
+def test_a_partial_folded_against_another_profile_is_refused(profile):
+    value = wire.encode_model_partial(folded(profile))
+    newer = replace(profile, metadata=replace(profile.metadata, created_at=profile.metadata.created_at + 1))
+    with pytest.raises(wire.WireError) as refused:
+        wire.decode_model_partial(value, {"7": newer}.get)
+    assert refused.value.reason == "profile_mismatch"
+    with pytest.raises(wire.WireError) as refused:
+        wire.decode_model_partial(value, {"8": profile}.get)
+    assert refused.value.reason == "unknown_model"
+
+
+@given(st.binary(max_size=200))
+def test_garbage_is_refused_never_raised(data):
+    for value in (data, wire.MAGIC + data):
+        with pytest.raises(wire.WireError) as refused:
+            wire.decode_model_partial(value, lambda version: None)
+        assert refused.value.reason in ("invalid_summary", "unknown_model")
+        with pytest.raises(wire.WireError):
+            wire.decode_pipeline_partial(value)
+
+
+def test_truncated_partial_is_refused(profile):
+    value = wire.encode_model_partial(folded(profile))
+    for cut in (len(value) // 3, len(value) - 5):
+        with pytest.raises(wire.WireError) as refused:
+            wire.decode_model_partial(value[:cut], {"7": profile}.get)
+        assert refused.value.reason == "invalid_summary"
+
+
+def message(summary: wire.SummaryRange, headers=None) -> Message:
+    return Message("model-health-summaries", 0, 0, summary.key.encode(), b"", tuple(headers if headers is not None else summary.headers()))
+
+
+def test_range_headers_round_trip():
+    summary = wire.SummaryRange("model", "fraud", "model-predictions", 3, 10, 25, 1234.5)
+    assert wire.SummaryRange.of(message(summary)) == summary
+    assert summary.source == ("model-predictions", 3)
+    assert wire.SummaryRange.of(message(summary, headers=())) is None  # another producer's message
+
+
+@pytest.mark.parametrize("broken", [
+    {"model-health-summary-format": b"2"},
+    {"model-health-summary-kind": b"other"},
+    {"model-health-range-end": b"5"},  # ends before it starts
+    {"model-health-range-start": b"x"},
+    {"model-health-emitted-at": b"nan"},
+])
+def test_bad_range_headers_are_refused(broken):
+    headers = dict(wire.SummaryRange("model", "fraud", "t", 0, 10, 25, 1.0).headers()) | broken
+    with pytest.raises(wire.WireError) as refused:
+        wire.SummaryRange.of(Message("s", 0, 0, b"fraud", b"", tuple(headers.items())))
+    assert refused.value.reason == "invalid_summary"
+
+
+def test_pipeline_partial_round_trip():
+    partial = wire.PipelinePartial({("model-predictions", "ndjson"): 40, ("model-predictions", "json"): 2},
+                                   {("model-predictions", "invalid_json"): 1})
+    assert wire.decode_pipeline_partial(wire.encode_pipeline_partial(partial)) == partial
+
+
+def test_a_big_partial_splits_into_parts_that_add_up(profile):
+    partial = folded(profile)
+    parts = wire.split_model_partial(partial, max_summaries=10, max_rows=60)
+    assert len(parts) > 3
+    assert [bucket_values(p.versions["7"].predictions) for p in parts] == [
+        bucket_values(p.versions["7"].predictions) for p in wire.split_model_partial(partial, 10, 60)]  # deterministic
+    merged_predictions, merged_labels, joins, labels, newest = {}, {}, 0, 0, {}
+    for piece in parts:
+        back = wire.decode_model_partial(wire.encode_model_partial(piece), {"7": profile}.get)
+        version = back.versions["7"]
+        assert not set(version.predictions) & set(merged_predictions)  # each bucket in one part
+        merged_predictions.update(version.predictions)
+        merged_labels.update(version.labels)
+        newest.update(version.newest)
+        joins += version.join.num_rows if version.join is not None else 0
+        labels += back.labels.num_rows if back.labels is not None else 0
+        assert joins <= 60 * len(parts)
+    assert bucket_values(merged_predictions) == bucket_values(partial.versions["7"].predictions)
+    assert bucket_values(merged_labels) == bucket_values(partial.versions["7"].labels)
+    assert (joins, labels, newest) == (200, 50, partial.versions["7"].newest)
+    first = wire.decode_model_partial(wire.encode_model_partial(parts[0]), {"7": profile}.get).versions["7"]
+    assert (first.errors, first.latency) == (3, partial.versions["7"].latency)  # counters once, in part 0
+    assert all(p.versions["7"].errors == 0 and p.versions["7"].latency is None for p in parts[1:])
+    assert wire.split_model_partial(partial) == [partial]  # small enough: one message

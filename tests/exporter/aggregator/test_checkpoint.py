@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from detectors.profile import build_profile
+from exporter.aggregator.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from exporter.pipeline.label_join import LabelJoiner
+from exporter.demo.synthetic import label_log, prediction_log, synthetic_table
+from exporter.pipeline.windows import ModelWindows, WindowSpec
+
+SHAPE = {"numeric": 3, "categorical": 2, "drifted": 1}
+WINDOWS = [WindowSpec("5m", 60, 5), WindowSpec("1h", 600, 6)]
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return build_profile(synthetic_table(5_000, seed=1, **SHAPE), model="m", model_version="1", created_at=42.0,
+                         prediction="prediction", label="label")
+
+
+def filled(profile) -> ModelWindows:
+    store = ModelWindows(profile, WINDOWS, allowed_lateness=600)
+    table = synthetic_table(2_000, seed=2, **SHAPE)
+    times = np.linspace(1000, 1500, 2_000)
+    log = prediction_log(table, "m", "1", times)
+    store.fold_predictions(log)
+    joiner = LabelJoiner(600, 10_000)
+    joiner.add_predictions("m", "1", log.column("request_id").to_pylist(), times.tolist(), log.column("prediction_score").to_pylist(), [None] * 2_000, now=1500)
+    labels = label_log(table, "m", times + 10)
+    store.fold_labels(labels)
+    for joined in joiner.add_labels(labels, now=1510).values():
+        store.fold_joined(joined)
+    return store
+
+
+def test_checkpoint_round_trips_every_bucket(tmp_path, profile):
+    store = filled(profile)
+    save_checkpoint(tmp_path / "state.parquet", {("m", "1"): store}, Checkpoint({("preds", 0): 1234, ("preds", 1): 7}, {"k": [1, 2]}))
+    fresh = ModelWindows(profile, WINDOWS, allowed_lateness=600)
+    restored = load_checkpoint(tmp_path / "state.parquet", {("m", "1"): fresh})
+    assert restored.offsets == {("preds", 0): 1234, ("preds", 1): 7} and restored.extra == {"k": [1, 2]}
+    assert fresh.newest_event == store.newest_event and fresh.last_label_at == store.last_label_at
+    for window in ("5m", "1h"):
+        assert fresh.buckets[window].keys() == store.buckets[window].keys()
+        for start, bucket in store.buckets[window].items():
+            again = fresh.buckets[window][start]
+            assert again.records == bucket.records and again.labels == bucket.labels
+            assert all(again.features[n] == bucket.features[n] for n in bucket.features)
+            assert again.prediction == bucket.prediction and again.label == bucket.label
+            assert again.performance == bucket.performance and again.loss == bucket.loss
+
+
+def test_missing_checkpoint_and_changed_profile(tmp_path, profile):
+    assert load_checkpoint(tmp_path / "none.parquet", {}) is None
+    save_checkpoint(tmp_path / "state.parquet", {("m", "1"): filled(profile)}, Checkpoint())
+    other = build_profile(synthetic_table(5_000, seed=9, **SHAPE), model="m", model_version="1", created_at=43.0,
+                          prediction="prediction", label="label")
+    fresh = ModelWindows(other, WINDOWS, allowed_lateness=600)
+    load_checkpoint(tmp_path / "state.parquet", {("m", "1"): fresh})
+    assert fresh.buckets == {"5m": {}, "1h": {}}
+
+
+def test_a_failed_write_leaves_the_old_checkpoint(tmp_path, profile, monkeypatch):
+    path = tmp_path / "state.parquet"
+    save_checkpoint(path, {("m", "1"): filled(profile)}, Checkpoint({("t", 0): 1}))
+    import exporter.aggregator.checkpoint as module
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(module.os, "replace", boom)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {("m", "1"): filled(profile)}, Checkpoint({("t", 0): 99}))
+    assert load_checkpoint(path, {("m", "1"): ModelWindows(profile, WINDOWS, 600)}).offsets == {("t", 0): 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["state.parquet"]  # no temporary left behind
