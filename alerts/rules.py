@@ -145,8 +145,7 @@ def recording_rules(config: AlertsConfig) -> list[dict[str, str]]:
         (LABELS_UNMATCHED_RATE, "sum by (model) (rate(model_health_labels_unmatched_total[5m]))"),
         (
             DRIFTING_FEATURES,
-            f"sum by ({_MODEL_WINDOW}) (\n"
-            f"  max by ({_MODEL_WINDOW}, feature) (model_health_feature_drift_detected)\n)",
+            f"sum by ({_MODEL_WINDOW}) (\n  max by ({_MODEL_WINDOW}, feature) (model_health_feature_drift_detected)\n)",
         ),
         (WINDOW_SAMPLES, f"max by ({_MODEL_WINDOW}) (model_health_window_samples)"),
         (PERFORMANCE_DROP, "\nor\n".join(drop_parts)),
@@ -216,8 +215,7 @@ def _prediction_drift_condition(config: AlertsConfig) -> str:
 def _stale_condition(config: AlertsConfig) -> str:
     max_days = duration_seconds(config.stale_model.max_model_age) / _DAY
     return (
-        f"(\n  time() - max by ({_MODEL}) (model_health_model_trained_timestamp_seconds)\n)\n"
-        f"/ {_DAY:g} > {max_days:g}"
+        f"(\n  time() - max by ({_MODEL}) (model_health_model_trained_timestamp_seconds)\n)\n/ {_DAY:g} > {max_days:g}"
     )
 
 
@@ -275,7 +273,7 @@ def _alerts(config: AlertsConfig) -> list[_Alert]:
             config.concept_drift.for_duration,
             config.concept_drift.severity,
             f"{model}: concept drift ({{{{ $labels.signal }}}}) in the {{{{ $labels.window }}}} window",
-            f"{model}: {{{{ $labels.signal }}}} at {{{{ printf \"%.3g\" $value }}}} for "
+            f'{model}: {{{{ $labels.signal }}}} at {{{{ printf "%.3g" $value }}}} for '
             f"{config.concept_drift.for_duration} — a performance_drop is the relative fall below the "
             f"reference (limit {config.concept_drift.max_performance_drop:g}, with at least "
             f"{config.concept_drift.min_joined_labels} labels joined in {config.concept_drift.labels_range}); "
@@ -298,7 +296,7 @@ def _alerts(config: AlertsConfig) -> list[_Alert]:
             _stale_condition(config),
             stale.for_duration,
             stale.severity,
-            f"{model} was trained {{{{ printf \"%.1f\" $value }}}} days ago",
+            f'{model} was trained {{{{ printf "%.1f" $value }}}} days ago',
             f"{model} is older than the {stale.max_model_age} allowed since training "
             f'({{{{ printf "%.1f" $value }}}} days).',
         ),

@@ -68,8 +68,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 NUMERIC = 20
 CATEGORICAL = 5
@@ -188,7 +189,9 @@ def _flag_summary_ours(features: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _setup_evidently(name: str, ref_path: str, cur_path: str, notes: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[Any], dict[str, Any]]]:
+def _setup_evidently(
+    name: str, ref_path: str, cur_path: str, notes: dict[str, Any]
+) -> tuple[Callable[[], Any], Callable[[Any], dict[str, Any]]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
     from evidently import DataDefinition, Dataset, Report
@@ -243,7 +246,9 @@ def _setup_evidently(name: str, ref_path: str, cur_path: str, notes: dict[str, A
     return run, extract
 
 
-def _setup_offline(name: str, ref_path: str, cur_path: str, notes: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[Any], dict[str, Any]]]:
+def _setup_offline(
+    name: str, ref_path: str, cur_path: str, notes: dict[str, Any]
+) -> tuple[Callable[[], Any], Callable[[Any], dict[str, Any]]]:
     from exporter.offline.drift import run_drift
 
     binning = "evidently" if name == "ours-evidently" else "reference"
@@ -254,7 +259,9 @@ def _setup_offline(name: str, ref_path: str, cur_path: str, notes: dict[str, Any
     return run, lambda report: _flag_summary_ours(report.features)
 
 
-def _setup_streaming(name: str, ref_path: str, cur_path: str, notes: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[Any], dict[str, Any]]]:
+def _setup_streaming(
+    name: str, ref_path: str, cur_path: str, notes: dict[str, Any]
+) -> tuple[Callable[[], Any], Callable[[Any], dict[str, Any]]]:
     import pyarrow.parquet as pq
 
     from detectors.compare import compare
@@ -384,7 +391,9 @@ def _make_data(rows: int, seed: int, folder: Path) -> tuple[str, str, list[str],
 
     start = time.perf_counter()
     reference = synthetic_table(rows, numeric=NUMERIC, categorical=CATEGORICAL, drifted=DRIFTED, drift=False, seed=seed)
-    current = synthetic_table(rows, numeric=NUMERIC, categorical=CATEGORICAL, drifted=DRIFTED, drift=True, seed=seed + 1)
+    current = synthetic_table(
+        rows, numeric=NUMERIC, categorical=CATEGORICAL, drifted=DRIFTED, drift=True, seed=seed + 1
+    )
     reference = reference.drop_columns(["prediction", "label"])
     current = current.drop_columns(["prediction", "label"])
     ref_path, cur_path = folder / "reference.parquet", folder / "current.parquet"
@@ -401,7 +410,9 @@ def _make_data(rows: int, seed: int, folder: Path) -> tuple[str, str, list[str],
     return str(ref_path), str(cur_path), drifted_columns(NUMERIC, CATEGORICAL, DRIFTED), info
 
 
-def _run_contenders(names: list[str], ref_path: str, cur_path: str, options: dict[str, Any], console: Any) -> dict[str, Any]:
+def _run_contenders(
+    names: list[str], ref_path: str, cur_path: str, options: dict[str, Any], console: Any
+) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     context = mp.get_context("spawn")
@@ -435,7 +446,9 @@ def _run_contenders(names: list[str], ref_path: str, cur_path: str, options: dic
                 results[name] = payload if kind == "result" else {"error": payload}
                 break
             process.join()
-            progress.update(task, completed=steps, description="done" if "error" not in results[name] else "[red]failed")
+            progress.update(
+                task, completed=steps, description="done" if "error" not in results[name] else "[red]failed"
+            )
     return results
 
 
@@ -468,15 +481,19 @@ def _flag_text(flagged: list[str], injected: list[str]) -> tuple[str, bool]:
     return " ".join(parts), False
 
 
-def _report(results: dict[str, Any], injected: list[str], info: dict[str, Any], options: dict[str, Any], console: Any) -> dict[str, Any]:
+def _report(
+    results: dict[str, Any], injected: list[str], info: dict[str, Any], options: dict[str, Any], console: Any
+) -> dict[str, Any]:
     from rich.table import Table
 
     medians = {name: _stats(r["times"])["median"] for name, r in results.items() if "times" in r}
     ev_psi, ev_ks = medians.get("evidently-psi"), medians.get("evidently-ks")
 
-    table = Table(title=f"Drift: {info['rows']:,} reference × {info['rows']:,} current rows, "
-                  f"{NUMERIC} numeric + {CATEGORICAL} categorical, {DRIFTED} drifted "
-                  f"(median of {options['repeats']}, each contender in a fresh process)")
+    table = Table(
+        title=f"Drift: {info['rows']:,} reference × {info['rows']:,} current rows, "
+        f"{NUMERIC} numeric + {CATEGORICAL} categorical, {DRIFTED} drifted "
+        f"(median of {options['repeats']}, each contender in a fresh process)"
+    )
     for header, justify in (
         ("contender", "left"),
         ("median s", "right"),
@@ -549,27 +566,45 @@ def _report(results: dict[str, Any], injected: list[str], info: dict[str, Any], 
     for name in ("evidently-psi", "evidently-ks"):
         split = notes.get(name, {}).get("dataset_seconds")
         if split:
-            console.print(f"  {CONTENDERS[name]['label']}: Dataset.from_pandas ×2 took median {statistics.median(split):.3f} s of that.")
+            console.print(
+                f"  {CONTENDERS[name]['label']}: Dataset.from_pandas ×2 took median {statistics.median(split):.3f} s of that."
+            )
     if "profile_build_seconds" in notes.get("ours-streaming", {}):
         console.print(
             f"  Streaming profile build (one-off, not timed): {notes['ours-streaming']['profile_build_seconds']:.3f} s."
         )
     method = next((r["rss_method"] for r in results.values() if "rss_method" in r), "—")
-    console.print(f"  Memory: RSS Δ peak = {method}; largest over the repeats. tracemalloc = one extra untimed run, "
-                  "Python/numpy allocations only (Arrow's own pool is invisible to it).")
-    console.print("  CPU s: median process CPU time (all threads) of the timed repeats; above the wall time when a "
-                  "contender keeps more than one core busy (Arrow threads, or OpenBLAS worker threads spinning after "
-                  "a BLAS call).")
-    console.print("  page faults/run: minor page faults (ru_minflt) inside a timed repeat, median — pages freshly "
-                  "mapped for large temporaries; glibc returns big blocks to the kernel on free, so each run faults them in "
-                  "again (see --malloc-env).")
+    console.print(
+        f"  Memory: RSS Δ peak = {method}; largest over the repeats. tracemalloc = one extra untimed run, "
+        "Python/numpy allocations only (Arrow's own pool is invisible to it)."
+    )
+    console.print(
+        "  CPU s: median process CPU time (all threads) of the timed repeats; above the wall time when a "
+        "contender keeps more than one core busy (Arrow threads, or OpenBLAS worker threads spinning after "
+        "a BLAS call)."
+    )
+    console.print(
+        "  page faults/run: minor page faults (ru_minflt) inside a timed repeat, median — pages freshly "
+        "mapped for large temporaries; glibc returns big blocks to the kernel on free, so each run faults them in "
+        "again (see --malloc-env)."
+    )
     if options.get("malloc_env"):
-        console.print("  [yellow]--malloc-env: glibc keeps freed memory resident, so a region that reuses it adds no RSS; "
-                      "RSS Δ then under-counts (tracemalloc still sees Python/numpy allocations).")
-    console.print("  Process peak RSS (imports + inputs + runs): " + ", ".join(
-        f"{CONTENDERS[n]['label']} {_mib(r['process_peak_kib'])}" for n, r in results.items() if "process_peak_kib" in r))
-    console.print(f"  Injected drift: {', '.join(injected)}. Evidently flags by its own thresholds "
-                  "(PSI ≥ 0.1; KS p ≤ 0.05; chi-square p < 0.05); ours by DriftRule (effect size and null quantile, α = 0.01).")
+        console.print(
+            "  [yellow]--malloc-env: glibc keeps freed memory resident, so a region that reuses it adds no RSS; "
+            "RSS Δ then under-counts (tracemalloc still sees Python/numpy allocations)."
+        )
+    console.print(
+        "  Process peak RSS (imports + inputs + runs): "
+        + ", ".join(
+            f"{CONTENDERS[n]['label']} {_mib(r['process_peak_kib'])}"
+            for n, r in results.items()
+            if "process_peak_kib" in r
+        )
+    )
+    console.print(
+        f"  Injected drift: {', '.join(injected)}. Evidently flags by its own thresholds "
+        "(PSI ≥ 0.1; KS p ≤ 0.05; chi-square p < 0.05); ours by DriftRule (effect size and null quantile, α = 0.01)."
+    )
 
     busy = [
         f"{CONTENDERS[n]['label']} (wall {statistics.median(r['times']):.2f} s, CPU {statistics.median(r['cpu_times']):.2f} s)"
@@ -577,8 +612,11 @@ def _report(results: dict[str, Any], injected: list[str], info: dict[str, Any], 
         if "cpu_times" in r and statistics.median(r["times"]) > 1.2 * statistics.median(r["cpu_times"])
     ]
     if busy:
-        console.print("[yellow]  Warning: wall time exceeds this process's CPU time by > 20% for " + "; ".join(busy)
-                      + " — other work on the machine may have inflated these timings.")
+        console.print(
+            "[yellow]  Warning: wall time exceeds this process's CPU time by > 20% for "
+            + "; ".join(busy)
+            + " — other work on the machine may have inflated these timings."
+        )
     verdicts: dict[str, Any] = {}
     parity = None
     if "psi" in results.get("evidently-psi", {}) and "psi" in results.get("ours-evidently", {}):
@@ -592,9 +630,15 @@ def _report(results: dict[str, Any], injected: list[str], info: dict[str, Any], 
             worst, max_diff = None, math.nan
         missing = sorted(set(theirs) ^ set(ours))
         ok = bool(diffs) and not missing and max_diff <= PSI_PARITY_TOLERANCE
-        parity = {"max_abs_diff": max_diff, "column": worst, "columns_compared": len(common),
-                  "columns_missing_on_one_side": missing, "tolerance": PSI_PARITY_TOLERANCE, "pass": ok,
-                  "per_column_abs_diff": diffs}
+        parity = {
+            "max_abs_diff": max_diff,
+            "column": worst,
+            "columns_compared": len(common),
+            "columns_missing_on_one_side": missing,
+            "tolerance": PSI_PARITY_TOLERANCE,
+            "pass": ok,
+            "per_column_abs_diff": diffs,
+        }
         colour = "green" if ok else "red"
         console.print(
             f"[{colour}]PSI parity (ours binning=evidently vs Evidently's ValueDrift PSI, {len(common)} columns): "
@@ -606,8 +650,12 @@ def _report(results: dict[str, Any], injected: list[str], info: dict[str, Any], 
     if "ours-streaming" in medians and fastest_evidently is not None:
         x = fastest_evidently / medians["ours-streaming"]
         ok = x >= STREAMING_TARGET
-        verdicts["streaming_vs_evidently"] = {"speedup": x, "target": STREAMING_TARGET, "pass": ok,
-                                              "against": "faster of Evidently PSI / KS"}
+        verdicts["streaming_vs_evidently"] = {
+            "speedup": x,
+            "target": STREAMING_TARGET,
+            "pass": ok,
+            "against": "faster of Evidently PSI / KS",
+        }
         console.print(
             f"[{'green' if ok else 'red'}]Verdict: streaming is {x:,.1f}× faster than the faster Evidently run "
             f"(PSI {_fmt_x(_speedup(ev_psi, medians['ours-streaming']))}, KS {_fmt_x(_speedup(ev_ks, medians['ours-streaming']))}) "
@@ -648,13 +696,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=0, help="untimed runs before the repeats (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="reference seed; current uses seed + 1")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset of " + ", ".join(CONTENDERS))
+    parser.add_argument(
+        "--contenders", default=",".join(CONTENDERS), help="comma-separated subset of " + ", ".join(CONTENDERS)
+    )
     parser.add_argument("--no-tracemalloc", action="store_true", help="skip the extra tracemalloc run")
-    parser.add_argument("--malloc-env", action="store_true",
-                        help="run every contender with glibc " + " ".join(f"{k}={v}" for k, v in MALLOC_ENV.items())
-                        + " (fewer page faults from large temporaries); default: the allocator's defaults")
-    parser.add_argument("--cprofile", type=int, default=0, metavar="N",
-                        help="after timing, profile one extra run of our contenders and print the top N functions")
+    parser.add_argument(
+        "--malloc-env",
+        action="store_true",
+        help="run every contender with glibc "
+        + " ".join(f"{k}={v}" for k, v in MALLOC_ENV.items())
+        + " (fewer page faults from large temporaries); default: the allocator's defaults",
+    )
+    parser.add_argument(
+        "--cprofile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after timing, profile one extra run of our contenders and print the top N functions",
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.contenders.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONTENDERS]
@@ -696,7 +755,9 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[red]{name} failed:[/red]\n{r['error']}", markup=True, highlight=False)
     figures = _report(results, injected, info, options, console)
     elapsed = time.perf_counter() - wall
-    console.print(f"benchmark wall time: {elapsed:.1f} s (1-min load average {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end)")
+    console.print(
+        f"benchmark wall time: {elapsed:.1f} s (1-min load average {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end)"
+    )
     if args.json:
         payload = {
             "data": info,

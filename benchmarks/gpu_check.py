@@ -65,7 +65,15 @@ MIB = 2**20
 PHASES = ("idle", "saturated", "half", "memory")
 # Check phase → the recorded trace phase the dry run replays for it.
 DRY_PHASES = {"idle": "idle", "saturated": "heavy", "half": "half", "memory": "mem_ramp"}
-SMI_GPU_FIELDS = ("uuid", "utilization.gpu", "memory.used", "memory.total", "power.draw", "temperature.gpu", "clocks.sm")
+SMI_GPU_FIELDS = (
+    "uuid",
+    "utilization.gpu",
+    "memory.used",
+    "memory.total",
+    "power.draw",
+    "temperature.gpu",
+    "clocks.sm",
+)
 
 WORKER = r"""
 import sys, time, torch
@@ -272,10 +280,14 @@ class RealGpu:
         pass
 
     def smi_gpus(self) -> dict[str, dict[str, float | None]]:
-        return parse_smi_gpus(_run(["nvidia-smi", f"--query-gpu={','.join(SMI_GPU_FIELDS)}", "--format=csv,noheader,nounits"]))
+        return parse_smi_gpus(
+            _run(["nvidia-smi", f"--query-gpu={','.join(SMI_GPU_FIELDS)}", "--format=csv,noheader,nounits"])
+        )
 
     def smi_apps(self) -> dict[int, float]:
-        return parse_smi_apps(_run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]))
+        return parse_smi_apps(
+            _run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"])
+        )
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -410,7 +422,9 @@ def run(env: RealGpu | DryRun, seconds: float, interval: float, settle: float) -
     result = Result(dry_run=env.dry_run)
     result.timing.update(time_reads(env.nvml))
     registry = CollectorRegistry()
-    config = SimpleNamespace(mode="node", interval_seconds=interval, slow_interval_seconds=max(5.0, interval), slow_queries=True)
+    config = SimpleNamespace(
+        mode="node", interval_seconds=interval, slow_interval_seconds=max(5.0, interval), slow_queries=True
+    )
     runtime = start_gpu_collector(config, registry, nvml=env.nvml)
     observations: list[Observation] = []
     try:
@@ -457,13 +471,20 @@ def summarise(observations: list[Observation], worker_pid: int | None) -> list[d
             ours_values, smi_values = [], []
             for o in seen:
                 mine = check.ours(o.ours)
-                theirs = o.apps.get(worker_pid) if check.smi == "app" and worker_pid is not None else o.smi.get(check.smi)
+                theirs = (
+                    o.apps.get(worker_pid) if check.smi == "app" and worker_pid is not None else o.smi.get(check.smi)
+                )
                 if check.smi == "app" and theirs is None:
                     continue
                 if mine is not None and theirs is not None:
                     ours_values.append(mine)
                     smi_values.append(theirs)
-            row: dict[str, Any] = {"phase": phase, "metric": check.metric, "n": len(ours_values), "tolerance": check.tolerance_text}
+            row: dict[str, Any] = {
+                "phase": phase,
+                "metric": check.metric,
+                "n": len(ours_values),
+                "tolerance": check.tolerance_text,
+            }
             if ours_values:
                 ours_median, smi_median = statistics.median(ours_values), statistics.median(smi_values)
                 row.update(
@@ -491,7 +512,11 @@ def markdown(result: Result) -> str:
             f"| {row['phase']} | {row['metric']} | {row.get('ours', '—')} | {row.get('nvidia_smi', '—')} | "
             f"{row.get('diff', '—')} | {row['n']} | {within} |"
         )
-    lines += ["", "Timing: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.timing.items())]
+    lines += [
+        "",
+        "Timing: "
+        + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.timing.items()),
+    ]
     lines += [f"- {note}" for note in result.notes]
     return "\n".join(lines) + "\n"
 
@@ -509,13 +534,22 @@ def show(result: Result) -> None:
     for column in ("phase", "metric", "ours", "nvidia-smi", "diff", "n", "within"):
         table.add_column(column, justify="left" if column in ("phase", "metric") else "right")
     for row in result.rows:
-        within = "—" if "within" not in row else ("[green]yes[/]" if row["within"] else f"[red]no[/] ({row['tolerance']})")
+        within = (
+            "—" if "within" not in row else ("[green]yes[/]" if row["within"] else f"[red]no[/] ({row['tolerance']})")
+        )
         table.add_row(
-            row["phase"], row["metric"], str(row.get("ours", "—")), str(row.get("nvidia_smi", "—")),
-            str(row.get("diff", "—")), str(row["n"]), within,
+            row["phase"],
+            row["metric"],
+            str(row.get("ours", "—")),
+            str(row.get("nvidia_smi", "—")),
+            str(row.get("diff", "—")),
+            str(row["n"]),
+            within,
         )
     console.print(table)
-    console.print("timing: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.timing.items()))
+    console.print(
+        "timing: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.timing.items())
+    )
     for note in result.notes:
         console.print(f"note: {note}")
 
@@ -525,7 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="Length of the four load phases together.")
     parser.add_argument("--interval", type=float, default=0.5, help="The collector's sampling interval.")
     parser.add_argument("--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else None)
-    parser.add_argument("--dry-run", action="store_true", help="Fake NVML replaying the capture; no GPU, torch or nvidia-smi.")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="Fake NVML replaying the capture; no GPU, torch or nvidia-smi."
+    )
     args = parser.parse_args(argv)
     phase_seconds = args.seconds / len(PHASES)
     settle = min(2.0, phase_seconds / 3)

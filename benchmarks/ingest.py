@@ -67,7 +67,7 @@ import time
 import tracemalloc
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ def _feature_rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def build_messages(fmt: str, table: pa.Table, times: np.ndarray, rows: list[dict[str, Any]] | None):
@@ -125,8 +125,18 @@ def build_messages(fmt: str, table: pa.Table, times: np.ndarray, rows: list[dict
     n = table.num_rows
     if fmt in ("json", "ndjson"):
         docs = [
-            json.dumps({"model": MODEL, "model_version": VERSION, "request_id": f"r-{i}", "timestamp": float(times[i]),
-                        "features": rows[i], "prediction": scores[i], "latency_ms": 12.5, "status": "ok"})  # type: ignore[index]
+            json.dumps(
+                {
+                    "model": MODEL,
+                    "model_version": VERSION,
+                    "request_id": f"r-{i}",
+                    "timestamp": float(times[i]),
+                    "features": rows[i],
+                    "prediction": scores[i],
+                    "latency_ms": 12.5,
+                    "status": "ok",
+                }
+            )  # type: ignore[index]
             for i in range(n)
         ]
         if fmt == "json":
@@ -139,13 +149,17 @@ def build_messages(fmt: str, table: pa.Table, times: np.ndarray, rows: list[dict
         for start in range(0, n, BATCH):
             part = feats.slice(start, BATCH)
             m = part.num_rows
-            head = pa.table({
-                "model": pa.array([MODEL] * m), "model_version": pa.array([VERSION] * m),
-                "request_id": pa.array([f"r-{i}" for i in range(start, start + m)]),
-                "timestamp": pa.array(times[start : start + m], pa.float64()),
-                "prediction": table.column("prediction").slice(start, m).combine_chunks(),
-                "latency_ms": pa.array([12.5] * m), "status": pa.array(["ok"] * m),
-            })
+            head = pa.table(
+                {
+                    "model": pa.array([MODEL] * m),
+                    "model_version": pa.array([VERSION] * m),
+                    "request_id": pa.array([f"r-{i}" for i in range(start, start + m)]),
+                    "timestamp": pa.array(times[start : start + m], pa.float64()),
+                    "prediction": table.column("prediction").slice(start, m).combine_chunks(),
+                    "latency_ms": pa.array([12.5] * m),
+                    "status": pa.array(["ok"] * m),
+                }
+            )
             for name in part.column_names:
                 head = head.append_column(name, part.column(name))
             sink = pa.BufferOutputStream()
@@ -157,14 +171,24 @@ def build_messages(fmt: str, table: pa.Table, times: np.ndarray, rows: list[dict
         out = []
         for i in range(n):
             event_id = f"id-{i}"
-            common = [("content-type", b"application/json"), ("ce-specversion", b"1.0"), ("ce-id", event_id.encode()),
-                      ("ce-source", b"http://localhost:9081/"), ("ce-inferenceservicename", MODEL.encode()),
-                      ("ce-namespace", b"prod"), ("ce-component", b"predictor"), ("ce-endpoint", b"default"),
-                      ("ce-modelversion", VERSION.encode()), ("ce-time", _iso(float(times[i])).encode())]
+            common = [
+                ("content-type", b"application/json"),
+                ("ce-specversion", b"1.0"),
+                ("ce-id", event_id.encode()),
+                ("ce-source", b"http://localhost:9081/"),
+                ("ce-inferenceservicename", MODEL.encode()),
+                ("ce-namespace", b"prod"),
+                ("ce-component", b"predictor"),
+                ("ce-endpoint", b"default"),
+                ("ce-modelversion", VERSION.encode()),
+                ("ce-time", _iso(float(times[i])).encode()),
+            ]
             request = json.dumps({"instances": [rows[i]]}).encode()  # type: ignore[index]
             response = json.dumps({"predictions": [scores[i]]}).encode()
             out.append((request, event_id.encode(), (*common, ("ce-type", b"org.kubeflow.serving.inference.request"))))
-            out.append((response, event_id.encode(), (*common, ("ce-type", b"org.kubeflow.serving.inference.response"))))
+            out.append(
+                (response, event_id.encode(), (*common, ("ce-type", b"org.kubeflow.serving.inference.response")))
+            )
         return out
     raise ValueError(fmt)
 
@@ -176,9 +200,14 @@ def build_messages(fmt: str, table: pa.Table, times: np.ndarray, rows: list[dict
 def consumer_settings(broker, group: str):  # type: ignore[no-untyped-def]
     from exporter.kafka import ConsumerSettings
 
-    return ConsumerSettings(broker.bootstrap_servers, group, session_timeout_ms=SESSION_TIMEOUT_MS,
-                            heartbeat_interval_ms=HEARTBEAT_MS, max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
-                            bootstrap_timeout_s=10.0)
+    return ConsumerSettings(
+        broker.bootstrap_servers,
+        group,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_MS,
+        max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+        bootstrap_timeout_s=10.0,
+    )
 
 
 def _join_and_rewind(consumer, timeout_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
@@ -208,8 +237,12 @@ def measure_raw(broker, client: str, produced: Produced, max_records: int, timeo
         elapsed = time.perf_counter() - started
     finally:
         consumer.close()
-    return {"seconds": elapsed, "messages": seen, "records_per_s": produced.records * min(seen, produced.messages) / produced.messages / elapsed,
-            "complete": seen == produced.messages}
+    return {
+        "seconds": elapsed,
+        "messages": seen,
+        "records_per_s": produced.records * min(seen, produced.messages) / produced.messages / elapsed,
+        "complete": seen == produced.messages,
+    }
 
 
 def poll_size(fmt: str, messages: int) -> int:
@@ -221,14 +254,24 @@ def poll_size(fmt: str, messages: int) -> int:
     return max(d for d in range(1, min(cap, messages) + 1) if messages % d == 0)
 
 
-def make_config(broker, topic: str, labels: str, deadletter: str, profile: Path, state: Path, client: str, max_poll: int):  # type: ignore[no-untyped-def]
+def make_config(
+    broker, topic: str, labels: str, deadletter: str, profile: Path, state: Path, client: str, max_poll: int
+):  # type: ignore[no-untyped-def]
     from exporter.config import AggregatorConfig
 
     return AggregatorConfig(
-        kafka={"bootstrap_servers": broker.bootstrap_servers, "group_id": f"agg-{uuid.uuid4().hex[:8]}",
-               "predictions_topic": topic, "labels_topic": labels, "deadletter_topic": deadletter, "client": client,
-               "session_timeout_ms": SESSION_TIMEOUT_MS, "heartbeat_interval_ms": HEARTBEAT_MS,
-               "max_poll_interval_ms": MAX_POLL_INTERVAL_MS, "max_poll_records": max_poll},
+        kafka={
+            "bootstrap_servers": broker.bootstrap_servers,
+            "group_id": f"agg-{uuid.uuid4().hex[:8]}",
+            "predictions_topic": topic,
+            "labels_topic": labels,
+            "deadletter_topic": deadletter,
+            "client": client,
+            "session_timeout_ms": SESSION_TIMEOUT_MS,
+            "heartbeat_interval_ms": HEARTBEAT_MS,
+            "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
+            "max_poll_records": max_poll,
+        },
         models=[{"name": MODEL, "version": VERSION, "reference": str(profile)}],
         windows=WINDOWS,
         allowed_lateness_seconds=100_000,
@@ -236,14 +279,30 @@ def make_config(broker, topic: str, labels: str, deadletter: str, profile: Path,
     )
 
 
-def measure_ours(broker, client: str, produced: Produced, topics: dict[str, str], profile: Path, tmp: Path,  # type: ignore[no-untyped-def]
-                 timeout_s: float, profiler: cProfile.Profile | None = None) -> dict[str, Any]:
+def measure_ours(
+    broker,
+    client: str,
+    produced: Produced,
+    topics: dict[str, str],
+    profile: Path,
+    tmp: Path,  # type: ignore[no-untyped-def]
+    timeout_s: float,
+    profiler: cProfile.Profile | None = None,
+) -> dict[str, Any]:
     from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
     from exporter.kafka import ProducerSettings, open_consumer, open_producer
 
     state = Path(tempfile.mkdtemp(dir=tmp, prefix="state-"))
-    config = make_config(broker, produced.topic, topics["labels"], topics["deadletter"], profile, state, client,
-                         poll_size(produced.fmt, produced.messages))
+    config = make_config(
+        broker,
+        produced.topic,
+        topics["labels"],
+        topics["deadletter"],
+        profile,
+        state,
+        client,
+        poll_size(produced.fmt, produced.messages),
+    )
     consumer = open_consumer(consumer_settings(broker, config.kafka.group_id), client)
     producer = open_producer(ProducerSettings(broker.bootstrap_servers, linger_ms=5, bootstrap_timeout_s=10.0), client)
     aggregator = Aggregator(config, load_models(config), consumer, producer, BatchDecoder(config.kafka.labels_topic))
@@ -273,10 +332,20 @@ def measure_ours(broker, client: str, produced: Produced, topics: dict[str, str]
         producer.close()
     samples = {w: r.samples for m in snapshot.models for w, r in m.windows.items()}
     folded = aggregator.counters.predictions[key]
-    return {"seconds": ended - started, "fold_seconds": folded_at - started, "evaluate_seconds": ended - folded_at,
-            "polls": polls, "folded": folded, "rejected": dict((f"{t}:{r}", c) for (t, r), c in aggregator.counters.rejected.items()),
-            "window_samples": samples, "records_per_s": folded / (ended - started), "complete": folded == produced.records,
-            "drifted": sorted({f for m in snapshot.models for r in m.windows.values() for f, d in r.features.items() if d.drift})}
+    return {
+        "seconds": ended - started,
+        "fold_seconds": folded_at - started,
+        "evaluate_seconds": ended - folded_at,
+        "polls": polls,
+        "folded": folded,
+        "rejected": dict((f"{t}:{r}", c) for (t, r), c in aggregator.counters.rejected.items()),
+        "window_samples": samples,
+        "records_per_s": folded / (ended - started),
+        "complete": folded == produced.records,
+        "drifted": sorted(
+            {f for m in snapshot.models for r in m.windows.values() for f, d in r.features.items() if d.drift}
+        ),
+    }
 
 
 def measure_scrape(tmp: Path) -> dict[str, Any]:
@@ -284,11 +353,11 @@ def measure_scrape(tmp: Path) -> dict[str, Any]:
 
     from detectors.profile import build_profile
     from exporter import __version__
-    from exporter.aggregator.single import Aggregator
     from exporter.aggregator.collector import SnapshotCollector
+    from exporter.aggregator.single import Aggregator
     from exporter.config import AggregatorConfig
-    from exporter.profiles import save_profile
     from exporter.demo.synthetic import prediction_log, synthetic_table
+    from exporter.profiles import save_profile
 
     shape = {"numeric": SCRAPE_NUMERIC, "categorical": SCRAPE_CATEGORICAL, "drifted": 10}
     reference = synthetic_table(SCRAPE_ROWS, seed=11, **shape)
@@ -296,11 +365,21 @@ def measure_scrape(tmp: Path) -> dict[str, Any]:
     models = []
     for i in range(SCRAPE_MODELS):
         path = tmp / f"scrape-{i}.parquet"
-        save_profile(build_profile(reference, model=f"model-{i}", model_version="1", created_at=time.time(),
-                                   prediction="prediction", label="label"), path)
+        save_profile(
+            build_profile(
+                reference,
+                model=f"model-{i}",
+                model_version="1",
+                created_at=time.time(),
+                prediction="prediction",
+                label="label",
+            ),
+            path,
+        )
         models.append({"name": f"model-{i}", "version": "1", "reference": str(path)})
-    config = AggregatorConfig(models=models, windows=WINDOWS, allowed_lateness_seconds=100_000,
-                              state={"dir": str(tmp / "scrape-state")})
+    config = AggregatorConfig(
+        models=models, windows=WINDOWS, allowed_lateness_seconds=100_000, state={"dir": str(tmp / "scrape-state")}
+    )
 
     class _NoProducer:
         def send(self, *a: Any, **k: Any) -> None: ...
@@ -326,8 +405,14 @@ def measure_scrape(tmp: Path) -> dict[str, Any]:
         generate_latest(registry)
         timings.append(time.perf_counter() - started)
     series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
-    return {"median_s": statistics.median(timings), "min_s": min(timings), "max_s": max(timings), "series": series,
-            "bytes": len(body), "evaluate_s": evaluate_seconds}
+    return {
+        "median_s": statistics.median(timings),
+        "min_s": min(timings),
+        "max_s": max(timings),
+        "series": series,
+        "bytes": len(body),
+        "evaluate_s": evaluate_seconds,
+    }
 
 
 def _vm_rss() -> int:
@@ -346,8 +431,14 @@ def measure_memory() -> dict[str, Any]:
     from exporter.pipeline.windows import ModelWindows, WindowSpec
 
     shape = {"numeric": SCRAPE_NUMERIC, "categorical": SCRAPE_CATEGORICAL, "drifted": 10}
-    profile = build_profile(synthetic_table(SCRAPE_ROWS, seed=21, **shape), model="m", model_version="1",
-                            created_at=time.time(), prediction="prediction", label="label")
+    profile = build_profile(
+        synthetic_table(SCRAPE_ROWS, seed=21, **shape),
+        model="m",
+        model_version="1",
+        created_at=time.time(),
+        prediction="prediction",
+        label="label",
+    )
     now = float(np.floor(time.time() / 3600) * 3600 + 1800)
     # 60 one-minute chunks in the last hour, then one chunk per older hour (23): every bucket of both windows.
     starts = [now - 60 * k - 30 for k in range(60)] + [now - 3600 * h - 1800 for h in range(1, 24)]
@@ -371,15 +462,20 @@ def measure_memory() -> dict[str, Any]:
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     buckets = {name: len(ring) for name, ring in store.buckets.items()}
-    return {"tracemalloc_bytes": current - base, "tracemalloc_peak_bytes": peak - base, "rss_delta_bytes": rss_after - rss_before,
-            "buckets": buckets, "features": len(profile.features)}
+    return {
+        "tracemalloc_bytes": current - base,
+        "tracemalloc_peak_bytes": peak - base,
+        "rss_delta_bytes": rss_after - rss_before,
+        "buckets": buckets,
+        "features": len(profile.features),
+    }
 
 
 def hot_functions(profiler: cProfile.Profile, limit: int = 15) -> str:
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("tottime").print_stats(limit)
     text = out.getvalue()
-    return text[text.find("   ncalls"):] if "   ncalls" in text else text
+    return text[text.find("   ncalls") :] if "   ncalls" in text else text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,7 +488,9 @@ def main() -> int:
     parser.add_argument("--clients", default="kafka-python,confluent", help="comma-separated clients (default both)")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset of " + ", ".join(FORMATS))
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--no-cprofile", action="store_true", help="skip profiling batched formats under the 0.8 target")
+    parser.add_argument(
+        "--no-cprofile", action="store_true", help="skip profiling batched formats under the 0.8 target"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="longest consume loop, seconds (default 120)")
     args = parser.parse_args()
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
@@ -404,26 +502,49 @@ def main() -> int:
     from rich.table import Table
 
     from detectors.profile import build_profile
-    from exporter.kafka.embedded import EmbeddedBroker
-    from exporter.kafka import ProducerSettings, open_producer
-    from exporter.profiles import save_profile
     from exporter.demo.synthetic import drifted_columns, synthetic_table
+    from exporter.kafka import ProducerSettings, open_producer
+    from exporter.kafka.embedded import EmbeddedBroker
+    from exporter.profiles import save_profile
 
     console = Console() if sys.stdout.isatty() else Console(width=170)
     wall_started = time.perf_counter()
-    results: dict[str, Any] = {"records": n, "clients": clients, "formats": formats, "python": platform.python_version(),
-                               "machine": platform.machine(), "runs": [], "produced": {}}
+    results: dict[str, Any] = {
+        "records": n,
+        "clients": clients,
+        "formats": formats,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "runs": [],
+        "produced": {},
+    }
     profiles_text: dict[str, str] = {}
     steps = 2 + len(formats) * (1 + 2 * len(clients)) + 2
-    with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmpname, Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=console, transient=False,
-    ) as progress:
+    with (
+        tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmpname,
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress,
+    ):
         tmp = Path(tmpname)
         task = progress.add_task("profile + data", total=steps)
-        profile_path = save_profile(build_profile(synthetic_table(20_000, seed=1, numeric=NUMERIC, categorical=CATEGORICAL, drifted=DRIFTED),
-                                                  model=MODEL, model_version=VERSION, created_at=time.time(),
-                                                  prediction="prediction", label="label"), tmp / "fraud-7.parquet")
+        profile_path = save_profile(
+            build_profile(
+                synthetic_table(20_000, seed=1, numeric=NUMERIC, categorical=CATEGORICAL, drifted=DRIFTED),
+                model=MODEL,
+                model_version=VERSION,
+                created_at=time.time(),
+                prediction="prediction",
+                label="label",
+            ),
+            tmp / "fraud-7.parquet",
+        )
         current = synthetic_table(n, seed=2, drift=True, numeric=NUMERIC, categorical=CATEGORICAL, drifted=DRIFTED)
         times = time.time() - 3000 + np.arange(n) * (2900 / max(n, 1))
         rows = _feature_rows(current) if {"json", "ndjson", "kserve"} & set(formats) else None
@@ -432,8 +553,10 @@ def main() -> int:
         with EmbeddedBroker() as broker:
             topics = {"labels": f"labels-{uuid.uuid4().hex[:6]}", "deadletter": f"dlq-{uuid.uuid4().hex[:6]}"}
             broker.create_topics(list(topics.values()), partitions=1)
-            producer = open_producer(ProducerSettings(broker.bootstrap_servers, linger_ms=20, bootstrap_timeout_s=10.0),
-                                     "confluent" if "confluent" in clients else "kafka-python")
+            producer = open_producer(
+                ProducerSettings(broker.bootstrap_servers, linger_ms=20, bootstrap_timeout_s=10.0),
+                "confluent" if "confluent" in clients else "kafka-python",
+            )
             progress.advance(task)
             for fmt in formats:
                 progress.update(task, description=f"{fmt}: build + produce {n:,} records")
@@ -475,9 +598,17 @@ def main() -> int:
     results["wall_seconds"] = time.perf_counter() - wall_started
 
     table = Table(title=f"Ingest, {n:,} records × 20 features per format (tansu, loopback, {PARTITIONS} partitions)")
-    for column, justify in (("format", "left"), ("client", "left"), ("MB", "right"), ("raw rec/s", "right"),
-                            ("ours rec/s", "right"), ("ours/raw", "right"), ("fold+decode s", "right"),
-                            ("evaluate s", "right"), ("folded", "right")):
+    for column, justify in (
+        ("format", "left"),
+        ("client", "left"),
+        ("MB", "right"),
+        ("raw rec/s", "right"),
+        ("ours rec/s", "right"),
+        ("ours/raw", "right"),
+        ("fold+decode s", "right"),
+        ("evaluate s", "right"),
+        ("folded", "right"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for run in results["runs"]:
         fmt, ratio = run["format"], run["ratio"]
@@ -485,29 +616,44 @@ def main() -> int:
         style = ("green" if ratio >= TARGET_RATIO else "red") if target else ""
         ratio_text = f"[{style}]{ratio:.0%}[/{style}]" if style else f"{ratio:.0%}"
         ok = "" if run["ours"]["complete"] and run["raw"]["complete"] else " [red]incomplete[/red]"
-        table.add_row(FORMAT_LABELS[fmt], run["client"], f"{results['produced'][fmt]['bytes'] / 1e6:.0f}",
-                      f"{run['raw']['records_per_s']:,.0f}", f"{run['ours']['records_per_s']:,.0f}",
-                      ratio_text + (" (target ≥80%)" if target else ""), f"{run['ours']['fold_seconds']:.2f}",
-                      f"{run['ours']['evaluate_seconds']:.3f}", f"{run['ours']['folded']:,}{ok}")
+        table.add_row(
+            FORMAT_LABELS[fmt],
+            run["client"],
+            f"{results['produced'][fmt]['bytes'] / 1e6:.0f}",
+            f"{run['raw']['records_per_s']:,.0f}",
+            f"{run['ours']['records_per_s']:,.0f}",
+            ratio_text + (" (target ≥80%)" if target else ""),
+            f"{run['ours']['fold_seconds']:.2f}",
+            f"{run['ours']['evaluate_seconds']:.3f}",
+            f"{run['ours']['folded']:,}{ok}",
+        )
     console.print(table)
     expected = set(drifted_columns(NUMERIC, CATEGORICAL, DRIFTED))
     for run in results["runs"]:
         flagged = set(run["ours"]["drifted"])
         if flagged != expected or run["ours"]["rejected"]:
-            console.print(f"[yellow]{run['format']} / {run['client']}: flagged {sorted(flagged)} (injected {sorted(expected)}),"
-                          f" rejected {run['ours']['rejected']}, window samples {run['ours']['window_samples']}[/yellow]")
+            console.print(
+                f"[yellow]{run['format']} / {run['client']}: flagged {sorted(flagged)} (injected {sorted(expected)}),"
+                f" rejected {run['ours']['rejected']}, window samples {run['ours']['window_samples']}[/yellow]"
+            )
     scrape, memory = results["scrape"], results["memory"]
     extra = Table(title="Scrape and memory")
     extra.add_column("measure")
     extra.add_column("value", justify="right")
     extra.add_column("method")
-    extra.add_row("scrape, 10 models × 100 features × 2 windows", f"{scrape['median_s'] * 1e3:.1f} ms",
-                  f"median of {SCRAPES} generate_latest (min {scrape['min_s'] * 1e3:.1f}, max {scrape['max_s'] * 1e3:.1f} ms);"
-                  f" {scrape['series']:,} series, {scrape['bytes'] / 1e6:.2f} MB")
+    extra.add_row(
+        "scrape, 10 models × 100 features × 2 windows",
+        f"{scrape['median_s'] * 1e3:.1f} ms",
+        f"median of {SCRAPES} generate_latest (min {scrape['min_s'] * 1e3:.1f}, max {scrape['max_s'] * 1e3:.1f} ms);"
+        f" {scrape['series']:,} series, {scrape['bytes'] / 1e6:.2f} MB",
+    )
     extra.add_row("evaluate, same 10 models", f"{scrape['evaluate_s']:.2f} s", "one Aggregator.evaluate()")
-    extra.add_row("memory per model, 100 features, 1h+1d full", f"{memory['tracemalloc_bytes'] / 2**20:.2f} MiB",
-                  f"tracemalloc current Δ after dropping inputs; buckets {memory['buckets']};"
-                  f" VmRSS Δ {memory['rss_delta_bytes'] / 2**20:.1f} MiB (uninformative: the allocator reuses the inputs' pages)")
+    extra.add_row(
+        "memory per model, 100 features, 1h+1d full",
+        f"{memory['tracemalloc_bytes'] / 2**20:.2f} MiB",
+        f"tracemalloc current Δ after dropping inputs; buckets {memory['buckets']};"
+        f" VmRSS Δ {memory['rss_delta_bytes'] / 2**20:.1f} MiB (uninformative: the allocator reuses the inputs' pages)",
+    )
     console.print(extra)
     for name, text in profiles_text.items():
         console.rule(f"cProfile, ours: {name} (by tottime)")

@@ -34,8 +34,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporter.kafka.embedded import free_port  # noqa: E402
 from exporter.config import RelayConfig, load_config  # noqa: E402
+from exporter.kafka.embedded import free_port  # noqa: E402
 from exporter.relay.service import serve  # noqa: E402
 from tests.exporter.relay.fake_target import FakeTarget, wait_until  # noqa: E402
 from tests.exporter.relay.notifications import alert, notification  # noqa: E402
@@ -54,10 +54,16 @@ def main() -> None:
         (directory / "secret").write_text(secret)
         port = free_port()
         config_path = directory / "relay.yaml"
-        config_path.write_text(yaml.safe_dump({
-            "target": {"url": f"{target.url}/hook", "secret_file": "secret", "concurrency": args.concurrency},
-            "auth": {"token_file": "token"}, "http": {"host": "127.0.0.1", "port": port}, "state": {"dir": "state"},
-        }))
+        config_path.write_text(
+            yaml.safe_dump(
+                {
+                    "target": {"url": f"{target.url}/hook", "secret_file": "secret", "concurrency": args.concurrency},
+                    "auth": {"token_file": "token"},
+                    "http": {"host": "127.0.0.1", "port": port},
+                    "state": {"dir": "state"},
+                }
+            )
+        )
         stop, ports = threading.Event(), []
         thread = threading.Thread(target=serve, args=(load_config(config_path, RelayConfig), stop, ports.append))
         thread.start()

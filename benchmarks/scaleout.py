@@ -33,12 +33,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporter.aggregator.single import load_models  # noqa: E402
-from exporter.aggregator.single import Aggregator, BatchDecoder  # noqa: E402
 from exporter.aggregator.scaleout.stage1 import PartialStage  # noqa: E402
 from exporter.aggregator.scaleout.stage2 import MergeStage  # noqa: E402
+from exporter.aggregator.single import (  # noqa: E402
+    Aggregator,
+    BatchDecoder,
+    load_models,  # noqa: E402
+)
 from tests.exporter.aggregator.scaleout.fakes import FakeGroup, GroupConsumer  # noqa: E402
-from tests.exporter.aggregator.scaleout.harness import SUMMARIES, SUMMARY_PARTITIONS, assert_same_metrics, exposition, fill, make_config  # noqa: E402
+from tests.exporter.aggregator.scaleout.harness import (  # noqa: E402
+    SUMMARIES,
+    SUMMARY_PARTITIONS,
+    assert_same_metrics,
+    exposition,
+    fill,
+    make_config,
+)
 from tests.exporter.aggregator.scaleout.traffic import make_traffic, write_profiles  # noqa: E402
 from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer  # noqa: E402
 
@@ -56,7 +66,14 @@ def run(rows: int, root: Path) -> dict[str, float]:
 
     log = FakeLog()
     fill(log, traffic)
-    single = Aggregator(config, models, FakeConsumer(log, batch=500), FakeProducer(log), BatchDecoder(config.kafka.labels_topic), clock=lambda: now)
+    single = Aggregator(
+        config,
+        models,
+        FakeConsumer(log, batch=500),
+        FakeProducer(log),
+        BatchDecoder(config.kafka.labels_topic),
+        clock=lambda: now,
+    )
     single.subscribe()
     started = time.perf_counter()
     while single.poll_once():
@@ -67,9 +84,17 @@ def run(rows: int, root: Path) -> dict[str, float]:
     log = FakeLog()
     fill(log, traffic)
     ticks = iter(range(10**9))  # monotonic readings: a flush comes due every few polls
-    partial = PartialStage(config, models, GroupConsumer(FakeGroup(log, "g"), batch=500), FakeProducer(log),
-                           GroupConsumer(FakeGroup(log, "g-progress")), BatchDecoder(config.kafka.labels_topic),
-                           SUMMARY_PARTITIONS, clock=lambda: now, monotonic=lambda: float(next(ticks)))
+    partial = PartialStage(
+        config,
+        models,
+        GroupConsumer(FakeGroup(log, "g"), batch=500),
+        FakeProducer(log),
+        GroupConsumer(FakeGroup(log, "g-progress")),
+        BatchDecoder(config.kafka.labels_topic),
+        SUMMARY_PARTITIONS,
+        clock=lambda: now,
+        monotonic=lambda: float(next(ticks)),
+    )
     partial.subscribe()
     started = time.perf_counter()
     while partial.poll_once():
@@ -78,7 +103,13 @@ def run(rows: int, root: Path) -> dict[str, float]:
     stage1_s = time.perf_counter() - started
 
     def merge() -> tuple[MergeStage, float]:
-        stage = MergeStage(config, models, GroupConsumer(FakeGroup(log, f"m{time.perf_counter()}"), batch=500), SUMMARY_PARTITIONS, clock=lambda: now)
+        stage = MergeStage(
+            config,
+            models,
+            GroupConsumer(FakeGroup(log, f"m{time.perf_counter()}"), batch=500),
+            SUMMARY_PARTITIONS,
+            clock=lambda: now,
+        )
         stage.subscribe()
         began = time.perf_counter()
         while stage.poll_once():
@@ -88,7 +119,9 @@ def run(rows: int, root: Path) -> dict[str, float]:
 
     stage2, stage2_s = merge()
     _, replay_s = merge()
-    assert_same_metrics(exposition(single.snapshot(), single.latency()), exposition(stage2.snapshot(), stage2.latency()))
+    assert_same_metrics(
+        exposition(single.snapshot(), single.latency()), exposition(stage2.snapshot(), stage2.latency())
+    )
     summaries = log.messages(SUMMARIES)
     return {
         "records": records,
@@ -112,15 +145,23 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as root:
             results.append(run(args.rows, Path(root)))
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
-    print(f"{int(median['records']):,} records (predictions + labels), 3 model versions, 4 + 2 source partitions; "
-          f"median of {args.repeat}; every variant ends with the same metrics")
+    print(
+        f"{int(median['records']):,} records (predictions + labels), 3 model versions, 4 + 2 source partitions; "
+        f"median of {args.repeat}; every variant ends with the same metrics"
+    )
     print("| pipeline | records/s | vs single |")
     print("| --- | --- | --- |")
-    for key, label in (("single", "single mode (one Aggregator)"), ("stage1", "stage 1: decode, fold, publish partials"),
-                       ("stage2", "stage 2: merge partials, join labels, evaluate"), ("both", "stage 1 + stage 2"),
-                       ("replay", "stage 2 replay (rebuild a partition's state)")):
+    for key, label in (
+        ("single", "single mode (one Aggregator)"),
+        ("stage1", "stage 1: decode, fold, publish partials"),
+        ("stage2", "stage 2: merge partials, join labels, evaluate"),
+        ("both", "stage 1 + stage 2"),
+        ("replay", "stage 2 replay (rebuild a partition's state)"),
+    ):
         print(f"| {label} | {median[key]:,.0f} | {median[key] / median['single']:.2f}× |")
-    print(f"summaries published: {int(median['messages'])} messages, {median['bytes_per_prediction']:.1f} bytes per prediction")
+    print(
+        f"summaries published: {int(median['messages'])} messages, {median['bytes_per_prediction']:.1f} bytes per prediction"
+    )
 
 
 if __name__ == "__main__":

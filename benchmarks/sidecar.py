@@ -51,7 +51,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +92,15 @@ def serve(config_path: Path) -> None:
 def record(i: int, now: float) -> dict[str, Any]:
     features: dict[str, Any] = {f"x{j}": (i % 97) * 0.5 + j for j in range(FEATURES_NUMERIC)}
     features.update({f"c{j}": f"v{(i + j) % 7}" for j in range(FEATURES_CATEGORICAL)})
-    return {"model": "fraud", "model_version": "7", "request_id": f"r{i}", "timestamp": now,
-            "features": features, "prediction": (i % 100) / 100, "latency_ms": 12.5}
+    return {
+        "model": "fraud",
+        "model_version": "7",
+        "request_id": f"r{i}",
+        "timestamp": now,
+        "features": features,
+        "prediction": (i % 100) / 100,
+        "latency_ms": 12.5,
+    }
 
 
 def native_requests(count: int, batch: int) -> list[tuple[str, bytes, dict[str, str]]]:
@@ -107,22 +114,36 @@ def native_requests(count: int, batch: int) -> list[tuple[str, bytes, dict[str, 
 
 
 def kserve_requests(inferences: int) -> list[tuple[str, bytes, dict[str, str]]]:
-    moment = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    moment = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     out = []
     for i in range(inferences):
         event_id = f"{uuid.uuid4()}"
         row = [(i % 97) * 0.5 + j for j in range(FEATURES_NUMERIC + FEATURES_CATEGORICAL)]
         for kind, body in ((REQUEST_TYPE, {"instances": [row]}), (RESPONSE_TYPE, {"predictions": [i % 2]})):
-            out.append(("/", json.dumps(body).encode(), {
-                "Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": event_id,
-                "ce-source": "http://localhost:9081/", "ce-type": kind, "ce-time": moment,
-                "ce-inferenceservicename": "fraud", "ce-namespace": "prod", "ce-component": "predictor",
-                "ce-endpoint": "default"}))
+            out.append(
+                (
+                    "/",
+                    json.dumps(body).encode(),
+                    {
+                        "Content-Type": "application/json",
+                        "ce-specversion": "1.0",
+                        "ce-id": event_id,
+                        "ce-source": "http://localhost:9081/",
+                        "ce-type": kind,
+                        "ce-time": moment,
+                        "ce-inferenceservicename": "fraud",
+                        "ce-namespace": "prod",
+                        "ce-component": "predictor",
+                        "ce-endpoint": "default",
+                    },
+                )
+            )
     return out
 
 
-def drive(port: int, requests: list[tuple[str, bytes, dict[str, str]]], clients: int, keep_alive: bool,
-          pairs: bool = False) -> dict[str, Any]:
+def drive(
+    port: int, requests: list[tuple[str, bytes, dict[str, str]]], clients: int, keep_alive: bool, pairs: bool = False
+) -> dict[str, Any]:
     """Post ``requests`` from ``clients`` threads; returns timings and answer counts."""
     # KServe: a request event and its response stay with one client, in order.
     unit = 2 if pairs else 1
@@ -169,10 +190,15 @@ def drive(port: int, requests: list[tuple[str, bytes, dict[str, str]]], clients:
     for thread in threads:
         thread.join()
     answered = sorted(t for share in latencies for t in share)
-    return {"seconds": time.perf_counter() - started, "started": started, "retries": sum(retries),
-            "failures": failures[:5], "failed": len(failures),
-            "latency_p50_ms": answered[len(answered) // 2] * 1000 if answered else float("nan"),
-            "latency_p99_ms": answered[int(len(answered) * 0.99) - 1] * 1000 if answered else float("nan")}
+    return {
+        "seconds": time.perf_counter() - started,
+        "started": started,
+        "retries": sum(retries),
+        "failures": failures[:5],
+        "failed": len(failures),
+        "latency_p50_ms": answered[len(answered) // 2] * 1000 if answered else float("nan"),
+        "latency_p99_ms": answered[int(len(answered) * 0.99) - 1] * 1000 if answered else float("nan"),
+    }
 
 
 # ------------------------------------------------------------------ metrics
@@ -200,8 +226,11 @@ def counted(port: int) -> tuple[float, float, float]:
     samples, _ = scrape(port)
     predictions = sum(v for k, v in samples.items() if k.startswith("model_health_predictions_total{"))
     # Refusals for a full queue are retried by the clients (counted as 503 retries); any other is a loss.
-    refused = sum(v for k, v in samples.items()
-                  if k.startswith("model_health_records_rejected_total{") and 'reason="queue_full"' not in k)
+    refused = sum(
+        v
+        for k, v in samples.items()
+        if k.startswith("model_health_records_rejected_total{") and 'reason="queue_full"' not in k
+    )
     return predictions, samples.get("model_health_ingest_queue_records", -1.0), refused
 
 
@@ -209,17 +238,31 @@ def start_sidecar(broker: Any, topic: str, fmt: str, acknowledge: str, workdir: 
     from exporter.kafka.embedded import free_port
 
     config = workdir / f"{topic}.yaml"
-    config.write_text(json.dumps({
-        "model": {"name": "fraud", "version": "7", "namespace": "prod"},
-        "kafka": {"bootstrap_servers": broker.bootstrap_servers, "predictions_topic": topic, "format": fmt,
-                  "batch_max_records": 500, "batch_max_seconds": 0.2},
-        "gpu": {"mode": "sidecar", "interval_seconds": 1},
-        "http": {"host": "127.0.0.1", "port": free_port()},
-        "queue": {"max_records": 10_000, "acknowledge": acknowledge},
-    }))
-    process = subprocess.Popen([sys.executable, __file__, "--serve", str(config)], stdout=subprocess.PIPE,
-                               stderr=open(workdir / f"{topic}.log", "wb"), text=True, cwd=ROOT,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    config.write_text(
+        json.dumps(
+            {
+                "model": {"name": "fraud", "version": "7", "namespace": "prod"},
+                "kafka": {
+                    "bootstrap_servers": broker.bootstrap_servers,
+                    "predictions_topic": topic,
+                    "format": fmt,
+                    "batch_max_records": 500,
+                    "batch_max_seconds": 0.2,
+                },
+                "gpu": {"mode": "sidecar", "interval_seconds": 1},
+                "http": {"host": "127.0.0.1", "port": free_port()},
+                "queue": {"max_records": 10_000, "acknowledge": acknowledge},
+            }
+        )
+    )
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=open(workdir / f"{topic}.log", "wb"),
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     line = process.stdout.readline() if process.stdout else ""
     if not line.startswith("READY"):
         process.kill()
@@ -258,13 +301,22 @@ def run_scenario(broker: Any, name: str, acknowledge: str, args: argparse.Namesp
             time.sleep(0.02)
         forwarded = time.perf_counter()
         result = {
-            "scenario": name, "acknowledge": acknowledge, "requests": len(requests), "records": records,
-            "clients": args.clients, "latency_p50_ms": run["latency_p50_ms"], "latency_p99_ms": run["latency_p99_ms"],
-            "http_seconds": http_done - run["started"], "requests_per_s": len(requests) / (http_done - run["started"]),
+            "scenario": name,
+            "acknowledge": acknowledge,
+            "requests": len(requests),
+            "records": records,
+            "clients": args.clients,
+            "latency_p50_ms": run["latency_p50_ms"],
+            "latency_p99_ms": run["latency_p99_ms"],
+            "http_seconds": http_done - run["started"],
+            "requests_per_s": len(requests) / (http_done - run["started"]),
             "records_per_s_http": records / (http_done - run["started"]),
             "records_per_s_end_to_end": records / (forwarded - run["started"]),
-            "retries_503": run["retries"], "failed": run["failed"], "failures": run["failures"],
-            "counted": predictions, "refused": refused,
+            "retries_503": run["retries"],
+            "failed": run["failed"],
+            "failures": run["failures"],
+            "counted": predictions,
+            "refused": refused,
             "exact": predictions == records and refused == 0 and queued == 0,
         }
         if name == "kserve" and acknowledge == args.acknowledge.split(",")[0]:
@@ -286,8 +338,13 @@ def measure_scrape(port: int, rounds: int = 50) -> dict[str, Any]:
         series = len(samples)
     connection.close()
     gpu_series = sum(1 for k in samples if k.startswith("model_health_gpu_"))
-    return {"median_ms": statistics.median(timings) * 1000, "p95_ms": sorted(timings)[int(rounds * 0.95) - 1] * 1000,
-            "series": series, "gpu_series": gpu_series, "gpu_up": samples.get("model_health_gpu_collector_up")}
+    return {
+        "median_ms": statistics.median(timings) * 1000,
+        "p95_ms": sorted(timings)[int(rounds * 0.95) - 1] * 1000,
+        "series": series,
+        "gpu_series": gpu_series,
+        "gpu_up": samples.get("model_health_gpu_collector_up"),
+    }
 
 
 def main() -> int:
@@ -296,9 +353,14 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients (default 8)")
     parser.add_argument("--batch", type=int, default=100, help="records per native batch request (default 100)")
     parser.add_argument("--format", choices=("ndjson", "arrow"), default="ndjson", help="kafka.format (default ndjson)")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset of: " + ", ".join(SCENARIOS))
-    parser.add_argument("--acknowledge", default="delivered,queued",
-                        help="queue.acknowledge values to run each scenario with (default delivered,queued)")
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help="comma-separated subset of: " + ", ".join(SCENARIOS)
+    )
+    parser.add_argument(
+        "--acknowledge",
+        default="delivered,queued",
+        help="queue.acknowledge values to run each scenario with (default delivered,queued)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -314,29 +376,65 @@ def main() -> int:
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    results: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(), "format": args.format,
-                               "date": datetime.now(timezone.utc).date().isoformat(), "runs": []}
-    with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp, EmbeddedBroker() as broker, Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
-    ) as progress:
+    results: dict[str, Any] = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "format": args.format,
+        "date": datetime.now(UTC).date().isoformat(),
+        "runs": [],
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp,
+        EmbeddedBroker() as broker,
+        Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
+        ) as progress,
+    ):
         modes = [m.strip() for m in args.acknowledge.split(",") if m.strip()]
         task = progress.add_task("starting", total=len(scenarios) * len(modes))
         for name in scenarios:
             for mode in modes:
-                progress.update(task, description=f"{name}, acknowledge {mode}: {args.requests:,} requests from {args.clients} clients")
+                progress.update(
+                    task,
+                    description=f"{name}, acknowledge {mode}: {args.requests:,} requests from {args.clients} clients",
+                )
                 results["runs"].append(run_scenario(broker, name, mode, args, Path(tmp)))
                 progress.advance(task)
 
-    table = Table(title=f"Sidecar HTTP ingest → tansu ({args.format}, {args.clients} clients, {os.cpu_count()} CPUs, "
-                        f"20 features per record)")
-    for column in ("scenario", "acknowledge", "requests", "records", "requests/s", "answer p50", "answer p99",
-                   "records/s (HTTP)", "records/s (to Kafka)", "503 retries", "exact"):
+    table = Table(
+        title=f"Sidecar HTTP ingest → tansu ({args.format}, {args.clients} clients, {os.cpu_count()} CPUs, "
+        f"20 features per record)"
+    )
+    for column in (
+        "scenario",
+        "acknowledge",
+        "requests",
+        "records",
+        "requests/s",
+        "answer p50",
+        "answer p99",
+        "records/s (HTTP)",
+        "records/s (to Kafka)",
+        "503 retries",
+        "exact",
+    ):
         table.add_column(column, justify="left" if column in ("scenario", "acknowledge") else "right")
     for run in results["runs"]:
-        table.add_row(run["scenario"], run["acknowledge"], f"{run['requests']:,}", f"{run['records']:,}",
-                      f"{run['requests_per_s']:,.0f}", f"{run['latency_p50_ms']:.1f} ms", f"{run['latency_p99_ms']:.1f} ms",
-                      f"{run['records_per_s_http']:,.0f}", f"{run['records_per_s_end_to_end']:,.0f}",
-                      f"{run['retries_503']:,}", "yes" if run["exact"] else f"[red]no ({run['counted']:.0f} counted, {run['refused']:.0f} refused, {run['failed']} failed)")
+        table.add_row(
+            run["scenario"],
+            run["acknowledge"],
+            f"{run['requests']:,}",
+            f"{run['records']:,}",
+            f"{run['requests_per_s']:,.0f}",
+            f"{run['latency_p50_ms']:.1f} ms",
+            f"{run['latency_p99_ms']:.1f} ms",
+            f"{run['records_per_s_http']:,.0f}",
+            f"{run['records_per_s_end_to_end']:,.0f}",
+            f"{run['retries_503']:,}",
+            "yes"
+            if run["exact"]
+            else f"[red]no ({run['counted']:.0f} counted, {run['refused']:.0f} refused, {run['failed']} failed)",
+        )
     console.print(table)
     for run in results["runs"]:
         if "scrape" in run:
@@ -344,8 +442,13 @@ def main() -> int:
             extra = Table(title="GET /metrics with the GPU collector sampling (fake NVML, H200 capture)")
             for column in ("median", "p95", "series", "GPU series", "collector up"):
                 extra.add_column(column, justify="right")
-            extra.add_row(f"{scrape_figures['median_ms']:.2f} ms", f"{scrape_figures['p95_ms']:.2f} ms",
-                          str(scrape_figures["series"]), str(scrape_figures["gpu_series"]), str(scrape_figures["gpu_up"]))
+            extra.add_row(
+                f"{scrape_figures['median_ms']:.2f} ms",
+                f"{scrape_figures['p95_ms']:.2f} ms",
+                str(scrape_figures["series"]),
+                str(scrape_figures["gpu_series"]),
+                str(scrape_figures["gpu_up"]),
+            )
             console.print(extra)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

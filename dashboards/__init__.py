@@ -92,7 +92,9 @@ def fill_variables(expr: str, values: dict[str, str] | None = None) -> str:
 
 def render_files(config: DashboardsConfig | None = None) -> dict[str, str]:
     """File name → JSON text (sorted keys, two-space indent) of every dashboard."""
-    return {f"{key}.json": json.dumps(board, indent=2, sort_keys=True) + "\n" for key, board in render_all(config).items()}
+    return {
+        f"{key}.json": json.dumps(board, indent=2, sort_keys=True) + "\n" for key, board in render_all(config).items()
+    }
 
 
 def write_files(out: Path, config: DashboardsConfig | None = None) -> list[Path]:

@@ -128,7 +128,8 @@ def table(
     labels, so the rows merge one-to-one.
     """
     queries = [
-        target(expr, title_, instant=True, table=True, ref=chr(ord("A") + i)) for i, (title_, expr) in enumerate(columns)
+        target(expr, title_, instant=True, table=True, ref=chr(ord("A") + i))
+        for i, (title_, expr) in enumerate(columns)
     ]
     renames = {f"Value #{chr(ord('A') + i)}": title_ for i, (title_, _) in enumerate(columns)}
     order = {name: i for i, name in enumerate([*join_on, *renames])}
@@ -167,8 +168,12 @@ class FeatureHeatmap(g.Panel):
                     "calculate": False,
                     "cellGap": 1,
                     "color": {
-                        "mode": "scheme", "scheme": self.scheme, "steps": 64, "exponent": 0.5,
-                        "fill": "dark-orange", "reverse": False,
+                        "mode": "scheme",
+                        "scheme": self.scheme,
+                        "steps": 64,
+                        "exponent": 0.5,
+                        "fill": "dark-orange",
+                        "reverse": False,
                     },
                     "rowsFrame": {"layout": "auto"},
                     "yAxis": {"axisPlacement": "left", "reverse": False},

@@ -36,26 +36,58 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
     ]
     overview = [
         stat("Predictions / s", predictions, unit="reqps", decimals=1),
-        stat("Error ratio", error_ratio, unit="percentunit", thresholds=(("green", 0), ("orange", 0.01), ("red", 0.05))),
+        stat(
+            "Error ratio", error_ratio, unit="percentunit", thresholds=(("green", 0), ("orange", 0.01), ("red", 0.05))
+        ),
         stat("p99 latency", p99, unit="s", thresholds=(("green", 0), ("red", config.latency_sla_seconds))),
-        stat("Drifting features", f"sum(max by (feature) (model_health_feature_drift_detected{{{MVW}}}))",
-             thresholds=(("green", 0), ("orange", 1)), description="Features that drift by the decision rule."),
-        stat("Window samples", f"max(model_health_window_samples{{{MVW}}})",
-             description="Predictions in the selected window; drift needs enough of them."),
-        stat("Model age", age(f"max(model_health_model_trained_timestamp_seconds{{{MV}}})"), unit="s",
-             thresholds=(("green", 0), ("orange", max_age)), description="Time since the model was trained."),
+        stat(
+            "Drifting features",
+            f"sum(max by (feature) (model_health_feature_drift_detected{{{MVW}}}))",
+            thresholds=(("green", 0), ("orange", 1)),
+            description="Features that drift by the decision rule.",
+        ),
+        stat(
+            "Window samples",
+            f"max(model_health_window_samples{{{MVW}}})",
+            description="Predictions in the selected window; drift needs enough of them.",
+        ),
+        stat(
+            "Model age",
+            age(f"max(model_health_model_trained_timestamp_seconds{{{MV}}})"),
+            unit="s",
+            thresholds=(("green", 0), ("orange", max_age)),
+            description="Time since the model was trained.",
+        ),
     ]
     serving = [
-        timeseries("Traffic", [
-            (f"sum by (job) (rate(model_health_predictions_total{{{MV}}}[$__rate_interval]))", "predictions ({{job}})"),
-            (f"sum by (job) (rate(model_health_prediction_errors_total{{{MV}}}[$__rate_interval]))", "errors ({{job}})"),
-        ], unit="reqps", width=8, description="Per job: the sidecar and the aggregator may both count the same requests."),
-        timeseries("Latency", [
-            (latency_quantile(0.5, MV, by=""), "p50"),
-            (latency_quantile(0.95, MV, by=""), "p95"),
-            (latency_quantile(0.99, MV, by=""), "p99"),
-        ], unit="s", width=8, threshold=config.latency_sla_seconds,
-            description="From model_health_request_duration_seconds; the red line is the SLA."),
+        timeseries(
+            "Traffic",
+            [
+                (
+                    f"sum by (job) (rate(model_health_predictions_total{{{MV}}}[$__rate_interval]))",
+                    "predictions ({{job}})",
+                ),
+                (
+                    f"sum by (job) (rate(model_health_prediction_errors_total{{{MV}}}[$__rate_interval]))",
+                    "errors ({{job}})",
+                ),
+            ],
+            unit="reqps",
+            width=8,
+            description="Per job: the sidecar and the aggregator may both count the same requests.",
+        ),
+        timeseries(
+            "Latency",
+            [
+                (latency_quantile(0.5, MV, by=""), "p50"),
+                (latency_quantile(0.95, MV, by=""), "p95"),
+                (latency_quantile(0.99, MV, by=""), "p99"),
+            ],
+            unit="s",
+            width=8,
+            threshold=config.latency_sla_seconds,
+            description="From model_health_request_duration_seconds; the red line is the SLA.",
+        ),
         timeseries("Error ratio", [(error_ratio, "errors / predictions")], unit="percentunit", width=8),
     ]
     drift_table = table(
@@ -76,76 +108,155 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
         description="Numeric features carry KS and Wasserstein; categorical ones JS distance.",
         overrides=[
             {"matcher": {"id": "byName", "options": "Missing"}, "properties": [{"id": "unit", "value": "percentunit"}]},
-            {"matcher": {"id": "byName", "options": "PSI"}, "properties": [
-                {"id": "custom.displayMode", "value": "color-background"},
-                {"id": "thresholds", "value": {"mode": "absolute", "steps": [
-                    {"color": "green", "value": None}, {"color": "red", "value": config.psi_threshold}]}},
-            ]},
-            {"matcher": {"id": "byName", "options": "Drift"}, "properties": [
-                {"id": "mappings", "value": [{"type": "value", "options": {
-                    "0": {"text": "no", "color": "green"}, "1": {"text": "drift", "color": "red"}}}]},
-                {"id": "custom.displayMode", "value": "color-text"},
-            ]},
+            {
+                "matcher": {"id": "byName", "options": "PSI"},
+                "properties": [
+                    {"id": "custom.displayMode", "value": "color-background"},
+                    {
+                        "id": "thresholds",
+                        "value": {
+                            "mode": "absolute",
+                            "steps": [
+                                {"color": "green", "value": None},
+                                {"color": "red", "value": config.psi_threshold},
+                            ],
+                        },
+                    },
+                ],
+            },
+            {
+                "matcher": {"id": "byName", "options": "Drift"},
+                "properties": [
+                    {
+                        "id": "mappings",
+                        "value": [
+                            {
+                                "type": "value",
+                                "options": {
+                                    "0": {"text": "no", "color": "green"},
+                                    "1": {"text": "drift", "color": "red"},
+                                },
+                            }
+                        ],
+                    },
+                    {"id": "custom.displayMode", "value": "color-text"},
+                ],
+            },
         ],
     )
-    ks = timeseries("KS D by feature", [(_by_feature("model_health_feature_ks_statistic"), "{{feature}}")],
-                    width=12, height=10, threshold=config.ks_threshold,
-                    description="Kolmogorov-Smirnov D of each numeric feature against the reference.")
+    ks = timeseries(
+        "KS D by feature",
+        [(_by_feature("model_health_feature_ks_statistic"), "{{feature}}")],
+        width=12,
+        height=10,
+        threshold=config.ks_threshold,
+        description="Kolmogorov-Smirnov D of each numeric feature against the reference.",
+    )
     concept = [
-        timeseries("Prediction and label drift", [
-            (f"max(model_health_prediction_psi{{{MVW}}})", "prediction PSI"),
-            (f"max(model_health_prediction_ks_statistic{{{MVW}}})", "prediction KS D"),
-            (f"max(model_health_label_psi{{{MVW}}})", "label PSI"),
-            (f"max(model_health_loss_ks_statistic{{{MVW}}})", "loss KS D"),
-        ], width=12, threshold=config.psi_threshold),
-        timeseries("Performance vs reference", [
-            (f"max by (metric) (model_health_performance{{{MVW}}})", "{{metric}}"),
-            (f"max by (metric) (model_health_performance_reference{{{MV}}})", "{{metric}} (reference)"),
-        ], width=12, overrides=[{
-            "matcher": {"id": "byRegexp", "options": ".*\\(reference\\)"},
-            "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}],
-        }], description="Windowed performance from joined labels; dashed: the reference set's."),
+        timeseries(
+            "Prediction and label drift",
+            [
+                (f"max(model_health_prediction_psi{{{MVW}}})", "prediction PSI"),
+                (f"max(model_health_prediction_ks_statistic{{{MVW}}})", "prediction KS D"),
+                (f"max(model_health_label_psi{{{MVW}}})", "label PSI"),
+                (f"max(model_health_loss_ks_statistic{{{MVW}}})", "loss KS D"),
+            ],
+            width=12,
+            threshold=config.psi_threshold,
+        ),
+        timeseries(
+            "Performance vs reference",
+            [
+                (f"max by (metric) (model_health_performance{{{MVW}}})", "{{metric}}"),
+                (f"max by (metric) (model_health_performance_reference{{{MV}}})", "{{metric}} (reference)"),
+            ],
+            width=12,
+            overrides=[
+                {
+                    "matcher": {"id": "byRegexp", "options": ".*\\(reference\\)"},
+                    "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}],
+                }
+            ],
+            description="Windowed performance from joined labels; dashed: the reference set's.",
+        ),
     ]
     labels = [
-        timeseries("Label join rate", [
-            (f'sum(rate(model_health_labels_joined_total{{{M}}}[$__rate_interval]))', "joined / s"),
-            (f'sum(rate(model_health_labels_unmatched_total{{{M}}}[$__rate_interval]))', "unmatched / s"),
-        ], unit="reqps", width=8),
-        timeseries("Share of predictions labelled", [(
-            f'sum by (model) (rate(model_health_labels_joined_total{{{M}}}[$__rate_interval])) / '
-            + once_per_model("model_health_predictions_total", 'model="$model"', by="model"),
-            "joined labels / predictions",
-        )], unit="percentunit", width=8),
-        timeseries("Predictions awaiting labels", [
-            (f'max(model_health_labels_pending{{{M}}})', "pending"),
-        ], width=8),
+        timeseries(
+            "Label join rate",
+            [
+                (f"sum(rate(model_health_labels_joined_total{{{M}}}[$__rate_interval]))", "joined / s"),
+                (f"sum(rate(model_health_labels_unmatched_total{{{M}}}[$__rate_interval]))", "unmatched / s"),
+            ],
+            unit="reqps",
+            width=8,
+        ),
+        timeseries(
+            "Share of predictions labelled",
+            [
+                (
+                    f"sum by (model) (rate(model_health_labels_joined_total{{{M}}}[$__rate_interval])) / "
+                    + once_per_model("model_health_predictions_total", 'model="$model"', by="model"),
+                    "joined labels / predictions",
+                )
+            ],
+            unit="percentunit",
+            width=8,
+        ),
+        timeseries(
+            "Predictions awaiting labels",
+            [
+                (f"max(model_health_labels_pending{{{M}}})", "pending"),
+            ],
+            width=8,
+        ),
     ]
     staleness = [
-        stat("Since trained", age(f"max(model_health_model_trained_timestamp_seconds{{{MV}}})"), unit="s", width=6,
-             thresholds=(("green", 0), ("orange", max_age))),
-        stat("Since reference built", age(f"max(model_health_reference_created_timestamp_seconds{{{MV}}})"),
-             unit="s", width=6),
-        stat("Since last prediction", age(f"max(model_health_last_prediction_timestamp_seconds{{{MV}}})"),
-             unit="s", width=6, thresholds=(("green", 0), ("orange", 300), ("red", 900))),
-        stat("Since last label", age(f'max(model_health_last_label_timestamp_seconds{{{M}}})'),
-             unit="s", width=6),
+        stat(
+            "Since trained",
+            age(f"max(model_health_model_trained_timestamp_seconds{{{MV}}})"),
+            unit="s",
+            width=6,
+            thresholds=(("green", 0), ("orange", max_age)),
+        ),
+        stat(
+            "Since reference built",
+            age(f"max(model_health_reference_created_timestamp_seconds{{{MV}}})"),
+            unit="s",
+            width=6,
+        ),
+        stat(
+            "Since last prediction",
+            age(f"max(model_health_last_prediction_timestamp_seconds{{{MV}}})"),
+            unit="s",
+            width=6,
+            thresholds=(("green", 0), ("orange", 300), ("red", 900)),
+        ),
+        stat("Since last label", age(f"max(model_health_last_label_timestamp_seconds{{{M}}})"), unit="s", width=6),
     ]
-    panels = layout([
-        [row("Overview")],
-        overview,
-        [row("Serving")],
-        serving,
-        [row("Feature drift ($window window)")],
-        [heatmap("PSI by feature", _by_feature("model_health_feature_psi"), "{{feature}}",
-                 description="Population stability index of every feature over time; darker is more drift.")],
-        [drift_table, ks],
-        [row("Concept drift and performance")],
-        concept,
-        [row("Labels")],
-        labels,
-        [row("Staleness")],
-        staleness,
-    ])
+    panels = layout(
+        [
+            [row("Overview")],
+            overview,
+            [row("Serving")],
+            serving,
+            [row("Feature drift ($window window)")],
+            [
+                heatmap(
+                    "PSI by feature",
+                    _by_feature("model_health_feature_psi"),
+                    "{{feature}}",
+                    description="Population stability index of every feature over time; darker is more drift.",
+                )
+            ],
+            [drift_table, ks],
+            [row("Concept drift and performance")],
+            concept,
+            [row("Labels")],
+            labels,
+            [row("Staleness")],
+            staleness,
+        ]
+    )
     return dashboard(
         config,
         KEY,

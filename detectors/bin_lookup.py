@@ -67,7 +67,11 @@ class FineLookup:
         cells = CELLS_PER_EDGE * e.size
         best: FineLookup | None = None
         for candidate in (cls._linear(e, cells), cls._bitwise(e, cells)):
-            if candidate is not None and candidate.depth <= MAX_DEPTH and (best is None or candidate.depth < best.depth):
+            if (
+                candidate is not None
+                and candidate.depth <= MAX_DEPTH
+                and (best is None or candidate.depth < best.depth)
+            ):
                 best = candidate
         return best
 

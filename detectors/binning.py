@@ -55,9 +55,7 @@ class NumericBins:
     ) -> NumericBins:
         """Freeze edges at the ``k/fine_bins`` quantiles of the finite ``values``."""
         if fine_bins < 1 or psi_bins < 1 or fine_bins % psi_bins:
-            raise ValueError(
-                f"fine_bins ({fine_bins}) must be a positive multiple of psi_bins ({psi_bins})"
-            )
+            raise ValueError(f"fine_bins ({fine_bins}) must be a positive multiple of psi_bins ({psi_bins})")
         v = np.asarray(values, dtype=np.float64)
         v = v[np.isfinite(v)]
         if v.size == 0:
@@ -94,9 +92,7 @@ class NumericBins:
         return FineLookup.build(self.edges)
 
     def coarse_counts(self, fine_counts: np.ndarray) -> np.ndarray:
-        return np.bincount(self.coarse_of_fine, weights=fine_counts, minlength=self.n_coarse).astype(
-            np.int64
-        )
+        return np.bincount(self.coarse_of_fine, weights=fine_counts, minlength=self.n_coarse).astype(np.int64)
 
     def __eq__(self, other: object) -> bool:
         return (

@@ -89,4 +89,3 @@ def category_counts(table: pa.Table, name: str) -> tuple[list[str], list[int], i
     names = counted.field("values").to_pylist() if len(counted) else []
     counts = counted.field("counts").to_pylist() if len(counted) else []
     return names, counts, strings.null_count
-

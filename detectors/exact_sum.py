@@ -58,7 +58,9 @@ def _chunk_numerator(bits: np.ndarray) -> int:
         starts = np.flatnonzero(exponent[1:] != exponent[:-1]) + 1
     starts = np.concatenate(([0], starts))
     total = 0
-    for h, lo, e in zip(np.add.reduceat(high, starts).tolist(), np.add.reduceat(low, starts).tolist(), exponent[starts].tolist()):
+    for h, lo, e in zip(
+        np.add.reduceat(high, starts).tolist(), np.add.reduceat(low, starts).tolist(), exponent[starts].tolist()
+    ):
         total += ((h << _LOW_BITS) + lo) << (e + _SHIFT - 1075)
     return total
 

@@ -77,9 +77,7 @@ def _macro_scores(tp: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> 
     }
 
 
-def _classification_scores(
-    y_true: Any, y_pred: Any, positive: object, average: Average
-) -> dict[str, float] | None:
+def _classification_scores(y_true: Any, y_pred: Any, positive: object, average: Average) -> dict[str, float] | None:
     t, p = _pair(y_true, y_pred)
     if t.size == 0:
         return None
@@ -87,9 +85,7 @@ def _classification_scores(
         true_pos = t == positive
         pred_pos = p == positive
         tp = int(np.count_nonzero(true_pos & pred_pos))
-        return _binary_scores(
-            tp, int(np.count_nonzero(pred_pos)) - tp, int(np.count_nonzero(true_pos)) - tp
-        )
+        return _binary_scores(tp, int(np.count_nonzero(pred_pos)) - tp, int(np.count_nonzero(true_pos)) - tp)
     if average == "macro":
         # Labels are those seen in either array, as sklearn's ``unique_labels``.
         labels, codes = np.unique(np.concatenate([t, p]), return_inverse=True)
@@ -294,9 +290,7 @@ def _class_codes(classes: tuple[str, ...], names: np.ndarray) -> np.ndarray:
     """Index of each label name in ``classes``; ``len(classes)`` (``__other__``) otherwise."""
     lookup = {name: i for i, name in enumerate(classes)}
     distinct, codes = np.unique(names, return_inverse=True)
-    index = np.fromiter(
-        (lookup.get(str(d), len(classes)) for d in distinct), dtype=np.int64, count=distinct.size
-    )
+    index = np.fromiter((lookup.get(str(d), len(classes)) for d in distinct), dtype=np.int64, count=distinct.size)
     return index[codes.ravel()]
 
 

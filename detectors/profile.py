@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -43,7 +43,7 @@ FORMAT_VERSION = 1
 METADATA_KEY = b"model_health.profile"
 Kind = Literal["numeric", "categorical"]
 Task = Literal["classification", "regression"]
-PerformanceSummary = Union[ClassificationSummary, RegressionSummary]
+PerformanceSummary = ClassificationSummary | RegressionSummary
 _CLASSIFICATION_MAX_INT_CLASSES = 20
 
 

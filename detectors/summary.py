@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
@@ -130,7 +129,9 @@ class NumericSummary(_Counted):
         ]
 
     @classmethod
-    def fold_columns(cls, bins: Sequence[NumericBins], values: np.ndarray, bounds: np.ndarray) -> list[list[NumericSummary]]:
+    def fold_columns(
+        cls, bins: Sequence[NumericBins], values: np.ndarray, bounds: np.ndarray
+    ) -> list[list[NumericSummary]]:
         """``fold_groups(bins[f], values[f], bounds)`` for every row ``f`` of a 2-D array, at once.
 
         ``values`` is (columns × rows) float64 and is sorted in place group by group (pass a
@@ -166,7 +167,7 @@ class NumericSummary(_Counted):
         widths = np.array([b.edges.size + 1 for b in bins], dtype=np.int64)
         segment_widths = np.repeat(widths, groups)
         segment_offsets = np.concatenate(([0], np.cumsum(segment_widths)))
-        column_bounds = xb[:: groups].tolist()
+        column_bounds = xb[::groups].tolist()
         cell = np.empty(x.size, dtype=np.int64)
         for f, b in enumerate(bins):
             a, z = column_bounds[f], column_bounds[f + 1]
@@ -369,7 +370,9 @@ class CategoricalSummary(_Counted):
         return cls(first.bins, counts, sum(p.missing for p in parts))
 
     @classmethod
-    def fold_groups(cls, bins: CategoricalBins, names: list[str], codes: np.ndarray, bounds: np.ndarray) -> list[CategoricalSummary]:
+    def fold_groups(
+        cls, bins: CategoricalBins, names: list[str], codes: np.ndarray, bounds: np.ndarray
+    ) -> list[CategoricalSummary]:
         """One summary per group of dictionary-encoded values: ``codes[i]`` indexes ``names``
         (−1 is missing), groups are ``codes[bounds[g]:bounds[g + 1]]``."""
         bounds = np.asarray(bounds, dtype=np.int64)
@@ -392,4 +395,4 @@ class CategoricalSummary(_Counted):
     __hash__ = None  # type: ignore[assignment]
 
 
-ColumnSummary = Union[NumericSummary, CategoricalSummary]
+ColumnSummary = NumericSummary | CategoricalSummary

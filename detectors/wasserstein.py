@@ -11,6 +11,7 @@ makes both CDFs piecewise linear and the integral exact for that model.
 from __future__ import annotations
 
 import numpy as np
+
 from detectors.ecdf import merged_ecdf
 from detectors.summary import NumericSummary
 

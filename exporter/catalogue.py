@@ -397,7 +397,12 @@ CATALOGUE: tuple[Metric, ...] = (
         "seconds",
     ),
     # Scale-out (stage 2: merging partial summaries).
-    _m("model_health_summaries_merged_total", "counter", "", "Partial summaries merged into the models this replica owns."),
+    _m(
+        "model_health_summaries_merged_total",
+        "counter",
+        "",
+        "Partial summaries merged into the models this replica owns.",
+    ),
     _m(
         "model_health_summaries_duplicates_total",
         "counter",
@@ -442,7 +447,13 @@ CATALOGUE: tuple[Metric, ...] = (
         "Requests to the Alertmanager endpoint refused with a 4xx, by reason.",
         owners=_RELAY,
     ),
-    _m("model_health_relay_skipped_total", "counter", "reason", "Alerts that caused no delivery, by reason.", owners=_RELAY),
+    _m(
+        "model_health_relay_skipped_total",
+        "counter",
+        "reason",
+        "Alerts that caused no delivery, by reason.",
+        owners=_RELAY,
+    ),
     _m(
         "model_health_relay_deliveries_total",
         "counter",

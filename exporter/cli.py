@@ -23,9 +23,9 @@ from detectors.profile import ProfileSettings, build_profile
 from exporter import __version__
 from exporter.errors import UserError
 from exporter.offline.drift import run_drift
-from exporter.profiles import save_profile
 from exporter.offline.report import print_report, report_console
 from exporter.offline.tables import column_errors, read_table
+from exporter.profiles import save_profile
 
 T = TypeVar("T")
 # Above this many cells a comparison takes long enough that a bar beats silence.
@@ -144,8 +144,16 @@ def reference_build(
 
 
 @cli.command()
-@click.option("--reference", "reference_path", required=True, type=click.Path(path_type=Path), help="Reference data (Parquet/CSV) or a profile.")
-@click.option("--current", "current_path", required=True, type=click.Path(path_type=Path), help="Current data (Parquet/CSV).")
+@click.option(
+    "--reference",
+    "reference_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Reference data (Parquet/CSV) or a profile.",
+)
+@click.option(
+    "--current", "current_path", required=True, type=click.Path(path_type=Path), help="Current data (Parquet/CSV)."
+)
 @click.option("--binning", type=click.Choice(["reference", "evidently"]), default="reference", show_default=True)
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--features", multiple=True, help="Only these columns, comma-separated.")
@@ -183,9 +191,23 @@ def drift(
 @click.option("--offline", is_flag=True, help="Instead of the live loop: two files, a profile and the drift report.")
 @click.option("--headless", is_flag=True, help="No live view: a progress line every 5 s and a JSON summary at the end.")
 @click.option("--rate", default=200.0, show_default=True, type=click.FloatRange(min=1), help="Predictions per second.")
-@click.option("--drift-after", default=60.0, show_default=True, type=click.FloatRange(min=0), help="Seconds before drift begins.")
-@click.option("--label-delay", default=5.0, show_default=True, type=click.FloatRange(min=0), help="Seconds until a label follows its prediction.")
-@click.option("--window-seconds", default=60, show_default=True, type=click.IntRange(min=2), help="Span of the drift window shown.")
+@click.option(
+    "--drift-after", default=60.0, show_default=True, type=click.FloatRange(min=0), help="Seconds before drift begins."
+)
+@click.option(
+    "--label-delay",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds until a label follows its prediction.",
+)
+@click.option(
+    "--window-seconds",
+    default=60,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Span of the drift window shown.",
+)
 @click.option(
     "--port",
     default=9877,
@@ -193,7 +215,9 @@ def drift(
     type=click.IntRange(0, 65535),
     help="Port of the aggregator's /metrics (a free one if taken); the sidecar takes 9878 and Prometheus 9090 likewise; 0: free ports for all.",
 )
-@click.option("--duration", default=None, type=click.FloatRange(min=1), help="Stop after this many seconds (default: Ctrl-C).")
+@click.option(
+    "--duration", default=None, type=click.FloatRange(min=1), help="Stop after this many seconds (default: Ctrl-C)."
+)
 @click.option("--until-drift", is_flag=True, help="Stop once drift shows on exactly the drifted features.")
 @click.option(
     "--protocol",
@@ -203,7 +227,9 @@ def drift(
     help="Body of the KServe logger events: V1 instances, or Open Inference Protocol v2 tensors.",
 )
 @click.option("--no-prometheus", is_flag=True, help="Leave Prometheus out even where it is installed.")
-@click.option("--rows", default=20_000, show_default=True, type=click.IntRange(min=1000), help="Rows per data set (--offline).")
+@click.option(
+    "--rows", default=20_000, show_default=True, type=click.IntRange(min=1000), help="Rows per data set (--offline)."
+)
 @click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Keep the generated files here.")
 @click.option("--seed", default=7, show_default=True)
 def demo(
@@ -266,8 +292,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _offline_demo(rows: int, out: Path | None, seed: int) -> None:
     """Generate a reference and a drifted current set, build the profile, show the drift."""
-    from exporter.demo.synthetic import drifted_columns, synthetic_table
     import pyarrow.parquet as pq
+
+    from exporter.demo.synthetic import drifted_columns, synthetic_table
 
     console = report_console()
     workdir = out or Path(tempfile.mkdtemp(prefix="model-health-demo-"))
@@ -293,14 +320,16 @@ def _offline_demo(rows: int, out: Path | None, seed: int) -> None:
 
 @cli.command()
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Aggregator YAML config.")
-@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option(
+    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
 def aggregator(config_path: Path, log_level: str) -> None:
     """Consume prediction logs from Kafka and serve drift metrics on /metrics."""
     import logging
     import threading
 
-    from exporter.aggregator.single import BatchDecoder
     from exporter.aggregator.service import install_signal_handlers, serve
+    from exporter.aggregator.single import BatchDecoder
     from exporter.config import AggregatorConfig, load_config
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -315,7 +344,9 @@ def aggregator(config_path: Path, log_level: str) -> None:
 
 @cli.command()
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Sidecar YAML config.")
-@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option(
+    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
 def sidecar(config_path: Path, log_level: str) -> None:
     """Take prediction logs over HTTP (KServe logger, native JSON), serve pod metrics, forward to Kafka."""
     import logging
@@ -335,7 +366,9 @@ def sidecar(config_path: Path, log_level: str) -> None:
 
 @cli.command()
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Injector YAML config.")
-@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option(
+    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
 def injector(config_path: Path, log_level: str) -> None:
     """Admission webhook (HTTPS, POST /mutate) that injects the model-health sidecar into model pods."""
     import logging
@@ -354,7 +387,9 @@ def injector(config_path: Path, log_level: str) -> None:
 
 @cli.command()
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Relay YAML config.")
-@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option(
+    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
 def relay(config_path: Path, log_level: str) -> None:
     """Turn Alertmanager's retrain alerts (POST /v1/alertmanager) into signed retraining webhooks."""
     import logging
@@ -376,7 +411,9 @@ def relay(config_path: Path, log_level: str) -> None:
 
 @cli.command()
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Node agent YAML config.")
-@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option(
+    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
 @click.option(
     "--fake-nvml",
     "fake_nvml",
@@ -407,8 +444,11 @@ def node(config_path: Path, log_level: str, fake_nvml: Path | None) -> None:
     install_signal_handlers(stop, "stopping")
     serve_node(config, stop, nvml=nvml)
 
+
 @cli.command()
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write into.")
+@click.option(
+    "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write into."
+)
 @click.option("--config", "config_path", default=None, type=click.Path(path_type=Path), help="Dashboards YAML config.")
 def dashboards(out: Path, config_path: Path | None) -> None:
     """Write the Grafana dashboards (fleet, model, gpu, pipeline) as JSON files."""
@@ -420,7 +460,9 @@ def dashboards(out: Path, config_path: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write into.")
+@click.option(
+    "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write into."
+)
 @click.option("--config", "config_path", default=None, type=click.Path(path_type=Path), help="Alerts YAML config.")
 def alerts(out: Path, config_path: Path | None) -> None:
     """Write rules.yaml, prometheusrule.yaml and alertmanager.yaml."""
@@ -463,5 +505,7 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("MODEL_HEALTH_DEBUG"):
             raise
         first = str(exc).splitlines()[0] if str(exc) else ""
-        click.echo(f"error: internal {type(exc).__name__}: {first} (set MODEL_HEALTH_DEBUG=1 for a traceback)", err=True)
+        click.echo(
+            f"error: internal {type(exc).__name__}: {first} (set MODEL_HEALTH_DEBUG=1 for a traceback)", err=True
+        )
         sys.exit(1)

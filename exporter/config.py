@@ -874,12 +874,17 @@ _METRIC_NAMES = Annotated[tuple[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], 
 class ConceptDriftAlertConfig(_Section):
     for_duration: PromDuration = Field("30m", description="How long concept drift must last before the alert fires.")
     max_performance_drop: float = Field(
-        0.05, gt=0, lt=1, description="Largest relative drop of a performance metric from its reference that is tolerated."
+        0.05,
+        gt=0,
+        lt=1,
+        description="Largest relative drop of a performance metric from its reference that is tolerated.",
     )
     higher_is_better: _METRIC_NAMES = Field(
         ("accuracy", "f1", "roc_auc"), description="`metric` values where a fall is a drop."
     )
-    lower_is_better: _METRIC_NAMES = Field(("log_loss", "mae", "rmse"), description="`metric` values where a rise is a drop.")
+    lower_is_better: _METRIC_NAMES = Field(
+        ("log_loss", "mae", "rmse"), description="`metric` values where a rise is a drop."
+    )
     min_joined_labels: int = Field(
         200, ge=1, description="Fewest labels joined within `labels_range` before performance counts."
     )
@@ -999,7 +1004,8 @@ class RelayReceiverConfig(_Section):
     )
     send_resolved: bool = Field(False, description="Also send resolved notifications to the relay.")
     repeat_interval: PromDuration = Field(
-        "4h", description="How often a still-firing recommendation is sent again (the relay dedupes and keeps a cooldown)."
+        "4h",
+        description="How often a still-firing recommendation is sent again (the relay dedupes and keeps a cooldown).",
     )
 
 
@@ -1012,7 +1018,8 @@ class AlertmanagerConfig(_Section):
     group_interval: PromDuration = Field("5m", description="Wait before notifying about new alerts of a group.")
     repeat_interval: PromDuration = Field("4h", description="Wait before repeating a notification.")
     default_webhook_url: HttpUrl | None = Field(
-        None, description="Webhook of the default receiver (warnings, info); unset: they are only shown in Alertmanager."
+        None,
+        description="Webhook of the default receiver (warnings, info); unset: they are only shown in Alertmanager.",
     )
     pagerduty: PagerDutyReceiverConfig = Field(default_factory=PagerDutyReceiverConfig, description="Paging.")
     relay: RelayReceiverConfig = Field(default_factory=RelayReceiverConfig, description="The retraining relay.")
@@ -1032,8 +1039,12 @@ class AlertsConfig(_Settings):
         "https://github.com/model-health/model-health-exporter/blob/main/docs/runbooks",
         description="Where `docs/runbooks/` is published; `runbook_url` is this + `/<AlertName>.md`.",
     )
-    feature_drift: FeatureDriftAlertConfig = Field(default_factory=FeatureDriftAlertConfig, description="Feature drift.")
-    concept_drift: ConceptDriftAlertConfig = Field(default_factory=ConceptDriftAlertConfig, description="Concept drift.")
+    feature_drift: FeatureDriftAlertConfig = Field(
+        default_factory=FeatureDriftAlertConfig, description="Feature drift."
+    )
+    concept_drift: ConceptDriftAlertConfig = Field(
+        default_factory=ConceptDriftAlertConfig, description="Concept drift."
+    )
     gpu_latency: GpuLatencyAlertConfig = Field(
         default_factory=GpuLatencyAlertConfig, description="GPU saturated while latency breaks its SLA."
     )
@@ -1047,7 +1058,9 @@ class AlertsConfig(_Settings):
     evaluation_stalled: EvaluationStalledAlertConfig = Field(
         default_factory=EvaluationStalledAlertConfig, description="Evaluation loop."
     )
-    gpu_collector: GpuCollectorAlertConfig = Field(default_factory=GpuCollectorAlertConfig, description="NVML sampling.")
+    gpu_collector: GpuCollectorAlertConfig = Field(
+        default_factory=GpuCollectorAlertConfig, description="NVML sampling."
+    )
     retrain: RetrainAlertConfig = Field(default_factory=RetrainAlertConfig, description="Retraining recommendation.")
     prometheus_rule: PrometheusRuleConfig = Field(
         default_factory=PrometheusRuleConfig, description="The `PrometheusRule` manifest."

@@ -4,9 +4,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.support import figures
 
-settings.register_profile(
-    "default", deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("default", deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("default")
 
 

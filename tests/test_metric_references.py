@@ -30,7 +30,9 @@ def dashboard_expressions(config: DashboardsConfig) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(
-    "config", [AlertsConfig(), AlertsConfig(windows=("1h",), concept_drift={"lower_is_better": ()})], ids=["default", "changed"]
+    "config",
+    [AlertsConfig(), AlertsConfig(windows=("1h",), concept_drift={"lower_is_better": ()})],
+    ids=["default", "changed"],
 )
 def test_rule_expressions_name_only_known_series(config):
     expressions = rule_expressions(config)
@@ -57,13 +59,23 @@ def test_the_check_catches_an_unknown_series():
 def test_dashboards_cover_the_catalogue_they_promise():
     named = set().union(*(metric_names(expr) for _, expr in dashboard_expressions(DashboardsConfig())))
     for metric in (
-        "model_health_request_duration_seconds_bucket", "model_health_feature_psi", "model_health_feature_ks_statistic",
-        "model_health_prediction_psi", "model_health_label_psi", "model_health_performance",
-        "model_health_performance_reference", "model_health_labels_joined_total",
-        "model_health_model_trained_timestamp_seconds", "model_health_gpu_utilization_ratio",
-        "model_health_gpu_memory_used_bytes", "model_health_gpu_power_watts",
-        "model_health_gpu_process_memory_used_bytes", "model_health_records_consumed_total",
-        "model_health_consumer_lag_records", "model_health_records_rejected_total",
-        "model_health_evaluation_duration_seconds_bucket", "model_health_checkpoint_last_success_timestamp_seconds",
+        "model_health_request_duration_seconds_bucket",
+        "model_health_feature_psi",
+        "model_health_feature_ks_statistic",
+        "model_health_prediction_psi",
+        "model_health_label_psi",
+        "model_health_performance",
+        "model_health_performance_reference",
+        "model_health_labels_joined_total",
+        "model_health_model_trained_timestamp_seconds",
+        "model_health_gpu_utilization_ratio",
+        "model_health_gpu_memory_used_bytes",
+        "model_health_gpu_power_watts",
+        "model_health_gpu_process_memory_used_bytes",
+        "model_health_records_consumed_total",
+        "model_health_consumer_lag_records",
+        "model_health_records_rejected_total",
+        "model_health_evaluation_duration_seconds_bucket",
+        "model_health_checkpoint_last_success_timestamp_seconds",
     ):
         assert metric in named, metric

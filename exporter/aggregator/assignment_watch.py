@@ -45,7 +45,9 @@ class AssignmentWatch:
         now = self._clock()
         if partitions:
             if self._reported:
-                log.info("partitions assigned again (%d) after %.0f s without", partitions, now - (self._empty_since or now))
+                log.info(
+                    "partitions assigned again (%d) after %.0f s without", partitions, now - (self._empty_since or now)
+                )
             self._empty_since, self._reported = None, False
             return None
         if self._empty_since is None:
@@ -54,6 +56,8 @@ class AssignmentWatch:
         if waited < self.grace_s:
             return None
         if not self._reported:
-            log.warning("the consumer has held no partitions for %.0f s: not ready until the group assigns some", waited)
+            log.warning(
+                "the consumer has held no partitions for %.0f s: not ready until the group assigns some", waited
+            )
             self._reported = True
         return f"no partitions assigned for {waited:.0f} s"

@@ -67,6 +67,10 @@ class BrokerWatch:
                 )
             return
         if self._down_since is not None:
-            log.info("Kafka broker %s is back after %.1f s; consuming resumes", self.bootstrap_servers, now - self._down_since)
+            log.info(
+                "Kafka broker %s is back after %.1f s; consuming resumes",
+                self.bootstrap_servers,
+                now - self._down_since,
+            )
             self._down_since = None
         self._why = ""

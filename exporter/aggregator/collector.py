@@ -73,7 +73,12 @@ def _bound(value: float) -> str:
 class SnapshotCollector(Collector):
     """Yields the aggregator's metric families from ``current()``, the latest snapshot."""
 
-    def __init__(self, current: Callable[[], Snapshot], version: str, extra: Callable[[], dict[tuple[str, str], HistogramState]] | None = None) -> None:
+    def __init__(
+        self,
+        current: Callable[[], Snapshot],
+        version: str,
+        extra: Callable[[], dict[tuple[str, str], HistogramState]] | None = None,
+    ) -> None:
         self._current = current
         self._version = version
         self._latency = extra

@@ -24,14 +24,22 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry
 
 from exporter import __version__
-from exporter.aggregator.single import Aggregator, Decode, load_models
 from exporter.aggregator.assignment_watch import AssignmentWatch
 from exporter.aggregator.broker_watch import BrokerWatch
 from exporter.aggregator.collector import SnapshotCollector
+from exporter.aggregator.single import Aggregator, Decode, load_models
+from exporter.aggregator.trained_times import MlflowRegistry, TrainedTimes
 from exporter.config import AggregatorConfig
 from exporter.httpd.server import HttpServer, health_app
-from exporter.kafka import Backoff, ConsumerSettings, KafkaIOError, ProducerSettings, open_consumer, open_producer, wait_for_broker
-from exporter.aggregator.trained_times import MlflowRegistry, TrainedTimes
+from exporter.kafka import (
+    Backoff,
+    ConsumerSettings,
+    KafkaIOError,
+    ProducerSettings,
+    open_consumer,
+    open_producer,
+    wait_for_broker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +57,9 @@ class Readiness:
         return self._state
 
 
-def _connect(config: AggregatorConfig, decode: Decode, models, readiness: Readiness, stop: threading.Event) -> Aggregator | None:  # type: ignore[no-untyped-def]
+def _connect(
+    config: AggregatorConfig, decode: Decode, models, readiness: Readiness, stop: threading.Event
+) -> Aggregator | None:  # type: ignore[no-untyped-def]
     kafka = config.kafka
     backoff = Backoff(initial_s=0.5, max_s=30.0)
     for delay in backoff.delays():
@@ -146,12 +156,24 @@ def _consume(
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(daemon=True)
-    scheduler.add_job(aggregator.evaluate_safely, "interval", seconds=aggregator.config.evaluation.interval_seconds, max_instances=1, coalesce=True)
+    scheduler.add_job(
+        aggregator.evaluate_safely,
+        "interval",
+        seconds=aggregator.config.evaluation.interval_seconds,
+        max_instances=1,
+        coalesce=True,
+    )
     if trained is not None and aggregator.config.mlflow is not None:
         # The first lookup runs at once, in the scheduler's thread: a slow or absent
         # registry never holds up consuming, and a scrape never waits on it.
-        scheduler.add_job(trained.refresh, "interval", seconds=aggregator.config.mlflow.refresh_interval_seconds,
-                          max_instances=1, coalesce=True, next_run_time=datetime.now())
+        scheduler.add_job(
+            trained.refresh,
+            "interval",
+            seconds=aggregator.config.mlflow.refresh_interval_seconds,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(),
+        )
     scheduler.start()
     watch = BrokerWatch(aggregator.config.kafka.bootstrap_servers)
     assignment = assignment or AssignmentWatch()

@@ -29,14 +29,14 @@ from exporter.aggregator.checkpoint import Checkpoint, load_checkpoint, save_che
 from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig, ModelConfig
 from exporter.decoders.detect import Joiners, WireMessage, decode_batch
 from exporter.decoders.fixed_format import fixed_format
-from exporter.pipeline.evaluation import ModelIdentity, evaluate_model
 from exporter.kafka import Consumer, DeadLetter, Message, Producer, TopicPartition
+from exporter.pipeline.evaluation import ModelIdentity, evaluate_model
 from exporter.pipeline.label_join import LabelJoiner
 from exporter.pipeline.model_versions import ModelKey, resolve_model, versions_by_model
-from exporter.profiles import load_profile
-from exporter.records import Decoded, Reason, Rejected
 from exporter.pipeline.snapshot import EVALUATION_BUCKETS, HistogramState, PipelineState, Snapshot
 from exporter.pipeline.windows import ModelWindows, WindowSpec
+from exporter.profiles import load_profile
+from exporter.records import Decoded, Reason, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,9 @@ def input_topics(config: AggregatorConfig) -> list[str]:
     kafka = config.kafka
     if kafka.format != "seldon":
         return [kafka.predictions_topic, kafka.labels_topic]
-    seldon = {f"seldon.{m.namespace}.model.{m.name}.{side}": None for m in config.models for side in ("inputs", "outputs")}
+    seldon = {
+        f"seldon.{m.namespace}.model.{m.name}.{side}": None for m in config.models for side in ("inputs", "outputs")
+    }
     return [*seldon, kafka.labels_topic]
 
 
@@ -143,7 +145,9 @@ class Aggregator:
         self.trained_times = trained_times or dict
         windows = [WindowSpec(w.name, w.bucket_seconds, w.buckets) for w in config.windows]
         self.models = {key: model for key, (model, _) in models.items()}
-        self.stores = {key: ModelWindows(profile, windows, config.allowed_lateness_seconds) for key, (_, profile) in models.items()}
+        self.stores = {
+            key: ModelWindows(profile, windows, config.allowed_lateness_seconds) for key, (_, profile) in models.items()
+        }
         self.versions = versions_by_model(self.stores)
         self.joiner = LabelJoiner(config.labels.join_ttl_seconds, config.labels.max_pending)
         self.counters = Counters()
@@ -259,7 +263,12 @@ class Aggregator:
                 part = table  # one group (the usual case) is the whole table: no copy
             else:
                 mask = pc.equal(table.column("model"), model)
-                mask = pc.and_(mask, pc.is_null(table.column("model_version")) if version is None else pc.equal(table.column("model_version"), version))
+                mask = pc.and_(
+                    mask,
+                    pc.is_null(table.column("model_version"))
+                    if version is None
+                    else pc.equal(table.column("model_version"), version),
+                )
                 part = table.filter(pc.fill_null(mask, False))
             key = resolve_model(self.versions, model, version)
             if key is None:
@@ -319,7 +328,10 @@ class Aggregator:
             ends = self.consumer.high_watermarks()
         except Exception:  # noqa: BLE001 - lag is best effort
             return
-        self.lag = {(tp.topic, tp.partition): max(end - self.offsets.get((tp.topic, tp.partition), end), 0) for tp, end in ends.items()}
+        self.lag = {
+            (tp.topic, tp.partition): max(end - self.offsets.get((tp.topic, tp.partition), end), 0)
+            for tp, end in ends.items()
+        }
 
     # ------------------------------------------------------------------ evaluation
 

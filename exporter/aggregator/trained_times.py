@@ -117,7 +117,9 @@ class MlflowRegistry:
         try:
             document = json.loads(body)
         except ValueError:
-            raise RegistryError(f"{method}: the answer from {self.base} is not JSON (is this an MLflow server?)") from None
+            raise RegistryError(
+                f"{method}: the answer from {self.base} is not JSON (is this an MLflow server?)"
+            ) from None
         if not isinstance(document, dict):
             raise RegistryError(f"{method}: the answer from {self.base} is not a JSON object")
         return document
@@ -185,7 +187,11 @@ class TrainedTimes:
             if self._problems.pop(key, None) is not None or times.get(key) != found.seconds:
                 log.info(
                     "mlflow: %s v%s (registered as %r) trained at %.3f (%s)",
-                    key[0], key[1], self.registered_name(key[0]), found.seconds, found.source,
+                    key[0],
+                    key[1],
+                    self.registered_name(key[0]),
+                    found.seconds,
+                    found.source,
                 )
             times[key] = found.seconds
         self._times = MappingProxyType(times)
@@ -193,8 +199,10 @@ class TrainedTimes:
         for problem, keys in failures.items():
             known = sum(1 for k in keys if k in times)
             fallback = (
-                "keeping the registry's last answer" if known == len(keys)
-                else "using the profile's trained time" if known == 0
+                "keeping the registry's last answer"
+                if known == len(keys)
+                else "using the profile's trained time"
+                if known == 0
                 else "keeping the registry's last answer where there is one, else the profile's trained time"
             )
             log.warning(

@@ -25,7 +25,6 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -167,7 +166,9 @@ def _normalised_run(run: list[_Pending]) -> tuple[list[pa.Table], list[Rejected]
         index = int(np.searchsorted(starts, row, side="right")) - 1
         item = run[index]
         kept[index] -= 1
-        rejected.append(Rejected(error.reason, error.detail, row_payload(item.table, row - int(starts[index])), item.headers))
+        rejected.append(
+            Rejected(error.reason, error.detail, row_payload(item.table, row - int(starts[index])), item.headers)
+        )
     if problems:
         keep = np.ones(combined.num_rows, dtype=bool)
         keep[list(problems)] = False

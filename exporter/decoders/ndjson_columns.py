@@ -42,7 +42,9 @@ _READ = frozenset({"model", *_TEXT_FIELDS, "timestamp", "prediction", "latency_m
 _MIN_BLOCK = 1 << 20
 _NEWLINE, _OPEN = ord("\n"), ord("{")
 _INFERRED = pajson.ParseOptions()
-_TEXT_TIMES = pajson.ParseOptions(explicit_schema=pa.schema([("timestamp", pa.string())]), unexpected_field_behavior="infer")
+_TEXT_TIMES = pajson.ParseOptions(
+    explicit_schema=pa.schema([("timestamp", pa.string())]), unexpected_field_behavior="infer"
+)
 
 
 class NotColumnar(Exception):
@@ -107,7 +109,9 @@ def _normalised(table: pa.Table, now: float) -> tuple[str, pa.Table]:
     model = _model(table)
     texts = {name: _text(table, name) if name in names else pa.nulls(rows, pa.string()) for name in _TEXT_FIELDS}
     timestamp = _timestamp(table, now) if "timestamp" in names else pa.array(np.full(rows, now))
-    score, klass = _prediction(table) if "prediction" in names else (pa.nulls(rows, pa.float64()), pa.nulls(rows, pa.string()))
+    score, klass = (
+        _prediction(table) if "prediction" in names else (pa.nulls(rows, pa.float64()), pa.nulls(rows, pa.string()))
+    )
     latency = _number(table.column("latency_ms").chunk(0)) if "latency_ms" in names else pa.nulls(rows, pa.float64())
     arrays = [
         pa.array([model] * rows, pa.string()) if rows else pa.nulls(0, pa.string()),
@@ -156,7 +160,9 @@ def _timestamp(table: pa.Table, now: float) -> pa.Array:
     if pa.types.is_null(kind):
         return pa.array(np.full(len(column), now))
     if pa.types.is_string(kind):
-        seconds = pa.array([now if text is None else rfc3339_seconds(text) for text in column.to_pylist()], pa.float64())
+        seconds = pa.array(
+            [now if text is None else rfc3339_seconds(text) for text in column.to_pylist()], pa.float64()
+        )
     elif pa.types.is_floating(kind) or pa.types.is_int64(kind):
         seconds = column.cast(pa.float64()).fill_null(now)
     else:
@@ -236,7 +242,9 @@ def unify_features(tables: list[pa.Table], base: int) -> pa.Table | None:
     their names were first seen; a table without a feature has nulls there.
     """
     first = tables[0].schema
-    if all(table.schema.equals(first) for table in tables[1:]) and not any(pa.types.is_null(t) for t in first.types[base:]):
+    if all(table.schema.equals(first) for table in tables[1:]) and not any(
+        pa.types.is_null(t) for t in first.types[base:]
+    ):
         combined = tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()
         return _nan_features_to_null(combined, base)
     kinds: dict[str, pa.DataType] = {}
@@ -270,4 +278,3 @@ def _nan_features_to_null(table: pa.Table, base: int) -> pa.Table:
             if fixed is not array:
                 table = table.set_column(index, table.field(index), fixed)
     return table
-

@@ -14,8 +14,8 @@ import pyarrow as pa
 
 from exporter.decoders.arrow_text import text_array, utf8_safe
 from exporter.decoders.feature_arrays import RowProblems, feature_array
-from exporter.decoders.ndjson_columns import unify_features
 from exporter.decoders.message_headers import Headers
+from exporter.decoders.ndjson_columns import unify_features
 from exporter.records import FEATURE_PREFIX, LABEL_SCHEMA, PREDICTION_FIELDS, Reason, Rejected
 
 Features = Mapping[str, object]
@@ -127,7 +127,6 @@ class PredictionRows:
         kept = table.filter(keep)
         return (kept if kept.num_rows else None), rejected
 
-
     def _line_by_line(self) -> tuple[pa.Table | None, list[Rejected]]:
         """Build as if every message had been read line by line, in arrival order."""
         rows = PredictionRows(self.model)
@@ -146,8 +145,18 @@ class PredictionRows:
 
     def _slice(self, start: int, end: int) -> PredictionRows:
         part = PredictionRows(self.model)
-        for name in ("model_version", "model_namespace", "request_id", "timestamp", "prediction_score",
-                     "prediction_class", "latency_ms", "status", "features", "sources"):
+        for name in (
+            "model_version",
+            "model_namespace",
+            "request_id",
+            "timestamp",
+            "prediction_score",
+            "prediction_class",
+            "latency_ms",
+            "status",
+            "features",
+            "sources",
+        ):
             setattr(part, name, getattr(self, name)[start:end])
         return part
 

@@ -71,7 +71,9 @@ class DecodeSink:
         deferred, self._deferred = self._deferred, {}
         for finisher, items in deferred.items():
             finisher(self, items)
-        decoded = Decoded(predictions=merged_runs(self.prediction_tables), labels=self.label_tables, rejected=self.rejected)
+        decoded = Decoded(
+            predictions=merged_runs(self.prediction_tables), labels=self.label_tables, rejected=self.rejected
+        )
         for rows in self._predictions.values():
             try:
                 table, refused = rows.build()

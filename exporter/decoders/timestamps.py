@@ -8,7 +8,7 @@ is the caller's ``now`` — decoders never read the clock themselves.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from exporter.decoders.record_error import RecordError
 from exporter.records import Reason
@@ -58,7 +58,7 @@ def rfc3339_seconds(text: str) -> float:
 
 def datetime_seconds(moment: datetime) -> float:
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     try:
         return moment.timestamp()
     except (OverflowError, ValueError, OSError):

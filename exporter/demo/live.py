@@ -45,15 +45,21 @@ import yaml
 from rich.console import Console
 from rich.live import Live
 
-from exporter.kafka.embedded import EmbeddedBroker, free_port
 from exporter.config import AggregatorConfig, SidecarConfig, load_config
 from exporter.demo.payload_logger import PayloadLogger, Protocol
-from exporter.demo.prometheus import DemoPrometheus, PrometheusStatus, demo_alerts_config, find_prometheus, running_prometheus
+from exporter.demo.prometheus import (
+    DemoPrometheus,
+    PrometheusStatus,
+    demo_alerts_config,
+    find_prometheus,
+    running_prometheus,
+)
 from exporter.demo.readings import Frame, Readings, readings
 from exporter.demo.traffic import Record, Shape, TrafficGenerator
 from exporter.demo.view import render
 from exporter.errors import UserError
 from exporter.kafka import ProduceFailed, Producer, ProducerSettings, open_producer
+from exporter.kafka.embedded import EmbeddedBroker, free_port
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +165,9 @@ class LiveDemo:
         options = self.options
         say = self.console.print
         with ExitStack() as stack:
-            workdir = options.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="model-health-demo-")))
+            workdir = options.workdir or Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="model-health-demo-"))
+            )
             workdir.mkdir(parents=True, exist_ok=True)
             log_to(workdir / "demo.log")
             say(f"[bold]model-health demo[/] — files and log in {workdir}")
@@ -175,7 +183,9 @@ class LiveDemo:
             broker = stack.enter_context(EmbeddedBroker())
             broker.create_topics([PREDICTIONS, LABELS, DEADLETTER], exist_ok=True)
             say(f"broker (tansu) on {broker.bootstrap_servers}")
-            config = aggregator_config(workdir, dataclasses.replace(options, port=aggregator_port), broker.bootstrap_servers, profile)
+            config = aggregator_config(
+                workdir, dataclasses.replace(options, port=aggregator_port), broker.bootstrap_servers, profile
+            )
             stack.enter_context(aggregator(config))
             from exporter.gpu.fake import real_or_fake
             from exporter.sidecar import Sidecar
@@ -184,7 +194,9 @@ class LiveDemo:
             log.info("GPU collector on %s", gpu_source)
             sidecar = Sidecar(sidecar_config(workdir, broker.bootstrap_servers, sidecar_port), nvml=nvml).start()
             stack.callback(sidecar.stop)
-            say(f"sidecar on http://127.0.0.1:{sidecar.port}/ (KServe payload logger, {options.protocol} bodies); GPU: {gpu_source}")
+            say(
+                f"sidecar on http://127.0.0.1:{sidecar.port}/ (KServe payload logger, {options.protocol} bodies); GPU: {gpu_source}"
+            )
             wait_ready(f"http://127.0.0.1:{config.http.port}/readyz", "aggregator", READY_TIMEOUT_S)
             producer = open_producer(ProducerSettings(broker.bootstrap_servers))
             stack.callback(producer.close)
@@ -277,7 +289,9 @@ class _Watch:
         return "Prometheus starting…"
 
     def result(self, elapsed: float, frame: Frame) -> DemoResult:
-        return DemoResult(elapsed, self.expected, frame, self.gpu_detail, self.prometheus_note(frame.prometheus), self.urls)
+        return DemoResult(
+            elapsed, self.expected, frame, self.gpu_detail, self.prometheus_note(frame.prometheus), self.urls
+        )
 
     def _loop(self, show: Callable[[Frame, float], None], *, ask_prometheus: Callable[[float], bool]) -> DemoResult:
         while True:
@@ -372,7 +386,13 @@ def build_profile(workdir: Path, options: DemoOptions) -> Path:
     table = options.shape.table(REFERENCE_ROWS, drift=False, seed=options.seed)
     now = time.time()
     profile = profile_of(
-        table, model=MODEL, model_version=VERSION, created_at=now, prediction="prediction", label="label", trained_at=now - 86_400
+        table,
+        model=MODEL,
+        model_version=VERSION,
+        created_at=now,
+        prediction="prediction",
+        label="label",
+        trained_at=now - 86_400,
     )
     return save_profile(profile, workdir / "profile.parquet")
 
@@ -391,7 +411,13 @@ def aggregator_config(workdir: Path, options: DemoOptions, servers: str, profile
             "heartbeat_interval_ms": 500,
         },
         "models": [{"name": MODEL, "version": VERSION, "reference": str(profile)}],
-        "windows": [{"name": options.window, "bucket_seconds": options.bucket_seconds, "buckets": max(1, options.window_seconds // options.bucket_seconds)}],
+        "windows": [
+            {
+                "name": options.window,
+                "bucket_seconds": options.bucket_seconds,
+                "buckets": max(1, options.window_seconds // options.bucket_seconds),
+            }
+        ],
         "evaluation": {"interval_seconds": options.evaluation_seconds},
         "labels": {"join_ttl_seconds": max(60.0, 4 * options.label_delay)},
         "http": {"host": "127.0.0.1", "port": port},
@@ -423,8 +449,8 @@ def sidecar_config(workdir: Path, servers: str, port: int) -> SidecarConfig:
 @contextmanager
 def aggregator(config: AggregatorConfig) -> Iterator[None]:
     """The real aggregator service on a thread of this process, stopped on exit."""
-    from exporter.aggregator.single import BatchDecoder
     from exporter.aggregator.service import serve
+    from exporter.aggregator.single import BatchDecoder
 
     def run(stop: threading.Event) -> None:
         serve(config, BatchDecoder(config.kafka.labels_topic, config.kafka.format), stop)
@@ -453,7 +479,9 @@ def background(name: str, target: Callable[[threading.Event], None]) -> Iterator
         thread.join(timeout=15)
 
 
-def serve_model(traffic: TrafficGenerator, payload_logger: PayloadLogger, producer: Producer, stop: threading.Event) -> None:
+def serve_model(
+    traffic: TrafficGenerator, payload_logger: PayloadLogger, producer: Producer, stop: threading.Event
+) -> None:
     """The synthetic model at work: every tick, its inferences are logged to the sidecar and
     the labels now due go to the labels topic, under the ids the sidecar gave their rows."""
     logged: dict[str, str] = {}

@@ -189,7 +189,9 @@ class PayloadLogger:
     def log(self, records: Sequence[Record]) -> dict[str, str]:
         """Serve ``records`` as inference calls and log each; returns their logged ids."""
         logged: dict[str, str] = {}
-        for call in inference_calls(records, protocol=self.protocol, call_size=self.call_size, namespace=self.namespace):
+        for call in inference_calls(
+            records, protocol=self.protocol, call_size=self.call_size, namespace=self.namespace
+        ):
             for event in (call.request, call.response):
                 self.post(event)
             logged.update(call.logged_ids)

@@ -87,7 +87,9 @@ class PrometheusStatus:
             "url": self.url,
             "rules_loaded": self.rules,
             "targets": dict(sorted(self.targets.items())),
-            "alerts": [{"alertname": a.name, "state": a.state, "severity": a.severity, "labels": a.detail} for a in self.alerts],
+            "alerts": [
+                {"alertname": a.name, "state": a.state, "severity": a.severity, "labels": a.detail} for a in self.alerts
+            ],
         }
 
 
@@ -123,7 +125,9 @@ class PrometheusApi:
             url=self.url,
             rules=sum(len(group.get("rules", [])) for group in groups),
             targets={target["labels"].get("job", "?"): target.get("health", "unknown") for target in targets},
-            alerts=tuple(sorted((AlertState.from_api(a) for a in alerts), key=lambda a: (a.state != "firing", a.name, a.detail))),
+            alerts=tuple(
+                sorted((AlertState.from_api(a) for a in alerts), key=lambda a: (a.state != "firing", a.name, a.detail))
+            ),
         )
 
 
@@ -134,7 +138,9 @@ def write_config(workdir: Path, targets: dict[str, str], alerts_config: AlertsCo
     document = {
         "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
         "rule_files": ["rules.yaml"],
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in targets.items()],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in targets.items()
+        ],
     }
     path = workdir / "prometheus.yml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))

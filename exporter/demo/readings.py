@@ -84,7 +84,11 @@ def readings(text: str, model: str, window: str) -> Readings:
     samples = parse_samples(text)
 
     def values(name: str, **match: str) -> list[tuple[Labels, float]]:
-        return [(labels, value) for labels, value in samples.get(name, []) if all(labels.get(k) == v for k, v in match.items())]
+        return [
+            (labels, value)
+            for labels, value in samples.get(name, [])
+            if all(labels.get(k) == v for k, v in match.items())
+        ]
 
     def total(name: str, **match: str) -> float:
         return sum(value for _, value in values(name, **match))

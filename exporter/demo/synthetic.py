@@ -93,7 +93,9 @@ def synthetic_table(
     return pa.table(columns)
 
 
-def prediction_log(table: pa.Table, model: str, model_version: str, timestamps: np.ndarray, id_prefix: str = "r") -> pa.Table:
+def prediction_log(
+    table: pa.Table, model: str, model_version: str, timestamps: np.ndarray, id_prefix: str = "r"
+) -> pa.Table:
     """A synthetic table as decoded prediction records (the ``exporter.records`` shape)."""
     from exporter.records import FEATURE_PREFIX, PREDICTION_FIELDS
 

@@ -80,7 +80,11 @@ class TrafficGenerator:
         self._tick += 1
         table = self.shape.table(rows, drift=self.drifting(now), seed=self.seed * 1_000_003 + self._tick)
         rng = np.random.default_rng(self.seed + self._tick)
-        features = {name: _plain(table.column(name).to_pylist()) for name in table.column_names if name not in ("prediction", "label")}
+        features = {
+            name: _plain(table.column(name).to_pylist())
+            for name in table.column_names
+            if name not in ("prediction", "label")
+        }
         scores = table.column("prediction").to_pylist()
         labels = table.column("label").to_pylist()
         # Serving latency: log-normal around 20 ms, slower once the inputs drift.
@@ -102,7 +106,12 @@ class TrafficGenerator:
                     "status": "ok",
                 }
             )
-            label = {"model": self.model, "request_id": request_id, "label": int(labels[i]), "timestamp": float(times[i])}
+            label = {
+                "model": self.model,
+                "request_id": request_id,
+                "label": int(labels[i]),
+                "timestamp": float(times[i]),
+            }
             self._labels.append((now + self.label_delay, label))
         self._sent += rows
         return records

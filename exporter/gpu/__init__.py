@@ -138,4 +138,3 @@ __all__ = [
     "ProcessReading",
     "start_gpu_collector",
 ]
-

@@ -665,4 +665,14 @@ def real_or_fake(fixtures: Path | str | None = None) -> tuple[Any, str]:
     return real, "real NVML"
 
 
-__all__ = ["Capture", "FakeHandle", "FakeNvml", "MigInstance", "TraceRow", "DEFAULT_FIXTURES", "PHASES", "load_fake", "real_or_fake"]
+__all__ = [
+    "Capture",
+    "FakeHandle",
+    "FakeNvml",
+    "MigInstance",
+    "TraceRow",
+    "DEFAULT_FIXTURES",
+    "PHASES",
+    "load_fake",
+    "real_or_fake",
+]

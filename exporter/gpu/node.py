@@ -63,7 +63,9 @@ def serve(
         server = HttpServer(health_app(registry, runtime.ready), config.http.host, config.http.port).start()
     except OSError as exc:
         runtime.stop()
-        raise UserError(f"http: cannot listen on {config.http.host}:{config.http.port}: {exc.strerror or exc}") from None
+        raise UserError(
+            f"http: cannot listen on {config.http.host}:{config.http.port}: {exc.strerror or exc}"
+        ) from None
     except BaseException:
         runtime.stop()
         raise

@@ -158,7 +158,9 @@ class NvmlReader:
         device.mig = []
         if not device.mig_enabled:
             return
-        slots = self._optional(device, "nvmlDeviceGetMaxMigDeviceCount", nvml.nvmlDeviceGetMaxMigDeviceCount, device.handle)
+        slots = self._optional(
+            device, "nvmlDeviceGetMaxMigDeviceCount", nvml.nvmlDeviceGetMaxMigDeviceCount, device.handle
+        )
         for slot in range(int(slots or 0)):
             try:
                 handle = nvml.nvmlDeviceGetMigDeviceHandleByIndex(device.handle, slot)
@@ -170,7 +172,9 @@ class NvmlReader:
                 _MigDevice(
                     handle=handle,
                     uuid=N.text(self._call("nvmlDeviceGetUUID", nvml.nvmlDeviceGetUUID, handle)),
-                    gpu_instance_id=int(self._call("nvmlDeviceGetGpuInstanceId", nvml.nvmlDeviceGetGpuInstanceId, handle)),
+                    gpu_instance_id=int(
+                        self._call("nvmlDeviceGetGpuInstanceId", nvml.nvmlDeviceGetGpuInstanceId, handle)
+                    ),
                     compute_instance_id=int(
                         self._call("nvmlDeviceGetComputeInstanceId", nvml.nvmlDeviceGetComputeInstanceId, handle)
                     ),
@@ -185,15 +189,25 @@ class NvmlReader:
         reading = GpuReading(index=device.index, uuid=device.uuid, name=device.name, mig_enabled=device.mig_enabled)
         utilization = self._optional(device, "nvmlDeviceGetUtilizationRates", nvml.nvmlDeviceGetUtilizationRates, h)
         if utilization is not None:
-            reading = replace(reading, utilization=utilization.gpu / 100.0, memory_utilization=utilization.memory / 100.0)
+            reading = replace(
+                reading, utilization=utilization.gpu / 100.0, memory_utilization=utilization.memory / 100.0
+            )
         used, reserved, total = self._memory(device, h)
         power_mw = self._optional(device, "nvmlDeviceGetPowerUsage", nvml.nvmlDeviceGetPowerUsage, h)
-        temperature = self._optional(device, "nvmlDeviceGetTemperature", nvml.nvmlDeviceGetTemperature, h, N.TEMPERATURE_GPU)
+        temperature = self._optional(
+            device, "nvmlDeviceGetTemperature", nvml.nvmlDeviceGetTemperature, h, N.TEMPERATURE_GPU
+        )
         sm_mhz = self._optional(device, "nvmlDeviceGetClockInfo", nvml.nvmlDeviceGetClockInfo, h, N.CLOCK_SM)
         if slow_due and self._slow_queries:
-            energy_mj = self._optional(device, "nvmlDeviceGetTotalEnergyConsumption", nvml.nvmlDeviceGetTotalEnergyConsumption, h)
-            tx = self._optional(device, "nvmlDeviceGetPcieThroughput", nvml.nvmlDeviceGetPcieThroughput, h, N.PCIE_TX_BYTES)
-            rx = self._optional(device, "nvmlDeviceGetPcieThroughput", nvml.nvmlDeviceGetPcieThroughput, h, N.PCIE_RX_BYTES)
+            energy_mj = self._optional(
+                device, "nvmlDeviceGetTotalEnergyConsumption", nvml.nvmlDeviceGetTotalEnergyConsumption, h
+            )
+            tx = self._optional(
+                device, "nvmlDeviceGetPcieThroughput", nvml.nvmlDeviceGetPcieThroughput, h, N.PCIE_TX_BYTES
+            )
+            rx = self._optional(
+                device, "nvmlDeviceGetPcieThroughput", nvml.nvmlDeviceGetPcieThroughput, h, N.PCIE_RX_BYTES
+            )
             device.energy_joules = None if energy_mj is None else energy_mj / 1000.0
             device.pcie_transmit = None if tx is None else float(tx * KIB)
             device.pcie_receive = None if rx is None else float(rx * KIB)
@@ -233,7 +247,9 @@ class NvmlReader:
     def _read_mig(self, device: _Device) -> list[MigReading]:
         readings = []
         for mig in device.mig:
-            info = self._optional(device, "nvmlDeviceGetMemoryInfo(MIG)", self._nvml.nvmlDeviceGetMemoryInfo, mig.handle)
+            info = self._optional(
+                device, "nvmlDeviceGetMemoryInfo(MIG)", self._nvml.nvmlDeviceGetMemoryInfo, mig.handle
+            )
             readings.append(
                 MigReading(
                     uuid=mig.uuid,
@@ -247,13 +263,23 @@ class NvmlReader:
 
     def _processes(self, device: _Device) -> tuple[ProcessReading, ...]:
         nvml = self._nvml
-        listed = self._optional(device, "nvmlDeviceGetComputeRunningProcesses", nvml.nvmlDeviceGetComputeRunningProcesses, device.handle)
+        listed = self._optional(
+            device, "nvmlDeviceGetComputeRunningProcesses", nvml.nvmlDeviceGetComputeRunningProcesses, device.handle
+        )
         if listed is None and device.mig:
             # Without privileges a MIG-enabled parent refuses the aggregate list; each MIG
             # device still lists its own processes.
             listed = []
             for mig in device.mig:
-                listed += self._optional(device, "nvmlDeviceGetComputeRunningProcesses(MIG)", nvml.nvmlDeviceGetComputeRunningProcesses, mig.handle) or []
+                listed += (
+                    self._optional(
+                        device,
+                        "nvmlDeviceGetComputeRunningProcesses(MIG)",
+                        nvml.nvmlDeviceGetComputeRunningProcesses,
+                        mig.handle,
+                    )
+                    or []
+                )
         if not listed:
             return ()
         utilization = self._process_utilization(device)
@@ -276,7 +302,11 @@ class NvmlReader:
     def _process_utilization(self, device: _Device) -> dict[int, float]:
         """pid → SM busy share from the newest per-process sample; {} when NVML has none."""
         samples = self._optional(
-            device, "nvmlDeviceGetProcessUtilization", self._nvml.nvmlDeviceGetProcessUtilization, device.handle, device.process_samples_since
+            device,
+            "nvmlDeviceGetProcessUtilization",
+            self._nvml.nvmlDeviceGetProcessUtilization,
+            device.handle,
+            device.process_samples_since,
         )
         newest: dict[int, tuple[int, float]] = {}
         for sample in samples or ():
@@ -312,7 +342,9 @@ class NvmlReader:
         key = (device.uuid, where)
         if key not in self._noted:
             self._noted.add(key)
-            log.info("GPU %d (%s): %s answers %s; its series is left out", device.index, device.uuid, where, N.describe(exc))
+            log.info(
+                "GPU %d (%s): %s answers %s; its series is left out", device.index, device.uuid, where, N.describe(exc)
+            )
 
 
 def _instance_id(value: object) -> int | None:
@@ -380,7 +412,10 @@ class GpuSampler:
             self._health = "up"
         else:
             if self._health != "down":
-                log.warning("GPU metrics unavailable: %s; model_health_gpu_collector_up is 0 until NVML answers", snapshot.reason)
+                log.warning(
+                    "GPU metrics unavailable: %s; model_health_gpu_collector_up is 0 until NVML answers",
+                    snapshot.reason,
+                )
             self._health = "down"
 
     def wait_for_sample(self, timeout: float | None = None) -> bool:

@@ -146,7 +146,7 @@ class KeepAliveHandler(WSGIRequestHandler):
             self._handle_one()
             while not self.close_connection:
                 self._handle_one()
-        except (ConnectionError, TimeoutError, socket.timeout, BadChunking):
+        except (ConnectionError, TimeoutError, BadChunking):
             # The peer went away, idled out or broke the framing; nothing left to answer.
             self.close_connection = True
 

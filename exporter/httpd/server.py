@@ -21,7 +21,9 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Route = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def _plain(start_response: Callable[..., Any], status: str, body: str, extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+def _plain(
+    start_response: Callable[..., Any], status: str, body: str, extra: list[tuple[str, str]] | None = None
+) -> list[bytes]:
     data = body.encode()
     headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data))), *(extra or [])]
     start_response(status, headers)

@@ -68,7 +68,9 @@ class _TlsWsgiServer6(_TlsWsgiServer):
 class HttpsServer:
     """HTTPS on (host, port); port 0 picks a free one."""
 
-    def __init__(self, app: WSGIApp, host: str, port: int, tls: ReloadingTlsContext, connection_timeout: float = 10.0) -> None:
+    def __init__(
+        self, app: WSGIApp, host: str, port: int, tls: ReloadingTlsContext, connection_timeout: float = 10.0
+    ) -> None:
         server_cls = _TlsWsgiServer6 if ":" in host else _TlsWsgiServer
         self._server = server_cls((host, port), _Handler)
         self._server.tls = tls

@@ -70,6 +70,11 @@ def model_identity(labels: Mapping[str, str], annotations: Mapping[str, str]) ->
             )
         raise NoModelName(f"no model name found; set the {names.MODEL} annotation")
     version = _first(
-        [(annotations, names.MODEL_VERSION), (labels, names.MODEL_VERSION), (labels, names.APP_VERSION), (labels, "version")]
+        [
+            (annotations, names.MODEL_VERSION),
+            (labels, names.MODEL_VERSION),
+            (labels, names.APP_VERSION),
+            (labels, "version"),
+        ]
     )
     return ModelIdentity(name, version or UNKNOWN_VERSION, source, version is not None)

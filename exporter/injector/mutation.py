@@ -117,7 +117,9 @@ def _conflict(spec: Mapping[str, Any], sidecar: InjectedSidecarConfig) -> str | 
     return None
 
 
-def sidecar_config(identity: ModelIdentity, namespace: str, gpu_mode: str, sidecar: InjectedSidecarConfig) -> dict[str, Any]:
+def sidecar_config(
+    identity: ModelIdentity, namespace: str, gpu_mode: str, sidecar: InjectedSidecarConfig
+) -> dict[str, Any]:
     """The config file of one injected sidecar, as a plain mapping."""
     model: dict[str, Any] = {"name": identity.name, "version": identity.version}
     if namespace:
@@ -184,7 +186,10 @@ def _volumes() -> list[dict[str, Any]]:
                 "items": [
                     {
                         "path": names.CONFIG_FILE,
-                        "fieldRef": {"apiVersion": "v1", "fieldPath": f"metadata.annotations['{names.SIDECAR_CONFIG}']"},
+                        "fieldRef": {
+                            "apiVersion": "v1",
+                            "fieldPath": f"metadata.annotations['{names.SIDECAR_CONFIG}']",
+                        },
                     }
                 ]
             },

@@ -97,12 +97,20 @@ class InjectorCollector(Collector):
         yield counter
 
 
-def _reply(start_response: Callable[..., Any], status: str, body: bytes, content_type: str, extra: Iterable[tuple[str, str]] = ()) -> list[bytes]:
+def _reply(
+    start_response: Callable[..., Any],
+    status: str,
+    body: bytes,
+    content_type: str,
+    extra: Iterable[tuple[str, str]] = (),
+) -> list[bytes]:
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra])
     return [body]
 
 
-def _text(start_response: Callable[..., Any], status: str, message: str, extra: Iterable[tuple[str, str]] = ()) -> list[bytes]:
+def _text(
+    start_response: Callable[..., Any], status: str, message: str, extra: Iterable[tuple[str, str]] = ()
+) -> list[bytes]:
     return _reply(start_response, status, f"{message}\n".encode(), "text/plain; charset=utf-8", extra)
 
 
@@ -143,7 +151,9 @@ def mutate_route(injector: Injector, counts: AdmissionCounts, max_body_bytes: in
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
-            return _text(start_response, "405 Method Not Allowed", "use POST with an AdmissionReview", [("Allow", "POST")])
+            return _text(
+                start_response, "405 Method Not Allowed", "use POST with an AdmissionReview", [("Allow", "POST")]
+            )
         scopes = parse_qs(environ.get("QUERY_STRING", "")).get("scope", ["pod"])
         if len(scopes) != 1 or scopes[0] not in ("pod", "namespace"):
             counts.add("malformed")
@@ -188,7 +198,9 @@ def build_app(config: InjectorConfig, tls: ReloadingTlsContext, registry: Collec
     return health_app(registry, ready, {"/mutate": route})
 
 
-def serve(config: InjectorConfig, stop: threading.Event | None = None, on_ready: Callable[[int], None] | None = None) -> None:
+def serve(
+    config: InjectorConfig, stop: threading.Event | None = None, on_ready: Callable[[int], None] | None = None
+) -> None:
     """Serve until ``stop`` is set (SIGTERM/SIGINT set it when run from the CLI)."""
     stop = stop or threading.Event()
     tls = ReloadingTlsContext(config.tls.cert_file, config.tls.key_file)

@@ -89,7 +89,9 @@ class ReloadingTlsContext:
             except (OSError, ssl.SSLError, ValueError) as exc:
                 self._failed = signature
                 self.reload_failures += 1
-                log.warning("tls: new certificate files do not load (%s); still serving serial %x", exc, self._loaded.serial)
+                log.warning(
+                    "tls: new certificate files do not load (%s); still serving serial %x", exc, self._loaded.serial
+                )
                 return self._loaded.context
             self._loaded, self._signature, self._failed = loaded, signature, None
             self.reloads += 1

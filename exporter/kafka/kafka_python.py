@@ -137,7 +137,9 @@ class KafkaPythonConsumer:
         try:
             return {
                 # Bounded like commits: without a timeout kafka-python waits for the coordinator forever.
-                TopicPartition(topic, partition): self._consumer.committed(kafka.TopicPartition(topic, partition), timeout_ms=COMMIT_TIMEOUT_MS)
+                TopicPartition(topic, partition): self._consumer.committed(
+                    kafka.TopicPartition(topic, partition), timeout_ms=COMMIT_TIMEOUT_MS
+                )
                 for topic, partition in partitions
             }
         except kerrors.KafkaError as error:

@@ -35,8 +35,8 @@ from detectors.profile import (
 )
 from detectors.summary import NumericSummary
 from exporter.errors import UserError
-from exporter.profiles import is_profile, load_profile
 from exporter.offline.tables import column_errors, read_table
+from exporter.profiles import is_profile, load_profile
 
 Binning = Literal["reference", "evidently"]
 T = TypeVar("T")
@@ -88,7 +88,9 @@ def drift_against_profile(
         require_columns(current, names)
         for name in track(names, len(names), "comparing"):
             reference = profile.features[name]
-            results[name] = compare(reference, summarise_current(current, name, reference), rule, profile.metadata.settings.epsilon)
+            results[name] = compare(
+                reference, summarise_current(current, name, reference), rule, profile.metadata.settings.epsilon
+            )
     return results
 
 
@@ -120,7 +122,8 @@ def drift_against_data(
             continue
         if binning == "evidently":
             (ref_values, ref_missing), (cur_values, cur_missing) = (
-                _present_values(table, name, source) for table, source in ((reference, ref_source), (current, cur_source))
+                _present_values(table, name, source)
+                for table, source in ((reference, ref_source), (current, cur_source))
             )
             results[name] = compare_evidently(ref_values, cur_values, kind, ref_missing, cur_missing, rule)
             continue

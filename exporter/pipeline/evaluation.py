@@ -25,7 +25,9 @@ class ModelIdentity:
     model_namespace: str = ""
 
 
-def _compare(reference: ColumnSummary | None, current: ColumnSummary | None, rule: DriftRule, epsilon: float) -> ColumnDrift | None:
+def _compare(
+    reference: ColumnSummary | None, current: ColumnSummary | None, rule: DriftRule, epsilon: float
+) -> ColumnDrift | None:
     if reference is None or current is None or current.count == 0:
         return None
     return compare(reference, current, rule, epsilon)

@@ -19,12 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from detectors.profile import ReferenceProfile
+from exporter.aggregator.scaleout import wire
 from exporter.config import DEFAULT_LATENCY_BUCKETS
 from exporter.pipeline.model_versions import ModelKey, resolve_model, versions_by_model
-from exporter.records import LABEL_SCHEMA, Reason, Rejected
-from exporter.aggregator.scaleout import wire
 from exporter.pipeline.snapshot import HistogramState
 from exporter.pipeline.windows import ModelWindows, WindowSpec
+from exporter.records import LABEL_SCHEMA, Reason, Rejected
 
 SLOT = "slot"
 JOIN_COLUMNS = ["request_id", "timestamp", "prediction_score", "prediction_class"]
@@ -85,7 +85,12 @@ class Folder:
         groups = table.group_by(["model", "model_version"], use_threads=False).aggregate([])
         for model, version in zip(groups.column("model").to_pylist(), groups.column("model_version").to_pylist()):
             mask = pc.equal(table.column("model"), model)
-            mask = pc.and_(mask, pc.is_null(table.column("model_version")) if version is None else pc.equal(table.column("model_version"), version))
+            mask = pc.and_(
+                mask,
+                pc.is_null(table.column("model_version"))
+                if version is None
+                else pc.equal(table.column("model_version"), version),
+            )
             part = table.filter(pc.fill_null(mask, False))
             key = resolve_model(self.versions, model, version)
             if key is None:
@@ -107,7 +112,9 @@ class Folder:
                 keyed = part.filter(pc.is_valid(part.column("request_id")))
                 if keyed.num_rows:
                     join = keyed.select(JOIN_COLUMNS)
-                    fold.join.append(join.add_column(0, "model_version", pa.array([key[1]] * join.num_rows, pa.string())))
+                    fold.join.append(
+                        join.add_column(0, "model_version", pa.array([key[1]] * join.num_rows, pa.string()))
+                    )
         return rows
 
     def fold_labels(self, models: dict[str, ModelFold], topic: str, table: pa.Table, reject: Reject) -> int:

@@ -28,7 +28,13 @@ from exporter.pipeline.windows import Joined
 _MIN_CAPACITY = 1024
 
 # Columns of each side; floats are float64 with a validity mask (None is not NaN).
-_PREDICTION_FIELDS = {"version": object, "timestamp": np.float64, "score": np.float64, "predicted": object, "arrived": np.float64}
+_PREDICTION_FIELDS = {
+    "version": object,
+    "timestamp": np.float64,
+    "score": np.float64,
+    "predicted": object,
+    "arrived": np.float64,
+}
 _LABEL_FIELDS = {"text": object, "value": np.float64, "arrived": np.float64}
 _NULLABLE_FLOATS = {"score", "value"}
 
@@ -113,7 +119,9 @@ class _Side:
         self.alive[: keep.size] = True
         self.base = self.head = self.end
         self.end = self.base + keep.size
-        for seq, (model, request) in enumerate(zip(self.models[: keep.size].tolist(), self.requests[: keep.size].tolist()), self.base):
+        for seq, (model, request) in enumerate(
+            zip(self.models[: keep.size].tolist(), self.requests[: keep.size].tolist()), self.base
+        ):
             self.index[model][request] = seq
 
     def _advance_head(self) -> None:
@@ -198,7 +206,9 @@ class _Side:
         self.alive[window] = True
         self.models[window] = model
         self.requests[window] = requests
-        self.index.setdefault(model, {}).update(numbered if numbered is not None else zip(requests, range(self.end, self.end + count)))
+        self.index.setdefault(model, {}).update(
+            numbered if numbered is not None else zip(requests, range(self.end, self.end + count))
+        )
         self.end += count
         self.live += count
 
@@ -305,7 +315,13 @@ class LabelJoiner:
             self._predictions.append_fresh(
                 model,
                 ids,  # type: ignore[arg-type]
-                {"version": version, "timestamp": times, "score": score_values, "predicted": classes, "arrived": arrived},
+                {
+                    "version": version,
+                    "timestamp": times,
+                    "score": score_values,
+                    "predicted": classes,
+                    "arrived": arrived,
+                },
                 {"score": score_valid},
                 numbered,
             )
@@ -315,7 +331,13 @@ class LabelJoiner:
         for request_id, timestamp, score, cls in zip(ids, _pylist(timestamps), _pylist(scores), _pylist(predicted)):
             if request_id is None:
                 continue
-            prediction = {"version": version, "timestamp": float(timestamp), "score": score, "predicted": cls, "arrived": now}
+            prediction = {
+                "version": version,
+                "timestamp": float(timestamp),
+                "score": score,
+                "predicted": cls,
+                "arrived": now,
+            }
             position = self._labels.take(model, request_id)
             if position is not None:
                 label = {name: self._labels.value(position, name) for name in _LABEL_FIELDS}
@@ -373,10 +395,20 @@ class LabelJoiner:
         p, lb = self._predictions, self._labels
         return {
             "predictions": [
-                [m, r, p.value(i, "version"), p.value(i, "timestamp"), p.value(i, "score"), p.value(i, "predicted"), p.value(i, "arrived")]
+                [
+                    m,
+                    r,
+                    p.value(i, "version"),
+                    p.value(i, "timestamp"),
+                    p.value(i, "score"),
+                    p.value(i, "predicted"),
+                    p.value(i, "arrived"),
+                ]
                 for m, r, i in p.entries()
             ],
-            "labels": [[m, r, lb.value(i, "text"), lb.value(i, "value"), lb.value(i, "arrived")] for m, r, i in lb.entries()],
+            "labels": [
+                [m, r, lb.value(i, "text"), lb.value(i, "value"), lb.value(i, "arrived")] for m, r, i in lb.entries()
+            ],
             "counts": [[m, c.joined, c.unmatched] for m, c in self.counts.items()],
         }
 
@@ -384,7 +416,11 @@ class LabelJoiner:
         self._predictions = _Side(_PREDICTION_FIELDS)
         self._labels = _Side(_LABEL_FIELDS)
         for m, r, v, t, s, c, a in state.get("predictions", []):
-            self._predictions.put(str(m), str(r), {"version": str(v), "timestamp": float(t), "score": s, "predicted": c, "arrived": float(a)})  # type: ignore[arg-type]
+            self._predictions.put(
+                str(m),
+                str(r),
+                {"version": str(v), "timestamp": float(t), "score": s, "predicted": c, "arrived": float(a)},
+            )  # type: ignore[arg-type]
         for m, r, text, value, a in state.get("labels", []):
             self._labels.put(str(m), str(r), {"text": text, "value": value, "arrived": float(a)})  # type: ignore[arg-type]
         self.counts = {str(m): JoinCounts(int(j), int(u)) for m, j, u in state.get("counts", [])}  # type: ignore[call-overload]
@@ -429,7 +465,9 @@ def _as_joined(rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> Joined:
     return Joined(
         timestamps=np.array([p["timestamp"] for p, _ in rows], dtype=np.float64),
         labels=np.array([lbl["text"] if lbl["text"] is not None else "" for _, lbl in rows], dtype=object),
-        scores=None if all(s is None for s in scores) else np.array([np.nan if s is None else s for s in scores], dtype=np.float64),
+        scores=None
+        if all(s is None for s in scores)
+        else np.array([np.nan if s is None else s for s in scores], dtype=np.float64),
         classes=None if all(c is None for c in predicted) else np.array([c or "" for c in predicted], dtype=object),
         label_values=np.array([np.nan if lbl["value"] is None else lbl["value"] for _, lbl in rows], dtype=np.float64),
     )

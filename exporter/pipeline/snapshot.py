@@ -55,7 +55,9 @@ class HistogramState:
         return cls(bounds, (0,) * (len(bounds) + 1), 0.0)
 
     def observe(self, value: float) -> HistogramState:
-        counts = tuple(c + (1 if i == len(self.bounds) or value <= self.bounds[i] else 0) for i, c in enumerate(self.counts))
+        counts = tuple(
+            c + (1 if i == len(self.bounds) or value <= self.bounds[i] else 0) for i, c in enumerate(self.counts)
+        )
         return HistogramState(self.bounds, counts, self.total + value)
 
     @property

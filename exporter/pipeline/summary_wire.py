@@ -69,7 +69,7 @@ from typing import Any
 import pyarrow as pa
 
 from detectors.performance import ClassificationSummary, RegressionSummary
-from detectors.profile import ReferenceProfile, SUMMARY_COUNT_FIELDS, summary_counts, summary_with_counts
+from detectors.profile import SUMMARY_COUNT_FIELDS, ReferenceProfile, summary_counts, summary_with_counts
 from detectors.summary import ColumnSummary
 from exporter.pipeline.windows import Bucket
 
@@ -208,7 +208,9 @@ def decode_summary(value: bytes, profile: ReferenceProfile) -> tuple[SummaryHead
         raise SummaryFormatError(
             f"summary of {header.model} v{header.model_version}, profile of {meta.model} v{meta.model_version}"
         )
-    if header.profile_created_at is not None and not math.isclose(header.profile_created_at, meta.created_at, rel_tol=0, abs_tol=1e-6):
+    if header.profile_created_at is not None and not math.isclose(
+        header.profile_created_at, meta.created_at, rel_tol=0, abs_tol=1e-6
+    ):
         raise SummaryFormatError("summary was folded against another profile (profile_created_at differs)")
     if not set(SUMMARY_SCHEMA.names) <= set(table.column_names):
         raise SummaryFormatError("summary table lacks columns")

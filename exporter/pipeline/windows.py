@@ -174,7 +174,9 @@ class ModelWindows:
             accepted = late = 0
             for start, end in zip([0, *chunk_ends[:-1].tolist()], chunk_ends.tolist()):
                 if end > start:
-                    piece_accepted, piece_late = self._fold_valid(table.slice(start, end - start), timestamps[start:end])
+                    piece_accepted, piece_late = self._fold_valid(
+                        table.slice(start, end - start), timestamps[start:end]
+                    )
                     accepted, late = accepted + piece_accepted, late + piece_late
             return FoldOutcome(accepted, late, problems)
         accepted, late = self._fold_valid(table, timestamps)
@@ -254,7 +256,9 @@ class ModelWindows:
                 y_pred = classes[rows].astype(str)
                 scores = None
                 losses = per_record_loss("classification", y_true, y_pred)
-            performance = ClassificationSummary.fold(meta.classes, y_true, y_pred, scores=scores, positive=meta.positive)
+            performance = ClassificationSummary.fold(
+                meta.classes, y_true, y_pred, scores=scores, positive=meta.positive
+            )
         loss = NumericSummary.fold(loss_bins, losses) if loss_bins is not None else None
         return performance, loss
 
@@ -295,7 +299,9 @@ class ModelWindows:
         predictions: list[ColumnSummary | None] = list(folded.get(_PREDICTION, [None] * (bounds.size - 1)))
         sizes = np.diff(bounds).tolist()
         return [
-            Bucket(records=size, features={name: parts[g] for name, parts in features.items()}, prediction=predictions[g])
+            Bucket(
+                records=size, features={name: parts[g] for name, parts in features.items()}, prediction=predictions[g]
+            )
             for g, size in enumerate(sizes)
         ]
 
@@ -420,4 +426,3 @@ def _fold_column(
     if order is not None:
         array = array[order]
     return list(NumericSummary.fold_groups(reference.bins, array, bounds))
-

@@ -89,7 +89,9 @@ def alertmanager_endpoint(
         # compare_digest: the time taken must not reveal how much of a guess was right.
         if given is None or not hmac.compare_digest(given.encode(), expected):
             why = "missing bearer token" if given is None else "wrong bearer token"
-            return refuse("401 Unauthorized", "unauthorized", why, [("WWW-Authenticate", 'Bearer realm="model-health-relay"')])
+            return refuse(
+                "401 Unauthorized", "unauthorized", why, [("WWW-Authenticate", 'Bearer realm="model-health-relay"')]
+            )
         try:
             body = read_body(environ, max_body_bytes)
         except BodyError as error:

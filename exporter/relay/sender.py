@@ -40,7 +40,10 @@ def send(
     connection: http.client.HTTPConnection
     if parts.scheme == "https":
         connection = http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=connect_timeout, context=ssl_context or ssl.create_default_context()
+            parts.hostname or "",
+            parts.port,
+            timeout=connect_timeout,
+            context=ssl_context or ssl.create_default_context(),
         )
     else:
         connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=connect_timeout)

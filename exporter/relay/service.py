@@ -70,7 +70,9 @@ def serve(
     state = config.state
 
     def maintain(now: float) -> None:
-        store.prune(now, state.dedup_retention_seconds, state.history_retention_seconds, config.retrain.cooldown_seconds)
+        store.prune(
+            now, state.dedup_retention_seconds, state.history_retention_seconds, config.retrain.cooldown_seconds
+        )
 
     worker = DeliveryWorker(
         store,
@@ -101,7 +103,9 @@ def serve(
         try:
             server = HttpServer(health_app(registry, ready, routes), config.http.host, config.http.port).start()
         except OSError as exc:
-            raise UserError(f"http: cannot listen on {config.http.host}:{config.http.port}: {exc.strerror or exc}") from None
+            raise UserError(
+                f"http: cannot listen on {config.http.host}:{config.http.port}: {exc.strerror or exc}"
+            ) from None
         log.info(
             "relay listening on %s:%d (%s); %s target, alert %s, cooldown %gs",
             config.http.host,

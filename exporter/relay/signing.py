@@ -9,7 +9,7 @@ signature covers ``id.timestamp.body``.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 
@@ -19,5 +19,5 @@ def webhook_headers(webhook: Webhook | None, msg_id: str, body: str, now: float)
     seconds = math.floor(now)
     headers = {"webhook-id": msg_id, "webhook-timestamp": str(seconds)}
     if webhook is not None:
-        headers["webhook-signature"] = webhook.sign(msg_id, datetime.fromtimestamp(seconds, tz=timezone.utc), body)
+        headers["webhook-signature"] = webhook.sign(msg_id, datetime.fromtimestamp(seconds, tz=UTC), body)
     return headers

@@ -99,9 +99,13 @@ class RelayCollector(Collector):
         counts = self._stats.counts()
         yield _gauge("model_health_build_info", [([self._version], 1)])
         yield _counter("model_health_relay_notifications_total", [([], counts.notifications)])
-        yield _counter("model_health_relay_requests_rejected_total", [([k], v) for k, v in sorted(counts.rejected.items())])
+        yield _counter(
+            "model_health_relay_requests_rejected_total", [([k], v) for k, v in sorted(counts.rejected.items())]
+        )
         yield _counter("model_health_relay_skipped_total", [([k], v) for k, v in sorted(counts.skipped.items())])
-        yield _counter("model_health_relay_deliveries_total", [(list(k), v) for k, v in sorted(counts.deliveries.items())])
+        yield _counter(
+            "model_health_relay_deliveries_total", [(list(k), v) for k, v in sorted(counts.deliveries.items())]
+        )
         yield _counter("model_health_relay_retries_total", [([k], v) for k, v in counts.retries.items()])
         yield _gauge("model_health_relay_deliveries_pending", [([self._stats.target], counts.pending)])
 

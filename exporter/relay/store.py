@@ -32,8 +32,18 @@ from exporter.relay.payload import Notification
 DB_NAME = "relay.sqlite3"
 SCHEMA_VERSION = 1
 Status = Literal["pending", "delivered", "failed"]
-_COLUMNS = ("id", "model", "model_version", "event", "status", "attempts", "created_at", "next_attempt_at",
-            "finished_at", "last_error")
+_COLUMNS = (
+    "id",
+    "model",
+    "model_version",
+    "event",
+    "status",
+    "attempts",
+    "created_at",
+    "next_attempt_at",
+    "finished_at",
+    "last_error",
+)
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM deliveries"
 
 _SCHEMA = """
@@ -223,7 +233,14 @@ class RelayStore:
                 (attempts, next_attempt_at, error, delivery_id),
             )
 
-    def finish(self, delivery_id: str, status: Literal["delivered", "failed"], attempts: int, now: float, error: str | None = None) -> None:
+    def finish(
+        self,
+        delivery_id: str,
+        status: Literal["delivered", "failed"],
+        attempts: int,
+        now: float,
+        error: str | None = None,
+    ) -> None:
         with self._transaction() as db:
             db.execute(
                 "UPDATE deliveries SET status = ?, attempts = ?, finished_at = ?, last_error = ? WHERE id = ?",
@@ -248,7 +265,9 @@ class RelayStore:
             rows = self._db.execute(_SELECT + " ORDER BY created_at, id").fetchall()
         return [_delivery(row) for row in rows]
 
-    def prune(self, now: float, dedup_retention_seconds: float, history_retention_seconds: float, cooldown_seconds: float) -> None:
+    def prune(
+        self, now: float, dedup_retention_seconds: float, history_retention_seconds: float, cooldown_seconds: float
+    ) -> None:
         """Forget old seen marks, finished deliveries and expired cooldowns."""
         with self._transaction() as db:
             db.execute("DELETE FROM seen_alerts WHERE seen_at < ?", (now - dedup_retention_seconds,))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from exporter import __version__
@@ -46,7 +46,7 @@ class OutboundRequest:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def _dumps(value: Any) -> str:
@@ -70,7 +70,9 @@ def event_payload(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def kubeflow_run(delivery: Delivery, pipeline_id: str, version_id: str | None, experiment_id: str | None) -> dict[str, Any]:
+def kubeflow_run(
+    delivery: Delivery, pipeline_id: str, version_id: str | None, experiment_id: str | None
+) -> dict[str, Any]:
     """A v2beta1 ``Run``; the delivery id in the name identifies a retried request's run."""
     event = delivery.event
     version = f" {event.model_version}" if event.model_version else ""

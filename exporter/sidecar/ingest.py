@@ -151,7 +151,9 @@ class Ingest:
         # Answers wait for Kafka: the records mode's promise (summaries are published per bucket).
         self.waits_for_delivery = config.queue.acknowledge == "delivered" and config.kafka.mode == "records"
         self.acknowledge_timeout_s = config.queue.acknowledge_timeout_seconds
-        self.topic = config.kafka.summaries_topic if config.kafka.mode == "summaries" else config.kafka.predictions_topic
+        self.topic = (
+            config.kafka.summaries_topic if config.kafka.mode == "summaries" else config.kafka.predictions_topic
+        )
         self.max_body_bytes = config.http.max_body_bytes
         self.joiner = KServeJoiner(
             config.kserve.join_max_pending, config.kserve.join_ttl_seconds, default_version=config.model.version
@@ -210,7 +212,9 @@ class Ingest:
             return self._accept(decoded, gathered, pairs, start_response)
         except Refusal as refusal:
             self.stats.request_refused(refusal.reason)
-            return _json(start_response, refusal.status, {"error": refusal.message, "reason": refusal.reason}, refusal.headers)
+            return _json(
+                start_response, refusal.status, {"error": refusal.message, "reason": refusal.reason}, refusal.headers
+            )
 
     def _queue_full(self) -> Refusal:
         return Refusal(
@@ -296,7 +300,9 @@ class Ingest:
         for table in decoded.labels:
             # The sidecar forwards predictions; labels travel on the labels topic.
             decoded.rejected.append(
-                Rejected(Reason.BAD_LABEL, f"{table.num_rows} label records: send labels to the labels topic", body, headers)
+                Rejected(
+                    Reason.BAD_LABEL, f"{table.num_rows} label records: send labels to the labels topic", body, headers
+                )
             )
         decoded.labels = []
         return decoded, 0, None
@@ -369,7 +375,9 @@ class Ingest:
         if outcome is Outcome.PENDING:  # on the wire: the flush settles it either way
             outcome = receipt.wait(IN_FLIGHT_WAIT_SECONDS)
         if outcome is Outcome.DROPPED:
-            raise Refusal("503 Service Unavailable", "produce_failed", "Kafka refused the records; retry", (("Retry-After", "1"),))
+            raise Refusal(
+                "503 Service Unavailable", "produce_failed", "Kafka refused the records; retry", (("Retry-After", "1"),)
+            )
         if outcome is not Outcome.DELIVERED:
             raise Refusal(
                 "503 Service Unavailable",
@@ -435,7 +443,9 @@ def _json(
     return [data]
 
 
-def count_other_refusals(app: Callable[..., Iterable[bytes]], stats: ServingStats, ingest_paths: Iterable[str]) -> Callable[..., Iterable[bytes]]:
+def count_other_refusals(
+    app: Callable[..., Iterable[bytes]], stats: ServingStats, ingest_paths: Iterable[str]
+) -> Callable[..., Iterable[bytes]]:
     """Wrap the server's app so 404s and 405s outside the ingest routes are counted too."""
     own = frozenset(ingest_paths)
     reasons = {"404": "not_found", "405": "method"}
@@ -448,7 +458,9 @@ def count_other_refusals(app: Callable[..., Iterable[bytes]], stats: ServingStat
             reason = reasons.get(status[:3])
             if reason is not None:
                 stats.request_refused(reason)
-            return start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
+            return (
+                start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
+            )
 
         return app(environ, watching)
 

@@ -48,7 +48,9 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 def kafka_producer(config: SidecarConfig) -> Producer:
     kafka = config.kafka
     settings = ProducerSettings(
-        kafka.bootstrap_servers, client_id=f"model-health-sidecar-{config.model.name}", bootstrap_timeout_s=CONNECT_TIMEOUT_SECONDS
+        kafka.bootstrap_servers,
+        client_id=f"model-health-sidecar-{config.model.name}",
+        bootstrap_timeout_s=CONNECT_TIMEOUT_SECONDS,
     )
     return open_producer(settings, kafka.client)
 
@@ -93,7 +95,9 @@ class Sidecar:
     ) -> None:
         self.config = config
         self._nvml = nvml
-        self._partition_count = partition_count or (lambda topic: topic_partition_count(config.kafka.bootstrap_servers, topic))
+        self._partition_count = partition_count or (
+            lambda topic: topic_partition_count(config.kafka.bootstrap_servers, topic)
+        )
         self.clock = clock
         self.registry = registry or CollectorRegistry()
         model = config.model
@@ -138,7 +142,9 @@ class Sidecar:
                 namespace=self.config.model.namespace,
                 partition_count=self._partition_count,
             )
-        return RecordBatches(kafka.predictions_topic, kafka.format, kafka.batch_max_records, kafka.batch_max_seconds, self.stats)
+        return RecordBatches(
+            kafka.predictions_topic, kafka.format, kafka.batch_max_records, kafka.batch_max_seconds, self.stats
+        )
 
     def ready(self) -> tuple[bool, str]:
         status = self.forwarder.status

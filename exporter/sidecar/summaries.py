@@ -33,12 +33,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from detectors.profile import ReferenceProfile
-from exporter.kafka import KafkaIOError, Producer
 from exporter.aggregator.scaleout.routing import summary_partition
-from exporter.sidecar.forwarder import Flushed
-from exporter.sidecar.serving import ServingStats
+from exporter.kafka import KafkaIOError, Producer
 from exporter.pipeline.summary_wire import SummaryHeader, encode_summary, kafka_headers
 from exporter.pipeline.windows import ModelWindows, WindowSpec
+from exporter.sidecar.forwarder import Flushed
+from exporter.sidecar.serving import ServingStats
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,9 @@ class SummaryStage:
         for table in tables:
             records += table.num_rows
             ours = pc.fill_null(
-                pc.and_(pc.equal(table.column("model"), self.model), pc.equal(table.column("model_version"), self.version)),
+                pc.and_(
+                    pc.equal(table.column("model"), self.model), pc.equal(table.column("model_version"), self.version)
+                ),
                 False,
             )
             foreign = table.num_rows - pc.sum(ours).as_py() if table.num_rows else 0

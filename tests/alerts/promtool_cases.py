@@ -74,7 +74,9 @@ LATENCY_BOUNDS = ("0.1", "0.25", "0.5", "1", "+Inf")
 def latency(counts_per_minute: Mapping[str, float]) -> dict[str, str]:
     """Latency buckets of the pod: cumulative counts a minute by ``le``."""
     return {
-        series("model_health_request_duration_seconds_bucket", **_pod(**MODEL, le=le)): per_minute(counts_per_minute[le])
+        series("model_health_request_duration_seconds_bucket", **_pod(**MODEL, le=le)): per_minute(
+            counts_per_minute[le]
+        )
         for le in LATENCY_BOUNDS
     }
 
@@ -159,39 +161,103 @@ POD = {**MODEL, "pod_uid": "pod-1"}
 
 CASES: tuple[Case, ...] = (
     # Feature drift: drifting features AND enough samples, sustained.
-    Case("feature drift with enough samples, held 30m", r.FEATURE_DRIFT, {DRIFT_AMOUNT: const(1)}, "35m",
-         (Fires(MW, 1),), also=((r.FEATURE_DRIFT, "25m", ()),)),
-    Case("feature drift on a window with too few samples", r.FEATURE_DRIFT,
-         {DRIFT_AMOUNT: const(1), SAMPLES: const(100)}, "60m"),
+    Case(
+        "feature drift with enough samples, held 30m",
+        r.FEATURE_DRIFT,
+        {DRIFT_AMOUNT: const(1)},
+        "35m",
+        (Fires(MW, 1),),
+        also=((r.FEATURE_DRIFT, "25m", ()),),
+    ),
+    Case(
+        "feature drift on a window with too few samples",
+        r.FEATURE_DRIFT,
+        {DRIFT_AMOUNT: const(1), SAMPLES: const(100)},
+        "60m",
+    ),
     # Concept drift: performance drop with enough labels, OR prediction drift with enough samples.
-    Case("accuracy drop with enough labels", r.CONCEPT_DRIFT, {ACCURACY: const(0.8)}, "45m",
-         (Fires({**MW, "signal": "performance_drop"}, (0.91 - 0.8) / 0.91),)),
-    Case("log loss rise with enough labels", r.CONCEPT_DRIFT, {LOG_LOSS: const(0.4)}, "45m",
-         (Fires({**MW, "signal": "performance_drop"}, (0.4 - 0.29) / 0.29),)),
-    Case("accuracy drop with too few labels joined", r.CONCEPT_DRIFT,
-         {ACCURACY: const(0.8), LABELS_JOINED: per_minute(1)}, "90m"),
-    Case("prediction drift with enough samples", r.CONCEPT_DRIFT, {PREDICTION_PSI: const(0.35)}, "45m",
-         (Fires({**MW, "signal": "prediction_drift"}, 0.35),)),
-    Case("prediction drift on a window with too few samples", r.CONCEPT_DRIFT,
-         {PREDICTION_PSI: const(0.35), SAMPLES: const(100)}, "90m"),
+    Case(
+        "accuracy drop with enough labels",
+        r.CONCEPT_DRIFT,
+        {ACCURACY: const(0.8)},
+        "45m",
+        (Fires({**MW, "signal": "performance_drop"}, (0.91 - 0.8) / 0.91),),
+    ),
+    Case(
+        "log loss rise with enough labels",
+        r.CONCEPT_DRIFT,
+        {LOG_LOSS: const(0.4)},
+        "45m",
+        (Fires({**MW, "signal": "performance_drop"}, (0.4 - 0.29) / 0.29),),
+    ),
+    Case(
+        "accuracy drop with too few labels joined",
+        r.CONCEPT_DRIFT,
+        {ACCURACY: const(0.8), LABELS_JOINED: per_minute(1)},
+        "90m",
+    ),
+    Case(
+        "prediction drift with enough samples",
+        r.CONCEPT_DRIFT,
+        {PREDICTION_PSI: const(0.35)},
+        "45m",
+        (Fires({**MW, "signal": "prediction_drift"}, 0.35),),
+    ),
+    Case(
+        "prediction drift on a window with too few samples",
+        r.CONCEPT_DRIFT,
+        {PREDICTION_PSI: const(0.35), SAMPLES: const(100)},
+        "90m",
+    ),
     # GPU saturated AND latency over the SLA.
-    Case("GPU saturated and p99 over the SLA", r.GPU_LATENCY, {GPU_UTIL: const(0.95), **latency(SLOW)}, "20m",
-         (Fires(POD, 0.995),)),
+    Case(
+        "GPU saturated and p99 over the SLA",
+        r.GPU_LATENCY,
+        {GPU_UTIL: const(0.95), **latency(SLOW)},
+        "20m",
+        (Fires(POD, 0.995),),
+    ),
     Case("GPU saturated, latency within the SLA", r.GPU_LATENCY, {GPU_UTIL: const(0.95)}, "60m"),
     Case("p99 over the SLA, GPU not saturated", r.GPU_LATENCY, latency(SLOW), "60m"),
     # Staleness: the test clock starts at the epoch, so "long ago" is a negative timestamp.
-    Case("model trained 35 days ago", r.MODEL_STALE, {TRAINED: const(-3_000_000)}, "90m",
-         (Fires(M, (5400 + 3_000_000) / 86400),)),
+    Case(
+        "model trained 35 days ago",
+        r.MODEL_STALE,
+        {TRAINED: const(-3_000_000)},
+        "90m",
+        (Fires(M, (5400 + 3_000_000) / 86400),),
+    ),
     # No predictions from any job.
-    Case("prediction counters stop", r.PREDICTIONS_ABSENT,
-         {PREDICTIONS_POD: const(100), PREDICTIONS_AGG: const(100)}, "30m", (Fires(M, 1),)),
-    Case("no prediction series at all", r.PREDICTIONS_ABSENT, {PREDICTIONS_POD: None, PREDICTIONS_AGG: None}, "30m",
-         (Fires(M, 1),)),
+    Case(
+        "prediction counters stop",
+        r.PREDICTIONS_ABSENT,
+        {PREDICTIONS_POD: const(100), PREDICTIONS_AGG: const(100)},
+        "30m",
+        (Fires(M, 1),),
+    ),
+    Case(
+        "no prediction series at all",
+        r.PREDICTIONS_ABSENT,
+        {PREDICTIONS_POD: None, PREDICTIONS_AGG: None},
+        "30m",
+        (Fires(M, 1),),
+    ),
     Case("only the aggregator counts predictions", r.PREDICTIONS_ABSENT, {PREDICTIONS_POD: None}, "60m"),
     # Targets down.
-    Case("a sidecar target down", r.EXPORTER_DOWN, {UP_SIDECAR: const(0)}, "10m",
-         (Fires({"job": SIDECAR, "instance": POD_INSTANCE}, 0),)),
-    Case("no aggregator target at all", r.EXPORTER_DOWN, {UP_AGG: None}, "10m", (Fires({"job": AGG, "instance": r.NO_TARGET}, 1),)),
+    Case(
+        "a sidecar target down",
+        r.EXPORTER_DOWN,
+        {UP_SIDECAR: const(0)},
+        "10m",
+        (Fires({"job": SIDECAR, "instance": POD_INSTANCE}, 0),),
+    ),
+    Case(
+        "no aggregator target at all",
+        r.EXPORTER_DOWN,
+        {UP_AGG: None},
+        "10m",
+        (Fires({"job": AGG, "instance": r.NO_TARGET}, 1),),
+    ),
     # Lag above the floor AND growing.
     Case("lag high and growing", r.CONSUMER_LAG, {LAG_0: per_minute(100)}, "40m", (Fires({"topic": TOPIC}, 4050),)),
     Case("lag high but flat", r.CONSUMER_LAG, {LAG_0: const(5000)}, "60m"),
@@ -200,22 +266,57 @@ CASES: tuple[Case, ...] = (
     Case("5/s of 105/s rejected", r.DEAD_LETTERS, {REJECTED: per_minute(300)}, "15m", (Fires({"topic": TOPIC}, 5),)),
     Case("2/s rejected of 1000/s", r.DEAD_LETTERS, {REJECTED: per_minute(120), CONSUMED: per_minute(60_000)}, "30m"),
     Case("a third rejected, but 0.5/s", r.DEAD_LETTERS, {REJECTED: per_minute(30), CONSUMED: per_minute(60)}, "30m"),
-    Case("a topic only the sidecar rejects from", r.DEAD_LETTERS, {REJECTED: per_minute(300), CONSUMED: None}, "15m",
-         (Fires({"topic": TOPIC}, 5),)),
+    Case(
+        "a topic only the sidecar rejects from",
+        r.DEAD_LETTERS,
+        {REJECTED: per_minute(300), CONSUMED: None},
+        "15m",
+        (Fires({"topic": TOPIC}, 5),),
+    ),
     # Evaluation stuck since t = 10 min.
-    Case("evaluation stuck", r.EVALUATION_STALLED, {EVALUATED: const(600)}, "30m",
-         (Fires({"job": AGG, "instance": AGG_INSTANCE}, 1200),)),
-    Case("NVML sampling fails", r.GPU_COLLECTOR_DOWN, {COLLECTOR_UP: const(0)}, "15m",
-         (Fires({"job": GPU_JOB, "instance": NODE_INSTANCE}, 0),)),
+    Case(
+        "evaluation stuck",
+        r.EVALUATION_STALLED,
+        {EVALUATED: const(600)},
+        "30m",
+        (Fires({"job": AGG, "instance": AGG_INSTANCE}, 1200),),
+    ),
+    Case(
+        "NVML sampling fails",
+        r.GPU_COLLECTOR_DOWN,
+        {COLLECTOR_UP: const(0)},
+        "15m",
+        (Fires({"job": GPU_JOB, "instance": NODE_INSTANCE}, 0),),
+    ),
     # Retraining: each reason after the 2h hold.
-    Case("sustained feature drift recommends retraining", r.RETRAIN, {DRIFT_AMOUNT: const(1)}, "130m",
-         (Fires({**M, "reason": "feature_drift"}, 1),), also=((r.RETRAIN, "100m", ()),)),
-    Case("a sustained performance drop recommends retraining", r.RETRAIN, {ACCURACY: const(0.8)}, "130m",
-         (Fires({**M, "reason": "performance_drop"}, (0.91 - 0.8) / 0.91),)),
-    Case("a stale model recommends retraining", r.RETRAIN, {TRAINED: const(-3_000_000)}, "130m",
-         (Fires({**M, "reason": "stale"}, (7800 + 3_000_000) / 86400),)),
-    Case("feature drift with too few samples recommends nothing", r.RETRAIN,
-         {DRIFT_AMOUNT: const(1), SAMPLES: const(100)}, "130m"),
+    Case(
+        "sustained feature drift recommends retraining",
+        r.RETRAIN,
+        {DRIFT_AMOUNT: const(1)},
+        "130m",
+        (Fires({**M, "reason": "feature_drift"}, 1),),
+        also=((r.RETRAIN, "100m", ()),),
+    ),
+    Case(
+        "a sustained performance drop recommends retraining",
+        r.RETRAIN,
+        {ACCURACY: const(0.8)},
+        "130m",
+        (Fires({**M, "reason": "performance_drop"}, (0.91 - 0.8) / 0.91),),
+    ),
+    Case(
+        "a stale model recommends retraining",
+        r.RETRAIN,
+        {TRAINED: const(-3_000_000)},
+        "130m",
+        (Fires({**M, "reason": "stale"}, (7800 + 3_000_000) / 86400),),
+    ),
+    Case(
+        "feature drift with too few samples recommends nothing",
+        r.RETRAIN,
+        {DRIFT_AMOUNT: const(1), SAMPLES: const(100)},
+        "130m",
+    ),
 )
 
 

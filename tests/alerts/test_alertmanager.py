@@ -28,8 +28,8 @@ from alerts.rules import (
     PREDICTIONS_ABSENT,
     RETRAIN,
 )
-from exporter.kafka.embedded import free_port
 from exporter.config import AlertsConfig
+from exporter.kafka.embedded import free_port
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"
 TOKEN = "relay-token-Zm9vYmFy"
@@ -124,9 +124,15 @@ def alertmanager(tmp_path) -> Iterator[dict[str, Any]]:
     pagerduty, relay = Recorder(), Recorder()
     port = free_port()
     process = subprocess.Popen(
-        [binary("prometheus-alertmanager"), f"--config.file={config_for(tmp_path, pagerduty, relay)}",
-         f"--storage.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "alertmanager.log", "wb"),
+        [
+            binary("prometheus-alertmanager"),
+            f"--config.file={config_for(tmp_path, pagerduty, relay)}",
+            f"--storage.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "alertmanager.log", "wb"),
     )
     try:
         api = f"http://127.0.0.1:{port}/api/v2"
@@ -164,21 +170,26 @@ def wait_for(predicate, what: str, timeout: float = 60.0) -> Any:
 
 
 def alert(name: str, severity: str, **labels: str) -> dict[str, Any]:
-    return {"labels": {"alertname": name, "severity": severity, **labels},
-            "annotations": {"summary": f"{name} summary", "description": "d", "runbook_url": f"https://rb.test/{name}.md"}}
+    return {
+        "labels": {"alertname": name, "severity": severity, **labels},
+        "annotations": {"summary": f"{name} summary", "description": "d", "runbook_url": f"https://rb.test/{name}.md"},
+    }
 
 
 def test_inhibition_paging_and_relay_delivery(alertmanager):
     fraud, churn = {"model": "fraud", "model_version": "7"}, {"model": "churn", "model_version": "3"}
-    _post(f"{alertmanager['api']}/alerts", [
-        alert(PREDICTIONS_ABSENT, "warning", **fraud),
-        alert(FEATURE_DRIFT, "warning", **fraud, window="1h"),
-        alert(CONCEPT_DRIFT, "warning", **fraud, window="1h", signal="prediction_drift"),
-        alert(RETRAIN, "info", **fraud, reason="feature_drift"),
-        alert(FEATURE_DRIFT, "warning", **churn, window="1h"),
-        alert(RETRAIN, "info", **churn, reason="stale"),
-        alert(EXPORTER_DOWN, "critical", job="model-health-sidecar", instance="10.0.0.1:9878"),
-    ])
+    _post(
+        f"{alertmanager['api']}/alerts",
+        [
+            alert(PREDICTIONS_ABSENT, "warning", **fraud),
+            alert(FEATURE_DRIFT, "warning", **fraud, window="1h"),
+            alert(CONCEPT_DRIFT, "warning", **fraud, window="1h", signal="prediction_drift"),
+            alert(RETRAIN, "info", **fraud, reason="feature_drift"),
+            alert(FEATURE_DRIFT, "warning", **churn, window="1h"),
+            alert(RETRAIN, "info", **churn, reason="stale"),
+            alert(EXPORTER_DOWN, "critical", job="model-health-sidecar", instance="10.0.0.1:9878"),
+        ],
+    )
 
     def states() -> dict[tuple[str, str], str] | None:
         alerts = _get(f"{alertmanager['api']}/alerts")

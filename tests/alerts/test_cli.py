@@ -20,11 +20,18 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_alerts_writes_the_three_files_with_config(tmp_path):
     config = tmp_path / "alerts.yaml"
-    config.write_text("windows: [1h]\nlabels: {team: ml}\nalertmanager:\n  relay: {url: 'http://relay.test:9880/v1/alertmanager'}\n")
+    config.write_text(
+        "windows: [1h]\nlabels: {team: ml}\nalertmanager:\n  relay: {url: 'http://relay.test:9880/v1/alertmanager'}\n"
+    )
     result = run("alerts", "--out", str(tmp_path / "out"), "--config", str(config))
     assert result.returncode == 0, result.stderr
-    expected = render_files(AlertsConfig(windows=("1h",), labels={"team": "ml"},
-                                         alertmanager={"relay": {"url": "http://relay.test:9880/v1/alertmanager"}}))
+    expected = render_files(
+        AlertsConfig(
+            windows=("1h",),
+            labels={"team": "ml"},
+            alertmanager={"relay": {"url": "http://relay.test:9880/v1/alertmanager"}},
+        )
+    )
     for name, text in expected.items():
         assert (tmp_path / "out" / name).read_text() == text
     assert "3 files written" in result.stderr

@@ -55,9 +55,14 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
     )
     port = free_port()
     process = subprocess.Popen(
-        [binary, f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={root / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=open(root / "prometheus.log", "wb"),
+        [
+            binary,
+            f"--config.file={root / 'prometheus.yml'}",
+            f"--storage.tsdb.path={root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "prometheus.log", "wb"),
     )
     try:
         yield f"http://127.0.0.1:{port}/api/v1"
@@ -67,8 +72,10 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
 
 
 def test_rules_load_and_evaluate_healthy(prometheus):
-    expected = {group["name"]: [rule.get("record") or rule["alert"] for rule in group["rules"]]
-                for group in render_rules()["groups"]}
+    expected = {
+        group["name"]: [rule.get("record") or rule["alert"] for rule in group["rules"]]
+        for group in render_rules()["groups"]
+    }
 
     def evaluated():
         answer = get(f"{prometheus}/rules")
@@ -82,8 +89,12 @@ def test_rules_load_and_evaluate_healthy(prometheus):
 
     groups = wait_for(evaluated, "every rule to be evaluated once")
     assert {group["name"]: [rule["name"] for rule in group["rules"]] for group in groups} == expected
-    unhealthy = [(rule["name"], rule["health"], rule.get("lastError")) for group in groups for rule in group["rules"]
-                 if rule["health"] != "ok"]
+    unhealthy = [
+        (rule["name"], rule["health"], rule.get("lastError"))
+        for group in groups
+        for rule in group["rules"]
+        if rule["health"] != "ok"
+    ]
     assert unhealthy == []
 
 

@@ -9,7 +9,9 @@ def test_skips_functions_keywords_label_lists_strings_and_durations():
       or label_replace(vector(0), "reason", "stale", "", "") or sum(rate(x:recorded:rate5m[10m:1m]))
     """
     assert metric_names(expr) == {
-        "model_health_request_duration_seconds_bucket", "model_health_info_like", "model_health_feature_psi",
+        "model_health_request_duration_seconds_bucket",
+        "model_health_info_like",
+        "model_health_feature_psi",
         "x:recorded:rate5m",
     }
 

@@ -61,7 +61,9 @@ def test_every_alert_has_a_firing_case_and_compound_alerts_a_half_true_case():
 
 
 def test_promtool_nothing_fires_when_every_metric_is_healthy(rules_dir):
-    (rules_dir / "test-healthy.yaml").write_text(dump_yaml(unit_test_file(AlertsConfig(), RULES_FILE, (), with_healthy=True)))
+    (rules_dir / "test-healthy.yaml").write_text(
+        dump_yaml(unit_test_file(AlertsConfig(), RULES_FILE, (), with_healthy=True))
+    )
     run_promtool("test", "rules", "test-healthy.yaml", cwd=rules_dir)
 
 

@@ -36,7 +36,10 @@ def boards():
 def test_four_dashboards_with_stable_uids_common_tag_and_prefix(boards):
     assert list(boards) == ["fleet", "model", "gpu", "pipeline"]
     assert [b["uid"] for b in boards.values()] == [
-        "model-health-fleet", "model-health-model", "model-health-gpu", "model-health-pipeline"
+        "model-health-fleet",
+        "model-health-model",
+        "model-health-gpu",
+        "model-health-pipeline",
     ]
     for board in boards.values():
         assert board["title"].startswith("Model Health / ")
@@ -70,8 +73,17 @@ def test_model_dashboard_variables_and_panels(boards):
     names = [v["name"] for v in board["templating"]["list"]]
     assert names == ["datasource", "model", "model_version", "window"]
     titles = {panel["title"]: panel for panel in all_panels(board)}
-    for title in ("Traffic", "Latency", "Error ratio", "PSI by feature", "KS D by feature",
-                  "Prediction and label drift", "Performance vs reference", "Label join rate", "Since trained"):
+    for title in (
+        "Traffic",
+        "Latency",
+        "Error ratio",
+        "PSI by feature",
+        "KS D by feature",
+        "Prediction and label drift",
+        "Performance vs reference",
+        "Label join rate",
+        "Since trained",
+    ):
         assert title in titles, title
     assert titles["PSI by feature"]["type"] == "heatmap"
     assert titles["PSI by feature"]["targets"][0]["legendFormat"] == "{{feature}}"
@@ -79,7 +91,11 @@ def test_model_dashboard_variables_and_panels(boards):
     assert table["type"] == "table" and table["targets"][0]["expr"].startswith("topk(20,")
     assert all(t["instant"] and t["format"] == "table" for t in table["targets"])
     latency = [t["expr"] for t in titles["Latency"]["targets"]]
-    assert [e.split(",")[0] for e in latency] == ["histogram_quantile(0.5", "histogram_quantile(0.95", "histogram_quantile(0.99"]
+    assert [e.split(",")[0] for e in latency] == [
+        "histogram_quantile(0.5",
+        "histogram_quantile(0.95",
+        "histogram_quantile(0.99",
+    ]
     assert all("model_health_request_duration_seconds_bucket" in e for e in latency)
 
 
@@ -128,7 +144,8 @@ def test_every_panel_query_parses(tmp_path, boards):
         for i, expr in enumerate(dashboards.panel_queries(board))
     ]
     (tmp_path / "queries.yaml").write_text(dump_yaml({"groups": [{"name": "dashboards", "rules": rules}]}))
-    result = subprocess.run([promtool, "check", "rules", "queries.yaml"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [promtool, "check", "rules", "queries.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(rf"SUCCESS: {len(rules)} rules found", result.stdout)

@@ -65,10 +65,12 @@ def render_notes(tmp: Path, *args: str) -> str:
     shutil.copytree(CHART, copy)
     (copy / "files" / "notes.txt").write_text((CHART / "templates" / "NOTES.txt").read_text())
     (copy / "templates" / "notes-probe.yaml").write_text(
-        'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n'
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n"
         '  notes: {{ tpl (.Files.Get "files/notes.txt") . | quote }}\n'
     )
-    result = helm("template", RELEASE, str(copy), "--namespace", NAMESPACE, "--show-only", "templates/notes-probe.yaml", *args)
+    result = helm(
+        "template", RELEASE, str(copy), "--namespace", NAMESPACE, "--show-only", "templates/notes-probe.yaml", *args
+    )
     return str(yaml.safe_load(result.stdout)["data"]["notes"])
 
 

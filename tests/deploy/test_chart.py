@@ -116,7 +116,9 @@ def test_helm_lint(values: Path | None) -> None:
 def test_only_known_kinds(renders: dict[str, Rendered]) -> None:
     for rendered in renders.values():
         kinds = {doc["kind"] for doc in rendered.docs}
-        assert kinds <= CORE_KINDS | CRD_KINDS, f"{rendered.values_file}: unchecked kinds {kinds - CORE_KINDS - CRD_KINDS}"
+        assert kinds <= CORE_KINDS | CRD_KINDS, (
+            f"{rendered.values_file}: unchecked kinds {kinds - CORE_KINDS - CRD_KINDS}"
+        )
 
 
 def _write_core(renders: dict[str, Rendered], directory: Path) -> list[Path]:
@@ -137,7 +139,7 @@ def test_kubernetes_validate_strict(renders: dict[str, Rendered], version: str, 
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     expected = sum(1 for r in renders.values() for doc in r.docs if doc["kind"] not in CRD_KINDS)
-    assert result.stdout.count(f"passed for resource") == expected
+    assert result.stdout.count("passed for resource") == expected
     assert "ERROR" not in result.stdout and "WARN" not in result.stdout
 
 
@@ -171,7 +173,11 @@ def test_workload_selectors_match_their_pods(renders: dict[str, Rendered]) -> No
 def test_services_select_exactly_their_component(renders: dict[str, Rendered]) -> None:
     for rendered in renders.values():
         for service in rendered.of_kind("Service"):
-            selected = [w for w, t in pod_specs(rendered) if matches({"matchLabels": service["spec"]["selector"]}, t["metadata"]["labels"])]
+            selected = [
+                w
+                for w, t in pod_specs(rendered)
+                if matches({"matchLabels": service["spec"]["selector"]}, t["metadata"]["labels"])
+            ]
             assert len(selected) == 1, service["metadata"]["name"]
             (workload,) = selected
             ports = {p["name"] for c in workload["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
@@ -188,7 +194,9 @@ def test_pdbs_and_network_policies_select_a_workload(renders: dict[str, Rendered
                 assert len(selected) == 1, doc["metadata"]["name"]
                 if kind == "NetworkPolicy":
                     container_ports = {
-                        p["containerPort"] for c in selected[0]["spec"]["template"]["spec"]["containers"] for p in c["ports"]
+                        p["containerPort"]
+                        for c in selected[0]["spec"]["template"]["spec"]["containers"]
+                        for p in c["ports"]
                     }
                     for rule in doc["spec"]["ingress"]:
                         assert {p["port"] for p in rule["ports"]} <= container_ports
@@ -197,12 +205,14 @@ def test_pdbs_and_network_policies_select_a_workload(renders: dict[str, Rendered
 def test_service_accounts_exist_and_carry_no_token(renders: dict[str, Rendered]) -> None:
     for rendered in renders.values():
         accounts = {sa["metadata"]["name"]: sa for sa in rendered.of_kind("ServiceAccount")}
-        for workload, template in pod_specs(rendered):
+        for _workload, template in pod_specs(rendered):
             name = template["spec"]["serviceAccountName"]
             assert name in accounts and accounts[name]["automountServiceAccountToken"] is False
             assert template["spec"]["automountServiceAccountToken"] is False
         # Minimal RBAC: no component needs the Kubernetes API, so there is none.
-        assert not [doc for doc in rendered.docs if doc["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")]
+        assert not [
+            doc for doc in rendered.docs if doc["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+        ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +287,11 @@ OPT_OUT = {"model-health.io/inject": "false"}
     ],
 )
 def test_webhook_routing(
-    renders: dict[str, Rendered], namespace: dict[str, str], pod: dict[str, str], label_mode: list[str], annotation_mode: list[str]
+    renders: dict[str, Rendered],
+    namespace: dict[str, str],
+    pod: dict[str, str],
+    label_mode: list[str],
+    annotation_mode: list[str],
 ) -> None:
     assert _routed(_webhooks(renders["(defaults)"]), namespace, pod) == label_mode
     assert _routed(_webhooks(renders["plain-sidecar-values.yaml"]), namespace, pod) == annotation_mode
@@ -302,10 +316,20 @@ def test_webhook_fails_open_fast_and_idempotently(renders: dict[str, Rendered]) 
             assert hook["reinvocationPolicy"] == "IfNeeded"
             assert hook["admissionReviewVersions"] == ["v1"]
             assert hook["rules"] == [
-                {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "scope": "Namespaced"}
+                {
+                    "operations": ["CREATE"],
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "resources": ["pods"],
+                    "scope": "Namespaced",
+                }
             ]
             service = hook["clientConfig"]["service"]
-            assert (service["name"], service["namespace"], service["port"]) == (injector["metadata"]["name"], NAMESPACE, 443)
+            assert (service["name"], service["namespace"], service["port"]) == (
+                injector["metadata"]["name"],
+                NAMESPACE,
+                443,
+            )
 
 
 def _tls_secret_name(rendered: Rendered) -> str:
@@ -322,7 +346,9 @@ def test_helm_generated_certificate_matches_the_ca_bundle(renders: dict[str, Ren
     leaf = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
     leaf.verify_directly_issued_by(ca)
     host = f"{rendered.one('Service', 'injector')['metadata']['name']}.{NAMESPACE}.svc"
-    assert host in leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert host in leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName
+    )
     for hook in _webhooks(rendered).values():
         assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
 
@@ -346,17 +372,27 @@ def test_cert_manager_certificate_and_ca_injection(renders: dict[str, Rendered])
         if own_issuer:
             (issuer,) = issuers
             assert issuer["spec"] == {"selfSigned": {}}
-            assert certificate["spec"]["issuerRef"] == {"name": issuer["metadata"]["name"], "kind": "Issuer", "group": "cert-manager.io"}
+            assert certificate["spec"]["issuerRef"] == {
+                "name": issuer["metadata"]["name"],
+                "kind": "Issuer",
+                "group": "cert-manager.io",
+            }
         else:
             assert not issuers
-            assert certificate["spec"]["issuerRef"] == {"name": "internal-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+            assert certificate["spec"]["issuerRef"] == {
+                "name": "internal-ca",
+                "kind": "ClusterIssuer",
+                "group": "cert-manager.io",
+            }
 
 
 def test_existing_secret_mode(renders: dict[str, Rendered]) -> None:
     rendered = renders["plain-sidecar-values.yaml"]
     assert _tls_secret_name(rendered) == "model-health-injector-tls"
     assert not rendered.of_kind("Secret") and not rendered.of_kind("Certificate")
-    bundle = yaml.safe_load((CHART / "ci" / "plain-sidecar-values.yaml").read_text())["injector"]["tls"]["secret"]["caBundle"]
+    bundle = yaml.safe_load((CHART / "ci" / "plain-sidecar-values.yaml").read_text())["injector"]["tls"]["secret"][
+        "caBundle"
+    ]
     assert all(hook["clientConfig"]["caBundle"] == bundle for hook in _webhooks(rendered).values())
 
 
@@ -427,7 +463,10 @@ def test_configs_agree_with_the_pods(renders: dict[str, Rendered], tmp_path: Pat
             if component == "relay":
                 assert str(config.state.dir) in mounts
                 assert _under_a_mount(config.auth.token_file, mounts)
-                for secret_path in (config.target.secret_file, config.target.github.token_file if config.target.github else None):
+                for secret_path in (
+                    config.target.secret_file,
+                    config.target.github.token_file if config.target.github else None,
+                ):
                     if secret_path is not None:
                         assert _under_a_mount(secret_path, mounts)
             if component == "injector":
@@ -471,7 +510,12 @@ def test_chart_config_injects_a_valid_pod(renders: dict[str, Rendered], tmp_path
 
 def test_monitors(renders: dict[str, Rendered]) -> None:
     jobs = ScrapeJobsConfig()
-    expected_jobs = {"aggregator": jobs.aggregator, "relay": jobs.relay, "injector": jobs.injector, "node-agent": jobs.node}
+    expected_jobs = {
+        "aggregator": jobs.aggregator,
+        "relay": jobs.relay,
+        "injector": jobs.injector,
+        "node-agent": jobs.node,
+    }
     for rendered in renders.values():
         for monitor in rendered.of_kind("ServiceMonitor"):
             assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
@@ -482,7 +526,9 @@ def test_monitors(renders: dict[str, Rendered]) -> None:
             (endpoint,) = monitor["spec"]["endpoints"]
             assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
             assert endpoint["path"] == "/metrics"
-            assert {"action": "replace", "targetLabel": "job", "replacement": expected_jobs[component]} in endpoint["relabelings"]
+            assert {"action": "replace", "targetLabel": "job", "replacement": expected_jobs[component]} in endpoint[
+                "relabelings"
+            ]
             if component == "injector":
                 assert endpoint["scheme"] == "https"
                 assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": _tls_secret_name(rendered), "key": "ca.crt"}
@@ -493,7 +539,11 @@ def test_monitors(renders: dict[str, Rendered]) -> None:
             (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
             assert endpoint["port"] == "model-health"  # the port name the injector gives the sidecar
             assert {"action": "replace", "targetLabel": "job", "replacement": jobs.sidecar} in endpoint["relabelings"]
-            assert {"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_uid"], "targetLabel": "pod_uid"} in endpoint["relabelings"]
+            assert {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_uid"],
+                "targetLabel": "pod_uid",
+            } in endpoint["relabelings"]
 
 
 def test_monitor_selector_labels_from_values(full: Rendered) -> None:
@@ -551,7 +601,9 @@ def test_dashboard_configmaps(full: Rendered, renders: dict[str, Rendered]) -> N
         assert configmap["metadata"]["namespace"] == "grafana"
         assert configmap["metadata"]["annotations"]["grafana_folder"] == "ML / Model Health"
     assert len(files) >= 4
-    assert not [cm for cm in renders["relay-github-values.yaml"].of_kind("ConfigMap") if component_of(cm) == "dashboards"]
+    assert not [
+        cm for cm in renders["relay-github-values.yaml"].of_kind("ConfigMap") if component_of(cm) == "dashboards"
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -566,7 +618,10 @@ def test_dashboard_configmaps(full: Rendered, renders: dict[str, Rendered]) -> N
         (["--set", "injector.tls.mode=openssl"], "injector.tls.mode"),
         (["--set", "injector.sidecar.gpuMode=all"], "injector.sidecar.gpuMode"),
         (["--set", "relay.enabled=true"], "relay.existingSecret is required"),
-        (["--set", "injector.tls.mode=secret", "--set", "injector.tls.secret.name=x"], "injector.tls.secret.caBundle is required"),
+        (
+            ["--set", "injector.tls.mode=secret", "--set", "injector.tls.secret.name=x"],
+            "injector.tls.secret.caBundle is required",
+        ),
         (["--set", "relay.replicas=2"], "relay.replicas"),
     ],
 )
@@ -588,7 +643,7 @@ def test_dockerfile_builds_the_image_the_chart_runs() -> None:
     lines = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.strip().startswith("#")]
     assert any(line.startswith("FROM python:3.11-slim") for line in lines)
     # The chart and the injector run as this numeric user (runAsNonRoot needs it numeric).
-    assert lines[-1] == 'ENTRYPOINT ["model-health"]' or 'USER 10001:10001' in lines
+    assert lines[-1] == 'ENTRYPOINT ["model-health"]' or "USER 10001:10001" in lines
     assert "USER 10001:10001" in lines
     installs = [line for line in lines if "pip" in line and "install" in line]
     assert installs and not any("test" in line for line in installs)

@@ -71,7 +71,9 @@ def _with_missing(values: np.ndarray, rng: np.random.Generator, share: float = 0
     return out
 
 
-def _categories(rng: np.random.Generator, labels: list[str], p: list[float], size: int, missing: float = 0.0) -> np.ndarray:
+def _categories(
+    rng: np.random.Generator, labels: list[str], p: list[float], size: int, missing: float = 0.0
+) -> np.ndarray:
     out = rng.choice(np.array(labels, dtype=object), size=size, p=p)
     if missing:
         out[rng.random(size) < missing] = None

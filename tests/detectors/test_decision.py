@@ -37,7 +37,9 @@ def test_bootstrap_agrees_with_chi_square_when_bins_are_full(n, m):
     ref = (shares * n).astype(int)
     h, chi = 1 / n + 1 / m, stats.chi2.ppf(0.995, 9)
     assert bootstrap_null_quantile("psi", ref, m, 0.005) == pytest.approx(h * chi, rel=0.1)
-    assert bootstrap_null_quantile("js", ref, m, 0.005) == pytest.approx(math.sqrt(h * chi / (8 * math.log(2))), rel=0.1)
+    assert bootstrap_null_quantile("js", ref, m, 0.005) == pytest.approx(
+        math.sqrt(h * chi / (8 * math.log(2))), rel=0.1
+    )
 
 
 def test_bootstrap_sees_what_chi_square_misses_with_rare_bins():

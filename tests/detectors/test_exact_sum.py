@@ -67,12 +67,21 @@ def test_group_numerators_are_each_groups_exact_sum(case):
 
 def test_group_numerators_long_runs_subnormals_and_extremes():
     # Runs longer than a uint64 significand sum can hold, both signs, subnormals, the largest doubles.
-    values = np.sort(np.concatenate([
-        np.full(5_000, 1.5), np.full(4_097, -1.999999999), np.full(3, 5e-324), np.full(2, -2.2250738585072014e-308),
-        np.array([1.7976931348623157e308, -1.7976931348623157e308, 0.0, -0.0]),
-    ]))
+    values = np.sort(
+        np.concatenate(
+            [
+                np.full(5_000, 1.5),
+                np.full(4_097, -1.999999999),
+                np.full(3, 5e-324),
+                np.full(2, -2.2250738585072014e-308),
+                np.array([1.7976931348623157e308, -1.7976931348623157e308, 0.0, -0.0]),
+            ]
+        )
+    )
     bounds = np.array([0, 3, 4_100, values.size])
-    assert group_numerators(values, bounds) == [ExactSum.of(values[a:b]).numerator for a, b in zip(bounds[:-1], bounds[1:])]
+    assert group_numerators(values, bounds) == [
+        ExactSum.of(values[a:b]).numerator for a, b in zip(bounds[:-1], bounds[1:])
+    ]
     assert float(ExactSum(group_numerators(values, np.array([0, values.size]))[0])) == exact(values)
 
 
@@ -91,4 +100,6 @@ def test_group_numerators_with_many_exponent_runs():
     bounds = np.array([0, 7_000, 7_000, 15_000, 20_000])
     for start, end in zip(bounds[:-1], bounds[1:]):
         values[start:end].sort()
-    assert group_numerators(values, bounds) == [ExactSum.of(values[a:b]).numerator for a, b in zip(bounds[:-1], bounds[1:])]
+    assert group_numerators(values, bounds) == [
+        ExactSum.of(values[a:b]).numerator for a, b in zip(bounds[:-1], bounds[1:])
+    ]

@@ -17,7 +17,9 @@ def test_known_values():
     assert ks_binned(np.array([0, 50, 50, 0]), np.array([0, 0, 50, 50])).statistic == 0.5
 
 
-@given(finite_arrays(min_size=1, max_size=400), finite_arrays(min_size=1, max_size=400), st.sampled_from([10, 50, 1000]))
+@given(
+    finite_arrays(min_size=1, max_size=400), finite_arrays(min_size=1, max_size=400), st.sampled_from([10, 50, 1000])
+)
 def test_binned_d_is_within_its_bound_of_scipy(reference, current, fine_bins):
     bins = NumericBins.from_reference(reference, fine_bins=fine_bins, psi_bins=fine_bins)
     ref = NumericSummary.fold(bins, reference)

@@ -239,8 +239,12 @@ def test_histogram_auc_is_exact_in_integers_for_huge_windows() -> None:
     s = ClassificationSummary.empty(["n", "p"], score_bins=4)
     big = 1 << 40  # Σ neg·pos ≈ 2**80 would overflow int64
     s = ClassificationSummary(
-        s.classes, s.confusion, s.positive, 4,
-        np.array([0, 0, 3 * big, big], dtype=np.int64), np.array([big, big, 2 * big, 0], dtype=np.int64),
+        s.classes,
+        s.confusion,
+        s.positive,
+        4,
+        np.array([0, 0, 3 * big, big], dtype=np.int64),
+        np.array([big, big, 2 * big, 0], dtype=np.int64),
     )
     # pos mass (0, 0, 3, 1)·big, neg mass (1, 1, 2, 0)·big; P·N = 16·big²
     # neg bin 0 and 1: all 4·big positives above -> 2·4; neg bin 2: 1 above + 3/2 tied -> 2·2.5

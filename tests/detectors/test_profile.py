@@ -30,8 +30,13 @@ def table() -> pa.Table:
 @pytest.fixture(scope="module")
 def profile(table) -> ReferenceProfile:
     return build_profile(
-        table, model="fraud", model_version="7", created_at=1_795_000_000.0, prediction="prediction",
-        label="label", trained_at=1_794_000_000.5,
+        table,
+        model="fraud",
+        model_version="7",
+        created_at=1_795_000_000.0,
+        prediction="prediction",
+        label="label",
+        trained_at=1_794_000_000.5,
     )
 
 
@@ -48,7 +53,9 @@ def test_profile_holds_what_drift_and_performance_need(profile, table):
     assert profile.loss is not None and profile.loss.count == 5_000
     labels = np.asarray(table.column("label"))
     scores = np.asarray(table.column("prediction"))
-    assert meta.performance["roc_auc"] == pytest.approx(roc_auc(labels, scores), abs=profile.performance.roc_auc_error_bound() + 1e-12)
+    assert meta.performance["roc_auc"] == pytest.approx(
+        roc_auc(labels, scores), abs=profile.performance.roc_auc_error_bound() + 1e-12
+    )
     assert meta.performance["accuracy"] == pytest.approx(np.mean((scores >= 0.5) == (labels == 1)), abs=1e-12)
 
 
@@ -69,7 +76,9 @@ def test_any_profile_round_trips(values, categories, data):
     if not np.isfinite(values).any() or all(c is None for c in categories):
         return
     table = pa.table({"x": pa.array(values), "c": pa.array(list(categories), pa.string())})
-    settings = ProfileSettings(fine_bins=data.draw(st.sampled_from([10, 100, 1000])), psi_bins=10, top_k=data.draw(st.integers(1, 5)))
+    settings = ProfileSettings(
+        fine_bins=data.draw(st.sampled_from([10, 100, 1000])), psi_bins=10, top_k=data.draw(st.integers(1, 5))
+    )
     profile = build_profile(table, model="m", model_version="1", created_at=0.0, settings=settings)
     again = ReferenceProfile.from_table(profile.to_table())
     assert again.metadata == profile.metadata
@@ -88,7 +97,9 @@ def test_regression_profile():
 
 
 def test_class_predictions_profile():
-    table = pa.table({"x": [1.0, 2.0, 3.0, 4.0], "prediction": ["cat", "dog", "dog", "cat"], "label": ["cat", "dog", "cat", "cat"]})
+    table = pa.table(
+        {"x": [1.0, 2.0, 3.0, 4.0], "prediction": ["cat", "dog", "dog", "cat"], "label": ["cat", "dog", "cat", "cat"]}
+    )
     profile = build_profile(table, model="m", model_version="1", created_at=0.0, prediction="prediction", label="label")
     assert profile.metadata.classes == ("cat", "dog")
     assert profile.metadata.performance["accuracy"] == 0.75

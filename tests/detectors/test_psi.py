@@ -23,7 +23,10 @@ def test_known_values():
 
 
 def test_epsilon_is_a_parameter():
-    low, high = psi(np.array([10, 0]), np.array([5, 5]), epsilon=1e-6), psi(np.array([10, 0]), np.array([5, 5]), epsilon=1e-2)
+    low, high = (
+        psi(np.array([10, 0]), np.array([5, 5]), epsilon=1e-6),
+        psi(np.array([10, 0]), np.array([5, 5]), epsilon=1e-2),
+    )
     assert low > high > 0
 
 

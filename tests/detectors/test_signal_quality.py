@@ -169,7 +169,9 @@ def test_long_tail_categorical_false_alarm_rate() -> None:
                 fired[method] = fired.get(method, 0) + 1
         rates[size] = flagged / 2_000
     print(f"\nfalse-alarm rate, long-tail categorical, default rule: {rates}; methods fired: {fired}")
-    assert max(rates.values()) <= MAX_FALSE_ALARM_RATE, f"long-tail categorical false-alarm rates {rates}, fired {fired}"
+    assert max(rates.values()) <= MAX_FALSE_ALARM_RATE, (
+        f"long-tail categorical false-alarm rates {rates}, fired {fired}"
+    )
 
 
 POWER_WINDOWS = {1_000: 400, 5_000: 200, 100_000: 40}

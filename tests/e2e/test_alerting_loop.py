@@ -45,7 +45,6 @@ from standardwebhooks import Webhook
 import dashboards
 from alerts import dump_yaml, render_alertmanager, render_rules, runbook_url
 from alerts.rules import CONCEPT_DRIFT, FEATURE_DRIFT, RETRAIN
-from exporter.kafka.embedded import EmbeddedBroker, free_port
 from exporter.config import AlertsConfig, DashboardsConfig
 from exporter.demo.live import (
     DEADLETTER,
@@ -61,10 +60,11 @@ from exporter.demo.live import (
 )
 from exporter.demo.traffic import TrafficGenerator
 from exporter.kafka import ProducerSettings, open_producer
+from exporter.kafka.embedded import EmbeddedBroker, free_port
 from tests.exporter.relay.fake_target import FakeTarget, Received
 from tests.support.gpu import capture_dir
 from tests.support.pagerduty import PagerDutyStandIn
-from tests.support.services import PrometheusApi, Process, binary, log_tail, running, scrape, wait_for, wait_ready
+from tests.support.services import Process, PrometheusApi, binary, log_tail, running, scrape, wait_for, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -171,8 +171,14 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
         # The demo's scenario, shrunk: drifted from the first record, labels a second later,
         # a 10 s window of 1 s buckets evaluated every second.
         options = DemoOptions(
-            rate=RATE, drift_after=0.0, label_delay=1.0, bucket_seconds=1, window_seconds=WINDOW_SECONDS,
-            port=0, evaluation_seconds=1.0, workdir=workdir,
+            rate=RATE,
+            drift_after=0.0,
+            label_delay=1.0,
+            bucket_seconds=1,
+            window_seconds=WINDOW_SECONDS,
+            port=0,
+            evaluation_seconds=1.0,
+            workdir=workdir,
         )
         producer = open_producer(ProducerSettings(broker.bootstrap_servers))
         stack.callback(producer.close)
@@ -189,33 +195,54 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
             process = stack.enter_context(running(name, argv, workdir / f"{name}.log", env=env))
             started.append((process, ready_url))
 
-        relay_config = _write_yaml(workdir / "relay.yaml", {
-            "auth": {"token_file": "relay-token"},
-            "retrain": {"cooldown_seconds": COOLDOWN_SECONDS},
-            "target": {
-                "kind": "generic", "url": f"{target.url}/hooks/retrain", "secret_file": "webhook-secret",
-                "retry": {"max_attempts": 3, "base_backoff_seconds": 0.2, "max_backoff_seconds": 1.0},
+        relay_config = _write_yaml(
+            workdir / "relay.yaml",
+            {
+                "auth": {"token_file": "relay-token"},
+                "retrain": {"cooldown_seconds": COOLDOWN_SECONDS},
+                "target": {
+                    "kind": "generic",
+                    "url": f"{target.url}/hooks/retrain",
+                    "secret_file": "webhook-secret",
+                    "retry": {"max_attempts": 3, "base_backoff_seconds": 0.2, "max_backoff_seconds": 1.0},
+                },
+                "http": {"host": "127.0.0.1", "port": ports["relay"]},
+                "state": {"dir": "relay-state"},
             },
-            "http": {"host": "127.0.0.1", "port": ports["relay"]},
-            "state": {"dir": "relay-state"},
-        })
-        start("relay", [MODEL_HEALTH, "relay", "--config", str(relay_config)], f"http://127.0.0.1:{ports['relay']}/readyz")
+        )
+        start(
+            "relay", [MODEL_HEALTH, "relay", "--config", str(relay_config)], f"http://127.0.0.1:{ports['relay']}/readyz"
+        )
         (workdir / "alertmanager.yaml").write_text(dump_yaml(render_alertmanager(alerts_config)))
-        start("alertmanager", [
-            binary("prometheus-alertmanager", "alertmanager"), f"--config.file={workdir / 'alertmanager.yaml'}",
-            f"--storage.path={workdir / 'alertmanager-data'}", f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-            "--cluster.listen-address=",
-        ], f"http://127.0.0.1:{ports['alertmanager']}/-/ready")
-        pod_cgroup = ("/kubepods.slice/kubepods-burstable.slice/"
-                      f"kubepods-burstable-pod{POD_UID.replace('-', '_')}.slice/cri-containerd-{CONTAINER_ID}.scope")
+        start(
+            "alertmanager",
+            [
+                binary("prometheus-alertmanager", "alertmanager"),
+                f"--config.file={workdir / 'alertmanager.yaml'}",
+                f"--storage.path={workdir / 'alertmanager-data'}",
+                f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+                "--cluster.listen-address=",
+            ],
+            f"http://127.0.0.1:{ports['alertmanager']}/-/ready",
+        )
+        pod_cgroup = (
+            "/kubepods.slice/kubepods-burstable.slice/"
+            f"kubepods-burstable-pod{POD_UID.replace('-', '_')}.slice/cri-containerd-{CONTAINER_ID}.scope"
+        )
         for node, cgroup in (("node-a", pod_cgroup), ("node-b", None)):
-            node_config = _write_yaml(workdir / f"{node}.yaml", {
-                "gpu": {"mode": "node", "interval_seconds": 1, "slow_interval_seconds": 2},
-                "http": {"host": "127.0.0.1", "port": ports[node]},
-                "proc_root": str(_fake_proc(workdir / f"proc-{node}", cgroup)),
-            })
-            start(node, [MODEL_HEALTH, "node", "--config", str(node_config), "--fake-nvml", str(capture_dir())],
-                  f"http://127.0.0.1:{ports[node]}/readyz")
+            node_config = _write_yaml(
+                workdir / f"{node}.yaml",
+                {
+                    "gpu": {"mode": "node", "interval_seconds": 1, "slow_interval_seconds": 2},
+                    "http": {"host": "127.0.0.1", "port": ports[node]},
+                    "proc_root": str(_fake_proc(workdir / f"proc-{node}", cgroup)),
+                },
+            )
+            start(
+                node,
+                [MODEL_HEALTH, "node", "--config", str(node_config), "--fake-nvml", str(capture_dir())],
+                f"http://127.0.0.1:{ports[node]}/readyz",
+            )
 
         # The profile is built while those start.
         profile = build_profile(workdir, options)
@@ -224,33 +251,59 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
         aggregator_yaml = yaml.safe_load((workdir / "aggregator.yaml").read_text())
         aggregator_yaml["state"]["checkpoint_interval_seconds"] = 2.0
         _write_yaml(workdir / "aggregator.yaml", aggregator_yaml)
-        start("aggregator", [MODEL_HEALTH, "aggregator", "--config", str(workdir / "aggregator.yaml")],
-              f"http://127.0.0.1:{aggregator_port}/readyz")
+        start(
+            "aggregator",
+            [MODEL_HEALTH, "aggregator", "--config", str(workdir / "aggregator.yaml")],
+            f"http://127.0.0.1:{aggregator_port}/readyz",
+        )
 
         jobs = alerts_config.jobs
         (workdir / "rules.yaml").write_text(dump_yaml(render_rules(alerts_config)))
-        _write_yaml(workdir / "prometheus.yml", {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "rule_files": ["rules.yaml"],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports['alertmanager']}"]}]}]},
-            "scrape_configs": [
-                {"job_name": jobs.aggregator, "static_configs": [{"targets": [f"127.0.0.1:{aggregator_port}"]}]},
-                {"job_name": jobs.relay, "static_configs": [{"targets": [f"127.0.0.1:{ports['relay']}"]}]},
-                {"job_name": jobs.node, "static_configs": [
-                    {"targets": [f"127.0.0.1:{ports['node-a']}", f"127.0.0.1:{ports['node-b']}"]}]},
+        _write_yaml(
+            workdir / "prometheus.yml",
+            {
+                "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+                "rule_files": ["rules.yaml"],
+                "alerting": {
+                    "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports['alertmanager']}"]}]}]
+                },
+                "scrape_configs": [
+                    {"job_name": jobs.aggregator, "static_configs": [{"targets": [f"127.0.0.1:{aggregator_port}"]}]},
+                    {"job_name": jobs.relay, "static_configs": [{"targets": [f"127.0.0.1:{ports['relay']}"]}]},
+                    {
+                        "job_name": jobs.node,
+                        "static_configs": [
+                            {"targets": [f"127.0.0.1:{ports['node-a']}", f"127.0.0.1:{ports['node-b']}"]}
+                        ],
+                    },
+                ],
+            },
+        )
+        start(
+            "prometheus",
+            [
+                binary("prometheus"),
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
             ],
-        })
-        start("prometheus", [
-            binary("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={workdir / 'prometheus-data'}", f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-        ], f"http://127.0.0.1:{ports['prometheus']}/-/ready")
+            f"http://127.0.0.1:{ports['prometheus']}/-/ready",
+        )
 
         # On the way out, SIGTERM every process at once; each one's own exit then only waits.
         stack.callback(lambda: [process.popen.terminate() for process, _ in started if process.alive()])
         # Traffic flows before the components are ready: the aggregator reads the topics from
         # the earliest offset, so nothing is lost while it starts.
-        traffic = TrafficGenerator(MODEL, VERSION, time.time(), rate=RATE, drift_after=0.0, label_delay=1.0,
-                                   shape=options.shape, seed=options.seed)
+        traffic = TrafficGenerator(
+            MODEL,
+            VERSION,
+            time.time(),
+            rate=RATE,
+            drift_after=0.0,
+            label_delay=1.0,
+            shape=options.shape,
+            seed=options.seed,
+        )
         stack.enter_context(background("traffic", lambda stop: send_traffic(traffic, producer, stop)))
         traffic_started = time.monotonic()
         for process, url in started:
@@ -318,8 +371,12 @@ def _drift_fires_the_drift_concept_and_retrain_alerts(loop: Loop) -> None:
         wait_for(lambda: wanted <= _firing(loop), f"{sorted(wanted)} to fire", ALERT_TIMEOUT)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; firing: {sorted(_firing(loop))}\n{loop.logs()}") from None
-    drifting = {r["metric"]["feature"] for r in loop.prometheus.query(
-        f'model_health_feature_drift_detected{{model="{MODEL}", window="{WINDOW}"}} == 1')}
+    drifting = {
+        r["metric"]["feature"]
+        for r in loop.prometheus.query(
+            f'model_health_feature_drift_detected{{model="{MODEL}", window="{WINDOW}"}} == 1'
+        )
+    }
     assert drifting and drifting <= set(DemoOptions().shape.drifted_columns()), "only the features the traffic moved"
 
 
@@ -360,7 +417,9 @@ def _target_gets_exactly_one_signed_request_despite_repeated_notifications(loop:
 
     def absorbed() -> bool:
         loop.check()
-        skipped = sum(loop.relay_metric("model_health_relay_skipped_total", reason=r) for r in ("duplicate", "cooldown"))
+        skipped = sum(
+            loop.relay_metric("model_health_relay_skipped_total", reason=r) for r in ("duplicate", "cooldown")
+        )
         # The notification that delivered, then two more: the group's alerts change at most once
         # (the second reason joining), so at least one of them is a plain repeat.
         return loop.relay_metric("model_health_relay_notifications_total") >= 3 and skipped >= 2
@@ -407,4 +466,5 @@ def _every_dashboard_panel_and_variable_returns_data(loop: Loop) -> None:
     except AssertionError:
         pass
     assert not pending, f"{len(pending)} of {total} dashboard queries return no data:\n" + "\n".join(
-        f"  {where}: {expr}" for expr, where in pending.items())
+        f"  {where}: {expr}" for expr, where in pending.items()
+    )

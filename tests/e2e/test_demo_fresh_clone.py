@@ -43,7 +43,11 @@ def _clean_env() -> dict[str, str]:
         # Under `make test` these make the nested `make demo` a sub-make that prints its directory.
         and key not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "MAKELEVEL", "MAKEFLAGS", "MFLAGS")
     }
-    path = [part for part in env.get("PATH", "").split(os.pathsep) if part and Path(part).resolve() != (ours / "bin").resolve()]
+    path = [
+        part
+        for part in env.get("PATH", "").split(os.pathsep)
+        if part and Path(part).resolve() != (ours / "bin").resolve()
+    ]
     env["PATH"] = os.pathsep.join(path)
     return env
 
@@ -81,7 +85,11 @@ def test_make_demo_in_a_fresh_clone_reaches_drift(tmp_path: Path) -> None:
     # The environment is the new one, with the clone's code installed into it.
     python = clone / ".venv" / "bin" / "python"
     where = subprocess.run(
-        [str(python), "-c", "import exporter; print(exporter.__file__)"], cwd=tmp_path, capture_output=True, text=True, env=env
+        [str(python), "-c", "import exporter; print(exporter.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert Path(where.stdout.strip()).is_relative_to(clone), where.stdout + where.stderr
     installed = (clone / ".venv" / ".installed-demo").stat().st_mtime

@@ -37,8 +37,12 @@ def trigger(**changes: Any) -> dict[str, Any]:
         "routing_key": KEY,
         "event_action": "trigger",
         "dedup_key": "group-1",
-        "payload": {"summary": "fraud v7: 3 features drift", "source": "Alertmanager", "severity": "critical",
-                    "custom_details": {"model": "fraud"}},
+        "payload": {
+            "summary": "fraud v7: 3 features drift",
+            "source": "Alertmanager",
+            "severity": "critical",
+            "custom_details": {"model": "fraud"},
+        },
         "links": [{"href": "https://rb.test/x.md", "text": "Runbook"}],
     }
     event.update(changes)
@@ -68,11 +72,15 @@ def test_a_trigger_without_dedup_key_gets_one(pagerduty):
         (trigger(event_action="resolve", dedup_key=None), "'dedup_key' is required for resolve"),
         (trigger(payload=None), "'payload' is required for trigger and must be an object"),
         (trigger(payload={"source": "a", "severity": "critical"}), "'payload.summary' is required"),
-        (trigger(payload={"summary": "s" * 1025, "source": "a", "severity": "info"}),
-         "'payload.summary' must be at most 1024 characters"),
+        (
+            trigger(payload={"summary": "s" * 1025, "source": "a", "severity": "info"}),
+            "'payload.summary' must be at most 1024 characters",
+        ),
         (trigger(payload={"summary": "s", "severity": "info"}), "'payload.source' is required"),
-        (trigger(payload={"summary": "s", "source": "a", "severity": "page"}),
-         "'payload.severity' must be one of critical, error, warning, info"),
+        (
+            trigger(payload={"summary": "s", "source": "a", "severity": "page"}),
+            "'payload.severity' must be one of critical, error, warning, info",
+        ),
         (trigger(links={"href": "x"}), "'links' must be a list"),
         ([], "Event object must be a JSON object"),
     ],

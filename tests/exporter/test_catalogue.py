@@ -17,10 +17,32 @@ from exporter.catalogue import CATALOGUE, COMPONENTS, Metric, all_series_names, 
 DESIGN = Path(__file__).resolve().parents[2] / ".." / "shared" / "DESIGN.md"
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 # DESIGN.md's type column → catalogue kind; "gauge 1" is an info metric, "gauge 0/1" a boolean gauge.
-DESIGN_KINDS = {"gauge": "gauge", "gauge 0/1": "gauge", "gauge 1": "info", "counter": "counter", "histogram": "histogram"}
+DESIGN_KINDS = {
+    "gauge": "gauge",
+    "gauge 0/1": "gauge",
+    "gauge 1": "info",
+    "counter": "counter",
+    "histogram": "histogram",
+}
 # Unit words that must never appear: the catalogue exposes base units only.
-NON_BASE_UNITS = ("milliseconds", "ms", "microseconds", "minutes", "hours", "percent", "kilobytes", "megabytes",
-                  "gigabytes", "mib", "gib", "kelvin", "fahrenheit", "megahertz", "mhz", "milliwatts")
+NON_BASE_UNITS = (
+    "milliseconds",
+    "ms",
+    "microseconds",
+    "minutes",
+    "hours",
+    "percent",
+    "kilobytes",
+    "megabytes",
+    "gigabytes",
+    "mib",
+    "gib",
+    "kelvin",
+    "fahrenheit",
+    "megahertz",
+    "mhz",
+    "milliwatts",
+)
 
 
 def design_rows() -> list[tuple[str, str, tuple[str, ...], bool]]:
@@ -105,7 +127,12 @@ def test_catalogue_beyond_design_is_documented() -> None:
 
 def test_documented_label_choices() -> None:
     assert by_name("model_health_model_info").labels == ("model", "model_version", "model_namespace", "task")
-    assert by_name("model_health_gpu_process_memory_used_bytes").labels == ("gpu_uuid", "pid", "pod_uid", "container_id")
+    assert by_name("model_health_gpu_process_memory_used_bytes").labels == (
+        "gpu_uuid",
+        "pid",
+        "pod_uid",
+        "container_id",
+    )
     # Same labels as the statistic it bounds, so PromQL can subtract one from the other.
     assert by_name("model_health_feature_ks_error_bound").labels == by_name("model_health_feature_ks_statistic").labels
 

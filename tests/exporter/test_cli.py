@@ -29,10 +29,25 @@ def run(args: list[str], capsys) -> tuple[int, str, str]:
 def profile(datasets, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("profile") / "fraud-7.parquet"
     with pytest.raises(SystemExit) as exited:
-        main([
-            "reference", "build", str(datasets["reference"]), "--model", "fraud", "--model-version", "7",
-            "--prediction", "prediction", "--label", "label", "--trained-at", "2026-11-01T12:00:00Z", "--out", str(out),
-        ])
+        main(
+            [
+                "reference",
+                "build",
+                str(datasets["reference"]),
+                "--model",
+                "fraud",
+                "--model-version",
+                "7",
+                "--prediction",
+                "prediction",
+                "--label",
+                "label",
+                "--trained-at",
+                "2026-11-01T12:00:00Z",
+                "--out",
+                str(out),
+            ]
+        )
         raise SystemExit(0)
     assert exited.value.code == 0
     return out
@@ -49,8 +64,22 @@ def test_reference_build_writes_a_profile(profile):
 @pytest.mark.parametrize("reference_key", ["profile", "data"])
 def test_drift_json_has_the_documented_shape(reference_key, profile, datasets, capsys):
     reference = profile if reference_key == "profile" else datasets["reference"]
-    code, out, _ = run(["drift", "--reference", str(reference), "--current", str(datasets["current"]), "--format", "json",
-                        "--features", ",".join(f"num_{i:02d}" for i in range(8)), "--features", "cat_0,cat_1,cat_2"], capsys)
+    code, out, _ = run(
+        [
+            "drift",
+            "--reference",
+            str(reference),
+            "--current",
+            str(datasets["current"]),
+            "--format",
+            "json",
+            "--features",
+            ",".join(f"num_{i:02d}" for i in range(8)),
+            "--features",
+            "cat_0,cat_1,cat_2",
+        ],
+        capsys,
+    )
     assert code == 0
     report = json.loads(out)
     assert report["rows"] == {"reference": 6000, "current": 6000}
@@ -72,18 +101,38 @@ def test_drift_table_highlights_drifted_rows(profile, datasets, capsys):
 
 
 def test_fail_on_drift_sets_the_exit_status(profile, datasets, capsys):
-    assert run(["drift", "--reference", str(profile), "--current", str(datasets["current"]), "--fail-on-drift"], capsys)[0] == EXIT_DRIFT
-    assert run(["drift", "--reference", str(profile), "--current", str(datasets["same"]), "--fail-on-drift"], capsys)[0] == 0
+    assert (
+        run(["drift", "--reference", str(profile), "--current", str(datasets["current"]), "--fail-on-drift"], capsys)[0]
+        == EXIT_DRIFT
+    )
+    assert (
+        run(["drift", "--reference", str(profile), "--current", str(datasets["same"]), "--fail-on-drift"], capsys)[0]
+        == 0
+    )
 
 
 def test_evidently_binning_on_csv(tmp_path, capsys):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    (tmp_path / "ref.csv").write_text("x,c\n" + "".join(f"{v},{'ab'[i % 2]}\n" for i, v in enumerate(rng.normal(size=800))))
+    (tmp_path / "ref.csv").write_text(
+        "x,c\n" + "".join(f"{v},{'ab'[i % 2]}\n" for i, v in enumerate(rng.normal(size=800)))
+    )
     (tmp_path / "cur.csv").write_text("x,c\n" + "".join(f"{v},a\n" for v in rng.normal(1, 1, 800)))
-    code, out, _ = run(["drift", "--reference", str(tmp_path / "ref.csv"), "--current", str(tmp_path / "cur.csv"),
-                        "--binning", "evidently", "--format", "json"], capsys)
+    code, out, _ = run(
+        [
+            "drift",
+            "--reference",
+            str(tmp_path / "ref.csv"),
+            "--current",
+            str(tmp_path / "cur.csv"),
+            "--binning",
+            "evidently",
+            "--format",
+            "json",
+        ],
+        capsys,
+    )
     report = json.loads(out)
     assert code == 0 and report["binning"] == "evidently"
     assert report["features"]["x"]["drift"] and report["features"]["c"]["drift"]
@@ -93,10 +142,23 @@ def test_nan_and_inf_count_as_missing_and_are_reported(tmp_path, capsys):
     pq.write_table(pa.table({"x": [float(i % 50) for i in range(1000)]}), tmp_path / "ref.parquet")
     values = [float(i % 50) for i in range(900)] + [float("nan")] * 50 + [float("inf")] * 25 + [float("-inf")] * 25
     pq.write_table(pa.table({"x": values}), tmp_path / "cur.parquet")
-    code, out, _ = run(["drift", "--reference", str(tmp_path / "ref.parquet"), "--current", str(tmp_path / "cur.parquet"), "--format", "json"], capsys)
+    code, out, _ = run(
+        [
+            "drift",
+            "--reference",
+            str(tmp_path / "ref.parquet"),
+            "--current",
+            str(tmp_path / "cur.parquet"),
+            "--format",
+            "json",
+        ],
+        capsys,
+    )
     x = json.loads(out)["features"]["x"]
     assert code == 0 and x["current_missing_ratio"] == 0.1 and x["current_count"] == 900
-    code, out, _ = run(["drift", "--reference", str(tmp_path / "ref.parquet"), "--current", str(tmp_path / "cur.parquet")], capsys)
+    code, out, _ = run(
+        ["drift", "--reference", str(tmp_path / "ref.parquet"), "--current", str(tmp_path / "cur.parquet")], capsys
+    )
     assert "0.0% → 10.0%" in out
 
 
@@ -109,7 +171,10 @@ def _bad_inputs(tmp: Path, profile: Path, good: Path) -> list[tuple[list[str], s
     (tmp / "ref.csv").write_text("num_00\n1\n2\n3\n")
     table = pq.read_table(profile)
     meta = table.schema.metadata[b"model_health.profile"].decode().replace('"format_version": 1', '"format_version": 2')
-    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, b"model_health.profile": meta.encode()}), tmp / "old.parquet")
+    pq.write_table(
+        table.replace_schema_metadata({**table.schema.metadata, b"model_health.profile": meta.encode()}),
+        tmp / "old.parquet",
+    )
     drift = lambda ref, cur, *more: ["drift", "--reference", str(ref), "--current", str(cur), *more]  # noqa: E731
     return [
         (drift(tmp / "missing.parquet", good), "missing.parquet: no such file"),
@@ -119,13 +184,44 @@ def _bad_inputs(tmp: Path, profile: Path, good: Path) -> list[tuple[list[str], s
         (drift(good, tmp / "empty.csv"), "empty.csv: no rows"),
         (drift(good, good, "--features", "num_00,zzz"), "no column 'zzz'"),
         (drift(profile, tmp / "words.csv"), "no column 'num_01'"),
-        (drift(profile, tmp / "words.csv", "--features", "num_00"), "column 'num_00' must be numeric, but row 3 holds 'abc'"),
+        (
+            drift(profile, tmp / "words.csv", "--features", "num_00"),
+            "column 'num_00' must be numeric, but row 3 holds 'abc'",
+        ),
         (drift(tmp / "ref.csv", tmp / "words.csv"), "column 'num_00' must be numeric, but row 3 holds 'abc'"),
         (drift(profile, good, "--features", "nope"), "profile has no feature 'nope'"),
         (drift(tmp / "old.parquet", good), "profile format version 2 is not supported"),
         (drift(profile, good, "--binning", "evidently"), "needs the raw reference data"),
-        (["reference", "build", str(good), "--model", "m", "--model-version", "1", "--features", "ghost", "--out", str(tmp / "p.parquet")], "no column 'ghost'"),
-        (["reference", "build", str(tmp / "empty.csv"), "--model", "m", "--model-version", "1", "--out", str(tmp / "p.parquet")], "no rows"),
+        (
+            [
+                "reference",
+                "build",
+                str(good),
+                "--model",
+                "m",
+                "--model-version",
+                "1",
+                "--features",
+                "ghost",
+                "--out",
+                str(tmp / "p.parquet"),
+            ],
+            "no column 'ghost'",
+        ),
+        (
+            [
+                "reference",
+                "build",
+                str(tmp / "empty.csv"),
+                "--model",
+                "m",
+                "--model-version",
+                "1",
+                "--out",
+                str(tmp / "p.parquet"),
+            ],
+            "no rows",
+        ),
     ]
 
 
@@ -139,8 +235,22 @@ def test_bad_input_gets_one_clear_line_and_exit_2(tmp_path, profile, datasets, c
 
 
 def test_usage_errors_name_the_option(capsys, datasets, tmp_path):
-    code, _, err = run(["reference", "build", str(datasets["reference"]), "--model", "m", "--model-version", "1",
-                        "--trained-at", "yesterday", "--out", str(tmp_path / "p.parquet")], capsys)
+    code, _, err = run(
+        [
+            "reference",
+            "build",
+            str(datasets["reference"]),
+            "--model",
+            "m",
+            "--model-version",
+            "1",
+            "--trained-at",
+            "yesterday",
+            "--out",
+            str(tmp_path / "p.parquet"),
+        ],
+        capsys,
+    )
     assert code == 2 and "neither epoch seconds nor RFC 3339" in err
     code, _, err = run(["drift", "--current", "x"], capsys)
     assert code == 2 and "--reference" in err
@@ -149,8 +259,12 @@ def test_usage_errors_name_the_option(capsys, datasets, tmp_path):
 def test_installed_console_script_never_prints_a_traceback(tmp_path):
     """The real entry point, as a separate process."""
     script = Path(sys.executable).with_name("model-health")
-    result = subprocess.run([str(script), "drift", "--reference", str(tmp_path / "nope.csv"), "--current", str(tmp_path / "nope.csv")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(script), "drift", "--reference", str(tmp_path / "nope.csv"), "--current", str(tmp_path / "nope.csv")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope.csv'}: no such file"]
 

@@ -227,105 +227,184 @@ def test_config_is_immutable(tmp_path: Path) -> None:
 # --- every kind of invalid file ------------------------------------------------------------
 
 AGGREGATOR_ERRORS = [
-    ("models: [{name: m, version: '1', reference: p}]\nhttp: {port: 70000}\n",
-     "http.port: Input should be less than or equal to 65535"),
-    ("models: [{name: m, version: '1', reference: p}]\nhttp: {port: 0}\n",
-     "http.port: Input should be greater than or equal to 1"),
-    ("models: [{name: m, version: '1', reference: p}]\nhttp: {port: web}\n",
-     "http.port: Input should be a valid integer, unable to parse string as an integer"),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nhttp: {port: 70000}\n",
+        "http.port: Input should be less than or equal to 65535",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nhttp: {port: 0}\n",
+        "http.port: Input should be greater than or equal to 1",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nhttp: {port: web}\n",
+        "http.port: Input should be a valid integer, unable to parse string as an integer",
+    ),
     ("models: [{name: m, reference: p}]\n", "models.0.version: Field required"),
     ("models: [{name: m, version: '1'}]\n", "models.0.reference: Field required"),
-    ("models: [{name: m, version: 1.10, reference: p}]\n",
-     "models.0.version: write the version as a quoted string, YAML read it as the number 1.1"),
+    (
+        "models: [{name: m, version: 1.10, reference: p}]\n",
+        "models.0.version: write the version as a quoted string, YAML read it as the number 1.1",
+    ),
     ("models: [{name: m, version: true, reference: p}]\n", "models.0.version: Input should be a valid string"),
-    ("models: [{name: '', version: '1', reference: p}]\n",
-     "models.0.name: String should have at least 1 character"),
+    ("models: [{name: '', version: '1', reference: p}]\n", "models.0.name: String should have at least 1 character"),
     ("kafka: {}\n", "models: Field required"),
     ("models: []\n", "models: List should have at least 1 item"),
     ("models: fraud\n", "models: Input should be a list"),
-    ("models: [{name: m, version: '1', reference: p}, {name: m, version: '1', reference: q}]\n",
-     "models: model 'm' version '1' is listed twice"),
-    ("models: [{name: m, version: '1', reference: p, refrence: q}]\n",
-     "models.0.refrence: unknown key (did you mean 'reference'?)"),
+    (
+        "models: [{name: m, version: '1', reference: p}, {name: m, version: '1', reference: q}]\n",
+        "models: model 'm' version '1' is listed twice",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p, refrence: q}]\n",
+        "models.0.refrence: unknown key (did you mean 'reference'?)",
+    ),
     ("modles: []\n", "models: Field required; modles: unknown key (did you mean 'models'?)"),
-    ("models: [{name: m, version: '1', reference: p}]\nkafka: {bootstrap: x}\n",
-     "kafka.bootstrap: unknown key (did you mean 'bootstrap_servers'?)"),
-    ("models: [{name: m, version: '1', reference: p}]\nhttp: {xyz: 1}\n",
-     "http.xyz: unknown key (expected one of: host, port)"),
-    ("models: [{name: m, version: '1', reference: p}]\nkafka: {format: avro}\n",
-     "kafka.format: Input should be 'auto', 'json', 'ndjson', 'arrow', 'kserve' or 'seldon'"),
-    ("models: [{name: m, version: '1', reference: p}]\nkafka: {client: librdkafka}\n",
-     "kafka.client: Input should be 'kafka-python' or 'confluent'"),
-    ("models: [{name: m, version: '1', reference: p}]\nkafka: {poll_timeout_seconds: 10}\n",
-     "kafka.poll_timeout_seconds: Input should be less than or equal to 3"),
-    ("models: [{name: m, version: '1', reference: p}]\nkafka: {session_timeout_ms: 2000, heartbeat_interval_ms: 2000}\n",
-     "kafka.heartbeat_interval_ms: must be below session_timeout_ms (2000)"),
-    ("models: [{name: m, version: '1', reference: p}]\nkafka: {bootstrap_servers: 'a:9092,,b:9092'}\n",
-     "kafka.bootstrap_servers: empty entry in the comma-separated broker list"),
-    ("models: [{name: m, version: '1', reference: p}]\nkafka: {bootstrap_servers: 'a:99999'}\n",
-     "kafka.bootstrap_servers: 'a:99999' is not host:port with a port in 1-65535"),
-    ("models: [{name: m, version: '1', reference: p}]\nkafka: {labels_topic: 'my labels'}\n",
-     "kafka.labels_topic: String should match pattern '^[A-Za-z0-9._-]+$'"),
-    ("models: [{name: m, version: '1', reference: p, thresholds: {psi: -1}}]\n",
-     "models.0.thresholds.psi: Input should be greater than 0"),
-    ("models: [{name: m, version: '1', reference: p, thresholds: {features: {amount: {ks: 2}}}}]\n",
-     "models.0.thresholds.features.amount.ks: Input should be less than or equal to 1"),
-    ("models: [{name: m, version: '1', reference: p, thresholds: {features: {amount: {kss: 2}}}}]\n",
-     "models.0.thresholds.features.amount.kss: unknown key (did you mean 'ks'?)"),
-    ("models: [{name: m, version: '1', reference: p, thresholds: {alpha: 1}}]\n",
-     "models.0.thresholds.alpha: Input should be less than 1"),
-    ("models: [{name: m, version: '1', reference: p}]\nwindows: [{name: 1h, bucket_seconds: 0, buckets: 60}]\n",
-     "windows.0.bucket_seconds: Input should be greater than 0"),
-    ("models: [{name: m, version: '1', reference: p}]\nwindows: [{name: 1h, bucket_seconds: 60}]\n",
-     "windows.0.buckets: Field required"),
-    ("models: [{name: m, version: '1', reference: p}]\nwindows: [{name: 1h, bucket_seconds: 60, buckets: 60},"
-     " {name: 1h, bucket_seconds: 10, buckets: 6}]\n",
-     "windows: window names must be unique, repeated: 1h"),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nkafka: {bootstrap: x}\n",
+        "kafka.bootstrap: unknown key (did you mean 'bootstrap_servers'?)",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nhttp: {xyz: 1}\n",
+        "http.xyz: unknown key (expected one of: host, port)",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nkafka: {format: avro}\n",
+        "kafka.format: Input should be 'auto', 'json', 'ndjson', 'arrow', 'kserve' or 'seldon'",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nkafka: {client: librdkafka}\n",
+        "kafka.client: Input should be 'kafka-python' or 'confluent'",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nkafka: {poll_timeout_seconds: 10}\n",
+        "kafka.poll_timeout_seconds: Input should be less than or equal to 3",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nkafka: {session_timeout_ms: 2000, heartbeat_interval_ms: 2000}\n",
+        "kafka.heartbeat_interval_ms: must be below session_timeout_ms (2000)",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nkafka: {bootstrap_servers: 'a:9092,,b:9092'}\n",
+        "kafka.bootstrap_servers: empty entry in the comma-separated broker list",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nkafka: {bootstrap_servers: 'a:99999'}\n",
+        "kafka.bootstrap_servers: 'a:99999' is not host:port with a port in 1-65535",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nkafka: {labels_topic: 'my labels'}\n",
+        "kafka.labels_topic: String should match pattern '^[A-Za-z0-9._-]+$'",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p, thresholds: {psi: -1}}]\n",
+        "models.0.thresholds.psi: Input should be greater than 0",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p, thresholds: {features: {amount: {ks: 2}}}}]\n",
+        "models.0.thresholds.features.amount.ks: Input should be less than or equal to 1",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p, thresholds: {features: {amount: {kss: 2}}}}]\n",
+        "models.0.thresholds.features.amount.kss: unknown key (did you mean 'ks'?)",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p, thresholds: {alpha: 1}}]\n",
+        "models.0.thresholds.alpha: Input should be less than 1",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nwindows: [{name: 1h, bucket_seconds: 0, buckets: 60}]\n",
+        "windows.0.bucket_seconds: Input should be greater than 0",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nwindows: [{name: 1h, bucket_seconds: 60}]\n",
+        "windows.0.buckets: Field required",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nwindows: [{name: 1h, bucket_seconds: 60, buckets: 60},"
+        " {name: 1h, bucket_seconds: 10, buckets: 6}]\n",
+        "windows: window names must be unique, repeated: 1h",
+    ),
     ("models: [{name: m, version: '1', reference: p}]\nwindows: []\n", "windows: List should have at least 1 item"),
-    ("models: [{name: m, version: '1', reference: p}]\nallowed_lateness_seconds: -5\n",
-     "allowed_lateness_seconds: Input should be greater than or equal to 0"),
-    ("models: [{name: m, version: '1', reference: p}]\nevaluation: {interval_seconds: 0}\n",
-     "evaluation.interval_seconds: Input should be greater than 0"),
-    ("models: [{name: m, version: '1', reference: p}]\nlabels: {max_pending: 0}\n",
-     "labels.max_pending: Input should be greater than or equal to 1"),
-    ("models: [{name: m, version: '1', reference: p}]\nstate: {checkpoint_interval_seconds: -1}\n",
-     "state.checkpoint_interval_seconds: Input should be greater than 0"),
-    ("models: [{name: m, version: '1', reference: p}]\nmlflow: {model_name_map: {}}\n",
-     "mlflow.tracking_uri: Field required"),
-    ("models: [{name: m, version: '1', reference: p}]\nmlflow: {tracking_uri: 'http://x', model_name_map: {z: y}}\n",
-     "mlflow: model_name_map names models not in models: z"),
-    ("models: [{name: m, version: '1', reference: p}]\nhttp: 9877\n",
-     "http: Input should be a valid dictionary or instance of HttpConfig"),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nallowed_lateness_seconds: -5\n",
+        "allowed_lateness_seconds: Input should be greater than or equal to 0",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nevaluation: {interval_seconds: 0}\n",
+        "evaluation.interval_seconds: Input should be greater than 0",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nlabels: {max_pending: 0}\n",
+        "labels.max_pending: Input should be greater than or equal to 1",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nstate: {checkpoint_interval_seconds: -1}\n",
+        "state.checkpoint_interval_seconds: Input should be greater than 0",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nmlflow: {model_name_map: {}}\n",
+        "mlflow.tracking_uri: Field required",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nmlflow: {tracking_uri: 'http://x', model_name_map: {z: y}}\n",
+        "mlflow: model_name_map names models not in models: z",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}]\nhttp: 9877\n",
+        "http: Input should be a valid dictionary or instance of HttpConfig",
+    ),
     # Several mistakes: all of them, in one line.
-    ("models: [{name: m}]\nhttp: {port: 70000}\n",
-     "models.0.version: Field required; models.0.reference: Field required; "
-     "http.port: Input should be less than or equal to 65535"),
+    (
+        "models: [{name: m}]\nhttp: {port: 70000}\n",
+        "models.0.version: Field required; models.0.reference: Field required; "
+        "http.port: Input should be less than or equal to 65535",
+    ),
 ]
 
 SIDECAR_ERRORS = [
     ("kafka: {}\n", "model: Field required"),
     ("model: {name: m}\n", "model.version: Field required"),
     (MINIMAL_SIDECAR + "gpu: {mode: on}\n", "gpu.mode: Input should be 'sidecar', 'node' or 'off'"),
-    (MINIMAL_SIDECAR + "gpu: {interval_seconds: 5, slow_interval_seconds: 1}\n",
-     "gpu.slow_interval_seconds: must be at least interval_seconds (5.0)"),
+    (
+        MINIMAL_SIDECAR + "gpu: {interval_seconds: 5, slow_interval_seconds: 1}\n",
+        "gpu.slow_interval_seconds: must be at least interval_seconds (5.0)",
+    ),
     (MINIMAL_SIDECAR + "kafka: {format: json}\n", "kafka.format: Input should be 'ndjson' or 'arrow'"),
     (MINIMAL_SIDECAR + "kafka: {mode: all}\n", "kafka.mode: Input should be 'records' or 'summaries'"),
-    (MINIMAL_SIDECAR + "kafka: {group_id: x}\n",
-     "kafka.group_id: unknown key (expected one of: bootstrap_servers, predictions_topic, summaries_topic, "
-     "batch_max_records, batch_max_seconds, format, mode, summary_bucket_seconds, deadletter_topic, client)"),
-    (MINIMAL_SIDECAR + "kafka: {batch_max_records: 0}\n",
-     "kafka.batch_max_records: Input should be greater than or equal to 1"),
+    (
+        MINIMAL_SIDECAR + "kafka: {group_id: x}\n",
+        "kafka.group_id: unknown key (expected one of: bootstrap_servers, predictions_topic, summaries_topic, "
+        "batch_max_records, batch_max_seconds, format, mode, summary_bucket_seconds, deadletter_topic, client)",
+    ),
+    (
+        MINIMAL_SIDECAR + "kafka: {batch_max_records: 0}\n",
+        "kafka.batch_max_records: Input should be greater than or equal to 1",
+    ),
     (MINIMAL_SIDECAR + "http: {port: 65536}\n", "http.port: Input should be less than or equal to 65535"),
-    (MINIMAL_SIDECAR + "http: {max_body_bytes: 0}\n", "http.max_body_bytes: Input should be greater than or equal to 1"),
+    (
+        MINIMAL_SIDECAR + "http: {max_body_bytes: 0}\n",
+        "http.max_body_bytes: Input should be greater than or equal to 1",
+    ),
     (MINIMAL_SIDECAR + "queue: {max_records: 0}\n", "queue.max_records: Input should be greater than or equal to 1"),
-    (MINIMAL_SIDECAR + "latency: {buckets: [0.5, 0.1]}\n", "latency.buckets: bucket bounds must be strictly increasing"),
-    (MINIMAL_SIDECAR + "latency: {buckets: [0.1, 0.1]}\n", "latency.buckets: bucket bounds must be strictly increasing"),
+    (
+        MINIMAL_SIDECAR + "latency: {buckets: [0.5, 0.1]}\n",
+        "latency.buckets: bucket bounds must be strictly increasing",
+    ),
+    (
+        MINIMAL_SIDECAR + "latency: {buckets: [0.1, 0.1]}\n",
+        "latency.buckets: bucket bounds must be strictly increasing",
+    ),
     (MINIMAL_SIDECAR + "latency: {buckets: [0, 0.1]}\n", "latency.buckets: bucket bounds must be positive"),
     (MINIMAL_SIDECAR + "latency: {buckets: []}\n", "latency.buckets: List should have at least 1 item"),
-    (MINIMAL_SIDECAR + "latency: {buckets: [0.1, fast]}\n",
-     "latency.buckets.1: Input should be a valid number, unable to parse string as a number"),
+    (
+        MINIMAL_SIDECAR + "latency: {buckets: [0.1, fast]}\n",
+        "latency.buckets.1: Input should be a valid number, unable to parse string as a number",
+    ),
     (MINIMAL_SIDECAR + "latency: {sla_seconds: 0}\n", "latency.sla_seconds: Input should be greater than 0"),
-    (MINIMAL_SIDECAR + "state: {dir: /x}\n", "state: unknown key (expected one of: model, kafka, gpu, http, queue, latency, kserve)"),
+    (
+        MINIMAL_SIDECAR + "state: {dir: /x}\n",
+        "state: unknown key (expected one of: model, kafka, gpu, http, queue, latency, kserve)",
+    ),
 ]
 
 
@@ -378,8 +457,10 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("models:\n  - name: m\n   version: 1\n",
-         "line 3, column 4: invalid YAML: expected <block end>, but found '<block mapping start>'"),
+        (
+            "models:\n  - name: m\n   version: 1\n",
+            "line 3, column 4: invalid YAML: expected <block end>, but found '<block mapping start>'",
+        ),
         ("kafka:\n  group_id: a: b\n", "line 2, column 14: invalid YAML: mapping values are not allowed here"),
         ("http: {port: 1\n", "invalid YAML: expected ',' or '}', but got '<stream end>'"),
         ("models: [\n", "line 2, column 1: invalid YAML: expected the node content, but found '<stream end>'"),
@@ -391,9 +472,7 @@ def test_unreadable_yaml_names_the_line(tmp_path: Path, text: str, expected: str
     assert expected in load_error(write(tmp_path, text))
 
 
-@pytest.mark.parametrize(
-    ("text", "kind"), [("- a\n- b\n", "a list"), ("just text\n", "a string"), ("42\n", "a int")]
-)
+@pytest.mark.parametrize(("text", "kind"), [("- a\n- b\n", "a list"), ("just text\n", "a string"), ("42\n", "a int")])
 def test_top_level_must_be_a_mapping(tmp_path: Path, text: str, kind: str) -> None:
     assert load_error(write(tmp_path, text)) == f"expected a mapping of sections at the top level, got {kind}"
 

@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 import pytest
 
 from detectors.profile import build_profile
-from exporter.profiles import save_profile
 from exporter.demo.synthetic import synthetic_table
-from tests.exporter.relay.conftest import clock, secret, start_relay  # noqa: F401 - the relay's fixtures
+from exporter.profiles import save_profile
 from tests.exporter.aggregator.test_broker import SHAPE
+from tests.exporter.relay.conftest import clock, secret, start_relay  # noqa: F401 - the relay's fixtures
 from tests.support.broker import broker, make_topic  # noqa: F401 - a real tansu, and topics on it
 from tests.support.durable_broker import durable_broker, s3_bucket  # noqa: F401 - tansu keeping data in S3 (moto)
 from tests.support.figures import figures_property
@@ -107,8 +107,14 @@ def figures(request: pytest.FixtureRequest) -> Figures:
 @pytest.fixture(scope="session")
 def fraud_profile(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The reference profile of model fraud v7, for the records ``harness.records`` makes."""
-    profile = build_profile(synthetic_table(5_000, seed=1, **SHAPE), model="fraud", model_version="7",
-                            created_at=1.7e9, prediction="prediction", label="label")
+    profile = build_profile(
+        synthetic_table(5_000, seed=1, **SHAPE),
+        model="fraud",
+        model_version="7",
+        created_at=1.7e9,
+        prediction="prediction",
+        label="label",
+    )
     return save_profile(profile, tmp_path_factory.mktemp("profiles") / "fraud-7.parquet")
 
 

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.kafka.embedded import EmbeddedBroker
-from exporter.kafka import KafkaIOError, open_consumer, open_producer
 from exporter.demo.synthetic import synthetic_table
+from exporter.kafka import KafkaIOError, open_consumer, open_producer
+from exporter.kafka.embedded import EmbeddedBroker
 from tests.exporter.aggregator.test_broker import SHAPE, metrics, samples  # noqa: F401 - samples re-exported
 from tests.exporter.aggregator.test_broker import stop as stop_process
 from tests.exporter.aggregator.test_broker_outage import ready, start, write_config  # noqa: F401 - re-exported
@@ -92,8 +92,17 @@ def records(first: int, count: int, seed: int) -> list[dict]:
     out = []
     for offset, row in enumerate(table):
         features = {k: v for k, v in row.items() if k not in ("prediction", "label") and v == v}
-        out.append({"model": "fraud", "model_version": "7", "request_id": f"r{first + offset}", "features": features,
-                    "prediction": row["prediction"], "latency_ms": 10.0, "_label": row["label"]})
+        out.append(
+            {
+                "model": "fraud",
+                "model_version": "7",
+                "request_id": f"r{first + offset}",
+                "features": features,
+                "prediction": row["prediction"],
+                "latency_ms": 10.0,
+                "_label": row["label"],
+            }
+        )
     return out
 
 
@@ -148,8 +157,11 @@ class SteadyProducer:
 
     def _run(self) -> None:
         # Long delivery timeouts: a broker restart is ridden out by the client's own retries.
-        producer = open_producer(producer_settings(self.broker, delivery_timeout_ms=300_000, request_timeout_ms=10_000,
-                                                   bootstrap_timeout_s=60.0))
+        producer = open_producer(
+            producer_settings(
+                self.broker, delivery_timeout_ms=300_000, request_timeout_ms=10_000, bootstrap_timeout_s=60.0
+            )
+        )
         started = time.monotonic()
         base = time.time() - 3_660.0
         try:
@@ -170,8 +182,16 @@ class SteadyProducer:
                     record["timestamp"] = now if self.live else base + 3_600.0 * (n + offset) / max(self.total, 1)
                     lines.append(json.dumps(record))
                     if self.labels_topic is not None and (n + offset) % 2 == 0:
-                        labels.append(json.dumps({"model": "fraud", "request_id": record["request_id"], "label": label,
-                                                  "timestamp": record["timestamp"]}))
+                        labels.append(
+                            json.dumps(
+                                {
+                                    "model": "fraud",
+                                    "request_id": record["request_id"],
+                                    "label": label,
+                                    "timestamp": record["timestamp"],
+                                }
+                            )
+                        )
                 try:
                     producer.send(self.topic, "\n".join(lines).encode(), key=str(n).encode())
                     if labels:
@@ -187,14 +207,17 @@ class SteadyProducer:
             producer.close()
 
 
-def records_in_topic(broker: EmbeddedBroker, topic: str, expected_at_least: int, timeout_s: float = 120.0) -> tuple[int, int]:
+def records_in_topic(
+    broker: EmbeddedBroker, topic: str, expected_at_least: int, timeout_s: float = 120.0
+) -> tuple[int, int]:
     """(records, distinct request ids) the topic holds, read from the start by a fresh group."""
     records, ids = request_ids_in_topic(broker, topic, expected_at_least, timeout_s)
     return records, len(ids)
 
 
-def request_ids_in_topic(broker: EmbeddedBroker, topic: str, expected_at_least: int,
-                         timeout_s: float = 120.0) -> tuple[int, set[str]]:
+def request_ids_in_topic(
+    broker: EmbeddedBroker, topic: str, expected_at_least: int, timeout_s: float = 120.0
+) -> tuple[int, set[str]]:
     """(records, their request ids) in the topic, read from the start until it is quiet."""
     consumer = open_consumer(group_settings(broker))
     seen: set[str] = set()
@@ -235,4 +258,3 @@ def percentile(values: list[float], q: float) -> float | None:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
-

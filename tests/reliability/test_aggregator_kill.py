@@ -30,20 +30,29 @@ RATE = 400.0  # records/s
 
 @pytest.mark.parametrize(
     ("scale", "client"),
-    [(False, "kafka-python"), pytest.param(True, "kafka-python", marks=pytest.mark.soak),
-     pytest.param(True, "confluent", marks=pytest.mark.soak)],
+    [
+        (False, "kafka-python"),
+        pytest.param(True, "kafka-python", marks=pytest.mark.soak),
+        pytest.param(True, "confluent", marks=pytest.mark.soak),
+    ],
     ids=["short-kafka-python", "soak-kafka-python", "soak-confluent"],
     indirect=["scale"],
 )
-def test_kill_9_at_random_moments_counts_every_record_exactly_once(scale, client, broker, make_topic, fraud_profile,
-                                                                   tmp_path, figures, cleanup):
+def test_kill_9_at_random_moments_counts_every_record_exactly_once(
+    scale, client, broker, make_topic, fraud_profile, tmp_path, figures, cleanup
+):
     rng = scale.rng(f"aggregator-kill-{client}")
     topics = {"predictions": make_topic(3), "labels": make_topic(1), "deadletter": make_topic(1)}
     # Checkpoints every 3 s, as the aggregator's own broker tests: at 1 s, kafka-python on
     # tansu stalls in a rejoin after a kill now and then (the README's known issue).
-    deployment = write_config(tmp_path, broker.bootstrap_servers, topics,
-                              {"name": "fraud", "version": "7", "reference": str(fraud_profile)}, client,
-                              state={"dir": str(tmp_path / "state"), "checkpoint_interval_seconds": 3.0})
+    deployment = write_config(
+        tmp_path,
+        broker.bootstrap_servers,
+        topics,
+        {"name": "fraud", "version": "7", "reference": str(fraud_profile)},
+        client,
+        state={"dir": str(tmp_path / "state"), "checkpoint_interval_seconds": 3.0},
+    )
     run_seconds = scale.pick(12.0, scale.seconds)
     total = int(RATE * run_seconds)
     producer = SteadyProducer(broker, topics["predictions"], total, RATE).start()
@@ -66,15 +75,26 @@ def test_kill_9_at_random_moments_counts_every_record_exactly_once(scale, client
     aggregator.start()
     port = deployment["port"]
     try:
-        poll_until(lambda: samples(port) == produced and aggregator.counted() == produced, timeout=scale.pick(120, 600),
-                   what=f"{produced} records counted after {aggregator.kills} kills")
+        poll_until(
+            lambda: samples(port) == produced and aggregator.counted() == produced,
+            timeout=scale.pick(120, 600),
+            what=f"{produced} records counted after {aggregator.kills} kills",
+        )
         time.sleep(2.0)  # nothing more arrives: no record was counted twice
         final = aggregator.metrics()
     finally:
         counted = aggregator.counted()
-        figures.record(sent=produced, counted=counted, faults=aggregator.kills, lost=max(produced - (counted or 0), 0),
-                       duplicated=max((counted or 0) - produced, 0), client=client, kills=aggregator.kills,
-                       kill_after_s=" ".join(map(str, moments)), seconds=round(time.monotonic() - started, 1))
+        figures.record(
+            sent=produced,
+            counted=counted,
+            faults=aggregator.kills,
+            lost=max(produced - (counted or 0), 0),
+            duplicated=max((counted or 0) - produced, 0),
+            client=client,
+            kills=aggregator.kills,
+            kill_after_s=" ".join(map(str, moments)),
+            seconds=round(time.monotonic() - started, 1),
+        )
     assert producer.unacknowledged == 0, producer.errors[:3]
     assert final[PREDICTIONS_TOTAL] == produced
     assert samples(port) == produced

@@ -31,15 +31,21 @@ RATE = 300.0  # records/s
 
 
 @pytest.mark.parametrize("client", ["kafka-python"])
-def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(scale, client, durable_broker, fraud_profile,
-                                                               tmp_path, figures, cleanup):
+def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(
+    scale, client, durable_broker, fraud_profile, tmp_path, figures, cleanup
+):
     rng = scale.rng("broker-restart")
     durable_broker.create_topics(["predictions"], partitions=3)
     durable_broker.create_topics(["labels", "deadletter"], partitions=1)
     topics = {"predictions": "predictions", "labels": "labels", "deadletter": "deadletter"}
-    deployment = write_config(tmp_path, durable_broker.bootstrap_servers, topics,
-                              {"name": "fraud", "version": "7", "reference": str(fraud_profile)}, client,
-                              state={"dir": str(tmp_path / "state"), "checkpoint_interval_seconds": 1.0})
+    deployment = write_config(
+        tmp_path,
+        durable_broker.bootstrap_servers,
+        topics,
+        {"name": "fraud", "version": "7", "reference": str(fraud_profile)},
+        client,
+        state={"dir": str(tmp_path / "state"), "checkpoint_interval_seconds": 1.0},
+    )
     aggregator = AggregatorProcess(deployment).start()
     cleanup.append(aggregator.stop)
     port = deployment["port"]
@@ -67,17 +73,29 @@ def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(scale, client, du
     producer.join()
     in_log, distinct = records_in_topic(durable_broker, "predictions", producer.acknowledged)
     try:
-        poll_until(lambda: ready(port) is True and aggregator.counted() == in_log and samples(port) == in_log,
-                   timeout=scale.pick(120, 600), what=f"the aggregator to count the {in_log} records in the log")
+        poll_until(
+            lambda: ready(port) is True and aggregator.counted() == in_log and samples(port) == in_log,
+            timeout=scale.pick(120, 600),
+            what=f"the aggregator to count the {in_log} records in the log",
+        )
         time.sleep(2.0)  # nothing more arrives: none counted twice
         final = aggregator.metrics()
     finally:
         counted = aggregator.counted()
-        figures.record(sent=producer.sent, counted=counted, faults=len(outages), lost=max(producer.acknowledged - distinct, 0),
-                       duplicated=max((counted or 0) - in_log, 0), acknowledged=producer.acknowledged,
-                       unacknowledged=producer.unacknowledged, in_log=in_log, written_twice_by_producer=in_log - distinct,
-                       down_s=" ".join(map(str, outages)), readyz_false_polls=not_ready_seen,
-                       seconds=round(time.monotonic() - started, 1))
+        figures.record(
+            sent=producer.sent,
+            counted=counted,
+            faults=len(outages),
+            lost=max(producer.acknowledged - distinct, 0),
+            duplicated=max((counted or 0) - in_log, 0),
+            acknowledged=producer.acknowledged,
+            unacknowledged=producer.unacknowledged,
+            in_log=in_log,
+            written_twice_by_producer=in_log - distinct,
+            down_s=" ".join(map(str, outages)),
+            readyz_false_polls=not_ready_seen,
+            seconds=round(time.monotonic() - started, 1),
+        )
     assert distinct >= producer.acknowledged, "an acknowledged record is missing from the log"
     assert final[PREDICTIONS_TOTAL] == in_log
     assert samples(port) == in_log

@@ -36,21 +36,22 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from detectors.profile import build_profile
-from exporter.aggregator.single import BatchDecoder
 from exporter.aggregator.service import serve as serve_aggregator
-from exporter.kafka.embedded import free_port
+from exporter.aggregator.single import BatchDecoder
 from exporter.config import AggregatorConfig, InjectorConfig, NodeConfig, RelayConfig, load_config
+from exporter.demo.synthetic import synthetic_table
 from exporter.gpu.fake import Capture, FakeNvml
 from exporter.gpu.node import serve as serve_node
 from exporter.injector import service as injector_service
+from exporter.kafka.embedded import free_port
 from exporter.profiles import save_profile
 from exporter.relay.service import serve as serve_relay
 from exporter.sidecar import Sidecar
 from exporter.sidecar.service import kafka_producer
-from exporter.demo.synthetic import synthetic_table
 from tests.exporter.decoders.messages import REQUEST_TYPE, RESPONSE_TYPE, native_record, structured_event
 from tests.exporter.injector import reviews
-from tests.exporter.relay.conftest import TOKEN, write_config as write_relay_config
+from tests.exporter.relay.conftest import TOKEN
+from tests.exporter.relay.conftest import write_config as write_relay_config
 from tests.exporter.relay.fake_target import FakeTarget
 from tests.exporter.relay.notifications import alert, notification
 from tests.exporter.sidecar.helpers import sidecar_config
@@ -126,16 +127,31 @@ def servers(broker, tmp_path_factory) -> Iterator[dict[str, Server]]:
 
 
 def _aggregator(broker, root: Path, stops) -> Server:
-    profile = save_profile(build_profile(synthetic_table(2_000, seed=1, **SHAPE), model="fraud", model_version="7",
-                                         created_at=1.7e9, prediction="prediction"), root / "fraud.parquet")
+    profile = save_profile(
+        build_profile(
+            synthetic_table(2_000, seed=1, **SHAPE),
+            model="fraud",
+            model_version="7",
+            created_at=1.7e9,
+            prediction="prediction",
+        ),
+        root / "fraud.parquet",
+    )
     topic = f"fuzz-{unique_group('p')}"
     broker.create_topics([topic, topic + "-labels", topic + "-dead"], partitions=1)
     config = AggregatorConfig(
-        kafka={"bootstrap_servers": broker.bootstrap_servers, "group_id": unique_group("fuzz"), "predictions_topic": topic,
-               "labels_topic": topic + "-labels", "deadletter_topic": topic + "-dead",
-               "session_timeout_ms": 2000, "heartbeat_interval_ms": 500},
+        kafka={
+            "bootstrap_servers": broker.bootstrap_servers,
+            "group_id": unique_group("fuzz"),
+            "predictions_topic": topic,
+            "labels_topic": topic + "-labels",
+            "deadletter_topic": topic + "-dead",
+            "session_timeout_ms": 2000,
+            "heartbeat_interval_ms": 500,
+        },
         models=[{"name": "fraud", "version": "7", "reference": str(profile)}],
-        http={"host": "127.0.0.1", "port": free_port()}, state={"dir": str(root / "aggregator-state")},
+        http={"host": "127.0.0.1", "port": free_port()},
+        state={"dir": str(root / "aggregator-state")},
     )
     stop, thread, port = _run_in_thread(serve_aggregator, config, BatchDecoder(config.kafka.labels_topic))
     stops.append((stop, thread))
@@ -144,17 +160,27 @@ def _aggregator(broker, root: Path, stops) -> Server:
 
 def _sidecar(broker, cleanups) -> Server:
     topic = f"fuzz-{unique_group('s')}"
-    config = sidecar_config(model={"name": "fraud", "version": "7"},
-                            kafka={"bootstrap_servers": broker.bootstrap_servers, "predictions_topic": topic,
-                                   "deadletter_topic": topic + "-dead"},
-                            http={"max_body_bytes": 64 * 1024})
+    config = sidecar_config(
+        model={"name": "fraud", "version": "7"},
+        kafka={
+            "bootstrap_servers": broker.bootstrap_servers,
+            "predictions_topic": topic,
+            "deadletter_topic": topic + "-dead",
+        },
+        http={"max_body_bytes": 64 * 1024},
+    )
     sidecar = Sidecar(config, producer_factory=kafka_producer).start()
     cleanups.append(lambda: sidecar.stop(drain_timeout_s=5.0))
     record = json.dumps(native_record(1, features=3)).encode()
-    bodies = (record, record + b"\n" + record, json.dumps([native_record(2, features=3)]).encode(),
-              structured_event("e1", REQUEST_TYPE, {"instances": [[1.0, 2.0]]}),
-              b"[" + structured_event("e2", RESPONSE_TYPE, {"predictions": [1]}) + b"]",
-              json.dumps({"instances": [[1.0, 2.0]]}).encode(), json.dumps({"predictions": [0.5]}).encode())
+    bodies = (
+        record,
+        record + b"\n" + record,
+        json.dumps([native_record(2, features=3)]).encode(),
+        structured_event("e1", REQUEST_TYPE, {"instances": [[1.0, 2.0]]}),
+        b"[" + structured_event("e2", RESPONSE_TYPE, {"predictions": [1]}) + b"]",
+        json.dumps({"instances": [[1.0, 2.0]]}).encode(),
+        json.dumps({"predictions": [0.5]}).encode(),
+    )
     return Server("sidecar", sidecar.port, ("/", "/v1/predictions", "/metrics", "/healthz", "/readyz"), bodies)
 
 
@@ -162,34 +188,53 @@ def _relay(root: Path, stops, cleanups) -> Server:
     target = FakeTarget("generic").start()
     cleanups.append(target.stop)
     secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789").decode()
-    path = write_relay_config(root / "relay", secret, f"{target.url}/hooks/retrain",
-                              http={"port": free_port(), "max_body_bytes": 64 * 1024},
-                              retrain={"cooldown_seconds": 0})
+    path = write_relay_config(
+        root / "relay",
+        secret,
+        f"{target.url}/hooks/retrain",
+        http={"port": free_port(), "max_body_bytes": 64 * 1024},
+        retrain={"cooldown_seconds": 0},
+    )
     config = load_config(path, RelayConfig)
     stop, thread, port = _run_in_thread(serve_relay, config)
     stops.append((stop, thread))
-    bodies = tuple(json.dumps(notification(alert(model, "1", status=status))).encode()
-                   for model, status in (("fraud", "firing"), ("churn", "resolved"), (None, "firing")))
-    return Server("relay", port, ("/v1/alertmanager", "/metrics", "/healthz", "/readyz"), bodies,
-                  headers=(("Authorization", f"Bearer {TOKEN}"),))
+    bodies = tuple(
+        json.dumps(notification(alert(model, "1", status=status))).encode()
+        for model, status in (("fraud", "firing"), ("churn", "resolved"), (None, "firing"))
+    )
+    return Server(
+        "relay",
+        port,
+        ("/v1/alertmanager", "/metrics", "/healthz", "/readyz"),
+        bodies,
+        headers=(("Authorization", f"Bearer {TOKEN}"),),
+    )
 
 
 def _injector(root: Path, stops) -> Server:
     ca = make_ca()
     cert_file, key_file = write_pair(ca.issue(["localhost"]), root / "tls")
-    config = InjectorConfig.model_validate({
-        "http": {"host": "127.0.0.1", "port": 1, "connection_timeout_seconds": 1.0, "max_body_bytes": 256 * 1024},
-        "tls": {"cert_file": str(cert_file), "key_file": str(key_file)},
-        "sidecar": {"image": "registry.example.com/model-health:0.1.0", "kafka": {"bootstrap_servers": "kafka:9092"}},
-    })
+    config = InjectorConfig.model_validate(
+        {
+            "http": {"host": "127.0.0.1", "port": 1, "connection_timeout_seconds": 1.0, "max_body_bytes": 256 * 1024},
+            "tls": {"cert_file": str(cert_file), "key_file": str(key_file)},
+            "sidecar": {
+                "image": "registry.example.com/model-health:0.1.0",
+                "kafka": {"bootstrap_servers": "kafka:9092"},
+            },
+        }
+    )
     config = config.model_copy(update={"http": config.http.model_copy(update={"port": 0})})
     stop, thread, port = _run_in_thread(injector_service.serve, config)
     stops.append((stop, thread))
     context = ssl.create_default_context(cadata=ca.pem.decode())
-    bodies = (json.dumps(reviews.review(reviews.kserve_predictor(), "models")).encode(),
-              json.dumps(reviews.review(reviews.seldon_v1_model(), "seldon", operation="UPDATE")).encode())
-    return Server("injector", port, ("/mutate", "/mutate?scope=namespace", "/metrics", "/healthz", "/readyz"), bodies,
-                  tls=context)
+    bodies = (
+        json.dumps(reviews.review(reviews.kserve_predictor(), "models")).encode(),
+        json.dumps(reviews.review(reviews.seldon_v1_model(), "seldon", operation="UPDATE")).encode(),
+    )
+    return Server(
+        "injector", port, ("/mutate", "/mutate?scope=namespace", "/metrics", "/healthz", "/readyz"), bodies, tls=context
+    )
 
 
 def _node(stops) -> Server:
@@ -204,22 +249,80 @@ def _node(stops) -> Server:
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT", "PRI"]
 POST_PATHS = {"/", "/v1/predictions", "/v1/alertmanager", "/mutate", "/mutate?scope=namespace"}
-CONTENT_TYPES = ["application/json", "application/json; charset=utf-8", "application/x-ndjson", "application/jsonl",
-                 "application/cloudevents+json", "application/cloudevents-batch+json", "text/plain",
-                 "multipart/form-data; boundary=x", "application/octet-stream", "", "application/json;;;",
-                 "APPLICATION/JSON", "text/json", "application/vnd.api+json"]
-HEADER_NAMES = ["ce-id", "ce-type", "ce-specversion", "ce-source", "ce-time", "ce-inferenceservicename", "ce-namespace",
-                "ce-component", "Authorization", "Accept", "Accept-Encoding", "Expect", "Connection", "Host",
-                "X-Forwarded-For", "Cookie", "Range", "If-None-Match", "Content-Encoding", "Upgrade"]
-HEADER_VALUES = ["1.0", REQUEST_TYPE, RESPONSE_TYPE, f"Bearer {TOKEN}", "Bearer wrong", "Basic Zm9vOmJhcg==",
-                 "100-continue", "close", "keep-alive", "gzip", "application/openmetrics-text; version=1.0.0",
-                 "bytes=0-5", "h2c", "2026-11-28T18:06:00Z", "not a time", "*", "e1", "fraud"]
+CONTENT_TYPES = [
+    "application/json",
+    "application/json; charset=utf-8",
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/cloudevents+json",
+    "application/cloudevents-batch+json",
+    "text/plain",
+    "multipart/form-data; boundary=x",
+    "application/octet-stream",
+    "",
+    "application/json;;;",
+    "APPLICATION/JSON",
+    "text/json",
+    "application/vnd.api+json",
+]
+HEADER_NAMES = [
+    "ce-id",
+    "ce-type",
+    "ce-specversion",
+    "ce-source",
+    "ce-time",
+    "ce-inferenceservicename",
+    "ce-namespace",
+    "ce-component",
+    "Authorization",
+    "Accept",
+    "Accept-Encoding",
+    "Expect",
+    "Connection",
+    "Host",
+    "X-Forwarded-For",
+    "Cookie",
+    "Range",
+    "If-None-Match",
+    "Content-Encoding",
+    "Upgrade",
+]
+HEADER_VALUES = [
+    "1.0",
+    REQUEST_TYPE,
+    RESPONSE_TYPE,
+    f"Bearer {TOKEN}",
+    "Bearer wrong",
+    "Basic Zm9vOmJhcg==",
+    "100-continue",
+    "close",
+    "keep-alive",
+    "gzip",
+    "application/openmetrics-text; version=1.0.0",
+    "bytes=0-5",
+    "h2c",
+    "2026-11-28T18:06:00Z",
+    "not a time",
+    "*",
+    "e1",
+    "fraud",
+]
 # Header text must stay on one line and be latin-1; anything else is not a header.
 header_text = st.text(st.characters(min_codepoint=32, max_codepoint=255, blacklist_characters="\x7f"), max_size=40)
 token = st.text(st.characters(whitelist_categories=("Lu", "Ll", "Nd"), max_codepoint=127), min_size=1, max_size=10)
 path_noise = st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=30)
-FRAMINGS = ["length"] * 6 + ["none", "short", "long", "bad", "negative", "two", "chunked", "chunked", "bad-chunked",
-                             "chunked+length"]
+FRAMINGS = ["length"] * 6 + [
+    "none",
+    "short",
+    "long",
+    "bad",
+    "negative",
+    "two",
+    "chunked",
+    "chunked",
+    "bad-chunked",
+    "chunked+length",
+]
 
 
 @dataclass(frozen=True)
@@ -270,20 +373,44 @@ def requests(draw, server: Server) -> Request:
         version = "HTTP/1.1"
         headers: list[tuple[str, str]] = [("Host", "127.0.0.1"), *server.headers]
         if method == "POST":
-            headers.append(("Content-Type", draw(st.sampled_from(["application/json", "application/x-ndjson",
-                                                                   "application/cloudevents+json",
-                                                                   "application/cloudevents-batch+json"]))))
+            headers.append(
+                (
+                    "Content-Type",
+                    draw(
+                        st.sampled_from(
+                            [
+                                "application/json",
+                                "application/x-ndjson",
+                                "application/cloudevents+json",
+                                "application/cloudevents-batch+json",
+                            ]
+                        )
+                    ),
+                )
+            )
         if server.name == "sidecar" and path == "/" and draw(st.booleans()):
-            headers += [("ce-id", draw(st.sampled_from(["e1", "e2", ""]))), ("ce-specversion", "1.0"),
-                        ("ce-source", "http://predictor"), ("ce-type", draw(st.sampled_from([REQUEST_TYPE, RESPONSE_TYPE]))),
-                        ("ce-inferenceservicename", "fraud")]
+            headers += [
+                ("ce-id", draw(st.sampled_from(["e1", "e2", ""]))),
+                ("ce-specversion", "1.0"),
+                ("ce-source", "http://predictor"),
+                ("ce-type", draw(st.sampled_from([REQUEST_TYPE, RESPONSE_TYPE]))),
+                ("ce-inferenceservicename", "fraud"),
+            ]
         body = _damaged_body(draw, server.bodies) if method == "POST" else b""
         framing = draw(st.sampled_from(["length"] * 4 + ["chunked"] + FRAMINGS))
     else:
         method = draw(st.one_of(st.sampled_from(METHODS), token))
-        path = draw(st.one_of(st.sampled_from(paths), st.sampled_from(paths).flatmap(lambda p: path_noise.map(lambda n: p + n)),
-                              st.just("*"), st.just("http://127.0.0.1/healthz")))
-        version = draw(st.sampled_from(["HTTP/1.1"] * 6 + ["HTTP/1.0", "HTTP/2.0", "HTTP/0.9", "HTTP/1.2", "HTTX/1.1", ""]))
+        path = draw(
+            st.one_of(
+                st.sampled_from(paths),
+                st.sampled_from(paths).flatmap(lambda p: path_noise.map(lambda n: p + n)),
+                st.just("*"),
+                st.just("http://127.0.0.1/healthz"),
+            )
+        )
+        version = draw(
+            st.sampled_from(["HTTP/1.1"] * 6 + ["HTTP/1.0", "HTTP/2.0", "HTTP/0.9", "HTTP/1.2", "HTTX/1.1", ""])
+        )
         headers = [("Host", "127.0.0.1")]
         if draw(st.booleans()):
             headers.extend(server.headers)
@@ -296,8 +423,9 @@ def requests(draw, server: Server) -> Request:
         path += "/" + "a" * draw(st.integers(60_000, 70_000))  # around the request-line limit
     request_line = f"{method} {path} {version}".rstrip() if version else f"{method} {path}"
     if not near_valid and draw(st.integers(0, 30)) == 0:  # a request line that is not one
-        request_line = draw(st.sampled_from(["", " ", "GET", "GET /", "\x00\x01", "GET  /healthz  HTTP/1.1",
-                                             "G\tET / HTTP/1.1"]))
+        request_line = draw(
+            st.sampled_from(["", " ", "GET", "GET /", "\x00\x01", "GET  /healthz  HTTP/1.1", "G\tET / HTTP/1.1"])
+        )
     payload, coding, incomplete = body, None, False
     if framing == "length":
         headers.append(("Content-Length", str(len(body))))
@@ -329,8 +457,18 @@ def requests(draw, server: Server) -> Request:
             chunks.append(f"{len(body) - at:x}".encode() + b"\r\n" + body[at:] + b"\r\n")
         payload = b"".join(chunks) + b"0\r\n\r\n"
         if framing == "bad-chunked":
-            payload = draw(st.sampled_from([b"zz\r\n" + body, b"5\r\nab", payload[:-2], b"ffffffffffffffffff\r\n",
-                                            b"3;" + b"x" * 5000 + b"\r\nabc\r\n0\r\n\r\n", payload.replace(b"\r\n", b"\n")]))
+            payload = draw(
+                st.sampled_from(
+                    [
+                        b"zz\r\n" + body,
+                        b"5\r\nab",
+                        payload[:-2],
+                        b"ffffffffffffffffff\r\n",
+                        b"3;" + b"x" * 5000 + b"\r\nabc\r\n0\r\n\r\n",
+                        payload.replace(b"\r\n", b"\n"),
+                    ]
+                )
+            )
             incomplete = True  # some of these are merely broken, some cut short: the client closes
     for _ in range(draw(st.integers(0, 3 if not near_valid else 1))):
         name = draw(st.one_of(st.sampled_from(HEADER_NAMES), token))
@@ -365,7 +503,9 @@ def _fixed_request(server: Server, path: str, body: bytes, framing: str) -> Requ
     if framing == "length":
         return Request((head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body, path, "HTTP/1.1", None, False)
     if framing == "long":
-        return Request((head + f"Content-Length: {len(body) + 1000}\r\n\r\n").encode() + body, path, "HTTP/1.1", None, True)
+        return Request(
+            (head + f"Content-Length: {len(body) + 1000}\r\n\r\n").encode() + body, path, "HTTP/1.1", None, True
+        )
     chunk = f"{len(body) + 10:x}\r\n".encode() + body  # a chunk cut short
     return Request((head + "Transfer-Encoding: chunked\r\n\r\n").encode() + chunk, path, "HTTP/1.1", "chunked", True)
 
@@ -402,11 +542,15 @@ def send(server: Server, request: Request | bytes) -> Answer:
         deadline = time.monotonic() + ANSWER_TIMEOUT_S
         while True:
             if time.monotonic() > deadline:
-                raise AssertionError(f"{server.name}: no whole answer within {ANSWER_TIMEOUT_S:g} s (hung) to {request!r}")
+                raise AssertionError(
+                    f"{server.name}: no whole answer within {ANSWER_TIMEOUT_S:g} s (hung) to {request!r}"
+                )
             try:
                 data = connection.recv(65536)
             except TimeoutError:
-                raise AssertionError(f"{server.name}: no whole answer within {ANSWER_TIMEOUT_S:g} s (hung) to {request!r}") from None
+                raise AssertionError(
+                    f"{server.name}: no whole answer within {ANSWER_TIMEOUT_S:g} s (hung) to {request!r}"
+                ) from None
             except (ConnectionResetError, BrokenPipeError):
                 return Answer(answer, reset=True)
             except (ssl.SSLError, OSError):
@@ -469,8 +613,9 @@ def test_fuzzed_requests_get_a_4xx_or_2xx_and_the_server_lives(component, server
             status = int(match.group(1))
             server.statuses[status] += 1
             seen[f"{status // 100}xx"] += 1
-            assert status < 500 or allowed_5xx(server, status, request, data), \
+            assert status < 500 or allowed_5xx(server, status, request, data), (
                 f"{server.name} answered {status} to {request!r}: {data[:400]!r}"
+            )
         elif (data or request.raw.startswith(b"HEAD ")) and request.version in ("HTTP/0.9", "HTTP/2.0", ""):
             # http.server answers HTTP/0.9 requests, and refuses HTTP/2 ones, HTTP/0.9-style:
             # the body alone, no status line (so nothing at all to a HEAD). A refusal's body
@@ -479,8 +624,9 @@ def test_fuzzed_requests_get_a_4xx_or_2xx_and_the_server_lives(component, server
             if code is not None:
                 status = int(code.group(1))
                 server.statuses[status] += 1
-                assert status < 500 or allowed_5xx(server, status, request, data), \
+                assert status < 500 or allowed_5xx(server, status, request, data), (
                     f"{server.name} answered {status} to {request!r}: {data[:400]!r}"
+                )
             seen["http/0.9-style answer"] += 1
         elif (answer.reset or server.tls is not None) and (request.incomplete or len(request.raw) > 60_000):
             # Refused before the whole request was read (cut-short framing, over a size limit):
@@ -488,8 +634,9 @@ def test_fuzzed_requests_get_a_4xx_or_2xx_and_the_server_lives(component, server
             # its answer.
             seen["closed, request unread"] += 1
         else:
-            assert not _request_line_usable(request.raw) or server.tls is not None and answer.reset, \
+            assert not _request_line_usable(request.raw) or server.tls is not None and answer.reset, (
                 f"{server.name}: no HTTP answer (reset={answer.reset}) to {request!r}: {data[:200]!r}"
+            )
             seen["closed, no request line"] += 1
         healthy(server)
 
@@ -500,16 +647,27 @@ def test_fuzzed_requests_get_a_4xx_or_2xx_and_the_server_lives(component, server
             for body, framing in NASTY_BODIES:
                 one(_fixed_request(server, path, body, framing))
         examples = scale.pick(150, max(150, int(scale.seconds * 10)))
-        prop = settings(max_examples=examples, deadline=None, database=None,
-                        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                               HealthCheck.large_base_example])(given(requests(server))(one))
+        prop = settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+        )(given(requests(server))(one))
         seed(scale.seed)(prop)()  # a run replays (MODEL_HEALTH_RELIABILITY_SEED)
     except BaseException as error:
         failure = str(error).splitlines()[0][:90]
         raise
     finally:
         fives = sum(v for k, v in server.statuses.items() if k >= 500)
-        figures.record(sent=sum(seen.values()), counted=sum(seen.values()), faults=sum(seen.values()), lost=0,
-                       duplicated=None, **{k.replace(" ", "_").replace(",", ""): v for k, v in sorted(seen.items())},
-                       statuses=" ".join(f"{k}:{v}" for k, v in sorted(server.statuses.items())), all_5xx=fives,
-                       seconds=round(time.monotonic() - started, 1), **({"failure": failure} if failure else {}))
+        figures.record(
+            sent=sum(seen.values()),
+            counted=sum(seen.values()),
+            faults=sum(seen.values()),
+            lost=0,
+            duplicated=None,
+            **{k.replace(" ", "_").replace(",", ""): v for k, v in sorted(seen.items())},
+            statuses=" ".join(f"{k}:{v}" for k, v in sorted(server.statuses.items())),
+            all_5xx=fives,
+            seconds=round(time.monotonic() - started, 1),
+            **({"failure": failure} if failure else {}),
+        )

@@ -61,8 +61,12 @@ class AlertmanagerStandIn:
     def _post(self, model: str) -> dict | None:
         self.attempts += 1
         try:
-            answer = httpx.post(f"{self.url}/v1/alertmanager", json=notification(alert(model, "1", fingerprint=f"fp-{model}")),
-                                headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+            answer = httpx.post(
+                f"{self.url}/v1/alertmanager",
+                json=notification(alert(model, "1", fingerprint=f"fp-{model}")),
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=10,
+            )
         except httpx.HTTPError:
             return None
         return answer.json() if answer.status_code == 200 else None
@@ -82,14 +86,20 @@ class AlertmanagerStandIn:
             self._stop.wait(self.rng.uniform(0.05, 0.3))
 
 
-def test_kill_9_with_pending_deliveries_ends_in_exactly_one_delivery_per_alert(scale, tmp_path, secret, figures, cleanup):
+def test_kill_9_with_pending_deliveries_ends_in_exactly_one_delivery_per_alert(
+    scale, tmp_path, secret, figures, cleanup
+):
     rng = scale.rng("relay-kill")
     target = FakeTarget("generic", secret).start()
     cleanup.append(target.stop)
     port = free_port()
-    config = write_config(tmp_path, secret, f"{target.url}/hooks/retrain", http={"port": port},
-                          target={"retry": {"max_attempts": 100_000, "base_backoff_seconds": 0.05,
-                                            "max_backoff_seconds": 0.5}})
+    config = write_config(
+        tmp_path,
+        secret,
+        f"{target.url}/hooks/retrain",
+        http={"port": port},
+        target={"retry": {"max_attempts": 100_000, "base_backoff_seconds": 0.05, "max_backoff_seconds": 0.5}},
+    )
     relay = RelayProcess(config, port, tmp_path / "relay.log").start()
     cleanup.append(lambda: relay.process.poll() is None and relay.kill())
     alerts = scale.pick(30, int(scale.seconds * 3))
@@ -114,10 +124,16 @@ def test_kill_9_with_pending_deliveries_ends_in_exactly_one_delivery_per_alert(s
             target.always(None)  # back before the relay is
         relay.start()
         target.always(None)
-    poll_until(lambda: {r.json["model"] for r in target.delivered()} >= set(manager.accepted), scale.pick(120, 600),
-               "a delivery for every accepted alert")
-    poll_until(lambda: scrape(relay.url).get(("model_health_relay_deliveries_pending", (("target", "generic"),)), 1) == 0,
-               60, "nothing pending")
+    poll_until(
+        lambda: {r.json["model"] for r in target.delivered()} >= set(manager.accepted),
+        scale.pick(120, 600),
+        "a delivery for every accepted alert",
+    )
+    poll_until(
+        lambda: scrape(relay.url).get(("model_health_relay_deliveries_pending", (("target", "generic"),)), 1) == 0,
+        60,
+        "nothing pending",
+    )
     time.sleep(1.0)  # nothing more arrives
     ids_per_model: dict[str, set[str]] = defaultdict(set)
     requests_per_model: dict[str, int] = defaultdict(int)
@@ -126,11 +142,20 @@ def test_kill_9_with_pending_deliveries_ends_in_exactly_one_delivery_per_alert(s
         requests_per_model[request.json["model"]] += 1
     twice = {m: ids for m, ids in ids_per_model.items() if len(ids) > 1}
     redelivered = sum(count - 1 for count in requests_per_model.values())
-    figures.record(sent=alerts, counted=len(ids_per_model), faults=len(kills) + sum(1 for r in target.received if r.answered == 503),
-                   lost=len(set(manager.accepted) - set(ids_per_model)), duplicated=len(twice), kills=len(kills),
-                   target_503s=sum(1 for r in target.received if r.answered == 503), posts=manager.attempts,
-                   repeats=manager.repeats, pending_at_kill=" ".join(map(str, pending_at_kill)),
-                   redelivered_same_id=redelivered, seconds=round(time.monotonic() - started, 1))
+    figures.record(
+        sent=alerts,
+        counted=len(ids_per_model),
+        faults=len(kills) + sum(1 for r in target.received if r.answered == 503),
+        lost=len(set(manager.accepted) - set(ids_per_model)),
+        duplicated=len(twice),
+        kills=len(kills),
+        target_503s=sum(1 for r in target.received if r.answered == 503),
+        posts=manager.attempts,
+        repeats=manager.repeats,
+        pending_at_kill=" ".join(map(str, pending_at_kill)),
+        redelivered_same_id=redelivered,
+        seconds=round(time.monotonic() - started, 1),
+    )
     assert set(manager.accepted) == {f"model-{i:04d}" for i in range(alerts)}
     assert not twice, f"two different deliveries for one alert: {twice}"
     assert set(ids_per_model) == set(manager.accepted)

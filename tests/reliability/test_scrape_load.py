@@ -42,8 +42,14 @@ SCRAPERS = 4
 
 def _deployment(tmp_path, broker, make_topic, profile, **extra):
     topics = {"predictions": make_topic(3), "labels": make_topic(1), "deadletter": make_topic(1)}
-    deployment = write_config(tmp_path, broker.bootstrap_servers, topics,
-                              {"name": "fraud", "version": "7", "reference": str(profile)}, "kafka-python", **extra)
+    deployment = write_config(
+        tmp_path,
+        broker.bootstrap_servers,
+        topics,
+        {"name": "fraud", "version": "7", "reference": str(profile)},
+        "kafka-python",
+        **extra,
+    )
     return deployment, topics
 
 
@@ -89,28 +95,40 @@ class Scraper(threading.Thread):
             return "model_health_build_info missing"
         self.series = sum(len(family.samples) for family in families.values())
         predictions = families.get("model_health_predictions")
-        total = next((s.value for s in predictions.samples if s.name == "model_health_predictions_total"), 0.0) \
-            if predictions else 0.0
+        total = (
+            next((s.value for s in predictions.samples if s.name == "model_health_predictions_total"), 0.0)
+            if predictions
+            else 0.0
+        )
         if total < self.last_total:
             return f"predictions_total went down: {self.last_total} -> {total}"
         self.last_total = total
         return None
 
 
-def test_scrapes_under_concurrent_load_while_ingesting_are_whole(scale, broker, make_topic, fraud_profile,
-                                                                tmp_path, figures, cleanup):
+def test_scrapes_under_concurrent_load_while_ingesting_are_whole(
+    scale, broker, make_topic, fraud_profile, tmp_path, figures, cleanup
+):
     deployment, topics = _deployment(
-        tmp_path, broker, make_topic, fraud_profile,
-        windows=[{"name": "5m", "bucket_seconds": 10, "buckets": 30}, {"name": "1d", "bucket_seconds": 3600, "buckets": 24}],
-        evaluation={"interval_seconds": 0.5})
+        tmp_path,
+        broker,
+        make_topic,
+        fraud_profile,
+        windows=[
+            {"name": "5m", "bucket_seconds": 10, "buckets": 30},
+            {"name": "1d", "bucket_seconds": 3600, "buckets": 24},
+        ],
+        evaluation={"interval_seconds": 0.5},
+    )
     aggregator = AggregatorProcess(deployment).start()
     cleanup.append(aggregator.stop)
     port = deployment["port"]
     poll_until(lambda: ready(port) is True, 90, "the aggregator to be ready")
     seconds = scale.pick(10.0, scale.seconds)
     rate = 1_500.0
-    producer = SteadyProducer(broker, topics["predictions"], int(rate * seconds), rate, per_message=50,
-                              labels_topic=topics["labels"]).start()
+    producer = SteadyProducer(
+        broker, topics["predictions"], int(rate * seconds), rate, per_message=50, labels_topic=topics["labels"]
+    ).start()
     cleanup.append(producer.stop)
     stop = threading.Event()
     scrapers = [Scraper(port, stop) for _ in range(SCRAPERS)]
@@ -127,14 +145,23 @@ def test_scrapes_under_concurrent_load_while_ingesting_are_whole(scale, broker, 
     poll_until(lambda: aggregator.counted() == producer.acknowledged, scale.pick(90, 300), "every record counted")
     latencies = [x for scraper in scrapers for x in scraper.latencies]
     failures = [f for scraper in scrapers for f in scraper.failures]
-    figures.record(sent=producer.acknowledged, counted=aggregator.counted(), faults=None, lost=0, duplicated=0,
-                   scrapes=len(latencies), scrapers=SCRAPERS, failed_scrapes=len(failures),
-                   series=max(s.series for s in scrapers),
-                   counted_while_scraping=int(consumed_during),
-                   scrape_p50_ms=round(1000 * percentile(latencies, 50), 1),
-                   scrape_p95_ms=round(1000 * percentile(latencies, 95), 1),
-                   scrape_p99_ms=round(1000 * percentile(latencies, 99), 1),
-                   scrape_max_ms=round(1000 * max(latencies), 1), seconds=round(elapsed, 1))
+    figures.record(
+        sent=producer.acknowledged,
+        counted=aggregator.counted(),
+        faults=None,
+        lost=0,
+        duplicated=0,
+        scrapes=len(latencies),
+        scrapers=SCRAPERS,
+        failed_scrapes=len(failures),
+        series=max(s.series for s in scrapers),
+        counted_while_scraping=int(consumed_during),
+        scrape_p50_ms=round(1000 * percentile(latencies, 50), 1),
+        scrape_p95_ms=round(1000 * percentile(latencies, 95), 1),
+        scrape_p99_ms=round(1000 * percentile(latencies, 99), 1),
+        scrape_max_ms=round(1000 * max(latencies), 1),
+        seconds=round(elapsed, 1),
+    )
     assert not failures, failures[:5]
     assert len(latencies) >= SCRAPERS * 5
     assert consumed_during > 0, "the aggregator ingested while it was scraped"
@@ -143,22 +170,35 @@ def test_scrapes_under_concurrent_load_while_ingesting_are_whole(scale, broker, 
     assert final[PREDICTIONS_TOTAL] == producer.acknowledged
 
 
-def test_memory_stays_flat_over_a_long_run(scale, broker, make_topic, fraud_profile, tmp_path, figures,
-                                           cleanup):
+def test_memory_stays_flat_over_a_long_run(scale, broker, make_topic, fraud_profile, tmp_path, figures, cleanup):
     # Windows and the label join reach their steady state within two minutes.
     windows = [{"name": "1m", "bucket_seconds": 10, "buckets": 6}, {"name": "2m", "bucket_seconds": 20, "buckets": 6}]
     join_ttl = 60.0
-    deployment, topics = _deployment(tmp_path, broker, make_topic, fraud_profile, windows=windows,
-                                     labels={"join_ttl_seconds": join_ttl, "max_pending": 50_000},
-                                     evaluation={"interval_seconds": 1.0}, allowed_lateness_seconds=60)
+    deployment, topics = _deployment(
+        tmp_path,
+        broker,
+        make_topic,
+        fraud_profile,
+        windows=windows,
+        labels={"join_ttl_seconds": join_ttl, "max_pending": 50_000},
+        evaluation={"interval_seconds": 1.0},
+        allowed_lateness_seconds=60,
+    )
     aggregator = AggregatorProcess(deployment).start()
     cleanup.append(aggregator.stop)
     port = deployment["port"]
     poll_until(lambda: ready(port) is True, 90, "the aggregator to be ready")
     seconds = scale.pick(12.0, max(scale.seconds, 240.0))
     rate = 1_000.0
-    producer = SteadyProducer(broker, topics["predictions"], int(rate * seconds), rate, per_message=50, live=True,
-                              labels_topic=topics["labels"]).start()
+    producer = SteadyProducer(
+        broker,
+        topics["predictions"],
+        int(rate * seconds),
+        rate,
+        per_message=50,
+        live=True,
+        labels_topic=topics["labels"],
+    ).start()
     cleanup.append(producer.stop)
     started = time.monotonic()
     samples_rss: list[tuple[float, int]] = []
@@ -175,11 +215,21 @@ def test_memory_stays_flat_over_a_long_run(scale, broker, make_topic, fraud_prof
     first, last = statistics.median(measured[:fifth]), statistics.median(measured[-fifth:])
     growth = last - first
     bound = 32 * MIB + 0.10 * first
-    figures.record(sent=producer.acknowledged, counted=aggregator.counted(), faults=None, lost=0, duplicated=0,
-                   rss_after_warm_up_mib=round(first / MIB, 1), rss_end_mib=round(last / MIB, 1),
-                   growth_mib=round(growth / MIB, 1), growth_bound_mib=round(bound / MIB, 1) if scale.soak else None,
-                   rss_peak_mib=round(max(r for _, r in samples_rss) / MIB, 1), rss_samples=len(samples_rss),
-                   warm_up_s=round(warm_up), seconds=round(time.monotonic() - started, 1))
+    figures.record(
+        sent=producer.acknowledged,
+        counted=aggregator.counted(),
+        faults=None,
+        lost=0,
+        duplicated=0,
+        rss_after_warm_up_mib=round(first / MIB, 1),
+        rss_end_mib=round(last / MIB, 1),
+        growth_mib=round(growth / MIB, 1),
+        growth_bound_mib=round(bound / MIB, 1) if scale.soak else None,
+        rss_peak_mib=round(max(r for _, r in samples_rss) / MIB, 1),
+        rss_samples=len(samples_rss),
+        warm_up_s=round(warm_up),
+        seconds=round(time.monotonic() - started, 1),
+    )
     assert aggregator.counted() == producer.acknowledged
     assert len(measured) >= 3
     if scale.soak:

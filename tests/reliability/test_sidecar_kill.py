@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from exporter.kafka.embedded import free_port
-from tests.exporter.sidecar.test_broker import aggregator_for
 from tests.exporter.aggregator.test_broker import SCRIPT
+from tests.exporter.sidecar.test_broker import aggregator_for
 from tests.reliability.harness import poll_until, records, request_ids_in_topic
 
 QUEUE_MAX_RECORDS = 2_000
@@ -89,8 +89,11 @@ class Poster:
                     record["timestamp"] = now
                 body = "\n".join(json.dumps(r) for r in batch).encode()
                 try:
-                    answer = client.post(f"http://127.0.0.1:{self.port}/v1/predictions", content=body,
-                                         headers={"Content-Type": "application/x-ndjson"})
+                    answer = client.post(
+                        f"http://127.0.0.1:{self.port}/v1/predictions",
+                        content=body,
+                        headers={"Content-Type": "application/x-ndjson"},
+                    )
                 except httpx.HTTPError as error:
                     self._note(type(error).__name__)
                 else:
@@ -101,36 +104,50 @@ class Poster:
                 n += len(batch)
 
 
-def test_kill_9_at_random_moments_loses_nothing_answered_for_and_doubles_nothing(scale, broker, make_topic,
-                                                                                fraud_profile, tmp_path, figures,
-                                                                                cleanup):
+def test_kill_9_at_random_moments_loses_nothing_answered_for_and_doubles_nothing(
+    scale, broker, make_topic, fraud_profile, tmp_path, figures, cleanup
+):
     rng = scale.rng("sidecar-kill")
     topic = make_topic(2)
     port = free_port()
     config = tmp_path / "sidecar.yaml"
-    config.write_text(json.dumps({
-        "model": {"name": "fraud", "version": "7"},
-        "kafka": {"bootstrap_servers": broker.bootstrap_servers, "predictions_topic": topic,
-                  "deadletter_topic": topic + "-dead", "batch_max_seconds": 0.5},
-        "queue": {"max_records": QUEUE_MAX_RECORDS},
-        "gpu": {"mode": "off"},
-        "http": {"host": "127.0.0.1", "port": port},
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "model": {"name": "fraud", "version": "7"},
+                "kafka": {
+                    "bootstrap_servers": broker.bootstrap_servers,
+                    "predictions_topic": topic,
+                    "deadletter_topic": topic + "-dead",
+                    "batch_max_seconds": 0.5,
+                },
+                "queue": {"max_records": QUEUE_MAX_RECORDS},
+                "gpu": {"mode": "off"},
+                "http": {"host": "127.0.0.1", "port": port},
+            }
+        )
+    )
     log = tmp_path / "sidecar.log"
     processes: list[subprocess.Popen] = []
 
     def start() -> subprocess.Popen:
         with open(log, "ab") as out:
-            process = subprocess.Popen([str(SCRIPT), "sidecar", "--config", str(config)], stdout=subprocess.DEVNULL,
-                                       stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            process = subprocess.Popen(
+                [str(SCRIPT), "sidecar", "--config", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         processes.append(process)
 
         def serving() -> bool:
             if process.poll() is not None:
                 raise AssertionError(f"the sidecar exited with {process.returncode}:\n{log.read_text()[-2000:]}")
             try:
-                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200 and \
-                    "kafka connected" in httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).text
+                return (
+                    httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+                    and "kafka connected" in httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).text
+                )
             except httpx.HTTPError:
                 return False
 
@@ -159,8 +176,11 @@ def test_kill_9_at_random_moments_loses_nothing_answered_for_and_doubles_nothing
             break
         try:
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-            queued = next(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
-                          if line.startswith("model_health_ingest_queue_records"))
+            queued = next(
+                int(float(line.rsplit(" ", 1)[1]))
+                for line in text.splitlines()
+                if line.startswith("model_health_ingest_queue_records")
+            )
         except (httpx.HTTPError, StopIteration):
             queued = -1
         process.send_signal(signal.SIGKILL)  # whatever it holds in memory is gone
@@ -193,12 +213,19 @@ def test_kill_9_at_random_moments_loses_nothing_answered_for_and_doubles_nothing
         aggregator.consumer.close()
         aggregator.producer.close()
     lost = accepted - ids
-    figures.record(sent=share * CLIENTS, counted=counted_records, faults=len(kills), lost=len(lost),
-                   duplicated=in_topic - len(ids), accepted_2xx=len(accepted), in_topic=in_topic,
-                   written_unacknowledged=len(ids - accepted),
-                   queued_at_kill=" ".join(map(str, queued_at_kill)),
-                   answers=" ".join(f"{k}:{v}" for k, v in sorted(statuses.items())),
-                   seconds=round(time.monotonic() - started, 1))
+    figures.record(
+        sent=share * CLIENTS,
+        counted=counted_records,
+        faults=len(kills),
+        lost=len(lost),
+        duplicated=in_topic - len(ids),
+        accepted_2xx=len(accepted),
+        in_topic=in_topic,
+        written_unacknowledged=len(ids - accepted),
+        queued_at_kill=" ".join(map(str, queued_at_kill)),
+        answers=" ".join(f"{k}:{v}" for k, v in sorted(statuses.items())),
+        seconds=round(time.monotonic() - started, 1),
+    )
     assert kills, "the sidecar was never killed"
     assert in_topic == len(ids), "a record was written twice"
     assert counted_records == in_topic, "the aggregator counts exactly what the topic holds"

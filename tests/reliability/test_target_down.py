@@ -34,8 +34,10 @@ def test_retries_outlast_a_long_outage_and_deliver_exactly_once(scale, secret, s
     down_seconds = scale.pick(4.0, min(180.0, max(scale.seconds / 2, 60.0)))
     max_backoff = scale.pick(1.0, 15.0)
     target = FakeTarget("generic", secret)  # down: nothing listens on its port yet
-    relay = start_relay(target, target={"retry": {"max_attempts": 100_000, "base_backoff_seconds": 0.2,
-                                                  "max_backoff_seconds": max_backoff}})
+    relay = start_relay(
+        target,
+        target={"retry": {"max_attempts": 100_000, "base_backoff_seconds": 0.2, "max_backoff_seconds": max_backoff}},
+    )
     started = time.monotonic()
     told = {}
     for model in MODELS:
@@ -46,18 +48,30 @@ def test_retries_outlast_a_long_outage_and_deliver_exactly_once(scale, secret, s
     target.start()
     back = time.monotonic()
     try:
-        poll_until(lambda: set(_delivered_once(target)) == set(MODELS), max_backoff * 2 + 60,
-                   "every delivery once the target is back")
+        poll_until(
+            lambda: set(_delivered_once(target)) == set(MODELS),
+            max_backoff * 2 + 60,
+            "every delivery once the target is back",
+        )
         after = time.monotonic() - back
-        poll_until(lambda: relay.metric("model_health_relay_deliveries_pending", target="generic") == 0, 30, "nothing pending")
+        poll_until(
+            lambda: relay.metric("model_health_relay_deliveries_pending", target="generic") == 0, 30, "nothing pending"
+        )
         time.sleep(1.0)
         ids = _delivered_once(target)
-        figures.record(sent=len(MODELS), counted=len(ids), faults=int(retries_while_down), lost=len(set(MODELS) - set(ids)),
-                       duplicated=sum(len(v) - 1 for v in ids.values()), down_s=round(down_seconds, 1),
-                       retries_while_down=int(retries_while_down), max_backoff_s=max_backoff,
-                       delivered_after_back_s=round(after, 2),
-                       delivered=int(relay.metric("model_health_relay_deliveries_total", target="generic", outcome="delivered")),
-                       failed=int(relay.metric("model_health_relay_deliveries_total", target="generic", outcome="failed")))
+        figures.record(
+            sent=len(MODELS),
+            counted=len(ids),
+            faults=int(retries_while_down),
+            lost=len(set(MODELS) - set(ids)),
+            duplicated=sum(len(v) - 1 for v in ids.values()),
+            down_s=round(down_seconds, 1),
+            retries_while_down=int(retries_while_down),
+            max_backoff_s=max_backoff,
+            delivered_after_back_s=round(after, 2),
+            delivered=int(relay.metric("model_health_relay_deliveries_total", target="generic", outcome="delivered")),
+            failed=int(relay.metric("model_health_relay_deliveries_total", target="generic", outcome="failed")),
+        )
         assert {m: v for m, v in ids.items()} == {m: {told[m]} for m in MODELS}
         assert len(target.delivered()) == len(MODELS)
         assert retries_while_down >= len(MODELS)
@@ -69,14 +83,18 @@ def test_retries_outlast_a_long_outage_and_deliver_exactly_once(scale, secret, s
 def test_an_outage_longer_than_the_retries_fails_then_the_repeat_delivers(scale, secret, start_relay, figures):
     down_seconds = scale.pick(3.0, min(120.0, max(scale.seconds / 3, 30.0)))
     target = FakeTarget("generic", secret)
-    relay = start_relay(target, target={"retry": {"max_attempts": 3, "base_backoff_seconds": 0.1,
-                                                  "max_backoff_seconds": 0.3}})
+    relay = start_relay(
+        target, target={"retry": {"max_attempts": 3, "base_backoff_seconds": 0.1, "max_backoff_seconds": 0.3}}
+    )
     started = time.monotonic()
     notifications = {model: notification(alert(model, "3", fingerprint=f"long-{model}")) for model in MODELS}
     for payload in notifications.values():
         assert len(relay.post(payload).json()["deliveries"]) == 1
-    poll_until(lambda: relay.metric("model_health_relay_deliveries_total", target="generic", outcome="failed") == len(MODELS),
-               60, "every delivery to fail after its 3 attempts")
+    poll_until(
+        lambda: relay.metric("model_health_relay_deliveries_total", target="generic", outcome="failed") == len(MODELS),
+        60,
+        "every delivery to fail after its 3 attempts",
+    )
     # Still down: Alertmanager's repeats are taken again (the failure released the alerts)…
     repeats_while_down = 0
     while time.monotonic() - started < down_seconds:
@@ -86,8 +104,11 @@ def test_an_outage_longer_than_the_retries_fails_then_the_repeat_delivers(scale,
     target.start()
     try:
         # …and once it is back, the next repeat is delivered, exactly once per alert.
-        poll_until(lambda: relay.metric("model_health_relay_deliveries_pending", target="generic") == 0, 30,
-                   "the last attempts to finish")
+        poll_until(
+            lambda: relay.metric("model_health_relay_deliveries_pending", target="generic") == 0,
+            30,
+            "the last attempts to finish",
+        )
         for payload in notifications.values():
             relay.post(payload)
         poll_until(lambda: set(_delivered_once(target)) == set(MODELS), 60, "the repeats delivered")
@@ -96,13 +117,19 @@ def test_an_outage_longer_than_the_retries_fails_then_the_repeat_delivers(scale,
             assert relay.post(payload).json()["skipped"] == {"duplicate": 1}
         ids = _delivered_once(target)
         failed = relay.metric("model_health_relay_deliveries_total", target="generic", outcome="failed")
-        figures.record(sent=len(MODELS), counted=len(ids), faults=int(failed), lost=len(set(MODELS) - set(ids)),
-                       duplicated=sum(len(v) - 1 for v in ids.values()), down_s=round(down_seconds, 1),
-                       failed_deliveries=int(failed), retried_repeats_while_down=repeats_while_down,
-                       attempts_refused=len(target.received) - len(target.delivered()))
+        figures.record(
+            sent=len(MODELS),
+            counted=len(ids),
+            faults=int(failed),
+            lost=len(set(MODELS) - set(ids)),
+            duplicated=sum(len(v) - 1 for v in ids.values()),
+            down_s=round(down_seconds, 1),
+            failed_deliveries=int(failed),
+            retried_repeats_while_down=repeats_while_down,
+            attempts_refused=len(target.received) - len(target.delivered()),
+        )
         assert all(len(v) == 1 for v in ids.values())
         assert len(target.delivered()) == len(MODELS)
         assert failed >= len(MODELS)
     finally:
         target.stop()
-

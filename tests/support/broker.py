@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from exporter.kafka.embedded import EmbeddedBroker
 from exporter.kafka import Consumer, ConsumerSettings, Message, ProducerSettings
+from exporter.kafka.embedded import EmbeddedBroker
 
 # tansu holds a join for half the session timeout: 2 s keeps every join near one second.
 SESSION_TIMEOUT_MS = 2_000

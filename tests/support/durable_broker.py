@@ -43,8 +43,9 @@ def s3_bucket() -> Iterator[tuple[str, str]]:
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
+        s3 = boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+        )
         bucket = f"tansu-{uuid.uuid4().hex[:12]}"
         s3.create_bucket(Bucket=bucket)
         yield endpoint, bucket

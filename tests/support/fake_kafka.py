@@ -19,7 +19,14 @@ class FakeLog:
         self.partitions: dict[TopicPartition, list[Message]] = {}
         self.committed: dict[TopicPartition, int] = {}
 
-    def append(self, topic: str, value: bytes, key: bytes | None = None, headers: Sequence[tuple[str, bytes]] = (), partition: int = 0) -> None:
+    def append(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int = 0,
+    ) -> None:
         tp = TopicPartition(topic, partition)
         log = self.partitions.setdefault(tp, [])
         log.append(Message(topic, partition, len(log), key, value, tuple(headers)))
@@ -35,7 +42,12 @@ class FakeConsumer:
         self.positions: dict[TopicPartition, int] = {}
         self.topics: list[str] = []
 
-    def subscribe(self, topics: Sequence[str], on_assign: PartitionsCallback | None = None, on_revoke: PartitionsCallback | None = None) -> None:
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        on_assign: PartitionsCallback | None = None,
+        on_revoke: PartitionsCallback | None = None,
+    ) -> None:
         self.topics = list(topics)
         assigned = [tp for tp in self.log.partitions if tp.topic in self.topics]
         for tp in assigned:
@@ -77,7 +89,14 @@ class FakeProducer:
         self.log = log
         self.flushes = 0
 
-    def send(self, topic: str, value: bytes, key: bytes | None = None, headers: Sequence[tuple[str, bytes]] = (), partition: int | None = None) -> None:
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
+    ) -> None:
         self.log.append(topic, value, key, headers, partition or 0)
 
     def flush(self, timeout_s: float = 30.0) -> None:

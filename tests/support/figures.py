@@ -113,8 +113,11 @@ def markdown_table(lines: list[dict[str, Any]]) -> str:
     rows = ["| test | " + " | ".join(MAIN_COLUMNS) + " | other figures |", "|" + " --- |" * (len(MAIN_COLUMNS) + 2)]
     for line in lines:
         other = {k: v for k, v in line.items() if k not in ("test", "seed", "part", *MAIN_COLUMNS)}
-        cells = [f"`{line['test']}`", *(_cell(line.get(c)) for c in MAIN_COLUMNS),
-                 ", ".join(f"{k} {_cell(v)}" for k, v in other.items())]
+        cells = [
+            f"`{line['test']}`",
+            *(_cell(line.get(c)) for c in MAIN_COLUMNS),
+            ", ".join(f"{k} {_cell(v)}" for k, v in other.items()),
+        ]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
 

@@ -47,7 +47,11 @@ def _cache_root() -> Path:
     override = os.environ.get("MODEL_HEALTH_HELM_CACHE")
     if override:
         return Path(override)
-    return Path(sys.prefix) / ".helm" if os.access(sys.prefix, os.W_OK) else Path(tempfile.gettempdir()) / "model-health-helm"
+    return (
+        Path(sys.prefix) / ".helm"
+        if os.access(sys.prefix, os.W_OK)
+        else Path(tempfile.gettempdir()) / "model-health-helm"
+    )
 
 
 def helm_binary() -> Path:

@@ -39,20 +39,43 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow")
     port = free_port()
     # Nothing of ours leaks in (a stray MLFLOW_* or proxy variable), only what it needs to run.
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(root), "MLFLOW_ENABLE_TELEMETRY": "false",
-           "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(root),
+        "MLFLOW_ENABLE_TELEMETRY": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
     log = open(root / "server.log", "wb")  # noqa: SIM115 - closed after the process
     process = subprocess.Popen(
-        [str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--default-artifact-root", str(root / "artifacts")],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
+        [
+            str(MLFLOW),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--default-artifact-root",
+            str(root / "artifacts"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=root,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not _healthy(url):
             if process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {process.returncode}: {(root / 'server.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"mlflow server exited with {process.returncode}: {(root / 'server.log').read_text()[-2000:]}"
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"mlflow server not healthy after {STARTUP_TIMEOUT_S:g} s")
             time.sleep(0.3)
@@ -91,8 +114,9 @@ def unique_name(prefix: str = "model") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def register(url: str, name: str, *, run: str | None = None, start_ms: int = 1_700_000_000_000,
-             end_ms: int | None = None) -> dict[str, Any]:
+def register(
+    url: str, name: str, *, run: str | None = None, start_ms: int = 1_700_000_000_000, end_ms: int | None = None
+) -> dict[str, Any]:
     """Register a new version of ``name`` (created if new) and return its ``model_version``.
 
     ``run``: ``"finished"`` (a run that ended at ``end_ms``), ``"running"`` (not ended),

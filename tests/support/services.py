@@ -117,8 +117,9 @@ def wait_ready(process: Process, url: str, timeout: float = START_TIMEOUT_S) -> 
 
 
 @contextmanager
-def running(name: str, argv: list[str], log: Path, ready_url: str | None = None,
-            env: dict[str, str] | None = None) -> Iterator[Process]:
+def running(
+    name: str, argv: list[str], log: Path, ready_url: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Process]:
     """A started process (ready when ``ready_url`` answers 200), stopped on the way out."""
     process = start(name, argv, log, env)
     try:

@@ -21,7 +21,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class CertificateAuthority:
 
     def issue(self, dns_names: list[str], days: int = 30) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         not_after = now + dt.timedelta(days=days)
         sans: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
         sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
@@ -60,12 +62,14 @@ class CertificateAuthority:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(self.key, hashes.SHA256())
         )
-        return Issued(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key), cert.serial_number, cert.not_valid_after_utc)
+        return Issued(
+            cert.public_bytes(serialization.Encoding.PEM), _pem_key(key), cert.serial_number, cert.not_valid_after_utc
+        )
 
 
 def make_ca(name: str = "model-health test CA") -> CertificateAuthority:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     cert = (
         x509.CertificateBuilder()

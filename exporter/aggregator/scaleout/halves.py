@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from exporter.aggregator.scaleout.wire import CarriedHalf
 from exporter.decoders.detect import Joiners, detect_format
 from exporter.decoders.inference_pairs import InferenceHalf
 from exporter.decoders.joiner import Side
@@ -29,7 +30,6 @@ from exporter.decoders.sink import DecodeSink
 from exporter.decoders.wire_formats import WireFormat
 from exporter.kafka import Message
 from exporter.records import Decoded, Reason
-from exporter.aggregator.scaleout.wire import CarriedHalf
 
 SPLIT_FORMATS = (WireFormat.KSERVE, WireFormat.SELDON)
 

@@ -20,14 +20,22 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter.aggregator.single import Decode
 from exporter.aggregator.broker_watch import BrokerWatch
-from exporter.catalogue import by_name
-from exporter.config import AggregatorConfig
-from exporter.kafka import Backoff, ConsumerSettings, KafkaIOError, ProducerSettings, open_consumer, open_producer, wait_for_broker
 from exporter.aggregator.scaleout.routing import merge_group, progress_group
 from exporter.aggregator.scaleout.stage1 import PartialStage
 from exporter.aggregator.scaleout.stage2 import MergeStage, MergeStats
+from exporter.aggregator.single import Decode
+from exporter.catalogue import by_name
+from exporter.config import AggregatorConfig
+from exporter.kafka import (
+    Backoff,
+    ConsumerSettings,
+    KafkaIOError,
+    ProducerSettings,
+    open_consumer,
+    open_producer,
+    wait_for_broker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +85,9 @@ def _settings(config: AggregatorConfig, group: str, client_id: str) -> ConsumerS
     )
 
 
-def connect(config: AggregatorConfig, decode: Decode, models: Any, readiness: Any, stop: threading.Event, trained: Any) -> tuple[PartialStage, MergeStage] | None:
+def connect(
+    config: AggregatorConfig, decode: Decode, models: Any, readiness: Any, stop: threading.Event, trained: Any
+) -> tuple[PartialStage, MergeStage] | None:
     """Both stages, connected; retried with backoff until the broker and the topic are there."""
     kafka = config.kafka
     for delay in Backoff(initial_s=0.5, max_s=30.0).delays():
@@ -93,7 +103,9 @@ def connect(config: AggregatorConfig, decode: Decode, models: Any, readiness: An
                 stop.wait(delay)
                 continue
             log.info("scale-out: %d summaries partition(s) on %s", partitions, kafka.summaries_topic)
-            producer = open_producer(ProducerSettings(kafka.bootstrap_servers, client_id="model-health-partials"), kafka.client)
+            producer = open_producer(
+                ProducerSettings(kafka.bootstrap_servers, client_id="model-health-partials"), kafka.client
+            )
             partial = PartialStage(
                 config,
                 models,
@@ -109,9 +121,11 @@ def connect(config: AggregatorConfig, decode: Decode, models: Any, readiness: An
                 open_consumer(_settings(config, merge_group(kafka.group_id), "model-health-merge"), kafka.client),
                 partitions,
                 trained_times=trained.current if trained is not None else None,
-                extra_lag=lambda: dict(partial.lag),
+                extra_lag=lambda stage=partial: dict(stage.lag),  # this replica's stage 1
                 # Its own producer: stage 1's flushes must not wait on (or fail for) these.
-                dead_letters=open_producer(ProducerSettings(kafka.bootstrap_servers, client_id="model-health-merge"), kafka.client),
+                dead_letters=open_producer(
+                    ProducerSettings(kafka.bootstrap_servers, client_id="model-health-merge"), kafka.client
+                ),
             )
             return partial, merge
         except KafkaIOError as error:
@@ -143,10 +157,18 @@ def run_scale_out(
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(daemon=True)
-    scheduler.add_job(merge.evaluate_safely, "interval", seconds=config.evaluation.interval_seconds, max_instances=1, coalesce=True)
+    scheduler.add_job(
+        merge.evaluate_safely, "interval", seconds=config.evaluation.interval_seconds, max_instances=1, coalesce=True
+    )
     if trained is not None and config.mlflow is not None:
-        scheduler.add_job(trained.refresh, "interval", seconds=config.mlflow.refresh_interval_seconds,
-                          max_instances=1, coalesce=True, next_run_time=datetime.now())
+        scheduler.add_job(
+            trained.refresh,
+            "interval",
+            seconds=config.mlflow.refresh_interval_seconds,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(),
+        )
     scheduler.start()
     healthy = {"partial": False, "merge": False}
     watch = BrokerWatch(config.kafka.bootstrap_servers)
@@ -199,7 +221,10 @@ def run_scale_out(
         finally:
             merge.close()
 
-    threads = [threading.Thread(target=run, name=name, daemon=True) for name, run in (("partial", run_partial), ("merge", run_merge))]
+    threads = [
+        threading.Thread(target=run, name=name, daemon=True)
+        for name, run in (("partial", run_partial), ("merge", run_merge))
+    ]
     try:
         for thread in threads:
             thread.start()

@@ -55,17 +55,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from detectors.profile import ReferenceProfile
+from exporter.aggregator.scaleout import wire
+from exporter.aggregator.scaleout.halves import read_halves
+from exporter.aggregator.scaleout.routing import pipeline_key, summary_partition
 from exporter.aggregator.single import Decode, ModelKey, input_topics
 from exporter.config import AggregatorConfig, ModelConfig
 from exporter.decoders.joiner import Side
 from exporter.decoders.sink import DecodeSink
 from exporter.decoders.wire_formats import WireFormat
 from exporter.kafka import CommitFailed, Consumer, DeadLetter, KafkaIOError, Message, Producer, TopicPartition
-from exporter.records import Reason, Rejected
-from exporter.aggregator.scaleout import wire
 from exporter.pipeline.fold import SLOT, Folder, ModelFold, slot_seconds
-from exporter.aggregator.scaleout.halves import read_halves
-from exporter.aggregator.scaleout.routing import pipeline_key, summary_partition
+from exporter.records import Reason, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,13 @@ class PartialStage:
             self._start[tp] = committed
             if intent is not None and (committed is None or intent > committed):
                 self._cut[tp] = intent
-                log.info("%s[%d]: flush of [%s, %d) was in flight; publishing that range again", tp.topic, tp.partition, committed, intent)
+                log.info(
+                    "%s[%d]: flush of [%s, %d) was in flight; publishing that range again",
+                    tp.topic,
+                    tp.partition,
+                    committed,
+                    intent,
+                )
         self._recover.clear()
         return messages
 
@@ -259,7 +265,9 @@ class PartialStage:
             # clock) is the broker time of the range's first record: reading the range
             # again after a crash decodes it the same, so it splits into the same parts.
             now = first.timestamp_ms / 1000 if first.timestamp_ms is not None else self.clock()
-            current = _Range(start=first.offset if start is None else start, end=first.offset, opened_at=self.monotonic(), now=now)
+            current = _Range(
+                start=first.offset if start is None else start, end=first.offset, opened_at=self.monotonic(), now=now
+            )
             self._open[tp] = current
         return current
 
@@ -309,10 +317,19 @@ class PartialStage:
             for side, half in halves:
                 if half.model not in self.folder.versions:
                     rows = len(half.features if half.features is not None else half.predictions or ())
-                    detail = f"{half.model_namespace}/{half.model}: a {side.value} half of a model that is not configured"
-                    self._reject(current, message.topic, [Rejected(Reason.UNKNOWN_MODEL, detail, half.payload, half.headers)], rows if side is Side.REQUEST else 0)
+                    detail = (
+                        f"{half.model_namespace}/{half.model}: a {side.value} half of a model that is not configured"
+                    )
+                    self._reject(
+                        current,
+                        message.topic,
+                        [Rejected(Reason.UNKNOWN_MODEL, detail, half.payload, half.headers)],
+                        rows if side is Side.REQUEST else 0,
+                    )
                     continue
-                current.models.setdefault(half.model, ModelFold()).halves.append(wire.CarriedHalf.of(wire_format, message.topic, side, half))
+                current.models.setdefault(half.model, ModelFold()).halves.append(
+                    wire.CarriedHalf.of(wire_format, message.topic, side, half)
+                )
                 current.rows += 1
         return rest
 
@@ -321,9 +338,7 @@ class PartialStage:
             ends = self.consumer.high_watermarks()
         except Exception:  # noqa: BLE001 - lag is best effort
             return
-        self.lag = {
-            (tp.topic, tp.partition): max(end - self._next.get(tp, end), 0) for tp, end in ends.items()
-        }
+        self.lag = {(tp.topic, tp.partition): max(end - self._next.get(tp, end), 0) for tp, end in ends.items()}
 
     # ------------------------------------------------------------------ publishing
 
@@ -348,7 +363,11 @@ class PartialStage:
             log.info("not publishing now, the group is rebalancing: %s", error)
             return False
         except KafkaIOError as error:
-            log.warning("publishing partial summaries failed; trying again in %gs: %s", self.config.kafka.partial_flush_seconds, error)
+            log.warning(
+                "publishing partial summaries failed; trying again in %gs: %s",
+                self.config.kafka.partial_flush_seconds,
+                error,
+            )
             return False
         return True
 
@@ -365,7 +384,13 @@ class PartialStage:
             # 2: the output, acknowledged.
             for tp, current in ranges.items():
                 for out in self._messages(tp, current, emitted_at):
-                    self.producer.send(self.config.kafka.summaries_topic, out.value, key=out.key.encode(), headers=out.headers, partition=out.partition)
+                    self.producer.send(
+                        self.config.kafka.summaries_topic,
+                        out.value,
+                        key=out.key.encode(),
+                        headers=out.headers,
+                        partition=out.partition,
+                    )
             self.producer.flush()
         except KafkaIOError:
             # Part may be out: these exact ranges must be published again, whole.
@@ -391,13 +416,26 @@ class PartialStage:
         for model, fold in current.models.items():
             partial = self.folder.partial(model, fold)
             partition = summary_partition(model, self.summary_partitions)
-            for number, piece in enumerate(wire.split_model_partial(partial, wire.MAX_SUMMARIES_PER_MESSAGE, wire.MAX_ROWS_PER_MESSAGE)):
-                summary = wire.SummaryRange(wire.MODEL_KIND, model, tp.topic, tp.partition, current.start, current.end, emitted_at, number)
+            for number, piece in enumerate(
+                wire.split_model_partial(partial, wire.MAX_SUMMARIES_PER_MESSAGE, wire.MAX_ROWS_PER_MESSAGE)
+            ):
+                summary = wire.SummaryRange(
+                    wire.MODEL_KIND, model, tp.topic, tp.partition, current.start, current.end, emitted_at, number
+                )
                 value = wire.encode_model_partial(piece, f"{tp.topic}:{tp.partition}", current.end)
                 out.append(_Outgoing(model, partition, value, summary.headers()))
         key = pipeline_key(tp.topic, tp.partition)
-        summary = wire.SummaryRange(wire.PIPELINE_KIND, key, tp.topic, tp.partition, current.start, current.end, emitted_at)
-        out.append(_Outgoing(key, summary_partition(key, self.summary_partitions), wire.encode_pipeline_partial(current.pipeline), summary.headers()))
+        summary = wire.SummaryRange(
+            wire.PIPELINE_KIND, key, tp.topic, tp.partition, current.start, current.end, emitted_at
+        )
+        out.append(
+            _Outgoing(
+                key,
+                summary_partition(key, self.summary_partitions),
+                wire.encode_pipeline_partial(current.pipeline),
+                summary.headers(),
+            )
+        )
         return out
 
     def close(self) -> None:
@@ -408,4 +446,3 @@ class PartialStage:
         finally:
             self.consumer.close()
             self.progress.close()
-

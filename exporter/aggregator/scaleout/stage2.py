@@ -61,22 +61,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-
 from detectors.profile import ReferenceProfile
-from exporter.aggregator.single import Counters, ModelKey
 from exporter.aggregator.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from exporter.config import AggregatorConfig, ModelConfig
-from exporter.pipeline.evaluation import ModelIdentity, evaluate_model
-from exporter.kafka import Consumer, DeadLetter, KafkaIOError, Message, Producer, TopicPartition
-from exporter.pipeline.label_join import LabelJoiner
-from exporter.pipeline import summary_wire
-from exporter.records import Decoded, Rejected
 from exporter.aggregator.scaleout import wire
-from exporter.pipeline.fold import Folder, ModelFold, slot_seconds
 from exporter.aggregator.scaleout.halves import Pairing
 from exporter.aggregator.scaleout.routing import summary_partition
+from exporter.aggregator.single import Counters, ModelKey
+from exporter.config import AggregatorConfig, ModelConfig
+from exporter.kafka import Consumer, DeadLetter, KafkaIOError, Message, Producer, TopicPartition
+from exporter.pipeline import summary_wire
+from exporter.pipeline.evaluation import ModelIdentity, evaluate_model
+from exporter.pipeline.fold import Folder, ModelFold, slot_seconds
+from exporter.pipeline.label_join import LabelJoiner
 from exporter.pipeline.snapshot import EVALUATION_BUCKETS, HistogramState, PipelineState, Snapshot
 from exporter.pipeline.windows import ModelWindows, WindowSpec
+from exporter.records import Decoded, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,9 @@ class MergeStats:
     overlaps: int = 0
 
     def __add__(self, other: MergeStats) -> MergeStats:
-        return MergeStats(self.merged + other.merged, self.duplicates + other.duplicates, self.overlaps + other.overlaps)
+        return MergeStats(
+            self.merged + other.merged, self.duplicates + other.duplicates, self.overlaps + other.overlaps
+        )
 
 
 @dataclass
@@ -103,7 +104,9 @@ class PartitionState:
     joiner: LabelJoiner
     pairing: Pairing  # KServe/Seldon halves waiting for their partner
     counters: Counters = field(default_factory=Counters)
-    merged_ends: dict[DedupKey, tuple[int, frozenset[int]]] = field(default_factory=dict)  # → newest range end, its parts merged
+    merged_ends: dict[DedupKey, tuple[int, frozenset[int]]] = field(
+        default_factory=dict
+    )  # → newest range end, its parts merged
     sequences: dict[str, int] = field(default_factory=dict)  # sidecar producer → last sequence merged
     watermark: float = -math.inf  # newest publication time merged: the label join's clock
     next_offset: int = 0
@@ -125,7 +128,10 @@ class PartitionState:
         self.joiner.import_state(extra.get("joiner", {}))  # type: ignore[arg-type]
         self.pairing.import_state(extra.get("halves", {}))  # type: ignore[arg-type]
         self.counters = Counters.restore(extra.get("counters", {}))  # type: ignore[arg-type]
-        self.merged_ends = {(str(k), str(n), str(t), int(p)): (int(e), frozenset(int(q) for q in qs)) for k, n, t, p, e, qs in extra.get("merged_ends", [])}  # type: ignore[union-attr]
+        self.merged_ends = {
+            (str(k), str(n), str(t), int(p)): (int(e), frozenset(int(q) for q in qs))
+            for k, n, t, p, e, qs in extra.get("merged_ends", [])
+        }  # type: ignore[union-attr]
         self.sequences = {str(k): int(v) for k, v in extra.get("sequences", {}).items()}  # type: ignore[union-attr]
         watermark = extra.get("watermark")
         self.watermark = -math.inf if watermark is None else float(watermark)  # type: ignore[arg-type]
@@ -181,9 +187,16 @@ class MergeStage:
         return [key for key in self.profiles if summary_partition(key[0], self.summary_partitions) == partition]
 
     def new_state(self, partition: int) -> PartitionState:
-        stores = {key: ModelWindows(self.profiles[key], self.windows, self.config.allowed_lateness_seconds) for key in self.owned_models(partition)}
-        return PartitionState(partition, stores, LabelJoiner(self.config.labels.join_ttl_seconds, self.config.labels.max_pending),
-                              Pairing(self.config.kafka.predictions_topic))
+        stores = {
+            key: ModelWindows(self.profiles[key], self.windows, self.config.allowed_lateness_seconds)
+            for key in self.owned_models(partition)
+        }
+        return PartitionState(
+            partition,
+            stores,
+            LabelJoiner(self.config.labels.join_ttl_seconds, self.config.labels.max_pending),
+            Pairing(self.config.kafka.predictions_topic),
+        )
 
     def checkpoint_path(self, partition: int) -> Path:
         return self.state_dir / f"{self.topic}-{partition}.parquet"
@@ -198,7 +211,12 @@ class MergeStage:
                 self.states[tp.partition] = state
                 # From the checkpoint's offset, or replay the whole partition.
                 self.consumer.seek(tp.topic, tp.partition, state.next_offset)
-                log.info("summaries[%d]: owning %d model version(s), replaying from offset %d", tp.partition, len(state.stores), state.next_offset)
+                log.info(
+                    "summaries[%d]: owning %d model version(s), replaying from offset %d",
+                    tp.partition,
+                    len(state.stores),
+                    state.next_offset,
+                )
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         with self.lock:
@@ -221,7 +239,10 @@ class MergeStage:
         if checkpoint is None:
             return self.new_state(partition)
         expected = {f"{m}\x1f{v}": self.profiles[(m, v)].metadata.created_at for m, v in state.stores}
-        if checkpoint.extra.get("profiles") != expected or checkpoint.extra.get("summary_partitions") != self.summary_partitions:
+        if (
+            checkpoint.extra.get("profiles") != expected
+            or checkpoint.extra.get("summary_partitions") != self.summary_partitions
+        ):
             log.info("%s was written for other models, profiles or partitions; replaying the partition instead", path)
             return self.new_state(partition)
         state.import_extra(checkpoint.extra)
@@ -232,7 +253,11 @@ class MergeStage:
         extra = state.export_extra()
         extra["profiles"] = {f"{m}\x1f{v}": self.profiles[(m, v)].metadata.created_at for m, v in state.stores}
         extra["summary_partitions"] = self.summary_partitions
-        save_checkpoint(self.checkpoint_path(state.partition), state.stores, Checkpoint({(self.topic, state.partition): state.next_offset}, extra))
+        save_checkpoint(
+            self.checkpoint_path(state.partition),
+            state.stores,
+            Checkpoint({(self.topic, state.partition): state.next_offset}, extra),
+        )
         state.dirty = False
 
     def checkpoint(self, commit: bool = True) -> None:
@@ -279,7 +304,9 @@ class MergeStage:
             if dict(message.headers).get(summary_wire.CONTENT_TYPE_HEADER[0]) == summary_wire.CONTENT_TYPE_HEADER[1]:
                 self._merge_sidecar(state, message)
             else:
-                self._refuse(state, wire.WireError("unknown_format", "neither a partial nor a sidecar summary"), message)
+                self._refuse(
+                    state, wire.WireError("unknown_format", "neither a partial nor a sidecar summary"), message
+                )
             return
         key: DedupKey = (summary.kind, summary.key, summary.source_topic, summary.source_partition)
         last_end, parts = state.merged_ends.get(key, (None, frozenset()))
@@ -288,7 +315,12 @@ class MergeStage:
             return
         if last_end is not None and summary.start < last_end < summary.end:
             state.stats.overlaps += 1
-            log.error("summaries[%d]: %s overlaps the range merged up to %d; merged anyway", state.partition, summary, last_end)
+            log.error(
+                "summaries[%d]: %s overlaps the range merged up to %d; merged anyway",
+                state.partition,
+                summary,
+                last_end,
+            )
         # The parts of the newest range are kept as a set: a part lost in a failed produce
         # comes again, after later parts, when the whole range is published again.
         parts = parts | {summary.part} if summary.end == last_end else frozenset({summary.part})
@@ -304,7 +336,10 @@ class MergeStage:
                 log.error("summaries[%d]: records of expired halves not merged: %s", state.partition, error)
         try:
             if summary_partition(summary.key, self.summary_partitions) != state.partition:
-                raise wire.WireError("misrouted", f"{summary.key!r} belongs on summaries partition {summary_partition(summary.key, self.summary_partitions)}")
+                raise wire.WireError(
+                    "misrouted",
+                    f"{summary.key!r} belongs on summaries partition {summary_partition(summary.key, self.summary_partitions)}",
+                )
             if summary.kind == wire.PIPELINE_KIND:
                 self._merge_pipeline(state, wire.decode_pipeline_partial(message.value))
             else:
@@ -322,10 +357,15 @@ class MergeStage:
         try:
             header = summary_wire.read_summary_header(message.value)
             if summary_partition(header.model, self.summary_partitions) != state.partition:
-                raise wire.WireError("misrouted", f"{header.model!r} belongs on summaries partition {summary_partition(header.model, self.summary_partitions)}")
+                raise wire.WireError(
+                    "misrouted",
+                    f"{header.model!r} belongs on summaries partition {summary_partition(header.model, self.summary_partitions)}",
+                )
             profile = self.profiles.get((header.model, header.model_version))
             if profile is None:
-                raise wire.WireError("unknown_model", f"model {header.model!r} version {header.model_version!r} is not configured here")
+                raise wire.WireError(
+                    "unknown_model", f"model {header.model!r} version {header.model_version!r} is not configured here"
+                )
             last = state.sequences.get(header.producer_id)
             if last is not None and header.sequence <= last:
                 state.stats.duplicates += 1
@@ -341,7 +381,14 @@ class MergeStage:
         key = (header.model, header.model_version)
         store = state.stores[key]
         if store.base_seconds % header.bucket_seconds:
-            self._refuse(state, wire.WireError("profile_mismatch", f"{header.bucket_seconds}s buckets do not divide this replica's {store.base_seconds}s"), message)
+            self._refuse(
+                state,
+                wire.WireError(
+                    "profile_mismatch",
+                    f"{header.bucket_seconds}s buckets do not divide this replica's {store.base_seconds}s",
+                ),
+                message,
+            )
             return
         state.sequences[header.producer_id] = header.sequence
         if header.bucket_start + header.bucket_seconds <= store.newest_event - store.allowed_lateness:
@@ -390,11 +437,19 @@ class MergeStage:
         for topic, part in decoded.items():
             self._reject_paired(state, topic, part.rejected)
             for table in part.predictions:
-                self.folder.fold_predictions(models, topic, table, lambda t, items, rows=None: self._reject_paired(state, t, items, rows))
+                self.folder.fold_predictions(
+                    models, topic, table, lambda t, items, rows=None: self._reject_paired(state, t, items, rows)
+                )
         for model, fold in models.items():
             self._merge_partial(state, self.folder.partial(model, fold), emitted_at)
 
-    def _reject_paired(self, state: PartitionState, topic: str, rejected: list[Rejected] | tuple[Rejected, ...], rows: int | None = None) -> None:
+    def _reject_paired(
+        self,
+        state: PartitionState,
+        topic: str,
+        rejected: list[Rejected] | tuple[Rejected, ...],
+        rows: int | None = None,
+    ) -> None:
         # Counted in the state (a replay counts them the same). Dead letters are best effort
         # and written again by a replay of the partition.
         for item in rejected:
@@ -412,7 +467,10 @@ class MergeStage:
             # Checked for every version before any is merged: a refused message changes nothing.
             store = state.stores[(model, version)]
             if store.base_seconds % partial.slot_seconds:
-                raise wire.WireError("profile_mismatch", f"slots of {partial.slot_seconds}s do not divide this replica's {store.base_seconds}s buckets")
+                raise wire.WireError(
+                    "profile_mismatch",
+                    f"slots of {partial.slot_seconds}s do not divide this replica's {store.base_seconds}s buckets",
+                )
             known = counters.latency.get((model, version))
             if part.latency is not None and known is not None and part.latency.bounds != known.bounds:
                 raise wire.WireError("invalid_summary", "latency histogram with other buckets")
@@ -446,8 +504,13 @@ class MergeStage:
             if part.join is not None:
                 columns = part.join.to_pydict()
                 joined = state.joiner.add_predictions(
-                    model, version, columns["request_id"], columns["timestamp"], columns["prediction_score"],
-                    columns["prediction_class"], emitted_at,
+                    model,
+                    version,
+                    columns["request_id"],
+                    columns["timestamp"],
+                    columns["prediction_score"],
+                    columns["prediction_class"],
+                    emitted_at,
                 )
                 for joined_key, pairs in joined.items():
                     state.stores[joined_key].fold_joined(pairs)
@@ -481,14 +544,20 @@ class MergeStage:
                 for key, store in state.stores.items():
                     store.expire(now)
                     config = self.models[key]
-                    snapshot = evaluate_model(ModelIdentity(key[0], key[1], config.namespace or ""), store, config.thresholds.rule, now)
+                    snapshot = evaluate_model(
+                        ModelIdentity(key[0], key[1], config.namespace or ""), store, config.thresholds.rule, now
+                    )
                     if key in trained:
                         snapshot = replace(snapshot, trained_at=trained[key])
                     models.append(snapshot)
                 counters = state.counters
-                for mine, theirs in ((totals.consumed, counters.consumed), (totals.rejected, counters.rejected),
-                                     (totals.late, counters.late), (totals.predictions, counters.predictions),
-                                     (totals.errors, counters.errors)):
+                for mine, theirs in (
+                    (totals.consumed, counters.consumed),
+                    (totals.rejected, counters.rejected),
+                    (totals.late, counters.late),
+                    (totals.predictions, counters.predictions),
+                    (totals.errors, counters.errors),
+                ):
                     mine.update(theirs)  # type: ignore[attr-defined]
                 for key, histogram in counters.latency.items():
                     totals.latency[key] = _add_histograms(totals.latency.get(key), histogram)
@@ -567,4 +636,3 @@ def _add_histograms(a: HistogramState | None, b: HistogramState) -> HistogramSta
     if a.bounds != b.bounds:
         raise wire.WireError("invalid_summary", "latency histograms with different buckets")
     return HistogramState(a.bounds, tuple(int(x) + int(y) for x, y in zip(a.counts, b.counts)), a.total + b.total)
-

@@ -51,15 +51,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from detectors.profile import ReferenceProfile
-from exporter.pipeline import summary_wire
 from exporter.decoders.inference_pairs import InferenceHalf
 from exporter.decoders.join_state import half_document, half_from_document
 from exporter.decoders.joiner import Side, Waiting
 from exporter.kafka import Message
 from exporter.kafka.deadletter import SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER
-from exporter.records import LABEL_SCHEMA
+from exporter.pipeline import summary_wire
 from exporter.pipeline.snapshot import HistogramState
 from exporter.pipeline.windows import Bucket
+from exporter.records import LABEL_SCHEMA
 
 FORMAT_VERSION = 1
 MAGIC = b"MHP\x01"
@@ -123,7 +123,6 @@ class SummaryRange:
     def source(self) -> tuple[str, int]:
         return (self.source_topic, self.source_partition)
 
-
     def headers(self) -> tuple[tuple[str, bytes], ...]:
         return (
             (KIND_HEADER, self.kind.encode()),
@@ -145,7 +144,9 @@ class SummaryRange:
             return None
         try:
             if headers.get(FORMAT_HEADER) != str(FORMAT_VERSION).encode():
-                raise WireError("invalid_summary", f"summary format {headers.get(FORMAT_HEADER)!r} is not {FORMAT_VERSION}")
+                raise WireError(
+                    "invalid_summary", f"summary format {headers.get(FORMAT_HEADER)!r} is not {FORMAT_VERSION}"
+                )
             if kind.decode() not in KINDS:
                 raise WireError("invalid_summary", f"unknown summary kind {kind!r}")
             summary = cls(
@@ -233,8 +234,12 @@ def _ipc(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def split_model_partial(partial: ModelPartial, max_summaries: int = MAX_SUMMARIES_PER_MESSAGE,
-                        max_rows: int = MAX_ROWS_PER_MESSAGE, max_half_bytes: int | None = None) -> list[ModelPartial]:
+def split_model_partial(
+    partial: ModelPartial,
+    max_summaries: int = MAX_SUMMARIES_PER_MESSAGE,
+    max_rows: int = MAX_ROWS_PER_MESSAGE,
+    max_half_bytes: int | None = None,
+) -> list[ModelPartial]:
     """``partial`` as parts small enough for one message each, which add up to it.
 
     Deterministic — the same partial always splits the same way — so a range published
@@ -248,19 +253,30 @@ def split_model_partial(partial: ModelPartial, max_summaries: int = MAX_SUMMARIE
     for version, part in sorted(partial.versions.items()):
         for role, ring in ((PREDICTION_ROLE, part.predictions), (LABEL_ROLE, part.labels)):
             for start, bucket in sorted(ring.items()):
-                summaries = 1 + len(bucket.features) + sum(getattr(bucket, p) is not None for p in ("prediction", "label", "loss"))
+                summaries = (
+                    1
+                    + len(bucket.features)
+                    + sum(getattr(bucket, p) is not None for p in ("prediction", "label", "loss"))
+                )
                 pieces.append((summaries, version, role, start))
     joins = [(v, p.join) for v, p in sorted(partial.versions.items()) if p.join is not None and p.join.num_rows]
     rows = sum(t.num_rows for _, t in joins) + (partial.labels.num_rows if partial.labels is not None else 0)
     half_bytes = sum(len(h.document) for h in partial.halves)
-    if sum(n for n, *_ in pieces) <= max_summaries and rows + len(partial.halves) <= max_rows and half_bytes <= max_half_bytes:
+    if (
+        sum(n for n, *_ in pieces) <= max_summaries
+        and rows + len(partial.halves) <= max_rows
+        and half_bytes <= max_half_bytes
+    ):
         return [partial]
 
     def empty(first: bool) -> ModelPartial:
         out = ModelPartial(partial.model, partial.slot_seconds)
         for version, part in partial.versions.items():
-            out.versions[version] = VersionPartial(part.profile_created_at) if not first else VersionPartial(
-                part.profile_created_at, errors=part.errors, latency=part.latency)
+            out.versions[version] = (
+                VersionPartial(part.profile_created_at)
+                if not first
+                else VersionPartial(part.profile_created_at, errors=part.errors, latency=part.latency)
+            )
         return out
 
     parts = [empty(first=True)]
@@ -321,8 +337,14 @@ def encode_model_partial(partial: ModelPartial, producer: str = "", sequence: in
         for role, ring in ((PREDICTION_ROLE, part.predictions), (LABEL_ROLE, part.labels)):
             for start, bucket in sorted(ring.items()):
                 header = summary_wire.SummaryHeader(
-                    model=partial.model, model_version=version, bucket_start=start, bucket_seconds=partial.slot_seconds,
-                    producer_id=producer, sequence=sequence, records=bucket.records, labels=bucket.labels,
+                    model=partial.model,
+                    model_version=version,
+                    bucket_start=start,
+                    bucket_seconds=partial.slot_seconds,
+                    producer_id=producer,
+                    sequence=sequence,
+                    records=bucket.records,
+                    labels=bucket.labels,
                     profile_created_at=part.profile_created_at,
                 )
                 frames.append(summary_wire.encode_summary(header, bucket))
@@ -335,12 +357,21 @@ def encode_model_partial(partial: ModelPartial, producer: str = "", sequence: in
         }
         if part.join is not None and part.join.num_rows:
             joins.append(part.join.select(JOIN_SCHEMA.names).cast(JOIN_SCHEMA))
-    metadata: dict[str, Any] = {"format": FORMAT_VERSION, "model": partial.model, "slot_seconds": partial.slot_seconds,
-                                "versions": versions, "buckets": buckets}
+    metadata: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "model": partial.model,
+        "slot_seconds": partial.slot_seconds,
+        "versions": versions,
+        "buckets": buckets,
+    }
     if partial.halves:
         metadata["halves"] = [[h.format, h.topic, h.document] for h in partial.halves]
     join = pa.concat_tables(joins) if joins else JOIN_SCHEMA.empty_table()
-    labels = partial.labels.select(LABEL_SCHEMA.names).cast(LABEL_SCHEMA) if partial.labels is not None else LABEL_SCHEMA.empty_table()
+    labels = (
+        partial.labels.select(LABEL_SCHEMA.names).cast(LABEL_SCHEMA)
+        if partial.labels is not None
+        else LABEL_SCHEMA.empty_table()
+    )
     body = b"".join(_frame(f) for f in [json.dumps(metadata).encode(), _ipc(join), _ipc(labels), *frames])
     return MAGIC + _SIZE.pack(len(body)) + _ZSTD.compress(body, asbytes=True)
 
@@ -412,7 +443,9 @@ def decode_model_partial(value: bytes, profile_for: ProfileFor) -> ModelPartial:
             partial.versions[version] = VersionPartial(
                 profile_created_at=float(info["profile_created_at"]),
                 errors=int(info["errors"]),
-                latency=None if latency is None else HistogramState(tuple(latency[0]), tuple(int(c) for c in latency[1]), float(latency[2])),
+                latency=None
+                if latency is None
+                else HistogramState(tuple(latency[0]), tuple(int(c) for c in latency[1]), float(latency[2])),
             )
         roles = metadata["buckets"]
         if len(roles) != len(frames) - 3:
@@ -426,8 +459,13 @@ def decode_model_partial(value: bytes, profile_for: ProfileFor) -> ModelPartial:
                 reason = "profile_mismatch" if "profile" in str(error) else "invalid_summary"
                 raise WireError(reason, f"{partial.model} v{version}: {error}") from None
             if header.bucket_seconds != partial.slot_seconds:
-                raise WireError("invalid_summary", f"a {header.bucket_seconds}s bucket in a partial of {partial.slot_seconds}s slots")
-            target = partial.versions[version].predictions if role == PREDICTION_ROLE else partial.versions[version].labels
+                raise WireError(
+                    "invalid_summary",
+                    f"a {header.bucket_seconds}s bucket in a partial of {partial.slot_seconds}s slots",
+                )
+            target = (
+                partial.versions[version].predictions if role == PREDICTION_ROLE else partial.versions[version].labels
+            )
             target[header.bucket_start] = bucket
             if newest is not None:
                 partial.versions[version].newest[(role, header.bucket_start)] = float(newest)
@@ -477,7 +515,9 @@ def decode_pipeline_partial(value: bytes) -> PipelinePartial:
     try:
         document = json.loads(value)
         if document.get("format") != FORMAT_VERSION:
-            raise WireError("invalid_summary", f"pipeline summary format {document.get('format')!r} is not {FORMAT_VERSION}")
+            raise WireError(
+                "invalid_summary", f"pipeline summary format {document.get('format')!r} is not {FORMAT_VERSION}"
+            )
         return PipelinePartial(
             consumed={(_text(t), _text(f)): _count(n) for t, f, n in document["consumed"]},
             rejected={(_text(t), _text(r)): _count(n) for t, r, n in document["rejected"]},

@@ -9,13 +9,13 @@ import urllib.error
 import urllib.request
 
 from detectors.profile import build_profile
-from exporter.aggregator.single import BatchDecoder
-from exporter.aggregator.service import serve
 from exporter.aggregator.assignment_watch import AssignmentWatch
-from exporter.kafka.embedded import free_port
+from exporter.aggregator.service import serve
+from exporter.aggregator.single import BatchDecoder
 from exporter.config import AggregatorConfig
-from exporter.profiles import save_profile
 from exporter.demo.synthetic import synthetic_table
+from exporter.kafka.embedded import free_port
+from exporter.profiles import save_profile
 from tests.exporter.aggregator.test_broker import SHAPE
 from tests.support.broker import broker, make_topic, unique_group  # noqa: F401
 
@@ -57,25 +57,46 @@ def readyz(port: int) -> tuple[int, str] | None:
         return None
 
 
-def test_of_two_single_mode_aggregators_in_one_group_the_one_without_partitions_is_not_ready(broker, make_topic, tmp_path):  # noqa: F811
+def test_of_two_single_mode_aggregators_in_one_group_the_one_without_partitions_is_not_ready(
+    broker, make_topic, tmp_path
+):  # noqa: F811
     # Two replicas left in single mode (a misconfiguration the chart prevents): the range
     # assignor gives one member partition 0 of both one-partition topics, the other nothing.
     profile = tmp_path / "fraud-7.parquet"
-    save_profile(build_profile(synthetic_table(2_000, seed=1, **SHAPE), model="fraud", model_version="7",
-                               created_at=1.7e9, prediction="prediction"), profile)
-    kafka = {"bootstrap_servers": broker.bootstrap_servers, "group_id": unique_group("assign"),
-             "predictions_topic": make_topic(1), "labels_topic": make_topic(1),
-             "session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
+    save_profile(
+        build_profile(
+            synthetic_table(2_000, seed=1, **SHAPE),
+            model="fraud",
+            model_version="7",
+            created_at=1.7e9,
+            prediction="prediction",
+        ),
+        profile,
+    )
+    kafka = {
+        "bootstrap_servers": broker.bootstrap_servers,
+        "group_id": unique_group("assign"),
+        "predictions_topic": make_topic(1),
+        "labels_topic": make_topic(1),
+        "session_timeout_ms": 2000,
+        "heartbeat_interval_ms": 500,
+    }
     stop = threading.Event()
     threads, ports = [], []
     for replica in range(2):
         port = free_port()
         config = AggregatorConfig(
-            kafka=kafka, models=[{"name": "fraud", "version": "7", "reference": str(profile)}],
-            state={"dir": str(tmp_path / f"state-{replica}")}, http={"host": "127.0.0.1", "port": port},
+            kafka=kafka,
+            models=[{"name": "fraud", "version": "7", "reference": str(profile)}],
+            state={"dir": str(tmp_path / f"state-{replica}")},
+            http={"host": "127.0.0.1", "port": port},
         )
-        thread = threading.Thread(target=serve, args=(config, BatchDecoder(config.kafka.labels_topic), stop),
-                                  kwargs={"assignment": AssignmentWatch(grace_s=3.0)}, daemon=True)
+        thread = threading.Thread(
+            target=serve,
+            args=(config, BatchDecoder(config.kafka.labels_topic), stop),
+            kwargs={"assignment": AssignmentWatch(grace_s=3.0)},
+            daemon=True,
+        )
         thread.start()
         threads.append(thread)
         ports.append(port)

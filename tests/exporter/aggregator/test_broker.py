@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from detectors.profile import build_profile
-from exporter.kafka.embedded import free_port
-from exporter.kafka import open_producer
-from exporter.profiles import save_profile
 from exporter.demo.synthetic import drifted_columns, synthetic_table
+from exporter.kafka import open_producer
+from exporter.kafka.embedded import free_port
+from exporter.profiles import save_profile
 from tests.support.broker import broker, make_topic, producer_settings, unique_group  # noqa: F401
 
 SHAPE = {"numeric": 4, "categorical": 2, "drifted": 2}
@@ -34,40 +34,77 @@ def ndjson_batches(rows: int, seed: int, start: int, per_message: int = 50) -> l
     lines = []
     for i, row in enumerate(table):
         features = {k: v for k, v in row.items() if k not in ("prediction", "label") and v == v}
-        lines.append(json.dumps({"model": "fraud", "model_version": "7", "request_id": f"r{start + i}",
-                                 "timestamp": BASE_TIME + start + i, "features": features,
-                                 "prediction": row["prediction"], "latency_ms": 10.0}))
+        lines.append(
+            json.dumps(
+                {
+                    "model": "fraud",
+                    "model_version": "7",
+                    "request_id": f"r{start + i}",
+                    "timestamp": BASE_TIME + start + i,
+                    "features": features,
+                    "prediction": row["prediction"],
+                    "latency_ms": 10.0,
+                }
+            )
+        )
     return ["\n".join(lines[i : i + per_message]).encode() for i in range(0, rows, per_message)]
 
 
 @pytest.fixture(params=["kafka-python"])
 def deployment(request, broker, make_topic, tmp_path):  # noqa: F811
-    profile = build_profile(synthetic_table(20_000, seed=1, **SHAPE), model="fraud", model_version="7",
-                            created_at=1.7e9, prediction="prediction", label="label")
+    profile = build_profile(
+        synthetic_table(20_000, seed=1, **SHAPE),
+        model="fraud",
+        model_version="7",
+        created_at=1.7e9,
+        prediction="prediction",
+        label="label",
+    )
     save_profile(profile, tmp_path / "fraud-7.parquet")
     topics = {"predictions": make_topic(3), "labels": make_topic(1), "deadletter": make_topic(1)}
     port = free_port()
-    (tmp_path / "aggregator.yaml").write_text(json.dumps({  # JSON is YAML
-        "kafka": {"bootstrap_servers": broker.bootstrap_servers, "group_id": unique_group("agg"),
-                  "predictions_topic": topics["predictions"], "labels_topic": topics["labels"],
-                  "deadletter_topic": topics["deadletter"], "session_timeout_ms": 2000, "heartbeat_interval_ms": 500, "client": request.param,
-                  # A killed replica never leaves the group; the rebalance waits this long for it.
-                  "max_poll_interval_ms": 4000},
-        "models": [{"name": "fraud", "version": "7", "reference": "fraud-7.parquet"}],
-        "windows": [{"name": "1d", "bucket_seconds": 3600, "buckets": 24}],
-        "allowed_lateness_seconds": 100_000,
-        "evaluation": {"interval_seconds": 0.5},
-        "state": {"dir": str(tmp_path / "state"), "checkpoint_interval_seconds": 3.0},
-        "http": {"host": "127.0.0.1", "port": port},
-    }))
+    (tmp_path / "aggregator.yaml").write_text(
+        json.dumps(
+            {  # JSON is YAML
+                "kafka": {
+                    "bootstrap_servers": broker.bootstrap_servers,
+                    "group_id": unique_group("agg"),
+                    "predictions_topic": topics["predictions"],
+                    "labels_topic": topics["labels"],
+                    "deadletter_topic": topics["deadletter"],
+                    "session_timeout_ms": 2000,
+                    "heartbeat_interval_ms": 500,
+                    "client": request.param,
+                    # A killed replica never leaves the group; the rebalance waits this long for it.
+                    "max_poll_interval_ms": 4000,
+                },
+                "models": [{"name": "fraud", "version": "7", "reference": "fraud-7.parquet"}],
+                "windows": [{"name": "1d", "bucket_seconds": 3600, "buckets": 24}],
+                "allowed_lateness_seconds": 100_000,
+                "evaluation": {"interval_seconds": 0.5},
+                "state": {"dir": str(tmp_path / "state"), "checkpoint_interval_seconds": 3.0},
+                "http": {"host": "127.0.0.1", "port": port},
+            }
+        )
+    )
     producer = open_producer(producer_settings(broker))
-    yield {"config": tmp_path / "aggregator.yaml", "port": port, "topics": topics, "producer": producer, "dir": tmp_path}
+    yield {
+        "config": tmp_path / "aggregator.yaml",
+        "port": port,
+        "topics": topics,
+        "producer": producer,
+        "dir": tmp_path,
+    }
 
 
 def start(deployment) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([str(SCRIPT), "aggregator", "--config", str(deployment["config"])], env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(deployment["dir"] / "aggregator.log", "ab"))
+    return subprocess.Popen(
+        [str(SCRIPT), "aggregator", "--config", str(deployment["config"])],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(deployment["dir"] / "aggregator.log", "ab"),
+    )
 
 
 def metrics(port: int) -> dict[str, float]:
@@ -119,8 +156,13 @@ def test_drift_from_kafka_reaches_metrics_and_prometheus(deployment):
     try:
         wait_for(lambda: samples(deployment["port"]) == 2_000, what="2,000 samples in the window")
         got = metrics(deployment["port"])
-        drifted = {m.group(1) for key, v in got.items() if v == 1
-                   for m in [re.match(r'model_health_feature_drift_detected\{.*feature="([^"]+)"', key)] if m}
+        drifted = {
+            m.group(1)
+            for key, v in got.items()
+            if v == 1
+            for m in [re.match(r'model_health_feature_drift_detected\{.*feature="([^"]+)"', key)]
+            if m
+        }
         assert drifted == set(drifted_columns(**SHAPE))
         rejected = sum(v for k, v in got.items() if k.startswith("model_health_records_rejected_total{"))
         assert rejected == 2
@@ -128,7 +170,7 @@ def test_drift_from_kafka_reaches_metrics_and_prometheus(deployment):
         assert prometheus, "the Debian package 'prometheus' is installed by the project's setup (make test)"
         value = query_prometheus(prometheus, deployment, "sum(model_health_window_samples)")
         assert value == 2_000
-        assert query_prometheus(prometheus, deployment, 'count(model_health_feature_drift_detected == 1)') == 2
+        assert query_prometheus(prometheus, deployment, "count(model_health_feature_drift_detected == 1)") == 2
     finally:
         stop(process)
 
@@ -141,9 +183,18 @@ def query_prometheus(binary: str, deployment, query: str) -> float:
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         f"scrape_configs:\n  - job_name: aggregator\n    static_configs: [{{targets: ['127.0.0.1:{deployment['port']}']}}]\n"
     )
-    process = subprocess.Popen([binary, f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={root / 'data'}",
-                                f"--web.listen-address=127.0.0.1:{web}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={root / 'prometheus.yml'}",
+            f"--storage.tsdb.path={root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{web}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
+
         def answer():
             url = f"http://127.0.0.1:{web}/api/v1/query?" + urllib.parse.urlencode({"query": query})
             try:
@@ -152,6 +203,7 @@ def query_prometheus(binary: str, deployment, query: str) -> float:
             except OSError:
                 return None
             return float(result[0]["value"][1]) if result else None
+
         return wait_for(answer, timeout=60, what=f"Prometheus to answer {query}")
     finally:
         process.terminate()
@@ -177,8 +229,11 @@ def test_kill_9_mid_stream_counts_every_record_once(deployment):
         time.sleep(2.5)
     process = start(deployment)
     try:
-        final = wait_for(lambda: samples(deployment["port"]) == 3_000 and metrics(deployment["port"]), timeout=90,
-                         what="all 3,000 records after restarts")
+        final = wait_for(
+            lambda: samples(deployment["port"]) == 3_000 and metrics(deployment["port"]),
+            timeout=90,
+            what="all 3,000 records after restarts",
+        )
         assert final['model_health_predictions_total{model="fraud",model_version="7"}'] == 3_000
         time.sleep(2)  # nothing more arrives: no record was counted twice
         assert samples(deployment["port"]) == 3_000

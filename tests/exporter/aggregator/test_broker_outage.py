@@ -13,40 +13,64 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from detectors.profile import build_profile
-from exporter.kafka.embedded import free_port
-from exporter.kafka import open_producer
-from exporter.profiles import save_profile
 from exporter.demo.synthetic import synthetic_table
-from tests.exporter.decoders.messages import REQUEST_TYPE, RESPONSE_TYPE, kafka_headers, kserve_headers
+from exporter.kafka import open_producer
+from exporter.kafka.embedded import free_port
+from exporter.profiles import save_profile
 from tests.exporter.aggregator.test_broker import SCRIPT, SHAPE, metrics, ndjson_batches, samples, stop, wait_for
+from tests.exporter.decoders.messages import REQUEST_TYPE, RESPONSE_TYPE, kafka_headers, kserve_headers
 from tests.support.broker import broker, make_topic, producer_settings, unique_group  # noqa: F401
 from tests.support.durable_broker import durable_broker, s3_bucket  # noqa: F401
 
 
-def write_config(tmp_path, bootstrap: str, topics: dict[str, str], model: dict, client: str = "kafka-python", **extra) -> dict:
+def write_config(
+    tmp_path, bootstrap: str, topics: dict[str, str], model: dict, client: str = "kafka-python", **extra
+) -> dict:
     port = free_port()
-    kafka = {"bootstrap_servers": bootstrap, "group_id": unique_group("agg"), "predictions_topic": topics["predictions"],
-             "labels_topic": topics["labels"], "deadletter_topic": topics["deadletter"], "client": client,
-             "session_timeout_ms": 2000, "heartbeat_interval_ms": 500, "max_poll_interval_ms": 4000, **extra.pop("kafka", {})}
-    (tmp_path / "aggregator.yaml").write_text(json.dumps({
-        "kafka": kafka, "models": [model], "windows": [{"name": "1d", "bucket_seconds": 3600, "buckets": 24}],
-        "allowed_lateness_seconds": 100_000, "evaluation": {"interval_seconds": 0.5},
-        "http": {"host": "127.0.0.1", "port": port}, "state": {"dir": str(tmp_path / "state")}, **extra,
-    }))
+    kafka = {
+        "bootstrap_servers": bootstrap,
+        "group_id": unique_group("agg"),
+        "predictions_topic": topics["predictions"],
+        "labels_topic": topics["labels"],
+        "deadletter_topic": topics["deadletter"],
+        "client": client,
+        "session_timeout_ms": 2000,
+        "heartbeat_interval_ms": 500,
+        "max_poll_interval_ms": 4000,
+        **extra.pop("kafka", {}),
+    }
+    (tmp_path / "aggregator.yaml").write_text(
+        json.dumps(
+            {
+                "kafka": kafka,
+                "models": [model],
+                "windows": [{"name": "1d", "bucket_seconds": 3600, "buckets": 24}],
+                "allowed_lateness_seconds": 100_000,
+                "evaluation": {"interval_seconds": 0.5},
+                "http": {"host": "127.0.0.1", "port": port},
+                "state": {"dir": str(tmp_path / "state")},
+                **extra,
+            }
+        )
+    )
     return {"config": tmp_path / "aggregator.yaml", "port": port, "dir": tmp_path, "topics": topics}
 
 
 def start(deployment) -> subprocess.Popen:
     log = open(deployment["dir"] / "aggregator.log", "ab")  # noqa: SIM115 - the child holds it
-    return subprocess.Popen([str(SCRIPT), "aggregator", "--config", str(deployment["config"])],
-                            stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen(
+        [str(SCRIPT), "aggregator", "--config", str(deployment["config"])],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def ready(port: int) -> bool | None:
@@ -62,8 +86,14 @@ def ready(port: int) -> bool | None:
 
 @pytest.fixture(scope="module")
 def fraud_profile(tmp_path_factory):
-    profile = build_profile(synthetic_table(5_000, seed=1, **SHAPE), model="fraud", model_version="7",
-                            created_at=1.7e9, prediction="prediction", label="label")
+    profile = build_profile(
+        synthetic_table(5_000, seed=1, **SHAPE),
+        model="fraud",
+        model_version="7",
+        created_at=1.7e9,
+        prediction="prediction",
+        label="label",
+    )
     return save_profile(profile, tmp_path_factory.mktemp("profiles") / "fraud-7.parquet")
 
 
@@ -72,9 +102,14 @@ def test_a_broker_restart_is_ridden_out_with_exact_counts(client, durable_broker
     topics = {"predictions": "predictions", "labels": "labels", "deadletter": "deadletter"}
     durable_broker.create_topics(["predictions"], partitions=3)
     durable_broker.create_topics(["labels", "deadletter"], partitions=1)
-    deployment = write_config(tmp_path, durable_broker.bootstrap_servers, topics,
-                              {"name": "fraud", "version": "7", "reference": str(fraud_profile)}, client,
-                              state={"dir": str(tmp_path / "state"), "checkpoint_interval_seconds": 3.0})
+    deployment = write_config(
+        tmp_path,
+        durable_broker.bootstrap_servers,
+        topics,
+        {"name": "fraud", "version": "7", "reference": str(fraud_profile)},
+        client,
+        state={"dir": str(tmp_path / "state"), "checkpoint_interval_seconds": 3.0},
+    )
     batches = ndjson_batches(3_000, seed=3, start=0, per_message=20)
 
     def produce(chunk: list[bytes]) -> None:
@@ -119,23 +154,34 @@ def test_kill_9_with_kserve_requests_waiting_pairs_them_after_the_restart(broker
     rng = np.random.default_rng(1)
     columns = {f"instances_{j}": rng.normal(5, 1, 3_000) for j in range(4)}
     columns["prediction"] = rng.integers(0, 3, 3_000).astype(float)
-    profile = save_profile(build_profile(pa.table(columns), model="sklearn-iris", model_version="default", created_at=1.7e9,
-                                         prediction="prediction"), tmp_path / "iris.parquet")
+    profile = save_profile(
+        build_profile(
+            pa.table(columns), model="sklearn-iris", model_version="default", created_at=1.7e9, prediction="prediction"
+        ),
+        tmp_path / "iris.parquet",
+    )
     topics = {"predictions": make_topic(2), "labels": make_topic(1), "deadletter": make_topic(1)}
-    deployment = write_config(tmp_path, broker.bootstrap_servers, topics,
-                              {"name": "sklearn-iris", "version": "default", "reference": str(profile)},
-                              # confluent: kafka-python's rejoin after a kill -9 can stall on tansu
-                              # with checkpoints this frequent (the README's known issue).
-                              "confluent", kafka={"format": "kserve"},
-                              state={"dir": str(tmp_path / "state"), "checkpoint_interval_seconds": 1.0})
-    started = datetime.now(timezone.utc)
+    deployment = write_config(
+        tmp_path,
+        broker.bootstrap_servers,
+        topics,
+        {"name": "sklearn-iris", "version": "default", "reference": str(profile)},
+        # confluent: kafka-python's rejoin after a kill -9 can stall on tansu
+        # with checkpoints this frequent (the README's known issue).
+        "confluent",
+        kafka={"format": "kserve"},
+        state={"dir": str(tmp_path / "state"), "checkpoint_interval_seconds": 1.0},
+    )
+    started = datetime.now(UTC)
     producer = open_producer(producer_settings(broker))
 
     def send(kind: str, i: int) -> None:
         at = started.timestamp() - 600 + i + (0.25 if kind == RESPONSE_TYPE else 0.0)
-        stamp = datetime.fromtimestamp(at, timezone.utc).isoformat().replace("+00:00", "Z")
+        stamp = datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
         headers = kafka_headers(kserve_headers(f"inference-{i}", kind, prefix="ce_", time=stamp))
-        body = {"instances": [rng.normal(5, 1, 4).round(3).tolist()]} if kind == REQUEST_TYPE else {"predictions": [i % 3]}
+        body = (
+            {"instances": [rng.normal(5, 1, 4).round(3).tolist()]} if kind == REQUEST_TYPE else {"predictions": [i % 3]}
+        )
         producer.send(topics["predictions"], json.dumps(body).encode(), key=f"inference-{i}".encode(), headers=headers)
 
     for i in range(200):
@@ -157,8 +203,11 @@ def test_kill_9_with_kserve_requests_waiting_pairs_them_after_the_restart(broker
     process = start(deployment)
     try:
         key = 'model="sklearn-iris",model_version="default"'
-        final = wait_for(lambda: (m := metrics(port)).get(f"model_health_predictions_total{{{key}}}") == 200 and m,
-                         timeout=90, what="200 paired predictions")
+        final = wait_for(
+            lambda: (m := metrics(port)).get(f"model_health_predictions_total{{{key}}}") == 200 and m,
+            timeout=90,
+            what="200 paired predictions",
+        )
         assert final.get(f"model_health_prediction_errors_total{{{key}}}", 0) == 0  # none emitted as no_response
         assert not any(k.startswith("model_health_records_rejected_total{") and v for k, v in final.items())
         assert final[consumed] == 400

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from exporter.kafka.embedded import EmbeddedBroker, free_port
 from exporter.aggregator.broker_watch import BrokerWatch
+from exporter.kafka.embedded import EmbeddedBroker, free_port
 
 
 def test_an_outage_is_reported_and_logged_once_each_way(caplog):

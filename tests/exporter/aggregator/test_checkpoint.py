@@ -3,8 +3,8 @@ import pytest
 
 from detectors.profile import build_profile
 from exporter.aggregator.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from exporter.pipeline.label_join import LabelJoiner
 from exporter.demo.synthetic import label_log, prediction_log, synthetic_table
+from exporter.pipeline.label_join import LabelJoiner
 from exporter.pipeline.windows import ModelWindows, WindowSpec
 
 SHAPE = {"numeric": 3, "categorical": 2, "drifted": 1}
@@ -13,8 +13,14 @@ WINDOWS = [WindowSpec("5m", 60, 5), WindowSpec("1h", 600, 6)]
 
 @pytest.fixture(scope="module")
 def profile():
-    return build_profile(synthetic_table(5_000, seed=1, **SHAPE), model="m", model_version="1", created_at=42.0,
-                         prediction="prediction", label="label")
+    return build_profile(
+        synthetic_table(5_000, seed=1, **SHAPE),
+        model="m",
+        model_version="1",
+        created_at=42.0,
+        prediction="prediction",
+        label="label",
+    )
 
 
 def filled(profile) -> ModelWindows:
@@ -24,7 +30,15 @@ def filled(profile) -> ModelWindows:
     log = prediction_log(table, "m", "1", times)
     store.fold_predictions(log)
     joiner = LabelJoiner(600, 10_000)
-    joiner.add_predictions("m", "1", log.column("request_id").to_pylist(), times.tolist(), log.column("prediction_score").to_pylist(), [None] * 2_000, now=1500)
+    joiner.add_predictions(
+        "m",
+        "1",
+        log.column("request_id").to_pylist(),
+        times.tolist(),
+        log.column("prediction_score").to_pylist(),
+        [None] * 2_000,
+        now=1500,
+    )
     labels = label_log(table, "m", times + 10)
     store.fold_labels(labels)
     for joined in joiner.add_labels(labels, now=1510).values():
@@ -34,7 +48,11 @@ def filled(profile) -> ModelWindows:
 
 def test_checkpoint_round_trips_every_bucket(tmp_path, profile):
     store = filled(profile)
-    save_checkpoint(tmp_path / "state.parquet", {("m", "1"): store}, Checkpoint({("preds", 0): 1234, ("preds", 1): 7}, {"k": [1, 2]}))
+    save_checkpoint(
+        tmp_path / "state.parquet",
+        {("m", "1"): store},
+        Checkpoint({("preds", 0): 1234, ("preds", 1): 7}, {"k": [1, 2]}),
+    )
     fresh = ModelWindows(profile, WINDOWS, allowed_lateness=600)
     restored = load_checkpoint(tmp_path / "state.parquet", {("m", "1"): fresh})
     assert restored.offsets == {("preds", 0): 1234, ("preds", 1): 7} and restored.extra == {"k": [1, 2]}
@@ -52,8 +70,14 @@ def test_checkpoint_round_trips_every_bucket(tmp_path, profile):
 def test_missing_checkpoint_and_changed_profile(tmp_path, profile):
     assert load_checkpoint(tmp_path / "none.parquet", {}) is None
     save_checkpoint(tmp_path / "state.parquet", {("m", "1"): filled(profile)}, Checkpoint())
-    other = build_profile(synthetic_table(5_000, seed=9, **SHAPE), model="m", model_version="1", created_at=43.0,
-                          prediction="prediction", label="label")
+    other = build_profile(
+        synthetic_table(5_000, seed=9, **SHAPE),
+        model="m",
+        model_version="1",
+        created_at=43.0,
+        prediction="prediction",
+        label="label",
+    )
     fresh = ModelWindows(other, WINDOWS, allowed_lateness=600)
     load_checkpoint(tmp_path / "state.parquet", {("m", "1"): fresh})
     assert fresh.buckets == {"5m": {}, "1h": {}}

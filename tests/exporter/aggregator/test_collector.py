@@ -5,11 +5,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from detectors.decision import DriftRule
 from detectors.profile import build_profile
-from exporter.catalogue import by_name, for_owner
 from exporter.aggregator.collector import SnapshotCollector
+from exporter.catalogue import by_name, for_owner
+from exporter.demo.synthetic import prediction_log, synthetic_table
 from exporter.pipeline.evaluation import ModelIdentity, evaluate_model
 from exporter.pipeline.snapshot import HistogramState, PipelineState, Snapshot
-from exporter.demo.synthetic import prediction_log, synthetic_table
 from exporter.pipeline.windows import ModelWindows, WindowSpec
 
 SHAPE = {"numeric": 3, "categorical": 2, "drifted": 2}
@@ -17,15 +17,33 @@ SHAPE = {"numeric": 3, "categorical": 2, "drifted": 2}
 
 @pytest.fixture(scope="module")
 def snapshot() -> Snapshot:
-    profile = build_profile(synthetic_table(5_000, seed=1, **SHAPE), model="fraud", model_version="7", created_at=1.7e9,
-                            prediction="prediction", label="label", trained_at=1.6e9)
+    profile = build_profile(
+        synthetic_table(5_000, seed=1, **SHAPE),
+        model="fraud",
+        model_version="7",
+        created_at=1.7e9,
+        prediction="prediction",
+        label="label",
+        trained_at=1.6e9,
+    )
     store = ModelWindows(profile, [WindowSpec("1h", 60, 60)], allowed_lateness=60)
-    store.fold_predictions(prediction_log(synthetic_table(2_000, seed=2, drift=True, **SHAPE), "fraud", "7", np.full(2_000, 1000.0)))
+    store.fold_predictions(
+        prediction_log(synthetic_table(2_000, seed=2, drift=True, **SHAPE), "fraud", "7", np.full(2_000, 1000.0))
+    )
     model = evaluate_model(ModelIdentity("fraud", "7", "prod"), store, lambda f: DriftRule(), now=1000.0)
-    pipeline = PipelineState(consumed={("model-predictions", "ndjson"): 2_000}, rejected={("model-predictions", "invalid_json"): 3},
-                             predictions={("fraud", "7"): 2_000}, consumer_lag={("model-predictions", 0): 5})
-    return Snapshot(evaluated_at=1000.0, models=(model,), pipeline=pipeline,
-                    evaluation_duration=HistogramState.empty((0.1, 1.0)).observe(0.05), checkpoint_last_success=999.0)
+    pipeline = PipelineState(
+        consumed={("model-predictions", "ndjson"): 2_000},
+        rejected={("model-predictions", "invalid_json"): 3},
+        predictions={("fraud", "7"): 2_000},
+        consumer_lag={("model-predictions", 0): 5},
+    )
+    return Snapshot(
+        evaluated_at=1000.0,
+        models=(model,),
+        pipeline=pipeline,
+        evaluation_duration=HistogramState.empty((0.1, 1.0)).observe(0.05),
+        checkpoint_last_success=999.0,
+    )
 
 
 def scrape(snapshot: Snapshot) -> dict[str, list]:

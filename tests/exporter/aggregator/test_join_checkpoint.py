@@ -14,8 +14,8 @@ import pyarrow as pa
 import pytest
 
 from detectors.profile import build_profile
-from exporter.aggregator.single import Aggregator, BatchDecoder, input_topics, load_models
 from exporter.aggregator.checkpoint import load_checkpoint
+from exporter.aggregator.single import Aggregator, BatchDecoder, input_topics, load_models
 from exporter.config import AggregatorConfig
 from exporter.profiles import save_profile
 from tests.exporter.decoders.messages import (
@@ -40,10 +40,15 @@ def profiles(tmp_path_factory):
     root = tmp_path_factory.mktemp("profiles")
     rng = np.random.default_rng(1)
     out = {}
-    for kind, model, version, prefix in (("kserve", "sklearn-iris", "default", "instances"), ("seldon", "iris", "1", "predict")):
+    for kind, model, version, prefix in (
+        ("kserve", "sklearn-iris", "default", "instances"),
+        ("seldon", "iris", "1", "predict"),
+    ):
         columns = {f"{prefix}_{j}": rng.normal(5, 1, 3_000) for j in range(4)}
         columns["prediction"] = rng.integers(0, 3, 3_000).astype(float)
-        profile = build_profile(pa.table(columns), model=model, model_version=version, created_at=1.7e9, prediction="prediction")
+        profile = build_profile(
+            pa.table(columns), model=model, model_version=version, created_at=1.7e9, prediction="prediction"
+        )
         out[kind] = save_profile(profile, root / f"{kind}.parquet")
     return out
 
@@ -53,13 +58,17 @@ def config(kind: str, profiles, state) -> AggregatorConfig:
         models = [{"name": "sklearn-iris", "version": "default", "reference": str(profiles["kserve"])}]
         return AggregatorConfig(models=models, state={"dir": str(state)}, allowed_lateness_seconds=3600)
     models = [{"name": "iris", "version": "1", "namespace": "prod", "reference": str(profiles["seldon"])}]
-    return AggregatorConfig(models=models, kafka={"format": "seldon"}, state={"dir": str(state)}, allowed_lateness_seconds=3600)
+    return AggregatorConfig(
+        models=models, kafka={"format": "seldon"}, state={"dir": str(state)}, allowed_lateness_seconds=3600
+    )
 
 
 def build(kind: str, profiles, state, log: FakeLog, batch: int = 3) -> Aggregator:
     cfg = config(kind, profiles, state)
     decoder = BatchDecoder(cfg.kafka.labels_topic, cfg.kafka.format)
-    aggregator = Aggregator(cfg, load_models(cfg), FakeConsumer(log, batch=batch), FakeProducer(log), decoder, clock=lambda: NOW)
+    aggregator = Aggregator(
+        cfg, load_models(cfg), FakeConsumer(log, batch=batch), FakeProducer(log), decoder, clock=lambda: NOW
+    )
     aggregator.restore()
     aggregator.subscribe()
     return aggregator
@@ -82,7 +91,9 @@ def half(log: FakeLog, kind: str, side: str, i: int, partition: int = 0) -> None
             headers = kserve_headers(f"id-{i}", RESPONSE_TYPE, prefix="ce_", time="2026-11-28T18:06:00.250Z")
         log.append(PREDICTIONS, json.dumps(body).encode(), headers=kafka_headers(headers), partition=partition)
     elif side == "request":
-        log.append(INPUTS, seldon_request([rng.normal(5, 1, 4).round(3).tolist()]), key=f"id-{i}".encode(), partition=partition)
+        log.append(
+            INPUTS, seldon_request([rng.normal(5, 1, 4).round(3).tolist()]), key=f"id-{i}".encode(), partition=partition
+        )
     else:
         log.append(OUTPUTS, seldon_response([i % 3]), key=f"id-{i}".encode(), partition=partition)
 
@@ -91,7 +102,13 @@ def totals(aggregator: Aggregator):
     snapshot = aggregator.evaluate()
     (model,) = snapshot.models
     latency = {k: h.count for k, h in aggregator.counters.latency.items()}
-    return snapshot.pipeline.predictions, snapshot.pipeline.prediction_errors, snapshot.pipeline.rejected, model.windows["1h"].samples, latency
+    return (
+        snapshot.pipeline.predictions,
+        snapshot.pipeline.prediction_errors,
+        snapshot.pipeline.rejected,
+        model.windows["1h"].samples,
+        latency,
+    )
 
 
 @pytest.mark.parametrize("kind", ["kserve", "seldon"])

@@ -10,8 +10,8 @@ import pytest
 from detectors.profile import build_profile
 from exporter.aggregator.single import Aggregator, BatchDecoder
 from exporter.config import AggregatorConfig
-from exporter.profiles import save_profile
 from exporter.demo.synthetic import drifted_columns, synthetic_table
+from exporter.profiles import save_profile
 from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer
 
 SHAPE = {"numeric": 4, "categorical": 2, "drifted": 2}
@@ -21,8 +21,14 @@ ROWS = 3_000
 @pytest.fixture(scope="module")
 def profile_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("profiles") / "fraud-7.parquet"
-    profile = build_profile(synthetic_table(20_000, seed=1, **SHAPE), model="fraud", model_version="7",
-                            created_at=1.7e9, prediction="prediction", label="label")
+    profile = build_profile(
+        synthetic_table(20_000, seed=1, **SHAPE),
+        model="fraud",
+        model_version="7",
+        created_at=1.7e9,
+        prediction="prediction",
+        label="label",
+    )
     save_profile(profile, path)
     return path
 
@@ -41,14 +47,29 @@ def traffic(log: FakeLog, rows: int = ROWS, bad: int = 7) -> None:
     lines = []
     for i, row in enumerate(table):
         features = {k: v for k, v in row.items() if k not in ("prediction", "label") and v == v}
-        lines.append(json.dumps({"model": "fraud", "model_version": "7", "request_id": f"r{i}", "timestamp": 1000.0 + i * 0.1,
-                                 "features": features, "prediction": row["prediction"], "latency_ms": 12.0, "status": "ok"}))
+        lines.append(
+            json.dumps(
+                {
+                    "model": "fraud",
+                    "model_version": "7",
+                    "request_id": f"r{i}",
+                    "timestamp": 1000.0 + i * 0.1,
+                    "features": features,
+                    "prediction": row["prediction"],
+                    "latency_ms": 12.0,
+                    "status": "ok",
+                }
+            )
+        )
     for start in range(0, rows, 100):
         log.append("model-predictions", "\n".join(lines[start : start + 100]).encode(), partition=(start // 100) % 2)
-    for i in range(bad):
+    for _ in range(bad):
         log.append("model-predictions", b"{not json", partition=0)
     log.append("model-predictions", json.dumps({"model": "ghost", "features": {}, "prediction": 1}).encode())
-    labels = [json.dumps({"model": "fraud", "request_id": f"r{i}", "label": row["label"], "timestamp": 1400.0}) for i, row in enumerate(table)]
+    labels = [
+        json.dumps({"model": "fraud", "request_id": f"r{i}", "label": row["label"], "timestamp": 1400.0})
+        for i, row in enumerate(table)
+    ]
     for start in range(0, rows, 500):
         log.append("model-labels", "\n".join(labels[start : start + 500]).encode())
 
@@ -63,7 +84,14 @@ def build(profile_path, state_dir, log, clock=lambda: 1500.0) -> Aggregator:
     from exporter.aggregator.single import load_models
 
     cfg = config(profile_path, state_dir)
-    aggregator = Aggregator(cfg, load_models(cfg), FakeConsumer(log, batch=7), FakeProducer(log), BatchDecoder(cfg.kafka.labels_topic), clock=clock)
+    aggregator = Aggregator(
+        cfg,
+        load_models(cfg),
+        FakeConsumer(log, batch=7),
+        FakeProducer(log),
+        BatchDecoder(cfg.kafka.labels_topic),
+        clock=clock,
+    )
     aggregator.restore()
     aggregator.subscribe()
     return aggregator
@@ -81,7 +109,10 @@ def test_drift_counts_labels_and_dead_letters(profile_path, tmp_path):
     assert {f for f, d in window.features.items() if d.drift} == set(drifted_columns(**SHAPE))
     assert window.labels_joined == ROWS and snapshot.pipeline.labels_joined == {"fraud": ROWS}
     assert snapshot.pipeline.predictions == {("fraud", "7"): ROWS}
-    assert snapshot.pipeline.rejected == {("model-predictions", "invalid_json"): 7, ("model-predictions", "unknown_model"): 1}
+    assert snapshot.pipeline.rejected == {
+        ("model-predictions", "invalid_json"): 7,
+        ("model-predictions", "unknown_model"): 1,
+    }
     dead = log.messages("model-health-deadletter")
     assert len(dead) == 8
     assert {dict(m.headers)["model-health-reason"] for m in dead} == {b"invalid_json", b"unknown_model"}

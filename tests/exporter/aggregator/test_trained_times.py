@@ -11,14 +11,14 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from detectors.profile import build_profile
-from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
-from exporter.aggregator.service import serve
-from exporter.kafka.embedded import free_port
 from exporter.aggregator.collector import SnapshotCollector
-from exporter.config import AggregatorConfig
+from exporter.aggregator.service import serve
+from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
 from exporter.aggregator.trained_times import MlflowRegistry, RegistryError, TrainedTimes
-from exporter.profiles import save_profile
+from exporter.config import AggregatorConfig
 from exporter.demo.synthetic import synthetic_table
+from exporter.kafka.embedded import free_port
+from exporter.profiles import save_profile
 from tests.support.broker import broker, make_topic, unique_group  # noqa: F401
 from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer
 from tests.support.mlflow import mlflow_server, register, unique_name  # noqa: F401
@@ -31,8 +31,14 @@ RUN_END_MS = 1_700_000_123_000
 @pytest.fixture(scope="module")
 def profile_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("profiles") / "fraud-1.parquet"
-    profile = build_profile(synthetic_table(2_000, seed=1, **SHAPE), model="fraud", model_version="1",
-                            created_at=1.7e9, trained_at=PROFILE_TRAINED_AT, prediction="prediction")
+    profile = build_profile(
+        synthetic_table(2_000, seed=1, **SHAPE),
+        model="fraud",
+        model_version="1",
+        created_at=1.7e9,
+        trained_at=PROFILE_TRAINED_AT,
+        prediction="prediction",
+    )
     save_profile(profile, path)
     return path
 
@@ -45,11 +51,14 @@ def test_a_version_with_a_finished_run_was_trained_when_the_run_ended(mlflow_ser
     assert found.source == f"end of run {version['run_id']}"
 
 
-@pytest.mark.parametrize(("run", "why"), [
-    (None, "version registered"),
-    ("running", "has not ended"),
-    ("0123456789abcdef0123456789abcdef", "unknown to this server"),
-])
+@pytest.mark.parametrize(
+    ("run", "why"),
+    [
+        (None, "version registered"),
+        ("running", "has not ended"),
+        ("0123456789abcdef0123456789abcdef", "unknown to this server"),
+    ],
+)
 def test_without_an_ended_run_the_registration_time_counts(mlflow_server, run, why):  # noqa: F811
     name = unique_name("churn")
     version = register(mlflow_server, name, run=run)
@@ -120,7 +129,9 @@ def test_refresh_logs_each_failure_once_and_keeps_the_last_answer(mlflow_server,
 def test_credentials_come_from_the_mlflow_variables():
     token = MlflowRegistry.with_credentials("http://x", 1, {"MLFLOW_TRACKING_TOKEN": "t0k"})
     assert token._headers["Authorization"] == "Bearer t0k"
-    basic = MlflowRegistry.with_credentials("http://x", 1, {"MLFLOW_TRACKING_USERNAME": "u", "MLFLOW_TRACKING_PASSWORD": "p"})
+    basic = MlflowRegistry.with_credentials(
+        "http://x", 1, {"MLFLOW_TRACKING_USERNAME": "u", "MLFLOW_TRACKING_PASSWORD": "p"}
+    )
     assert basic._headers["Authorization"] == "Basic dTpw"
     assert "Authorization" not in MlflowRegistry.with_credentials("http://x", 1, {})._headers
 
@@ -129,15 +140,23 @@ def test_the_registry_time_replaces_the_profiles_in_the_metrics(mlflow_server, p
     name = unique_name("fraud")
     register(mlflow_server, name, run="finished", end_ms=RUN_END_MS)
     config = AggregatorConfig(
-        models=[{"name": "fraud", "version": "1", "reference": str(profile_path)},
-                {"name": "ghost", "version": "1", "reference": str(profile_path)}],
+        models=[
+            {"name": "fraud", "version": "1", "reference": str(profile_path)},
+            {"name": "ghost", "version": "1", "reference": str(profile_path)},
+        ],
         state={"dir": str(tmp_path)},
         mlflow={"tracking_uri": mlflow_server, "model_name_map": {"fraud": name, "ghost": unique_name("ghost")}},
     )
     times = TrainedTimes(MlflowRegistry(mlflow_server), [("fraud", "1"), ("ghost", "1")], config.mlflow.model_name_map)
     log = FakeLog()
-    aggregator = Aggregator(config, load_models(config), FakeConsumer(log), FakeProducer(log),
-                            BatchDecoder(config.kafka.labels_topic), trained_times=times.current)
+    aggregator = Aggregator(
+        config,
+        load_models(config),
+        FakeConsumer(log),
+        FakeProducer(log),
+        BatchDecoder(config.kafka.labels_topic),
+        trained_times=times.current,
+    )
     before = {m.model: m.trained_at for m in aggregator.evaluate().models}
     assert before == {"fraud": PROFILE_TRAINED_AT, "ghost": PROFILE_TRAINED_AT}
     times.refresh()
@@ -155,9 +174,14 @@ def test_the_service_looks_trained_times_up_on_its_schedule(mlflow_server, profi
     register(mlflow_server, name, run="finished", end_ms=RUN_END_MS)
     port = free_port()
     config = AggregatorConfig(
-        kafka={"bootstrap_servers": broker.bootstrap_servers, "group_id": unique_group("mlflow"),
-               "predictions_topic": make_topic(1), "labels_topic": make_topic(1),
-               "session_timeout_ms": 2000, "heartbeat_interval_ms": 500},
+        kafka={
+            "bootstrap_servers": broker.bootstrap_servers,
+            "group_id": unique_group("mlflow"),
+            "predictions_topic": make_topic(1),
+            "labels_topic": make_topic(1),
+            "session_timeout_ms": 2000,
+            "heartbeat_interval_ms": 500,
+        },
         models=[{"name": "fraud", "version": "1", "reference": str(profile_path)}],
         evaluation={"interval_seconds": 0.2},
         state={"dir": str(tmp_path)},
@@ -189,10 +213,15 @@ def test_the_service_looks_trained_times_up_on_its_schedule(mlflow_server, profi
 @pytest.mark.parametrize("uri", ["file:///mlruns", "databricks", "sqlite:///mlflow.db", "http://"])
 def test_only_an_http_tracking_server_is_accepted(uri, tmp_path):
     with pytest.raises(ValueError, match="tracking_uri"):
-        AggregatorConfig(models=[{"name": "m", "version": "1", "reference": str(tmp_path / "p")}], mlflow={"tracking_uri": uri})
+        AggregatorConfig(
+            models=[{"name": "m", "version": "1", "reference": str(tmp_path / "p")}], mlflow={"tracking_uri": uri}
+        )
 
 
 def test_mlflow_defaults():
-    config = AggregatorConfig.model_validate(json.loads(
-        '{"models": [{"name": "m", "version": "1", "reference": "p"}], "mlflow": {"tracking_uri": "https://mlflow.example"}}'))
+    config = AggregatorConfig.model_validate(
+        json.loads(
+            '{"models": [{"name": "m", "version": "1", "reference": "p"}], "mlflow": {"tracking_uri": "https://mlflow.example"}}'
+        )
+    )
     assert (config.mlflow.refresh_interval_seconds, config.mlflow.timeout_seconds) == (300.0, 10.0)

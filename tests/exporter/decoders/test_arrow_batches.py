@@ -39,10 +39,14 @@ def batches(draw: st.DrawFn) -> list[pa.Table]:
         rows = draw(st.integers(0, 6))
         one_model = draw(st.integers(0, 3)) > 0
         model = batch_model if draw(st.integers(0, 4)) else draw(models)
-        data: dict[str, pa.Array] = {"model": pa.array([model if one_model else draw(models) for _ in range(rows)], pa.string())}
+        data: dict[str, pa.Array] = {
+            "model": pa.array([model if one_model else draw(models) for _ in range(rows)], pa.string())
+        }
         for name, kind in shape.items():
             if kind == "float":
-                data[name] = pa.array([draw(times if name == "timestamp" else floats) for _ in range(rows)], pa.float64())
+                data[name] = pa.array(
+                    [draw(times if name == "timestamp" else floats) for _ in range(rows)], pa.float64()
+                )
             elif kind == "text" and name == "timestamp":
                 data[name] = pa.array([draw(text_times) for _ in range(rows)], pa.string())
             elif kind == "ns":
@@ -52,9 +56,13 @@ def batches(draw: st.DrawFn) -> list[pa.Table]:
             elif kind == "bool":
                 data[name] = pa.array([draw(st.booleans()) for _ in range(rows)])
             elif kind == "struct":
-                data[name] = pa.array([{"score": draw(floats), "class": draw(st.sampled_from(["a", None]))} for _ in range(rows)])
+                data[name] = pa.array(
+                    [{"score": draw(floats), "class": draw(st.sampled_from(["a", None]))} for _ in range(rows)]
+                )
             elif kind == "dict":
-                data[name] = pa.array([draw(st.sampled_from(["DE", "FR", None])) for _ in range(rows)]).dictionary_encode()
+                data[name] = pa.array(
+                    [draw(st.sampled_from(["DE", "FR", None])) for _ in range(rows)]
+                ).dictionary_encode()
             else:
                 data[name] = pa.array([draw(st.sampled_from(["x", "y", None])) for _ in range(rows)], pa.string())
         out.append(pa.table(data))

@@ -36,27 +36,53 @@ SAMPLES = {
     "ndjson": ([WireMessage(ndjson([native_record(0), native_record(1), native_record(2)]), TOPIC)], 3),
     "arrow": ([WireMessage(ipc_stream(arrow_batch(rows=4)), TOPIC)], 4),
     "kserve binary": (
-        [WireMessage(b'{"instances": [[1.0, 2.0]]}', TOPIC, kafka_headers(kserve_headers("k1", REQUEST_TYPE, prefix="ce_"))),
-         WireMessage(b'{"predictions": [1]}', TOPIC, kafka_headers(kserve_headers("k1", RESPONSE_TYPE, prefix="ce_")))],
+        [
+            WireMessage(
+                b'{"instances": [[1.0, 2.0]]}', TOPIC, kafka_headers(kserve_headers("k1", REQUEST_TYPE, prefix="ce_"))
+            ),
+            WireMessage(
+                b'{"predictions": [1]}', TOPIC, kafka_headers(kserve_headers("k1", RESPONSE_TYPE, prefix="ce_"))
+            ),
+        ],
         1,
     ),
     "kserve structured": (
-        [WireMessage(structured_event("k2", REQUEST_TYPE, {"instances": [[1.0, 2.0]]}), TOPIC),
-         WireMessage(structured_event("k2", RESPONSE_TYPE, {"predictions": [0]}), TOPIC)],
+        [
+            WireMessage(structured_event("k2", REQUEST_TYPE, {"instances": [[1.0, 2.0]]}), TOPIC),
+            WireMessage(structured_event("k2", RESPONSE_TYPE, {"predictions": [0]}), TOPIC),
+        ],
         1,
     ),
     "seldon": (
-        [WireMessage(seldon_request([[6.8, 2.8]]), INPUTS, key=b"s1", record_time=1.0),
-         WireMessage(seldon_response([1]), OUTPUTS, key=b"s1", record_time=1.1)],
+        [
+            WireMessage(seldon_request([[6.8, 2.8]]), INPUTS, key=b"s1", record_time=1.0),
+            WireMessage(seldon_response([1]), OUTPUTS, key=b"s1", record_time=1.1),
+        ],
         1,
     ),
 }
-FAMILY = {"json": "json", "json array": "json", "ndjson": "json", "arrow": "arrow",
-          "kserve binary": "kserve", "kserve structured": "kserve", "seldon": "seldon"}
-REASON = {"json": Reason.INVALID_JSON, "ndjson": Reason.INVALID_JSON, "arrow": Reason.INVALID_ARROW,
-          "kserve": Reason.INVALID_CLOUDEVENT, "seldon": Reason.INVALID_PROTOBUF}
-WHAT = {"json": "is native JSON", "arrow": "is Arrow IPC", "kserve": "is a KServe CloudEvent",
-        "seldon": "comes from a Seldon model topic"}
+FAMILY = {
+    "json": "json",
+    "json array": "json",
+    "ndjson": "json",
+    "arrow": "arrow",
+    "kserve binary": "kserve",
+    "kserve structured": "kserve",
+    "seldon": "seldon",
+}
+REASON = {
+    "json": Reason.INVALID_JSON,
+    "ndjson": Reason.INVALID_JSON,
+    "arrow": Reason.INVALID_ARROW,
+    "kserve": Reason.INVALID_CLOUDEVENT,
+    "seldon": Reason.INVALID_PROTOBUF,
+}
+WHAT = {
+    "json": "is native JSON",
+    "arrow": "is Arrow IPC",
+    "kserve": "is a KServe CloudEvent",
+    "seldon": "comes from a Seldon model topic",
+}
 
 
 def rows(decoded) -> int:
@@ -88,8 +114,9 @@ def test_only_the_configured_format_is_decoded(setting, sample):
 
 
 def test_json_refuses_ndjson_and_says_what_to_set():
-    [refused] = decode_batch([WireMessage(ndjson([native_record(0), native_record(1)]), TOPIC)], 1.0, Joiners(),
-                             expected=WireFormat.JSON).decoded.rejected
+    [refused] = decode_batch(
+        [WireMessage(ndjson([native_record(0), native_record(1)]), TOPIC)], 1.0, Joiners(), expected=WireFormat.JSON
+    ).decoded.rejected
     assert refused.reason is Reason.INVALID_JSON
     assert "several lines" in refused.detail and "kafka.format ndjson" in refused.detail
 
@@ -101,7 +128,9 @@ def test_json_still_reads_one_document_over_several_lines():
 
 
 def test_broken_json_is_refused_by_the_json_decoder_itself():
-    batch = decode_batch([WireMessage(b'{"model": "fraud",\n"features": ', TOPIC)], 1.0, Joiners(), expected=WireFormat.JSON)
+    batch = decode_batch(
+        [WireMessage(b'{"model": "fraud",\n"features": ', TOPIC)], 1.0, Joiners(), expected=WireFormat.JSON
+    )
     [refused] = batch.decoded.rejected
     assert refused.reason is Reason.INVALID_JSON and refused.detail.startswith("not JSON")
 
@@ -110,13 +139,19 @@ def test_broken_json_is_refused_by_the_json_decoder_itself():
 def test_empty_and_unknown_messages_are_refused_under_the_configured_reason(value):
     [refused] = decode_batch([WireMessage(value, TOPIC)], 1.0, Joiners(), expected=WireFormat.ARROW).decoded.rejected
     assert refused.reason is Reason.INVALID_ARROW
-    assert refused.detail == ("kafka.format is arrow, but this message "
-                              + ("is empty" if not value else "is not JSON, Arrow IPC or a CloudEvent"))
+    assert refused.detail == (
+        "kafka.format is arrow, but this message "
+        + ("is empty" if not value else "is not JSON, Arrow IPC or a CloudEvent")
+    )
 
 
 def test_the_labels_topic_is_always_detected():
-    labels = [WireMessage(json.dumps({"model": "fraud", "request_id": "r-0", "label": 1}).encode(), LABELS),
-              WireMessage(ipc_stream(arrow_batch(rows=2).select(["model", "request_id"]).append_column("label", [[0, 1]])), LABELS)]
+    labels = [
+        WireMessage(json.dumps({"model": "fraud", "request_id": "r-0", "label": 1}).encode(), LABELS),
+        WireMessage(
+            ipc_stream(arrow_batch(rows=2).select(["model", "request_id"]).append_column("label", [[0, 1]])), LABELS
+        ),
+    ]
     batch = decode_batch(labels, 1.0, Joiners(), labels_topic=LABELS, expected=WireFormat.KSERVE)
     assert batch.decoded.rejected == [] and sum(t.num_rows for t in batch.decoded.labels) == 3
 

@@ -11,7 +11,13 @@ from exporter.decoders.join_state import export_joiner, import_joiner
 from exporter.decoders.kserve import KServeJoiner, decode_kserve
 from exporter.decoders.seldon import SeldonJoiner, decode_seldon
 from exporter.records import Reason
-from tests.exporter.decoders.messages import REQUEST_TYPE, RESPONSE_TYPE, kserve_headers, seldon_request, seldon_response
+from tests.exporter.decoders.messages import (
+    REQUEST_TYPE,
+    RESPONSE_TYPE,
+    kserve_headers,
+    seldon_request,
+    seldon_response,
+)
 
 INPUTS = "seldon.prod.model.iris.inputs"
 OUTPUTS = "seldon.prod.model.iris.outputs"

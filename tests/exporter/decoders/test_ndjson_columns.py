@@ -35,14 +35,22 @@ records = st.fixed_dictionaries(
         "model_version": st.sampled_from(["7", 7, None, 7.5, True]),
         "request_id": st.one_of(words, st.none(), st.integers(0, 9)),
         "timestamp": st.one_of(
-            st.floats(1.7e9, 1.8e9), st.integers(0, 2**40), st.none(),
+            st.floats(1.7e9, 1.8e9),
+            st.integers(0, 2**40),
+            st.none(),
             st.sampled_from(["2026-11-28T18:06:00Z", "2026-11-28T18:06:00.5+01:00", "yesterday", float("nan"), True]),
         ),
         "prediction": st.one_of(
-            st.floats(0, 1), st.integers(0, 3), st.booleans(), words, st.none(),
+            st.floats(0, 1),
+            st.integers(0, 3),
+            st.booleans(),
+            words,
+            st.none(),
             st.sampled_from([1.0, [0.2, 0.8], {"score": 0.5, "class": "x"}, float("nan")]),
         ),
-        "latency_ms": st.one_of(st.floats(0, 100), st.integers(0, 100), st.none(), st.sampled_from(["fast", float("nan")])),
+        "latency_ms": st.one_of(
+            st.floats(0, 100), st.integers(0, 100), st.none(), st.sampled_from(["fast", float("nan")])
+        ),
         "status": st.sampled_from(["ok", "error", None, 5]),
         "features": st.one_of(feature_maps, feature_maps, st.none(), st.sampled_from([[1, 2], 3])),
         "label": st.sampled_from([1, "x"]),
@@ -59,7 +67,9 @@ good_records = st.fixed_dictionaries(
         "prediction": st.one_of(st.floats(0.01, 0.99), st.booleans(), words),
         "latency_ms": st.one_of(st.floats(0, 100), st.integers(0, 100), st.none()),
         "status": st.sampled_from(["ok", "error", None]),
-        "features": st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), st.one_of(numbers, st.none(), words), max_size=4),
+        "features": st.dictionaries(
+            st.sampled_from(["a", "b", "c", "d"]), st.one_of(numbers, st.none(), words), max_size=4
+        ),
     },
 )
 messages = st.one_of(

@@ -35,7 +35,9 @@ MODEL_HEALTH = str(Path(sys.executable).with_name("model-health"))
 
 
 def test_headless_demo_reaches_drift_through_the_sidecar(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["demo", "--headless", "--until-drift", "--duration", "120", *SHORT, "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        cli, ["demo", "--headless", "--until-drift", "--duration", "120", *SHORT, "--out", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["reached_drift"] is True
@@ -87,7 +89,11 @@ def test_an_interrupt_stops_everything_the_demo_started(tmp_path: Path) -> None:
     with log.open("wb") as output:
         demo = subprocess.Popen(
             [MODEL_HEALTH, "demo", "--headless", *SHORT, "--out", str(tmp_path / "demo")],
-            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 120

@@ -54,7 +54,12 @@ def test_every_record_comes_back_from_its_logged_request_and_response(protocol: 
     assert len(rows) == len(records) == len(ids)
     for record in records:
         row = rows[ids[record["request_id"]]]
-        assert (row["model"], row["model_version"], row["model_namespace"], row["status"]) == ("demo-credit", "1", "demo", "ok")
+        assert (row["model"], row["model_version"], row["model_namespace"], row["status"]) == (
+            "demo-credit",
+            "1",
+            "demo",
+            "ok",
+        )
         assert row["prediction_score"] == pytest.approx(record["prediction"])
         features = {name: row.get(f"f.{name}") for name in record["features"]}
         assert features == pytest.approx(record["features"])
@@ -97,7 +102,11 @@ def test_v2_sends_one_tensor_per_feature_and_a_row_missing_text_alone() -> None:
     assert by_name["cat_0"]["datatype"] == "BYTES" and by_name["num_00"]["datatype"] == "FP64"
     assert by_name["num_00"]["shape"] == [5] and math.isnan(by_name["num_00"]["data"][3])
     response = json.loads(calls[2].response.body)
-    assert (response["model_name"], response["model_version"], response["outputs"][0]["datatype"]) == ("demo-credit", "1", "FP64")
+    assert (response["model_name"], response["model_version"], response["outputs"][0]["datatype"]) == (
+        "demo-credit",
+        "1",
+        "FP64",
+    )
 
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
@@ -110,7 +119,9 @@ def test_the_sidecar_takes_every_call_over_one_connection(protocol: str) -> None
         finally:
             logger.close()
         assert logger.statuses.keys() == {200}
-        rows = wait_for(lambda: (got := forwarded_rows(log)) and len(got) >= len(records) and got, what="every row forwarded")
+        rows = wait_for(
+            lambda: (got := forwarded_rows(log)) and len(got) >= len(records) and got, what="every row forwarded"
+        )
     assert sorted(row["request_id"] for row in rows) == sorted(ids.values())
     assert {row["model"] for row in rows} == {"demo-credit"}
 

@@ -27,7 +27,9 @@ def test_the_jobs_are_the_ones_the_rules_expect_and_the_rules_are_the_generated_
     assert rules == render_rules(config)
     # Only the waiting times are the demo's own: every rule of the default config is there.
     assert rule_count(rules) == rule_count(render_rules(AlertsConfig()))
-    durations = {rule["alert"]: rule.get("for") for group in rules["groups"] for rule in group["rules"] if "alert" in rule}
+    durations = {
+        rule["alert"]: rule.get("for") for group in rules["groups"] for rule in group["rules"] if "alert" in rule
+    }
     assert durations["ModelHealthFeatureDrift"] == "15s" and durations["ModelHealthRetrainRecommended"] == "30s"
 
 
@@ -35,7 +37,11 @@ def test_promtool_accepts_the_config_and_its_rules(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed; `make test` installs it via .ci/system-packages")
-    path = write_config(tmp_path, {"model-health-aggregator": "127.0.0.1:1", "model-health-sidecar": "127.0.0.1:2"}, demo_alerts_config())
+    path = write_config(
+        tmp_path,
+        {"model-health-aggregator": "127.0.0.1:1", "model-health-sidecar": "127.0.0.1:2"},
+        demo_alerts_config(),
+    )
     checked = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS" in checked.stdout + checked.stderr

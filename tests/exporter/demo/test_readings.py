@@ -1,9 +1,10 @@
 import math
 
+from rich.console import Console
+
 from exporter.demo.prometheus import AlertState, PrometheusStatus
 from exporter.demo.readings import Frame, readings
 from exporter.demo.view import render
-from rich.console import Console
 
 SCRAPE = """# TYPE model_health_predictions counter
 model_health_predictions_total{model="m",model_version="1"} 120.0
@@ -52,7 +53,18 @@ model_health_gpu_memory_total_bytes{gpu="0",gpu_uuid="GPU-x"} 150754820096.0
 def _text(frame: Frame, **options: object) -> str:
     console = Console(record=True, width=120)
     urls = {"aggregator /metrics": "http://x/metrics", "Prometheus": "http://p/alerts"}
-    console.print(render(frame, elapsed=70, drift_after=60, rate=200, urls=urls, window="1m", gpu_source="fake: recorded H200 trace", **options))  # type: ignore[arg-type]
+    console.print(
+        render(
+            frame,
+            elapsed=70,
+            drift_after=60,
+            rate=200,
+            urls=urls,
+            window="1m",
+            gpu_source="fake: recorded H200 trace",
+            **options,
+        )
+    )  # type: ignore[arg-type]
     return console.export_text()
 
 
@@ -61,9 +73,24 @@ def test_view_renders_every_part() -> None:
     status = PrometheusStatus("http://p", 27, {"model-health-aggregator": "up", "model-health-sidecar": "up"}, (alert,))
     text = _text(Frame(readings(SCRAPE, "m", "1m"), readings(SIDECAR, "m", "1m"), status))
     for expected in (
-        "drift injected 10s ago", "DRIFT", "0.310", "accuracy", "0.700", "served (sidecar)", "130", "aggregated",
-        "GPU utilization", "50%", "2.0 / 140.4 GiB", "fake: recorded H200 trace",
-        "27 rules, 2/2 targets up", "ModelHealthFeatureDrift", "firing", "window=1m", "http://x/metrics", "http://p/alerts",
+        "drift injected 10s ago",
+        "DRIFT",
+        "0.310",
+        "accuracy",
+        "0.700",
+        "served (sidecar)",
+        "130",
+        "aggregated",
+        "GPU utilization",
+        "50%",
+        "2.0 / 140.4 GiB",
+        "fake: recorded H200 trace",
+        "27 rules, 2/2 targets up",
+        "ModelHealthFeatureDrift",
+        "firing",
+        "window=1m",
+        "http://x/metrics",
+        "http://p/alerts",
     ):
         assert expected in text
 
@@ -76,7 +103,15 @@ def test_view_says_why_there_are_no_alerts_or_gpu_readings() -> None:
 
 def test_alerts_from_the_prometheus_api() -> None:
     alert = AlertState.from_api(
-        {"labels": {"alertname": "ModelHealthConceptDrift", "severity": "warning", "model": "m", "signal": "performance_drop",
-                    "model_version": "1"}, "state": "pending"}
+        {
+            "labels": {
+                "alertname": "ModelHealthConceptDrift",
+                "severity": "warning",
+                "model": "m",
+                "signal": "performance_drop",
+                "model_version": "1",
+            },
+            "state": "pending",
+        }
     )
     assert alert == AlertState("ModelHealthConceptDrift", "pending", "warning", "model=m signal=performance_drop")

@@ -29,9 +29,20 @@ def test_records_follow_the_native_json_contract_and_drift_on_schedule() -> None
     traffic.tick(5.0)
     after, _ = traffic.tick(6.0)
     record = before[0]
-    assert set(record) == {"model", "model_version", "request_id", "timestamp", "features", "prediction", "latency_ms", "status"}
+    assert set(record) == {
+        "model",
+        "model_version",
+        "request_id",
+        "timestamp",
+        "features",
+        "prediction",
+        "latency_ms",
+        "status",
+    }
     assert set(record["features"]) == {"num_00", "num_01", "num_02", "num_03", "cat_0", "cat_1"}
-    assert all(v is None or not (isinstance(v, float) and math.isnan(v)) for r in before for v in r["features"].values())
+    assert all(
+        v is None or not (isinstance(v, float) and math.isnan(v)) for r in before for v in r["features"].values()
+    )
     mean = lambda rows: sum(r["features"]["num_00"] for r in rows if r["features"]["num_00"] is not None) / len(rows)  # noqa: E731
     assert not traffic.drifting(4.9) and traffic.drifting(5.0)
     assert shape.drifted_columns() == ["num_00", "num_01"]

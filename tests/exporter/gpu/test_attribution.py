@@ -32,7 +32,10 @@ CASES = {
         f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{SYSTEMD_UID}.slice/cri-containerd-{CID}.scope",
         POD,
     ),
-    "v2 systemd containerd guaranteed": (f"0::/kubepods.slice/kubepods-pod{SYSTEMD_UID}.slice/cri-containerd-{CID}.scope", POD),
+    "v2 systemd containerd guaranteed": (
+        f"0::/kubepods.slice/kubepods-pod{SYSTEMD_UID}.slice/cri-containerd-{CID}.scope",
+        POD,
+    ),
     "v2 systemd cri-o besteffort": (
         f"0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{SYSTEMD_UID}.slice/crio-{CID}.scope",
         POD,

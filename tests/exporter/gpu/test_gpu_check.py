@@ -24,8 +24,12 @@ def test_nvidia_smi_parsing() -> None:
     check = load_check()
     gpus = check.parse_smi_gpus("GPU-abc, 99, 1010, 143771, 692.35, 55, 1500\nGPU-def, [N/A], 0, 1, 2, 3, 4\n")
     assert gpus["GPU-abc"] == {
-        "utilization.gpu": 99.0, "memory.used": 1010.0, "memory.total": 143771.0,
-        "power.draw": 692.35, "temperature.gpu": 55.0, "clocks.sm": 1500.0,
+        "utilization.gpu": 99.0,
+        "memory.used": 1010.0,
+        "memory.total": 143771.0,
+        "power.draw": 692.35,
+        "temperature.gpu": 55.0,
+        "clocks.sm": 1500.0,
     }
     assert gpus["GPU-def"]["utilization.gpu"] is None
     assert check.parse_smi_apps("576, 1002\n577, [N/A]\nNo running processes found\n") == {576: 1002.0}

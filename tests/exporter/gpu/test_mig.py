@@ -12,8 +12,20 @@ from tests.support.gpu import FakeClock, Samples, only, scrape
 
 GB = 10**9
 LAYOUT = (
-    MigInstance(gpu_instance_id=1, compute_instance_id=0, memory_total_bytes=35 * GB, memory_used_bytes=10 * GB, processes=((1001, 9 * GB),)),
-    MigInstance(gpu_instance_id=2, compute_instance_id=0, memory_total_bytes=71 * GB, memory_used_bytes=20 * GB, processes=((1002, 19 * GB),)),
+    MigInstance(
+        gpu_instance_id=1,
+        compute_instance_id=0,
+        memory_total_bytes=35 * GB,
+        memory_used_bytes=10 * GB,
+        processes=((1001, 9 * GB),),
+    ),
+    MigInstance(
+        gpu_instance_id=2,
+        compute_instance_id=0,
+        memory_total_bytes=71 * GB,
+        memory_used_bytes=20 * GB,
+        processes=((1002, 19 * GB),),
+    ),
 )
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporter.kafka.embedded import free_port
 from exporter.cli import main
 from exporter.config import NodeConfig, load_config
 from exporter.errors import UserError
 from exporter.gpu.fake import DEFAULT_FIXTURES, Capture, FakeNvml
 from exporter.gpu.node import serve
+from exporter.kafka.embedded import free_port
 from tests.support.gpu import wait_until
 
 HOST = "127.0.0.1"
@@ -99,10 +99,19 @@ def test_cli_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_command_runs_on_the_fake_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     config = write(tmp_path, f"http: {{host: {HOST}, port: {port}}}\ngpu: {{interval_seconds: 0.1}}\n")
-    command = [sys.executable, "-c", "from exporter.cli import main; main()", "node", "--config", str(config),
-               "--fake-nvml", str(DEFAULT_FIXTURES)]
+    command = [
+        sys.executable,
+        "-c",
+        "from exporter.cli import main; main()",
+        "node",
+        "--config",
+        str(config),
+        "--fake-nvml",
+        str(DEFAULT_FIXTURES),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+
         def ready() -> bool:
             try:
                 return httpx.get(f"http://{HOST}:{port}/readyz", timeout=1).status_code == 200

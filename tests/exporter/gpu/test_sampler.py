@@ -128,7 +128,9 @@ def test_nvml_failure_is_collector_down_logged_once(
     assert only(scrape(registry), "model_health_gpu_collector_up") == 1
     assert len(messages(caplog, logging.WARNING)) == 1
     infos = messages(caplog, logging.INFO)
-    assert [m for m in infos if m.startswith("NVML up")] and len([m for m in infos if m.startswith("NVML recovered")]) == 1
+    assert [m for m in infos if m.startswith("NVML up")] and len(
+        [m for m in infos if m.startswith("NVML recovered")]
+    ) == 1
     # The failed NVML was shut down and initialised afresh, not left half open.
     assert fake.calls["nvmlShutdown"] >= 1 and fake.calls["nvmlInit"] >= 2
 
@@ -171,7 +173,9 @@ def test_real_pynvml_without_a_driver(clock: FakeClock, caplog: pytest.LogCaptur
     assert len(messages(caplog, logging.WARNING)) == 1
 
 
-def test_memory_v1_fallback_on_old_drivers(capture: Capture, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+def test_memory_v1_fallback_on_old_drivers(
+    capture: Capture, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger=SAMPLER_LOG)
     fake = FakeNvml(capture)
     fake.seek_phase("heavy")
@@ -219,9 +223,7 @@ def test_unsupported_reading_is_left_out_and_noted_once(
     assert len([m for m in messages(caplog, logging.INFO) if "nvmlDeviceGetPowerUsage" in m]) == 1
 
 
-def test_unexpected_exception_does_not_kill_the_sampler(
-    capture: Capture, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_unexpected_exception_does_not_kill_the_sampler(capture: Capture, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=SAMPLER_LOG)
     fake = FakeNvml(capture)
     registry = CollectorRegistry()

@@ -56,7 +56,9 @@ def test_one_connection_serves_requests_in_turn_and_head_closes_it():
     try:
         answer = exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
         assert answer.count(b"HTTP/1.1 200 OK") == 3
-        answer = exchange(server.port, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = exchange(
+            server.port, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
         assert answer.count(b"HTTP/1.1 200 OK") == 1 and b"Connection: close" in answer
         answer = exchange(server.port, b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 501")

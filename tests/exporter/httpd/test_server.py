@@ -13,7 +13,11 @@ def server():
     registry = CollectorRegistry()
     Counter("model_health_demo_total", "demo", registry=registry).inc()
     state = {"ready": False}
-    srv = HttpServer(health_app(registry, lambda: (state["ready"], "broker: ok" if state["ready"] else "broker: unreachable")), "127.0.0.1", 0).start()
+    srv = HttpServer(
+        health_app(registry, lambda: (state["ready"], "broker: ok" if state["ready"] else "broker: unreachable")),
+        "127.0.0.1",
+        0,
+    ).start()
     yield srv, state
     srv.stop()
 
@@ -32,7 +36,11 @@ def test_metrics_health_and_readiness(server):
     status, body, headers = get(srv.port, "/metrics")
     assert status == 200 and "model_health_demo_total 1.0" in body and headers["Content-Type"].startswith("text/plain")
     status, body, headers = get(srv.port, "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
-    assert status == 200 and headers["Content-Type"].startswith("application/openmetrics-text") and body.endswith("# EOF\n")
+    assert (
+        status == 200
+        and headers["Content-Type"].startswith("application/openmetrics-text")
+        and body.endswith("# EOF\n")
+    )
     assert get(srv.port, "/healthz")[0] == 200
     assert get(srv.port, "/readyz")[:2] == (503, "broker: unreachable\n")
     state["ready"] = True

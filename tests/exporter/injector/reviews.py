@@ -69,8 +69,18 @@ def _pod(metadata: dict[str, Any], containers: list[dict[str, Any]], **spec: Any
             "preemptionPolicy": "PreemptLowerPriority",
             "priority": 0,
             "tolerations": [
-                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
             ],
             **spec,
         },
@@ -133,7 +143,10 @@ def kserve_predictor() -> dict[str, Any]:
                     "name": "storage-initializer",
                     "image": "kserve/storage-initializer:v0.13.0",
                     "args": ["gs://models/fraud/7", "/mnt/models"],
-                    "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "100m", "memory": "100Mi"}},
+                    "resources": {
+                        "limits": {"cpu": "1", "memory": "1Gi"},
+                        "requests": {"cpu": "100m", "memory": "100Mi"},
+                    },
                     "volumeMounts": [{"name": "kserve-provision-location", "mountPath": "/mnt/models"}],
                 }
             )

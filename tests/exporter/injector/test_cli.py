@@ -41,7 +41,9 @@ def test_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             }
         )
     )
-    process = subprocess.Popen(_command(config), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        _command(config), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         context = ssl.create_default_context(cadata=ca.pem.decode())
         deadline = time.monotonic() + TIMEOUT_S
@@ -65,7 +67,9 @@ def test_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
 
 def test_unloadable_certificate_fails_at_start_naming_the_files(tmp_path: Path) -> None:
     config = tmp_path / "injector.yaml"
-    config.write_text(yaml.safe_dump({"tls": {"cert_file": str(tmp_path / "missing.crt"), "key_file": str(tmp_path / "k")}}))
+    config.write_text(
+        yaml.safe_dump({"tls": {"cert_file": str(tmp_path / "missing.crt"), "key_file": str(tmp_path / "k")}})
+    )
     result = subprocess.run(_command(config), env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S)
     assert result.returncode == 2
     assert "tls: cannot load" in result.stderr and "missing.crt" in result.stderr

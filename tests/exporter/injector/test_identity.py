@@ -12,7 +12,12 @@ def test_explicit_annotation_wins_over_framework_labels() -> None:
         {"serving.kserve.io/inferenceservice": "isvc-name", "app.kubernetes.io/version": "2"},
         {"model-health.io/model": "fraud", "model-health.io/model-version": "7"},
     )
-    assert (identity.name, identity.version, identity.source, identity.version_known) == ("fraud", "7", "annotation", True)
+    assert (identity.name, identity.version, identity.source, identity.version_known) == (
+        "fraud",
+        "7",
+        "annotation",
+        True,
+    )
 
 
 def test_model_label_counts_like_the_annotation() -> None:
@@ -20,7 +25,10 @@ def test_model_label_counts_like_the_annotation() -> None:
 
 
 def test_kserve_inferenceservice_label() -> None:
-    identity = model_identity({"serving.kserve.io/inferenceservice": "fraud", "component": "predictor"}, {"model-health.io/model-version": "7"})
+    identity = model_identity(
+        {"serving.kserve.io/inferenceservice": "fraud", "component": "predictor"},
+        {"model-health.io/model-version": "7"},
+    )
     assert (identity.name, identity.version, identity.source) == ("fraud", "7", "kserve")
 
 
@@ -49,7 +57,9 @@ def test_seldon_v2_server_needs_an_explicit_model() -> None:
     labels = {"app": "seldon-server", "seldon-server-name": "mlserver", "app.kubernetes.io/name": "mlserver"}
     with pytest.raises(NoModelName, match="Seldon Core v2"):
         model_identity(labels, {})
-    assert model_identity(labels, {"model-health.io/model": "iris", "model-health.io/model-version": "1"}).name == "iris"
+    assert (
+        model_identity(labels, {"model-health.io/model": "iris", "model-health.io/model-version": "1"}).name == "iris"
+    )
 
 
 def test_blank_values_do_not_count() -> None:

@@ -15,7 +15,9 @@ from exporter.injector import names
 from exporter.injector.mutation import SidecarConfigValidator, plan
 from tests.exporter.injector import reviews
 
-SIDECAR = InjectedSidecarConfig(image="registry.example.com/model-health:0.1.0", kafka={"bootstrap_servers": "kafka.data:9092"})
+SIDECAR = InjectedSidecarConfig(
+    image="registry.example.com/model-health:0.1.0", kafka={"bootstrap_servers": "kafka.data:9092"}
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +92,11 @@ def test_plain_container_mode_for_older_clusters(validator: SidecarConfigValidat
     container = _sidecar(decision.mutated, "containers")
     assert "restartPolicy" not in container
     assert "initContainers" not in decision.mutated["spec"]
-    assert [c["name"] for c in decision.mutated["spec"]["containers"]] == ["classifier", "seldon-container-engine", names.CONTAINER]
+    assert [c["name"] for c in decision.mutated["spec"]["containers"]] == [
+        "classifier",
+        "seldon-container-engine",
+        names.CONTAINER,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -132,7 +138,10 @@ def test_container_already_there_without_status_counts_as_injected(validator: Si
     [
         (lambda pod: pod["spec"]["containers"][0]["ports"].append({"containerPort": 9878}), "port 9878"),
         (lambda pod: pod["spec"].__setitem__("hostNetwork", True), "host network"),
-        (lambda pod: pod["spec"].__setitem__("volumes", [{"name": "model-health-tmp", "emptyDir": {}}]), "model-health-tmp"),
+        (
+            lambda pod: pod["spec"].__setitem__("volumes", [{"name": "model-health-tmp", "emptyDir": {}}]),
+            "model-health-tmp",
+        ),
         (lambda pod: pod["metadata"].__setitem__("labels", {}), "no model name"),
     ],
 )

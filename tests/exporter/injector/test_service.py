@@ -48,7 +48,9 @@ class Running:
     def mutate(self, document: Any, scope: str | None = None) -> httpx.Response:
         suffix = f"?scope={scope}" if scope else ""
         body = document if isinstance(document, bytes) else json.dumps(document).encode()
-        return self.client.post(f"{self.url}/mutate{suffix}", content=body, headers={"Content-Type": "application/json"})
+        return self.client.post(
+            f"{self.url}/mutate{suffix}", content=body, headers={"Content-Type": "application/json"}
+        )
 
     def served_serial(self) -> int:
         context = ssl.create_default_context(cadata=self.ca.pem.decode())
@@ -65,7 +67,10 @@ def _start(tmp_path: Path, ca: CertificateAuthority, issued: Issued, **overrides
         {
             "http": {"host": "127.0.0.1", "port": 1, "connection_timeout_seconds": 2.0},
             "tls": {"cert_file": str(cert_file), "key_file": str(key_file)},
-            "sidecar": {"image": "registry.example.com/model-health:0.1.0", "kafka": {"bootstrap_servers": "kafka.data:9092"}},
+            "sidecar": {
+                "image": "registry.example.com/model-health:0.1.0",
+                "kafka": {"bootstrap_servers": "kafka.data:9092"},
+            },
             **overrides,
         }
     )
@@ -121,7 +126,9 @@ def _validate_pod(pod: dict[str, Any]) -> None:
     ],
     ids=["kserve-predictor", "seldon-v1", "plain"],
 )
-def test_injects_and_is_idempotent(injector: Running, make_pod: Callable[[], dict], namespace: str, model: str, version: str) -> None:
+def test_injects_and_is_idempotent(
+    injector: Running, make_pod: Callable[[], dict], namespace: str, model: str, version: str
+) -> None:
     pod = make_pod()
     _validate_pod(pod)  # the fixture itself is a valid Pod
     request = reviews.review(pod, namespace)
@@ -189,7 +196,11 @@ def _malformed() -> list[tuple[str, bytes, str | None]]:
         ("not-json", b"{not json", "not JSON"),
         ("not-utf8", b"\xff\xfe\x00", "not JSON"),
         ("array", b"[1, 2]", "not a JSON object"),
-        ("no-request", json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode(), "request"),
+        (
+            "no-request",
+            json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode(),
+            "request",
+        ),
         ("no-uid", json.dumps(no_uid).encode(), "request.uid"),
         ("v1beta1", json.dumps(beta).encode(), "apiVersion"),
         ("pod-without-object", json.dumps(no_object).encode(), "request.object"),
@@ -301,7 +312,7 @@ def test_certificate_rotation(tmp_path: Path) -> None:
         assert running.served_serial() == first.serial
         second = ca.issue(DNS_NAMES, days=60)
         write_pair(second, running.tls_dir)
-        _poll(lambda: running.served_serial() == second.serial, "the rotated certificate")
+        _poll(lambda: running.served_serial() == second.serial, "the rotated certificate")  # noqa: B023 - polled at once
         request = reviews.review(reviews.plain_fastapi(), "ml")
         assert _patch_of(running.mutate(request), request["request"]["uid"])
 
@@ -318,4 +329,4 @@ def test_certificate_rotation(tmp_path: Path) -> None:
         assert abs(expiry - second.not_after.timestamp()) < 1
 
         write_pair(third, running.tls_dir)  # the key arrives
-        _poll(lambda: running.served_serial() == third.serial, "the completed rotation")
+        _poll(lambda: running.served_serial() == third.serial, "the completed rotation")  # noqa: B023 - polled at once

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 import pytest
 
-from exporter.kafka.embedded import EmbeddedBroker, free_port
 from exporter.errors import UserError
 from exporter.kafka import (
     Backoff,
@@ -28,6 +27,7 @@ from exporter.kafka import (
     wait_for_broker,
 )
 from exporter.kafka.deadletter import MAX_DETAIL_BYTES
+from exporter.kafka.embedded import EmbeddedBroker, free_port
 from exporter.kafka.probe import parse_bootstrap
 from exporter.records import Reason, Rejected
 from tests.support.broker import (  # noqa: F401

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.kafka.embedded import EmbeddedBroker, find_tansu, free_port
 from exporter.errors import UserError
 from exporter.kafka import probe
+from exporter.kafka.embedded import EmbeddedBroker, find_tansu, free_port
 from tests.support.broker import broker, make_topic  # noqa: F401
 
 

@@ -8,8 +8,15 @@ from exporter.pipeline.label_join import LabelJoiner
 
 
 def labels(*ids: str, model: str = "m") -> pa.Table:
-    return pa.table({"model": [model] * len(ids), "request_id": list(ids), "label_value": [1.0] * len(ids),
-                     "label_class": ["1"] * len(ids), "timestamp": [0.0] * len(ids)})
+    return pa.table(
+        {
+            "model": [model] * len(ids),
+            "request_id": list(ids),
+            "label_value": [1.0] * len(ids),
+            "label_class": ["1"] * len(ids),
+            "timestamp": [0.0] * len(ids),
+        }
+    )
 
 
 def test_labels_may_arrive_first():
@@ -101,15 +108,24 @@ def flat(joined: dict) -> list:
     return sorted(
         (key, t, _score(s), text)
         for key, j in joined.items()
-        for t, s, text in zip(j.timestamps.tolist(), (j.scores.tolist() if j.scores is not None else [None] * j.timestamps.size), j.labels.tolist())
+        for t, s, text in zip(
+            j.timestamps.tolist(),
+            (j.scores.tolist() if j.scores is not None else [None] * j.timestamps.size),
+            j.labels.tolist(),
+        )
     )
 
 
 ids = st.sampled_from([f"r{i}" for i in range(12)])
 operations = st.lists(
     st.one_of(
-        st.tuples(st.just("predict"), st.sampled_from(["m", "n"]), st.sampled_from(["1", "2"]),
-                  st.lists(st.one_of(ids, st.none()), max_size=8), st.booleans()),
+        st.tuples(
+            st.just("predict"),
+            st.sampled_from(["m", "n"]),
+            st.sampled_from(["1", "2"]),
+            st.lists(st.one_of(ids, st.none()), max_size=8),
+            st.booleans(),
+        ),
         st.tuples(st.just("fresh"), st.sampled_from(["m", "n"]), st.integers(0, 40)),
         st.tuples(st.just("label"), st.lists(st.tuples(st.sampled_from(["m", "n"]), ids), max_size=8)),
         st.tuples(st.just("tick"), st.sampled_from([0, 1, 5, 30])),
@@ -122,7 +138,12 @@ operations = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(operations, st.sampled_from([2, 5, 50]))
 def test_the_join_follows_its_rules_through_any_sequence(ops, max_pending):
-    joiner, reference, now, fresh = LabelJoiner(ttl_seconds=20, max_pending=max_pending), Reference(20, max_pending), 0.0, 0
+    joiner, reference, now, fresh = (
+        LabelJoiner(ttl_seconds=20, max_pending=max_pending),
+        Reference(20, max_pending),
+        0.0,
+        0,
+    )
     for op in ops:
         if op[0] in ("predict", "fresh"):
             if op[0] == "predict":
@@ -136,15 +157,34 @@ def test_the_join_follows_its_rules_through_any_sequence(ops, max_pending):
             classes = [None if i % 2 else "a" for i in range(len(rids))]
             args = (rids, times, scores, classes)
             if as_arrow:
-                args = (pa.array(rids, pa.string()), pa.array(times, pa.float64()), pa.array(scores, pa.float64()), pa.array(classes, pa.string()))
+                args = (
+                    pa.array(rids, pa.string()),
+                    pa.array(times, pa.float64()),
+                    pa.array(scores, pa.float64()),
+                    pa.array(classes, pa.string()),
+                )
             got = flat(joiner.add_predictions(model, version, *args, now=now))
             assert got == reference.add_predictions(model, version, rids, times, scores, classes, now)
         elif op[0] == "label":
             rows = [(m, r, 1.0, "1") for m, r in op[1]]
-            table = pa.table({"model": [m for m, *_ in rows], "request_id": [r for _, r, *_ in rows],
-                              "label_value": [1.0] * len(rows), "label_class": ["1"] * len(rows), "timestamp": [now] * len(rows)},
-                             schema=pa.schema([("model", pa.string()), ("request_id", pa.string()), ("label_value", pa.float64()),
-                                               ("label_class", pa.string()), ("timestamp", pa.float64())]))
+            table = pa.table(
+                {
+                    "model": [m for m, *_ in rows],
+                    "request_id": [r for _, r, *_ in rows],
+                    "label_value": [1.0] * len(rows),
+                    "label_class": ["1"] * len(rows),
+                    "timestamp": [now] * len(rows),
+                },
+                schema=pa.schema(
+                    [
+                        ("model", pa.string()),
+                        ("request_id", pa.string()),
+                        ("label_value", pa.float64()),
+                        ("label_class", pa.string()),
+                        ("timestamp", pa.float64()),
+                    ]
+                ),
+            )
             assert flat(joiner.add_labels(table, now=now)) == reference.add_labels(rows, now)
         elif op[0] == "tick":
             now += op[1]
@@ -159,7 +199,8 @@ def test_the_join_follows_its_rules_through_any_sequence(ops, max_pending):
         assert [(m, r) for m, r, *_ in state["labels"]] == list(reference.labels)
         assert [p[2:] for p in state["predictions"]] == [list(v) for v in reference.predictions.values()]
         assert {m: (c.joined, c.unmatched) for m, c in joiner.counts.items() if c.joined or c.unmatched} == {
-            m: (reference.joined[m], reference.unmatched[m]) for m in set(reference.joined) | set(reference.unmatched)
+            m: (reference.joined[m], reference.unmatched[m])
+            for m in set(reference.joined) | set(reference.unmatched)
             if reference.joined[m] or reference.unmatched[m]
         }
         assert joiner.pending_counts() == dict(Counter(m for m, _ in reference.predictions))
@@ -171,13 +212,31 @@ def test_holes_left_by_joins_are_closed_without_losing_order():
     for target in (joiner, reference):
         target.add_predictions("m", "1", ids, [1.0] * 3_000, [0.5] * 3_000, [None] * 3_000, now=0.0)
     joined = [i for i in ids if int(i[1:]) % 50]  # all but every 50th meet their label
-    table = pa.table({"model": ["m"] * len(joined), "request_id": joined, "label_value": [1.0] * len(joined),
-                      "label_class": ["1"] * len(joined), "timestamp": [0.0] * len(joined)})
-    assert len(flat(joiner.add_labels(table, now=1.0))) == len(reference.add_labels([("m", r, 1.0, "1") for r in joined], 1.0))
+    table = pa.table(
+        {
+            "model": ["m"] * len(joined),
+            "request_id": joined,
+            "label_value": [1.0] * len(joined),
+            "label_class": ["1"] * len(joined),
+            "timestamp": [0.0] * len(joined),
+        }
+    )
+    assert len(flat(joiner.add_labels(table, now=1.0))) == len(
+        reference.add_labels([("m", r, 1.0, "1") for r in joined], 1.0)
+    )
     more = [f"s{i}" for i in range(3_000)]  # the buffer must grow: holes are closed first
     for target in (joiner, reference):
         target.add_predictions("m", "1", more, [2.0] * 3_000, [0.5] * 3_000, [None] * 3_000, now=2.0)
     assert [(m, r) for m, r, *_ in joiner.export_state()["predictions"]] == list(reference.predictions)
-    late = pa.table({"model": ["m", "m"], "request_id": ["r0", "s5"], "label_value": [1.0, 1.0],
-                     "label_class": ["1", "1"], "timestamp": [0.0, 0.0]})
-    assert flat(joiner.add_labels(late, now=3.0)) == reference.add_labels([("m", "r0", 1.0, "1"), ("m", "s5", 1.0, "1")], 3.0)
+    late = pa.table(
+        {
+            "model": ["m", "m"],
+            "request_id": ["r0", "s5"],
+            "label_value": [1.0, 1.0],
+            "label_class": ["1", "1"],
+            "timestamp": [0.0, 0.0],
+        }
+    )
+    assert flat(joiner.add_labels(late, now=3.0)) == reference.add_labels(
+        [("m", "r0", 1.0, "1"), ("m", "s5", 1.0, "1")], 3.0
+    )

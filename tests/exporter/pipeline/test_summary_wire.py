@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from detectors.profile import ProfileSettings, build_profile
+from exporter.demo.synthetic import synthetic_table
 from exporter.pipeline.summary_wire import (
     CONTENT_TYPE_HEADER,
     METADATA_KEY,
@@ -19,7 +20,6 @@ from exporter.pipeline.summary_wire import (
     kafka_headers,
     read_summary_header,
 )
-from exporter.demo.synthetic import synthetic_table
 from exporter.pipeline.windows import Bucket, ModelWindows, WindowSpec
 
 SHAPE = {"numeric": 3, "categorical": 2, "drifted": 1}
@@ -27,17 +27,28 @@ SHAPE = {"numeric": 3, "categorical": 2, "drifted": 1}
 
 @pytest.fixture(scope="module")
 def profile():
-    return build_profile(synthetic_table(5_000, seed=1, **SHAPE), model="fraud", model_version="7",
-                         created_at=1.7e9, prediction="prediction", label="label")
+    return build_profile(
+        synthetic_table(5_000, seed=1, **SHAPE),
+        model="fraud",
+        model_version="7",
+        created_at=1.7e9,
+        prediction="prediction",
+        label="label",
+    )
 
 
 def folded(profile, rows: int = 700, seed: int = 2) -> Bucket:
     table = synthetic_table(rows, seed=seed, drift=True, **SHAPE)
-    records = pa.table({
-        "model": ["fraud"] * rows, "model_version": ["7"] * rows, "timestamp": [1_800_000_005.0] * rows,
-        "prediction_score": table.column("prediction"), "prediction_class": pa.nulls(rows, pa.string()),
-        **{f"f.{name}": table.column(name) for name in profile.features},
-    })
+    records = pa.table(
+        {
+            "model": ["fraud"] * rows,
+            "model_version": ["7"] * rows,
+            "timestamp": [1_800_000_005.0] * rows,
+            "prediction_score": table.column("prediction"),
+            "prediction_class": pa.nulls(rows, pa.string()),
+            **{f"f.{name}": table.column(name) for name in profile.features},
+        }
+    )
     store = ModelWindows(profile, [WindowSpec("s", 60, 1)], allowed_lateness=math.inf)
     store.fold_predictions(records)
     ((start, bucket),) = store.buckets["s"].items()
@@ -46,16 +57,32 @@ def folded(profile, rows: int = 700, seed: int = 2) -> Bucket:
 
 
 def header(**overrides) -> SummaryHeader:
-    values = dict(model="fraud", model_version="7", bucket_start=1_800_000_000, bucket_seconds=60,
-                  producer_id="pod-a-1", sequence=4, records=700, model_namespace="prod", profile_created_at=1.7e9)
+    values = dict(
+        model="fraud",
+        model_version="7",
+        bucket_start=1_800_000_000,
+        bucket_seconds=60,
+        producer_id="pod-a-1",
+        sequence=4,
+        records=700,
+        model_namespace="prod",
+        profile_created_at=1.7e9,
+    )
     values.update(overrides)
     return SummaryHeader(**values)
 
 
 def test_round_trip_is_exact(profile):
     bucket = folded(profile)
-    bucket = Bucket(bucket.records, bucket.features, bucket.prediction, label=profile.label,
-                    performance=profile.performance, loss=profile.loss, labels=12)
+    bucket = Bucket(
+        bucket.records,
+        bucket.features,
+        bucket.prediction,
+        label=profile.label,
+        performance=profile.performance,
+        loss=profile.loss,
+        labels=12,
+    )
     got_header, got = decode_summary(encode_summary(header(), bucket), profile)
     assert got_header == header(labels=12)
     assert got.records == 700 and got.labels == 12
@@ -118,9 +145,22 @@ def test_other_bytes_and_other_bins_are_refused(profile):
     short = Bucket(bucket.records, {**bucket.features, "ghost": bucket.features[name]})
     with pytest.raises(SummaryFormatError, match="feature 'ghost' is not in the profile"):
         decode_summary(encode_summary(header(), short), profile)
-    other = build_profile(synthetic_table(2_000, seed=9, **SHAPE), model="fraud", model_version="7", created_at=1.7e9,
-                          prediction="prediction", label="label")
-    coarse = build_profile(synthetic_table(2_000, seed=9, **SHAPE), model="fraud", model_version="7", created_at=1.7e9,
-                           prediction="prediction", label="label", settings=ProfileSettings(fine_bins=100))
+    other = build_profile(
+        synthetic_table(2_000, seed=9, **SHAPE),
+        model="fraud",
+        model_version="7",
+        created_at=1.7e9,
+        prediction="prediction",
+        label="label",
+    )
+    coarse = build_profile(
+        synthetic_table(2_000, seed=9, **SHAPE),
+        model="fraud",
+        model_version="7",
+        created_at=1.7e9,
+        prediction="prediction",
+        label="label",
+        settings=ProfileSettings(fine_bins=100),
+    )
     with pytest.raises(SummaryFormatError, match="non-negative counts"):
         decode_summary(encode_summary(header(), folded(coarse)), other)

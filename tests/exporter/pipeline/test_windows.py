@@ -4,11 +4,11 @@ import pytest
 
 from detectors.decision import DriftRule
 from detectors.profile import build_profile
+from exporter.demo.synthetic import drifted_columns, label_log, prediction_log, synthetic_table
 from exporter.pipeline.evaluation import ModelIdentity, evaluate_model
 from exporter.pipeline.label_join import LabelJoiner
-from exporter.records import Reason
-from exporter.demo.synthetic import drifted_columns, label_log, prediction_log, synthetic_table
 from exporter.pipeline.windows import Bucket, ModelWindows, WindowSpec
+from exporter.records import Reason
 
 SHAPE = {"numeric": 4, "categorical": 2, "drifted": 2}
 WINDOWS = [WindowSpec("5m", 60, 5), WindowSpec("1h", 600, 6)]
@@ -16,8 +16,14 @@ WINDOWS = [WindowSpec("5m", 60, 5), WindowSpec("1h", 600, 6)]
 
 @pytest.fixture(scope="module")
 def profile():
-    return build_profile(synthetic_table(20_000, seed=1, **SHAPE), model="m", model_version="1", created_at=0.0,
-                         prediction="prediction", label="label")
+    return build_profile(
+        synthetic_table(20_000, seed=1, **SHAPE),
+        model="m",
+        model_version="1",
+        created_at=0.0,
+        prediction="prediction",
+        label="label",
+    )
 
 
 def test_batches_fold_into_every_window_and_sum_exactly(profile):
@@ -33,7 +39,10 @@ def test_batches_fold_into_every_window_and_sum_exactly(profile):
         assert store.window(name, 1300).records == 3_000
         for feature in profile.metadata.features:
             assert store.window(name, 1300).features[feature] == whole.window(name, 1300).features[feature]
-    assert sorted(store.buckets["5m"]) == [960, 1020, 1080, 1140, 1200, 1260] and sorted(store.buckets["1h"]) == [600, 1200]
+    assert sorted(store.buckets["5m"]) == [960, 1020, 1080, 1140, 1200, 1260] and sorted(store.buckets["1h"]) == [
+        600,
+        1200,
+    ]
 
 
 def test_window_only_sums_recent_buckets(profile):
@@ -81,11 +90,18 @@ def test_drift_performance_and_staleness_are_evaluated(profile):
     times = np.linspace(1000, 1200, 5_000)
     log = prediction_log(drifted, "m", "1", times)
     store.fold_predictions(log)
-    joiner.add_predictions("m", "1", log.column("request_id").to_pylist(), times.tolist(),
-                           log.column("prediction_score").to_pylist(), [None] * 5_000, now=1200)
+    joiner.add_predictions(
+        "m",
+        "1",
+        log.column("request_id").to_pylist(),
+        times.tolist(),
+        log.column("prediction_score").to_pylist(),
+        [None] * 5_000,
+        now=1200,
+    )
     labels = label_log(drifted, "m", times + 100)
     store.fold_labels(labels)
-    for model, joined in joiner.add_labels(labels, now=1300).items():
+    for _model, joined in joiner.add_labels(labels, now=1300).items():
         store.fold_joined(joined)
     result = evaluate_model(ModelIdentity("m", "1"), store, lambda feature: DriftRule(), now=1300)
     window = result.windows["1h"]
@@ -99,16 +115,21 @@ def test_drift_performance_and_staleness_are_evaluated(profile):
 
 def _state(store: ModelWindows) -> dict:
     return {
-        name: {start: (b.records, {f: s for f, s in b.features.items()}, b.prediction) for start, b in sorted(ring.items())}
+        name: {
+            start: (b.records, {f: s for f, s in b.features.items()}, b.prediction) for start, b in sorted(ring.items())
+        }
         for name, ring in store.buckets.items()
     }
 
 
-@pytest.mark.parametrize("times", [
-    [np.linspace(1000, 1100, 300), np.linspace(1050, 1290, 200)],  # one batch holds no late record
-    [np.full(300, 1000.0), np.full(200, 2000.0), np.full(100, 1500.0)],  # the third is late behind the second
-    [np.full(100, 2000.0), np.full(100, 1000.0)],  # the second is late behind the first
-])
+@pytest.mark.parametrize(
+    "times",
+    [
+        [np.linspace(1000, 1100, 300), np.linspace(1050, 1290, 200)],  # one batch holds no late record
+        [np.full(300, 1000.0), np.full(200, 2000.0), np.full(100, 1500.0)],  # the third is late behind the second
+        [np.full(100, 2000.0), np.full(100, 1000.0)],  # the second is late behind the first
+    ],
+)
 def test_a_batch_of_tables_folds_like_the_tables_one_by_one(profile, times):
     logs = [prediction_log(synthetic_table(t.size, seed=10 + i, **SHAPE), "m", "1", t) for i, t in enumerate(times)]
     one_by_one = ModelWindows(profile, WINDOWS, allowed_lateness=300)
@@ -133,7 +154,9 @@ def test_rows_in_any_time_order_fold_into_their_buckets(profile):
 
 def test_buckets_sum_in_one_step_as_they_add(profile):
     store = ModelWindows(profile, WINDOWS, allowed_lateness=1_000)
-    store.fold_predictions(prediction_log(synthetic_table(600, seed=9, **SHAPE), "m", "1", np.linspace(1000, 1299, 600)))
+    store.fold_predictions(
+        prediction_log(synthetic_table(600, seed=9, **SHAPE), "m", "1", np.linspace(1000, 1299, 600))
+    )
     parts = list(store.buckets["5m"].values())
     added = parts[0]
     for part in parts[1:]:
@@ -153,8 +176,9 @@ def test_numeric_columns_folded_together_equal_folding_each(profile, seed, monke
 
     rng = np.random.default_rng(seed)
     rows = 600
-    log = prediction_log(synthetic_table(rows, seed=10 + seed, drift=True, **SHAPE), "m", "1",
-                         1_000 + rng.uniform(0, 900, rows))
+    log = prediction_log(
+        synthetic_table(rows, seed=10 + seed, drift=True, **SHAPE), "m", "1", 1_000 + rng.uniform(0, 900, rows)
+    )
     numeric = [n for n in log.column_names if n.startswith("f.num")]
     first = log.column(numeric[0]).to_numpy(zero_copy_only=False).copy()
     first[rng.random(rows) < 0.1] = np.nan

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.kafka.embedded import free_port
 from exporter.config import RelayConfig, load_config
+from exporter.kafka.embedded import free_port
 from exporter.relay.service import serve
 from tests.exporter.relay.fake_target import FakeTarget, wait_until
 
@@ -70,8 +70,14 @@ class Relay:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def post(self, payload: Any = None, *, token: str | None = TOKEN, content: bytes | None = None,
-             headers: dict[str, str] | None = None) -> httpx.Response:
+    def post(
+        self,
+        payload: Any = None,
+        *,
+        token: str | None = TOKEN,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"

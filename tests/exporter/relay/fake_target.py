@@ -47,7 +47,11 @@ class Received:
 
 class FakeTarget:
     def __init__(
-        self, kind: str = "generic", secret: str | None = None, port: int | None = None, tls: ssl.SSLContext | None = None
+        self,
+        kind: str = "generic",
+        secret: str | None = None,
+        port: int | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.kind = kind
         self.port = port or free_port()
@@ -112,13 +116,18 @@ class FakeTarget:
         return [r for r in self.received if 200 <= r.answered < 300]
 
     def wait_for(self, count: int, timeout: float = 30.0, accepted: bool = True) -> list[Received]:
-        wait_until(lambda: len(self.delivered() if accepted else self.received) >= count, timeout,
-                   f"{count} request(s) at the target")
+        wait_until(
+            lambda: len(self.delivered() if accepted else self.received) >= count,
+            timeout,
+            f"{count} request(s) at the target",
+        )
         return self.delivered() if accepted else self.received
 
     # -- answering -----------------------------------------------------------------------------
 
-    def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _answer(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         arrived = time.monotonic()
         verified: bool | None = None
         if self._webhook is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -61,9 +61,15 @@ def alertmanager(tmp_path: Path) -> Iterator:
         config_path.write_text(yaml.safe_dump(config))
         log = (tmp_path / "alertmanager.log").open("wb")
         process = subprocess.Popen(
-            [BINARY, f"--config.file={config_path}", f"--storage.path={tmp_path / 'am-data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                BINARY,
+                f"--config.file={config_path}",
+                f"--storage.path={tmp_path / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         processes.append(process)
         url = f"http://127.0.0.1:{port}"
@@ -86,10 +92,14 @@ def alertmanager(tmp_path: Path) -> Iterator:
 
 
 def _alert(model: str, version: str, *, ends: datetime | None = None) -> dict:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     body = {
-        "labels": {"alertname": "ModelHealthRetrainRecommended", "model": model, "model_version": version,
-                   "severity": "warning"},
+        "labels": {
+            "alertname": "ModelHealthRetrainRecommended",
+            "model": model,
+            "model_version": version,
+            "severity": "warning",
+        },
         "annotations": {"summary": f"{model} {version}: 5 of 12 features drift"},
         "startsAt": (now - timedelta(minutes=5)).isoformat(),
         "generatorURL": "http://prometheus:9090/graph",
@@ -99,7 +109,9 @@ def _alert(model: str, version: str, *, ends: datetime | None = None) -> dict:
     return body
 
 
-def test_alertmanager_repeats_become_one_signed_request(start_relay, target: FakeTarget, alertmanager, tmp_path: Path) -> None:
+def test_alertmanager_repeats_become_one_signed_request(
+    start_relay, target: FakeTarget, alertmanager, tmp_path: Path
+) -> None:
     relay = start_relay(target)
     token_file = tmp_path / "am-token"
     token_file.write_text(TOKEN + "\n")
@@ -120,18 +132,23 @@ def test_alertmanager_repeats_become_one_signed_request(start_relay, target: Fak
     assert len(fraud["alerts"][0]["fingerprint"]) == 16
 
     # Resolve fraud: Alertmanager sends the resolution, the relay acknowledges and ignores it.
-    resolved = [_alert("fraud", "7", ends=datetime.now(timezone.utc) - timedelta(seconds=1))]
+    resolved = [_alert("fraud", "7", ends=datetime.now(UTC) - timedelta(seconds=1))]
     assert httpx.post(f"{am}/api/v2/alerts", json=resolved, timeout=30).status_code == 200
     wait_until(lambda: relay.metric("model_health_relay_skipped_total", reason="resolved") >= 1, 60, "the resolution")
     assert len(target.received) == 2
 
 
-def test_wrong_token_in_alertmanager_is_refused_and_counted(start_relay, target: FakeTarget, alertmanager, tmp_path: Path) -> None:
+def test_wrong_token_in_alertmanager_is_refused_and_counted(
+    start_relay, target: FakeTarget, alertmanager, tmp_path: Path
+) -> None:
     relay = start_relay(target)
     token_file = tmp_path / "am-token"
     token_file.write_text("not-the-token\n")
     am = alertmanager(receiver_config(relay.url, token_file))
     assert httpx.post(f"{am}/api/v2/alerts", json=[_alert("fraud", "7")], timeout=30).status_code == 200
-    wait_until(lambda: relay.metric("model_health_relay_requests_rejected_total", reason="unauthorized") >= 1, 60,
-               "Alertmanager's refused notification")
+    wait_until(
+        lambda: relay.metric("model_health_relay_requests_rejected_total", reason="unauthorized") >= 1,
+        60,
+        "Alertmanager's refused notification",
+    )
     assert target.received == []

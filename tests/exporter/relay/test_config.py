@@ -29,10 +29,13 @@ def error(tmp_path: Path, text: str) -> str:
 
 
 def test_defaults(tmp_path: Path) -> None:
-    config = load(tmp_path, """
+    config = load(
+        tmp_path,
+        """
         target: {url: "http://trainer.ml:8080/hooks/retrain", secret_file: secret}
         auth: {token_file: token}
-    """)
+    """,
+    )
     assert (config.http.host, config.http.port) == ("0.0.0.0", 9880)
     assert config.retrain.alert_name == "ModelHealthRetrainRecommended"
     assert config.retrain.cooldown_seconds == 6 * 3600
@@ -45,24 +48,50 @@ def test_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("target: {kind: generic, secret_file: s}\nauth: {token_file: t}", "target: url: required when kind is 'generic'"),
-        ("target: {kind: generic, url: 'http://x'}\nauth: {token_file: t}", "target: secret_file: required when kind is 'generic'"),
-        ("target: {kind: argo, url: 'http://x'}\nauth: {token_file: t}", "target: secret_file: required when kind is 'argo'"),
+        (
+            "target: {kind: generic, secret_file: s}\nauth: {token_file: t}",
+            "target: url: required when kind is 'generic'",
+        ),
+        (
+            "target: {kind: generic, url: 'http://x'}\nauth: {token_file: t}",
+            "target: secret_file: required when kind is 'generic'",
+        ),
+        (
+            "target: {kind: argo, url: 'http://x'}\nauth: {token_file: t}",
+            "target: secret_file: required when kind is 'argo'",
+        ),
         ("target: {kind: github}\nauth: {token_file: t}", "target: github: required when kind is 'github'"),
-        ("target: {kind: kubeflow, url: 'http://x'}\nauth: {token_file: t}", "target: kubeflow: required when kind is 'kubeflow'"),
-        ("target: {kind: generic, url: 'http://x', secret_file: s, github: {repository: a/b, token_file: t}}\nauth: {token_file: t}",
-         "target: github: options for kind 'github', but kind is 'generic'"),
+        (
+            "target: {kind: kubeflow, url: 'http://x'}\nauth: {token_file: t}",
+            "target: kubeflow: required when kind is 'kubeflow'",
+        ),
+        (
+            "target: {kind: generic, url: 'http://x', secret_file: s, github: {repository: a/b, token_file: t}}\nauth: {token_file: t}",
+            "target: github: options for kind 'github', but kind is 'generic'",
+        ),
         ("target: {kind: gitlab}\nauth: {token_file: t}", "target.kind: Input should be"),
-        ("target: {url: 'ftp://x', secret_file: s}\nauth: {token_file: t}", "target.url: must be an http:// or https:// URL"),
+        (
+            "target: {url: 'ftp://x', secret_file: s}\nauth: {token_file: t}",
+            "target.url: must be an http:// or https:// URL",
+        ),
         ("target: {url: 'http://x:99999', secret_file: s}\nauth: {token_file: t}", "target.url: bad port"),
         ("target: {url: 'http://x', secret_file: s}", "auth: Field required"),
-        ("target: {url: 'http://x', secret_file: s, retry: {base_backoff_seconds: 5, max_backoff_seconds: 1}}\nauth: {token_file: t}",
-         "target.retry.max_backoff_seconds: must be at least base_backoff_seconds"),
-        ("target: {url: 'http://x', secret_file: s, retry: {jitter: half}}\nauth: {token_file: t}", "target.retry.jitter"),
-        ("target: {kind: github, github: {repository: 'no-slash', token_file: t}}\nauth: {token_file: t}",
-         "target.github.repository: String should match pattern"),
-        ("target: {url: 'http://x', secret_file: s}\nauth: {token_file: t}\nretrain: {cooldown: 5}",
-         "retrain.cooldown: unknown key (did you mean 'cooldown_seconds'?)"),
+        (
+            "target: {url: 'http://x', secret_file: s, retry: {base_backoff_seconds: 5, max_backoff_seconds: 1}}\nauth: {token_file: t}",
+            "target.retry.max_backoff_seconds: must be at least base_backoff_seconds",
+        ),
+        (
+            "target: {url: 'http://x', secret_file: s, retry: {jitter: half}}\nauth: {token_file: t}",
+            "target.retry.jitter",
+        ),
+        (
+            "target: {kind: github, github: {repository: 'no-slash', token_file: t}}\nauth: {token_file: t}",
+            "target.github.repository: String should match pattern",
+        ),
+        (
+            "target: {url: 'http://x', secret_file: s}\nauth: {token_file: t}\nretrain: {cooldown: 5}",
+            "retrain.cooldown: unknown key (did you mean 'cooldown_seconds'?)",
+        ),
     ],
 )
 def test_invalid_configs_name_the_field(tmp_path: Path, text: str, message: str) -> None:
@@ -94,7 +123,9 @@ def test_reference_documents_every_field() -> None:
         ("secret", None, "target.secret_file: cannot read"),
     ],
 )
-def test_secret_files_are_checked_at_start(tmp_path: Path, secret: str, file: str, content: str | None, message: str) -> None:
+def test_secret_files_are_checked_at_start(
+    tmp_path: Path, secret: str, file: str, content: str | None, message: str
+) -> None:
     path = write_config(tmp_path, secret, "http://127.0.0.1:1/hook")
     if content is None:
         (tmp_path / file).unlink()
@@ -114,7 +145,9 @@ def test_cli_start_error_names_config_and_field(tmp_path: Path, secret: str) -> 
     (tmp_path / "token").unlink()
     result = subprocess.run(
         [sys.executable, "-c", "from exporter.cli import main; main()", "relay", "--config", str(path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2, result.stderr
     assert f"error: {path}: auth.token_file: cannot read {tmp_path / 'token'}" in result.stderr

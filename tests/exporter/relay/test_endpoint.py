@@ -26,8 +26,13 @@ def rejected(relay, reason: str) -> float:
 
 def test_missing_or_wrong_token_is_401(relay) -> None:
     payload = notification(alert())
-    for token, headers in ((None, {}), ("not-the-token", {}), (None, {"Authorization": f"Basic {TOKEN}"}),
-                           (None, {"Authorization": "Bearer"}), (TOKEN + "x", {})):
+    for token, headers in (
+        (None, {}),
+        ("not-the-token", {}),
+        (None, {"Authorization": f"Basic {TOKEN}"}),
+        (None, {"Authorization": "Bearer"}),
+        (TOKEN + "x", {}),
+    ):
         answer = relay.post(payload, token=token, headers=headers)
         assert answer.status_code == 401, (token, headers)
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
@@ -43,15 +48,33 @@ def test_missing_or_wrong_token_is_401(relay) -> None:
         (b"\xff\xfe", "bad_json", "not JSON"),
         (b"[]", "bad_payload", "JSON object"),
         (json.dumps({**notification(alert()), "version": "3"}).encode(), "bad_payload", "version"),
-        (json.dumps({k: v for k, v in notification(alert()).items() if k != "version"}).encode(), "bad_payload", "version"),
+        (
+            json.dumps({k: v for k, v in notification(alert()).items() if k != "version"}).encode(),
+            "bad_payload",
+            "version",
+        ),
         (json.dumps({**notification(alert()), "alerts": {"a": 1}}).encode(), "bad_payload", "alerts"),
         (json.dumps({**notification(alert()), "status": "pending"}).encode(), "bad_payload", "status"),
         (json.dumps(notification({**alert(), "fingerprint": None})).encode(), "bad_payload", "alerts.0.fingerprint"),
         (json.dumps(notification({**alert(), "startsAt": "yesterday"})).encode(), "bad_payload", "alerts.0.startsAt"),
-        (json.dumps(notification({**alert(), "labels": {"model": 7}})).encode(), "bad_payload", "alerts.0.labels.model"),
+        (
+            json.dumps(notification({**alert(), "labels": {"model": 7}})).encode(),
+            "bad_payload",
+            "alerts.0.labels.model",
+        ),
     ],
-    ids=["not-json", "not-utf8", "array", "version-3", "no-version", "alerts-object", "bad-status",
-         "no-fingerprint", "bad-startsAt", "label-not-string"],
+    ids=[
+        "not-json",
+        "not-utf8",
+        "array",
+        "version-3",
+        "no-version",
+        "alerts-object",
+        "bad-status",
+        "no-fingerprint",
+        "bad-startsAt",
+        "label-not-string",
+    ],
 )
 def test_bad_payload_is_400(relay, body: bytes, reason: str, words: str) -> None:
     answer = relay.post(content=body, headers={"Content-Type": "application/json"})
@@ -87,8 +110,14 @@ def test_wrong_method_405_unknown_path_404(relay) -> None:
 
 def _raw_post(relay, headers: bytes, body: bytes) -> str:
     with socket.create_connection(("127.0.0.1", relay.port), timeout=30) as sock:
-        sock.sendall(b"POST /v1/alertmanager HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer "
-                     + TOKEN.encode() + b"\r\n" + headers + b"\r\n" + body)
+        sock.sendall(
+            b"POST /v1/alertmanager HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer "
+            + TOKEN.encode()
+            + b"\r\n"
+            + headers
+            + b"\r\n"
+            + body
+        )
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
@@ -96,7 +125,7 @@ def _raw_post(relay, headers: bytes, body: bytes) -> str:
 
 
 def _chunked(body: bytes, size: int = 1000) -> bytes:
-    parts = [body[i:i + size] for i in range(0, len(body), size)]
+    parts = [body[i : i + size] for i in range(0, len(body), size)]
     return b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in parts) + b"0\r\n\r\n"
 
 
@@ -126,7 +155,9 @@ def test_keeps_serving_after_every_kind_of_bad_request(relay, target: FakeTarget
     answer = relay.post(notification(alert("fraud", "7")))
     assert answer.status_code == 200 and len(answer.json()["deliveries"]) == 1
     target.wait_for(1)
-    counts = {reason: rejected(relay, reason) for reason in ("unauthorized", "bad_json", "too_large", "bad_payload", "method")}
+    counts = {
+        reason: rejected(relay, reason) for reason in ("unauthorized", "bad_json", "too_large", "bad_payload", "method")
+    }
     assert counts == {"unauthorized": 1, "bad_json": 1, "too_large": 1, "bad_payload": 1, "method": 1}
     assert relay.metric("model_health_relay_notifications_total") == 1
 

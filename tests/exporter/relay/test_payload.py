@@ -16,13 +16,22 @@ def test_parses_a_notification_and_keeps_startsat_text() -> None:
     (first,) = parsed.alerts
     assert parsed.version == "4" and parsed.status == "firing"
     assert first.startsAt == "2026-11-28T10:00:00.123456789Z"  # nanoseconds, as Alertmanager writes
-    assert (first.fingerprint, first.alertname, first.labels["model"]) == ("ab", "ModelHealthRetrainRecommended", "fraud")
+    assert (first.fingerprint, first.alertname, first.labels["model"]) == (
+        "ab",
+        "ModelHealthRetrainRecommended",
+        "fraud",
+    )
 
 
 @pytest.mark.parametrize(
     ("body", "reason"),
-    [(b"", "bad_json"), (b"null", "bad_payload"), (b'"4"', "bad_payload"), (b'{"version": 4}', "bad_payload"),
-     (b'{"version": "4"}', "bad_payload")],
+    [
+        (b"", "bad_json"),
+        (b"null", "bad_payload"),
+        (b'"4"', "bad_payload"),
+        (b'{"version": 4}', "bad_payload"),
+        (b'{"version": "4"}', "bad_payload"),
+    ],
 )
 def test_refusals(body: bytes, reason: str) -> None:
     with pytest.raises(PayloadError) as info:
@@ -37,17 +46,27 @@ def test_many_errors_are_summarised() -> None:
 
 
 def test_plan_groups_by_model_key_and_counts_the_rest() -> None:
-    parsed = parse_notification(json.dumps(notification(
-        alert("fraud", "7"), alert("fraud", "7"), alert("fraud", None), alert("fraud", "7", status="resolved"),
-        alert("x", "1", name="Other"), alert(None, None),
-    )).encode())
+    parsed = parse_notification(
+        json.dumps(
+            notification(
+                alert("fraud", "7"),
+                alert("fraud", "7"),
+                alert("fraud", None),
+                alert("fraud", "7", status="resolved"),
+                alert("x", "1", name="Other"),
+                alert(None, None),
+            )
+        ).encode()
+    )
     planned = plan(parsed, "ModelHealthRetrainRecommended", "model", "model_version")
     assert [(c.key.text(), len(c.alerts)) for c in planned.candidates] == [("fraud@7", 2), ("fraud", 1)]
     assert planned.skipped == {"resolved": 1, "other_alert": 1, "no_model": 1}
 
 
 def test_configurable_model_labels() -> None:
-    parsed = parse_notification(json.dumps(notification(alert(None, None, inference_service="fraud", revision="3"))).encode())
+    parsed = parse_notification(
+        json.dumps(notification(alert(None, None, inference_service="fraud", revision="3"))).encode()
+    )
     (candidate,) = plan(parsed, "ModelHealthRetrainRecommended", "inference_service", "revision").candidates
     assert candidate.key.text() == "fraud@3"
 

@@ -34,7 +34,9 @@ class RelayProcess:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", "from exporter.cli import main; main()", "relay", "--config", str(self.config)],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         wait_until(self._ready, START_TIMEOUT, f"the relay on port {self.port} (log: {self.log})")
         return self
@@ -49,8 +51,9 @@ class RelayProcess:
             return False
 
     def post(self, payload: dict) -> httpx.Response:
-        return httpx.post(f"{self.url}/v1/alertmanager", json=payload, headers={"Authorization": f"Bearer {TOKEN}"},
-                          timeout=30)
+        return httpx.post(
+            f"{self.url}/v1/alertmanager", json=payload, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        )
 
     def metric(self, name: str, **labels: str) -> float:
         return scrape(self.url).get((name, tuple(sorted(labels.items()))), 0.0)
@@ -80,13 +83,17 @@ def relay_process(tmp_path: Path, secret: str) -> Iterator:
 
 def test_kill_9_with_a_pending_delivery_loses_nothing(relay_process, secret: str) -> None:
     target = FakeTarget("generic", secret)  # down: nothing listens on its port yet
-    relay = relay_process(target, target={"retry": {"max_attempts": 100_000, "base_backoff_seconds": 0.05,
-                                                    "max_backoff_seconds": 0.2}}).start()
+    relay = relay_process(
+        target, target={"retry": {"max_attempts": 100_000, "base_backoff_seconds": 0.05, "max_backoff_seconds": 0.2}}
+    ).start()
     answer = relay.post(notification(alert("fraud", "7", fingerprint="k9")))
     assert answer.status_code == 200
     (queued,) = answer.json()["deliveries"]
-    wait_until(lambda: relay.metric("model_health_relay_retries_total", target="generic") >= 2, 60,
-               "the relay to retry the unreachable target")
+    wait_until(
+        lambda: relay.metric("model_health_relay_retries_total", target="generic") >= 2,
+        60,
+        "the relay to retry the unreachable target",
+    )
     assert relay.kill() == -signal.SIGKILL
     target.start()
     try:
@@ -94,7 +101,9 @@ def test_kill_9_with_a_pending_delivery_loses_nothing(relay_process, secret: str
         (request,) = target.wait_for(1, timeout=60)
         assert request.webhook_id == queued["id"]  # the id it had before the kill
         assert request.verified and request.json["model"] == "fraud"
-        wait_until(lambda: relay.metric("model_health_relay_deliveries_total", target="generic", outcome="delivered") == 1)
+        wait_until(
+            lambda: relay.metric("model_health_relay_deliveries_total", target="generic", outcome="delivered") == 1
+        )
         assert relay.metric("model_health_relay_deliveries_pending", target="generic") == 0
         assert len(target.received) == 1
         # And Alertmanager repeating the notification after the restart changes nothing.

@@ -14,9 +14,24 @@ POLICY = RetryPolicy(max_attempts=8, base_seconds=1.0, max_seconds=60.0, jitter=
 
 @pytest.mark.parametrize(
     ("status", "outcome"),
-    [(200, "delivered"), (201, "delivered"), (204, "delivered"), (301, "permanent"), (400, "permanent"),
-     (401, "permanent"), (403, "permanent"), (404, "permanent"), (408, "retry"), (409, "permanent"),
-     (422, "permanent"), (429, "retry"), (500, "retry"), (502, "retry"), (503, "retry"), (504, "retry")],
+    [
+        (200, "delivered"),
+        (201, "delivered"),
+        (204, "delivered"),
+        (301, "permanent"),
+        (400, "permanent"),
+        (401, "permanent"),
+        (403, "permanent"),
+        (404, "permanent"),
+        (408, "retry"),
+        (409, "permanent"),
+        (422, "permanent"),
+        (429, "retry"),
+        (500, "retry"),
+        (502, "retry"),
+        (503, "retry"),
+        (504, "retry"),
+    ],
 )
 def test_classify(status: int, outcome: str) -> None:
     assert classify(status) == outcome

@@ -9,7 +9,9 @@ from tests.exporter.relay.notifications import alert, notification
 SIX_HOURS = 6 * 3600
 
 
-def test_one_signed_request_per_cooldown_when_alertmanager_repeats(start_relay, target: FakeTarget, clock: Clock) -> None:
+def test_one_signed_request_per_cooldown_when_alertmanager_repeats(
+    start_relay, target: FakeTarget, clock: Clock
+) -> None:
     relay = start_relay(target)
     firing = notification(alert("fraud", "7", fingerprint="aa11", reason="PSI 0.31 on amount"))
     first = relay.post(firing)
@@ -51,24 +53,31 @@ def test_models_and_versions_are_independent(start_relay, target: FakeTarget) ->
     relay = start_relay(target)
     answer = relay.post(notification(alert("fraud", "7"), alert("fraud", "8"), alert("churn", None)))
     assert sorted((d["model"], d["model_version"]) for d in answer.json()["deliveries"]) == [
-        ("churn", None), ("fraud", "7"), ("fraud", "8")
+        ("churn", None),
+        ("fraud", "7"),
+        ("fraud", "8"),
     ]
     # fraud 7 in cooldown does not hold back churn's next alert... and churn's cooldown is its own.
     assert relay.post(notification(alert("fraud", "7"))).json()["skipped"] == {"cooldown": 1}
     assert relay.post(notification(alert("credit", "1"))).json()["deliveries"][0]["model"] == "credit"
     requests = target.wait_for(4)
     assert sorted((r.json["model"], r.json["model_version"]) for r in requests) == [
-        ("churn", None), ("credit", "1"), ("fraud", "7"), ("fraud", "8")
+        ("churn", None),
+        ("credit", "1"),
+        ("fraud", "7"),
+        ("fraud", "8"),
     ]
     assert len({r.webhook_id for r in requests}) == 4
 
 
 def test_alerts_of_one_model_in_one_notification_make_one_request(start_relay, target: FakeTarget) -> None:
     relay = start_relay(target)
-    answer = relay.post(notification(
-        alert("fraud", "7", reason="feature drift", starts_at="2026-11-28T10:05:00Z"),
-        alert("fraud", "7", reason="accuracy 0.71 below reference 0.84", starts_at="2026-11-28T10:00:00.5Z"),
-    ))
+    answer = relay.post(
+        notification(
+            alert("fraud", "7", reason="feature drift", starts_at="2026-11-28T10:05:00Z"),
+            alert("fraud", "7", reason="accuracy 0.71 below reference 0.84", starts_at="2026-11-28T10:00:00.5Z"),
+        )
+    )
     assert len(answer.json()["deliveries"]) == 1
     (request,) = target.wait_for(1)
     assert request.json["reasons"] == ["feature drift", "accuracy 0.71 below reference 0.84"]
@@ -78,11 +87,13 @@ def test_alerts_of_one_model_in_one_notification_make_one_request(start_relay, t
 
 def test_resolved_other_and_unlabelled_alerts_are_acknowledged_and_counted(start_relay, target: FakeTarget) -> None:
     relay = start_relay(target)
-    answer = relay.post(notification(
-        alert("fraud", "7", status="resolved"),
-        alert("fraud", "7", name="ModelHealthFeatureDrift"),
-        alert(None, None),
-    ))
+    answer = relay.post(
+        notification(
+            alert("fraud", "7", status="resolved"),
+            alert("fraud", "7", name="ModelHealthFeatureDrift"),
+            alert(None, None),
+        )
+    )
     assert answer.status_code == 200
     assert answer.json() == {"deliveries": [], "skipped": {"no_model": 1, "other_alert": 1, "resolved": 1}}
     for reason in ("resolved", "other_alert", "no_model"):
@@ -143,7 +154,11 @@ def test_client_errors_fail_at_once_but_408_429_and_5xx_are_retried(start_relay,
         before = len(target.received)
         failed = relay.metric("model_health_relay_deliveries_total", target="generic", outcome="failed")
         relay.post(notification(alert(f"model-{status}")))
-        wait_until(lambda: relay.metric("model_health_relay_deliveries_total", target="generic", outcome="failed") == failed + 1)
+        wait_until(
+            lambda expected=failed + 1: (
+                relay.metric("model_health_relay_deliveries_total", target="generic", outcome="failed") == expected
+            )
+        )
         assert len(target.received) - before == attempts, status
 
 

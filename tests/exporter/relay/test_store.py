@@ -110,8 +110,12 @@ def test_prune_forgets_old_marks_and_finished_deliveries(store: RelayStore) -> N
     a = alert(fingerprint="old")
     (delivery,) = admit(store, a, now=1000).deliveries
     store.finish(delivery.id, "delivered", 1, 1000.0)
-    store.prune(now=1000 + 10 * COOLDOWN, dedup_retention_seconds=COOLDOWN, history_retention_seconds=COOLDOWN,
-                cooldown_seconds=COOLDOWN)
+    store.prune(
+        now=1000 + 10 * COOLDOWN,
+        dedup_retention_seconds=COOLDOWN,
+        history_retention_seconds=COOLDOWN,
+        cooldown_seconds=COOLDOWN,
+    )
     assert store.deliveries() == []
     assert len(admit(store, a, now=1000 + 10 * COOLDOWN).deliveries) == 1
 

@@ -31,8 +31,14 @@ def _token(tmp_path: Path, name: str, value: str) -> str:
 
 @pytest.mark.parametrize("fake", ["argo"], indirect=True)
 def test_argo_events_webhook(start_relay, fake: FakeTarget, tmp_path: Path) -> None:
-    relay = start_relay(fake, target={"kind": "argo", "url": fake.url,
-                                      "argo": {"endpoint": "/retrain", "token_file": _token(tmp_path, "argo", "argo-auth")}})
+    relay = start_relay(
+        fake,
+        target={
+            "kind": "argo",
+            "url": fake.url,
+            "argo": {"endpoint": "/retrain", "token_file": _token(tmp_path, "argo", "argo-auth")},
+        },
+    )
     (queued,) = relay.post(notification(alert("fraud", "7", reason="drift"))).json()["deliveries"]
     (request,) = fake.wait_for(1)
     assert request.path == "/retrain"
@@ -45,10 +51,16 @@ def test_argo_events_webhook(start_relay, fake: FakeTarget, tmp_path: Path) -> N
 
 @pytest.mark.parametrize("fake", ["kubeflow"], indirect=True)
 def test_kubeflow_pipelines_run(start_relay, fake: FakeTarget, tmp_path: Path) -> None:
-    kubeflow = {"pipeline_id": "p-123", "pipeline_version_id": "v-456", "experiment_id": "e-789",
-                "token_file": _token(tmp_path, "kfp", "kfp-sa-token")}
+    kubeflow = {
+        "pipeline_id": "p-123",
+        "pipeline_version_id": "v-456",
+        "experiment_id": "e-789",
+        "token_file": _token(tmp_path, "kfp", "kfp-sa-token"),
+    }
     relay = start_relay(fake, target={"kind": "kubeflow", "url": fake.url + "/", "kubeflow": kubeflow})
-    (queued,) = relay.post(notification(alert("fraud", "7", reason="drift"), alert("fraud", "7", reason="accuracy"))).json()["deliveries"]
+    (queued,) = relay.post(
+        notification(alert("fraud", "7", reason="drift"), alert("fraud", "7", reason="accuracy"))
+    ).json()["deliveries"]
     (request,) = fake.wait_for(1)
     assert request.path == "/apis/v2beta1/runs"
     assert request.headers["authorization"] == "Bearer kfp-sa-token"
@@ -57,7 +69,9 @@ def test_kubeflow_pipelines_run(start_relay, fake: FakeTarget, tmp_path: Path) -
     assert run["display_name"] == f"retrain fraud 7 ({queued['id']})"
     assert run["pipeline_version_reference"] == {"pipeline_id": "p-123", "pipeline_version_id": "v-456"}
     assert run["experiment_id"] == "e-789"
-    assert run["runtime_config"] == {"parameters": {"model": "fraud", "model_version": "7", "reason": "drift; accuracy"}}
+    assert run["runtime_config"] == {
+        "parameters": {"model": "fraud", "model_version": "7", "reason": "drift; accuracy"}
+    }
     assert set(run) == {"display_name", "description", "pipeline_version_reference", "runtime_config", "experiment_id"}
 
 
@@ -74,7 +88,11 @@ def test_kubeflow_latest_version_and_no_experiment(start_relay, fake: FakeTarget
 
 @pytest.mark.parametrize("fake", ["github"], indirect=True)
 def test_github_repository_dispatch(start_relay, fake: FakeTarget, tmp_path: Path) -> None:
-    github = {"repository": "acme/fraud-model", "token_file": _token(tmp_path, "gh", "ghp_example"), "event_type": "retrain"}
+    github = {
+        "repository": "acme/fraud-model",
+        "token_file": _token(tmp_path, "gh", "ghp_example"),
+        "event_type": "retrain",
+    }
     relay = start_relay(fake, target={"kind": "github", "url": fake.url, "github": github})
     (queued,) = relay.post(notification(alert("fraud", "7", reason="drift"))).json()["deliveries"]
     (request,) = fake.wait_for(1)
@@ -96,8 +114,16 @@ def test_github_repository_dispatch(start_relay, fake: FakeTarget, tmp_path: Pat
 
 
 def _delivery(alert_count: int) -> Delivery:
-    alerts = tuple({"fingerprint": f"{i:016x}", "startsAt": "2026-11-28T10:00:00Z", "labels": {"model": "m", "pad": "x" * 200},
-                    "annotations": {}, "generatorURL": ""} for i in range(alert_count))
+    alerts = tuple(
+        {
+            "fingerprint": f"{i:016x}",
+            "startsAt": "2026-11-28T10:00:00Z",
+            "labels": {"model": "m", "pad": "x" * 200},
+            "annotations": {},
+            "generatorURL": "",
+        }
+        for i in range(alert_count)
+    )
     event = RetrainEvent("m", "1", ("drift",), "2026-11-28T10:00:00Z", alerts)
     return Delivery("msg_1", event, "pending", 0, 1_800_000_000.0, 0.0)
 

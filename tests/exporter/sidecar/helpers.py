@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from exporter.kafka.embedded import free_port
 from exporter.config import SidecarConfig
 from exporter.kafka import Producer
+from exporter.kafka.embedded import free_port
 from exporter.sidecar import Sidecar
 from tests.support.fake_kafka import FakeLog, FakeProducer
 

@@ -59,12 +59,33 @@ def test_each_bad_request_gets_its_status_and_its_count(sidecar):
         ("GET", "/nope", b"", {}, 404, "not_found"),
         ("POST", "/v1/predict", b"{}", {"Content-Type": "application/json"}, 404, "not_found"),
         ("POST", "/metrics", b"", {}, 405, "method"),
-        ("POST", "/v1/predictions", b"a=1", {"Content-Type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
+        (
+            "POST",
+            "/v1/predictions",
+            b"a=1",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            415,
+            "unsupported_media_type",
+        ),
         ("POST", "/", b"{}", {"Content-Type": "application/json"}, 415, "unsupported_media_type"),
-        ("POST", "/", b"\x00\x01", {**kserve_headers("x", REQUEST_TYPE), "Content-Type": "application/octet-stream"}, 415, "unsupported_media_type"),
+        (
+            "POST",
+            "/",
+            b"\x00\x01",
+            {**kserve_headers("x", REQUEST_TYPE), "Content-Type": "application/octet-stream"},
+            415,
+            "unsupported_media_type",
+        ),
         ("POST", "/v1/predictions", b"{not json", {"Content-Type": "application/json"}, 400, "invalid_json"),
         ("POST", "/v1/predictions", b"", {"Content-Type": "application/json"}, 400, "bad_body"),
-        ("POST", "/v1/predictions", json.dumps({"features": {"a": 1}}).encode(), {"Content-Type": "application/json"}, 400, "missing_field"),
+        (
+            "POST",
+            "/v1/predictions",
+            json.dumps({"features": {"a": 1}}).encode(),
+            {"Content-Type": "application/json"},
+            400,
+            "missing_field",
+        ),
         ("POST", "/", b"{not json", kserve_headers("x", REQUEST_TYPE), 400, "invalid_json"),
         ("POST", "/v1/predictions", b"x" * (LIMIT + 1), {"Content-Type": "application/json"}, 413, "too_large"),
         ("POST", "/", b"x" * (LIMIT + 1), kserve_headers("x", REQUEST_TYPE), 413, "too_large"),
@@ -93,14 +114,19 @@ def test_a_cloudevent_without_id_is_400(sidecar, mode):
     before = refused(sidecar).get("invalid_cloudevent", 0)
     reply = post(sidecar, "/", body, headers)
     assert reply.status_code == 400
-    assert reply.json()["errors"][0] == {"reason": "invalid_cloudevent", "detail": "ce-id: required to pair request and response"}
+    assert reply.json()["errors"][0] == {
+        "reason": "invalid_cloudevent",
+        "detail": "ce-id: required to pair request and response",
+    }
     assert refused(sidecar)["invalid_cloudevent"] == before + 1
 
 
 def test_oversized_content_length_is_refused_before_the_body_is_sent(sidecar):
     # Only the head is sent: the answer must come without waiting for a body that never will.
-    head = (f"POST /v1/predictions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {LIMIT * 1000}\r\n\r\n").encode()
+    head = (
+        f"POST /v1/predictions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {LIMIT * 1000}\r\n\r\n"
+    ).encode()
     before = refused(sidecar).get("too_large", 0)
     answer = raw_request(sidecar, head)
     assert status_of(answer) == 413 and b"Connection: close" in answer
@@ -140,5 +166,7 @@ def test_keep_alive_survives_refusals(sidecar):
         assert connection.getresponse().read() == b"ok\n"
     finally:
         connection.close()
-    wait_for(lambda: metrics(sidecar).get('model_health_predictions_total{model="fraud",model_version="7"}', 0) >= 3,
-             what="the accepted records to be counted")
+    wait_for(
+        lambda: metrics(sidecar).get('model_health_predictions_total{model="fraud",model_version="7"}', 0) >= 3,
+        what="the accepted records to be counted",
+    )

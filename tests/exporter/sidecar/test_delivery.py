@@ -30,7 +30,14 @@ class AckingProducer(FakeProducer):
         self.flowing.set()
         self.flushing = threading.Event()
 
-    def send(self, topic: str, value: bytes, key: bytes | None = None, headers: Sequence[tuple[str, bytes]] = (), partition: int | None = None) -> None:
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
+    ) -> None:
         self._buffer.append((topic, value, key, headers, partition or 0))
 
     def flush(self, timeout_s: float = 30.0) -> None:
@@ -94,7 +101,10 @@ def test_records_kafka_has_not_taken_in_time_are_withdrawn_and_never_sent():
         # The retry is the only copy: the withdrawn records were never written.
         assert sorted(rows_of(log)) == ["r-0", "r-1", "r-100", "r-101", "r-102", "r-103", "r-2"]
         assert sample(sidecar, "model_health_ingest_requests_rejected_total", reason="delivery_timeout") == 1
-        assert sample(sidecar, "model_health_records_rejected_total", topic="model-predictions", reason="delivery_timeout") == 4
+        assert (
+            sample(sidecar, "model_health_records_rejected_total", topic="model-predictions", reason="delivery_timeout")
+            == 4
+        )
         assert sample(sidecar, "model_health_predictions_total", model="fraud", model_version="7") == 7
         assert sample(sidecar, "model_health_ingest_queue_records") == 0
 
@@ -110,7 +120,10 @@ def test_a_batch_kafka_refuses_is_answered_503_so_the_client_retries():
     with running(config, producer=lambda _: RefusingProducer(FakeLog())) as (sidecar, _):
         reply = post(sidecar, "/v1/predictions", ndjson([native_record(i) for i in range(5)]), NDJSON)
         assert reply.status_code == 503 and reply.json()["reason"] == "produce_failed"
-        assert sample(sidecar, "model_health_records_rejected_total", topic="model-predictions", reason="produce_failed") == 5
+        assert (
+            sample(sidecar, "model_health_records_rejected_total", topic="model-predictions", reason="produce_failed")
+            == 5
+        )
         assert sample(sidecar, "model_health_predictions_total", model="fraud", model_version="7") is None
 
 

@@ -65,6 +65,8 @@ def test_arrow_parts_that_disagree_on_a_type_go_out_separately():
 
 
 def test_non_finite_values_travel_as_missing():
-    tables = decoded_tables([{"model": "m", "request_id": "a", "features": {"x": float("nan"), "y": 2.0}, "prediction": float("inf")}])
+    tables = decoded_tables(
+        [{"model": "m", "request_id": "a", "features": {"x": float("nan"), "y": 2.0}, "prediction": float("inf")}]
+    )
     (message,) = encode(tables, "ndjson", max_records=10)
     assert json.loads(message.value) == {"model": "m", "timestamp": 0.0, "request_id": "a", "features": {"y": 2.0}}

@@ -46,7 +46,9 @@ def wait_rows(log: FakeLog, count: int) -> list[dict]:
     return wait_for(lambda: (rows := forwarded_rows(log)) and len(rows) >= count and rows, what=f"{count} rows")
 
 
-def binary(event_id: str, kind: str, body: dict, time: str = T_REQUEST, **attributes: str) -> tuple[bytes, dict[str, str]]:
+def binary(
+    event_id: str, kind: str, body: dict, time: str = T_REQUEST, **attributes: str
+) -> tuple[bytes, dict[str, str]]:
     return json.dumps(body).encode(), kserve_headers(event_id, kind, time=time, **attributes)
 
 
@@ -57,22 +59,43 @@ def test_binary_v1_request_then_response_makes_one_record_per_instance():
         reply = post(sidecar, "/", *binary("ev-1", RESPONSE_TYPE, {"predictions": [1, 2]}, time=T_RESPONSE))
         assert reply.status_code == 200 and reply.json()["records"] == 2
         rows = wait_rows(log, 2)
-        assert [(r["request_id"], r["prediction_class"], r["f.instances_0"]) for r in rows] == [("ev-1/0", "1", 6.8), ("ev-1/1", "2", 6.0)]
+        assert [(r["request_id"], r["prediction_class"], r["f.instances_0"]) for r in rows] == [
+            ("ev-1/0", "1", 6.8),
+            ("ev-1/1", "2", 6.0),
+        ]
         # Identity: the service name, and this sidecar's version where the event has none.
-        assert {(r["model"], r["model_version"], r["model_namespace"], r["status"]) for r in rows} == {("sklearn-iris", "4", "prod", "ok")}
+        assert {(r["model"], r["model_version"], r["model_namespace"], r["status"]) for r in rows} == {
+            ("sklearn-iris", "4", "prod", "ok")
+        }
         assert rows[0]["latency_ms"] == pytest.approx(40.0)
         assert {m.key for m in log.messages("model-predictions")} == {b"sklearn-iris"}
         assert sample(sidecar, "model_health_predictions_total", model="sklearn-iris", model_version="4") == 2
-        bucket = sample(sidecar, "model_health_request_duration_seconds_bucket", model="sklearn-iris", model_version="4", le="0.05")
+        bucket = sample(
+            sidecar, "model_health_request_duration_seconds_bucket", model="sklearn-iris", model_version="4", le="0.05"
+        )
         assert bucket == 2
-        assert sample(sidecar, "model_health_request_duration_seconds_bucket", model="sklearn-iris", model_version="4", le="0.025") == 0
-        assert sample(sidecar, "model_health_last_prediction_timestamp_seconds", model="sklearn-iris", model_version="4") == 1795889160.0
+        assert (
+            sample(
+                sidecar,
+                "model_health_request_duration_seconds_bucket",
+                model="sklearn-iris",
+                model_version="4",
+                le="0.025",
+            )
+            == 0
+        )
+        assert (
+            sample(sidecar, "model_health_last_prediction_timestamp_seconds", model="sklearn-iris", model_version="4")
+            == 1795889160.0
+        )
 
 
 def test_structured_oip_v2_response_first_then_request():
     with running(sidecar_config()) as (sidecar, log):
         structured = {"Content-Type": "application/cloudevents+json"}
-        reply = post(sidecar, "/", structured_event("ev-2", RESPONSE_TYPE, v2_response([0.1, 0.9]), time=T_RESPONSE), structured)
+        reply = post(
+            sidecar, "/", structured_event("ev-2", RESPONSE_TYPE, v2_response([0.1, 0.9]), time=T_RESPONSE), structured
+        )
         assert reply.status_code == 200
         reply = post(sidecar, "/", structured_event("ev-2", REQUEST_TYPE, v2_request(IRIS), time=T_REQUEST), structured)
         assert reply.status_code == 200 and reply.json()["records"] == 2
@@ -85,8 +108,10 @@ def test_structured_oip_v2_response_first_then_request():
 
 
 def test_batched_mode_carries_request_and_response_together():
-    events = [json.loads(structured_event("ev-3", REQUEST_TYPE, {"instances": [[1.0, 2.0]]}, time=T_REQUEST)),
-              json.loads(structured_event("ev-3", RESPONSE_TYPE, {"predictions": [0]}, time=T_RESPONSE))]
+    events = [
+        json.loads(structured_event("ev-3", REQUEST_TYPE, {"instances": [[1.0, 2.0]]}, time=T_REQUEST)),
+        json.loads(structured_event("ev-3", RESPONSE_TYPE, {"predictions": [0]}, time=T_RESPONSE)),
+    ]
     with running(sidecar_config()) as (sidecar, log):
         reply = post(sidecar, "/", json.dumps(events).encode(), {"Content-Type": "application/cloudevents-batch+json"})
         assert reply.status_code == 200 and reply.json()["records"] == 1
@@ -99,15 +124,28 @@ def test_a_request_whose_response_never_comes_expires_and_is_counted():
     config = sidecar_config(kserve={"join_ttl_seconds": 30})
     with running(config, clock=clock) as (sidecar, log):
         assert post(sidecar, "/", *binary("lonely", REQUEST_TYPE, {"instances": IRIS})).status_code == 200
-        assert post(sidecar, "/", *binary("orphan", RESPONSE_TYPE, {"predictions": [1]}, time=T_RESPONSE)).status_code == 200
+        assert (
+            post(sidecar, "/", *binary("orphan", RESPONSE_TYPE, {"predictions": [1]}, time=T_RESPONSE)).status_code
+            == 200
+        )
         clock.advance(31)
         rows = wait_rows(log, 2)
         # The request still shows its features, without a prediction.
-        assert {(r["request_id"], r["status"], r["prediction_score"]) for r in rows} == {("lonely/0", "no_response", None), ("lonely/1", "no_response", None)}
+        assert {(r["request_id"], r["status"], r["prediction_score"]) for r in rows} == {
+            ("lonely/0", "no_response", None),
+            ("lonely/1", "no_response", None),
+        }
         unpaired = "model_health_inference_unpaired_total"
-        wait_for(lambda: sample(sidecar, unpaired, side="response", reason="expired") == 1, what="the response to expire")
+        wait_for(
+            lambda: sample(sidecar, unpaired, side="response", reason="expired") == 1, what="the response to expire"
+        )
         assert sample(sidecar, unpaired, side="request", reason="expired") == 1
-        assert sample(sidecar, "model_health_records_rejected_total", topic="model-predictions", reason="unmatched_response") == 1
+        assert (
+            sample(
+                sidecar, "model_health_records_rejected_total", topic="model-predictions", reason="unmatched_response"
+            )
+            == 1
+        )
         assert sample(sidecar, "model_health_prediction_errors_total", model="sklearn-iris", model_version="4") == 2
         dead = log.messages("model-health-deadletter")
         assert [dict(m.headers)["model-health-reason"] for m in dead] == [b"unmatched_response"]
@@ -155,11 +193,17 @@ def test_gpu_metrics_share_the_sidecar_endpoint():
     from tests.exporter.sidecar.helpers import metrics
 
     config = sidecar_config(gpu={"mode": "sidecar", "interval_seconds": 0.2, "slow_interval_seconds": 0.2})
-    sidecar = Sidecar(config, producer_factory=lambda _: FakeProducer(FakeLog()), nvml=load_fake(realtime=False)).start()
+    sidecar = Sidecar(
+        config, producer_factory=lambda _: FakeProducer(FakeLog()), nvml=load_fake(realtime=False)
+    ).start()
     try:
         wait_for(lambda: metrics(sidecar).get("model_health_gpu_collector_up") == 1, what="a GPU sample")
         names = {key.split("{")[0] for key in metrics(sidecar)}
-        assert {"model_health_gpu_utilization_ratio", "model_health_gpu_memory_used_bytes", "model_health_predictions_total"} <= names
+        assert {
+            "model_health_gpu_utilization_ratio",
+            "model_health_gpu_memory_used_bytes",
+            "model_health_predictions_total",
+        } <= names
         assert "gpu:" in sidecar.ready()[1]
     finally:
         sidecar.stop()

@@ -24,7 +24,14 @@ class BlockingProducer(FakeProducer):
         super().__init__(log)
         self.open = threading.Event()
 
-    def send(self, topic: str, value: bytes, key: bytes | None = None, headers: Sequence[tuple[str, bytes]] = (), partition: int | None = None) -> None:
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
+    ) -> None:
         self.open.wait(timeout=60)
         super().send(topic, value, key, headers, partition)
 
@@ -72,7 +79,12 @@ def test_a_batch_kafka_refuses_is_dropped_and_counted():
     with running(config, producer=lambda _: FailingProducer(FakeLog())) as (sidecar, _):
         assert post(sidecar, "/v1/predictions", ndjson([native_record(i) for i in range(5)]), NDJSON).status_code == 200
         wait_for(
-            lambda: sample(sidecar, "model_health_records_rejected_total", topic="model-predictions", reason="produce_failed") == 5,
+            lambda: (
+                sample(
+                    sidecar, "model_health_records_rejected_total", topic="model-predictions", reason="produce_failed"
+                )
+                == 5
+            ),
             what="the failed batch to be counted",
         )
         assert sample(sidecar, "model_health_ingest_queue_records") == 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporter.config import SidecarConfig, config_reference
-from exporter.sidecar.ingest import KSERVE_PATH, NATIVE_PATH
 from exporter.pipeline.summary_wire import CONTENT_TYPE, SUMMARY_SCHEMA
+from exporter.sidecar.ingest import KSERVE_PATH, NATIVE_PATH
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 

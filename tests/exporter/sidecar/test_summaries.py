@@ -8,13 +8,21 @@ import math
 import pytest
 
 from detectors.profile import build_profile
-from exporter.decoders.native_json import decode_native_json
-from exporter.profiles import save_profile
 from exporter.aggregator.scaleout.routing import summary_partition
-from exporter.pipeline.summary_wire import CONTENT_TYPE_HEADER, decode_summary
+from exporter.decoders.native_json import decode_native_json
 from exporter.demo.synthetic import synthetic_table
+from exporter.pipeline.summary_wire import CONTENT_TYPE_HEADER, decode_summary
 from exporter.pipeline.windows import ModelWindows, WindowSpec
-from tests.exporter.sidecar.helpers import SUMMARY_PARTITIONS, FakeClock, post, running, sample, sidecar_config, wait_for
+from exporter.profiles import save_profile
+from tests.exporter.sidecar.helpers import (
+    SUMMARY_PARTITIONS,
+    FakeClock,
+    post,
+    running,
+    sample,
+    sidecar_config,
+    wait_for,
+)
 
 SHAPE = {"numeric": 3, "categorical": 2, "drifted": 2}
 BUCKET = 60
@@ -24,8 +32,17 @@ T0 = 1_800_000_000.0  # a bucket boundary
 @pytest.fixture(scope="module")
 def profile_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("profiles") / "fraud-7.parquet"
-    save_profile(build_profile(synthetic_table(5_000, seed=1, **SHAPE), model="fraud", model_version="7",
-                               created_at=1.7e9, prediction="prediction", label="label"), path)
+    save_profile(
+        build_profile(
+            synthetic_table(5_000, seed=1, **SHAPE),
+            model="fraud",
+            model_version="7",
+            created_at=1.7e9,
+            prediction="prediction",
+            label="label",
+        ),
+        path,
+    )
     return path
 
 
@@ -33,8 +50,16 @@ def records(rows: int, start: float, seed: int) -> list[dict]:
     out = []
     for i, row in enumerate(synthetic_table(rows, seed=seed, drift=True, **SHAPE).to_pylist()):
         features = {k: v for k, v in row.items() if k not in ("prediction", "label") and v == v}
-        out.append({"model": "fraud", "request_id": f"r{seed}-{i}", "timestamp": start + i * 0.01,
-                    "features": features, "prediction": row["prediction"], "latency_ms": 5.0})
+        out.append(
+            {
+                "model": "fraud",
+                "request_id": f"r{seed}-{i}",
+                "timestamp": start + i * 0.01,
+                "features": features,
+                "prediction": row["prediction"],
+                "latency_ms": 5.0,
+            }
+        )
     return out
 
 
@@ -47,8 +72,10 @@ def test_one_summary_per_bucket_equals_the_central_fold(profile_path):
 
     profile = load_profile(profile_path)
     clock = FakeClock(T0 + 1)
-    config = sidecar_config(model={"name": "fraud", "version": "7", "reference": str(profile_path)},
-                            kafka={"mode": "summaries", "summary_bucket_seconds": BUCKET, "batch_max_seconds": 0.2})
+    config = sidecar_config(
+        model={"name": "fraud", "version": "7", "reference": str(profile_path)},
+        kafka={"mode": "summaries", "summary_bucket_seconds": BUCKET, "batch_max_seconds": 0.2},
+    )
     first, second = records(300, T0 + 1, seed=2), records(200, T0 + 2, seed=3)
     stranger = [{"model": "other", "features": {"x": 1}, "prediction": 1, "timestamp": T0 + 3}]
     with running(config, clock=clock) as (sidecar, log):
@@ -65,14 +92,22 @@ def test_one_summary_per_bucket_equals_the_central_fold(profile_path):
         # A late record for the published bucket goes out as a further delta at shutdown.
         late = records(1, T0 + 30, seed=4)
         assert post(sidecar, "/v1/predictions", ndjson(late), headers).status_code == 200
-        assert sample(sidecar, "model_health_records_rejected_total", topic="model-health-summaries", reason="unknown_model") == 1
+        assert (
+            sample(
+                sidecar, "model_health_records_rejected_total", topic="model-health-summaries", reason="unknown_model"
+            )
+            == 1
+        )
         assert sample(sidecar, "model_health_predictions_total", model="fraud", model_version="7") == 501
     messages = log.messages("model-health-summaries")
     assert len(messages) == 2
     assert not log.messages("model-predictions")
 
     decoded = [decode_summary(m.value, profile) for m in messages]
-    assert [(h.bucket_start, h.bucket_seconds, h.sequence, h.records) for h, _ in decoded] == [(T0, BUCKET, 0, 500), (T0, BUCKET, 1, 1)]
+    assert [(h.bucket_start, h.bucket_seconds, h.sequence, h.records) for h, _ in decoded] == [
+        (T0, BUCKET, 0, 500),
+        (T0, BUCKET, 1, 1),
+    ]
     assert decoded[0][0].producer_id == decoded[1][0].producer_id
     central = ModelWindows(profile, [WindowSpec("w", BUCKET, 1)], allowed_lateness=math.inf)
     for table in decode_native_json(ndjson(first + second + late), now=0.0).predictions:
@@ -88,6 +123,8 @@ def test_summaries_mode_needs_a_matching_profile(profile_path, tmp_path):
     from exporter.errors import UserError
     from exporter.sidecar import Sidecar
 
-    config = sidecar_config(model={"name": "fraud", "version": "8", "reference": str(profile_path)}, kafka={"mode": "summaries"})
+    config = sidecar_config(
+        model={"name": "fraud", "version": "8", "reference": str(profile_path)}, kafka={"mode": "summaries"}
+    )
     with pytest.raises(UserError, match="profile of fraud v7, but model is fraud v8"):
         Sidecar(config)

@@ -66,7 +66,12 @@ class GroupConsumer(FakeConsumer):
         self.on_revoke: PartitionsCallback | None = None
         self.commit_hook: Callable[[Mapping[tuple[str, int], int]], None] | None = None
 
-    def subscribe(self, topics: Sequence[str], on_assign: PartitionsCallback | None = None, on_revoke: PartitionsCallback | None = None) -> None:
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        on_assign: PartitionsCallback | None = None,
+        on_revoke: PartitionsCallback | None = None,
+    ) -> None:
         self.topics = list(topics)
         self.on_assign, self.on_revoke = on_assign, on_revoke
         self.subscribed = True
@@ -106,7 +111,14 @@ class HookedProducer(FakeProducer):
         self.die_after: int | None = None
         self.fail_after: int | None = None
 
-    def send(self, topic: str, value: bytes, key: bytes | None = None, headers: Sequence[tuple[str, bytes]] = (), partition: int | None = None) -> None:
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
+    ) -> None:
         if self.die_after is not None and self.sent >= self.die_after:
             raise Crash(f"died after {self.sent} sends")
         if self.fail_after is not None and self.sent >= self.fail_after:

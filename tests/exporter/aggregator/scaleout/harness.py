@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
-from exporter.config import AggregatorConfig
-from exporter.kafka import TopicPartition
 from exporter.aggregator.scaleout.routing import merge_group, progress_group
 from exporter.aggregator.scaleout.stage1 import PartialStage
 from exporter.aggregator.scaleout.stage2 import MergeStage
+from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
+from exporter.config import AggregatorConfig
+from exporter.kafka import TopicPartition
 from exporter.pipeline.snapshot import Snapshot
 from tests.exporter.aggregator.scaleout.fakes import FakeGroup, GroupConsumer, HookedProducer
 from tests.exporter.aggregator.scaleout.traffic import WINDOWS, Traffic, models_config
@@ -34,8 +34,14 @@ def make_config(paths, state_dir: Path, **kafka) -> AggregatorConfig:
 class Feeder:
     """Appends the traffic to unkeyed topics (round-robin over partitions), all or a bit at a time."""
 
-    def __init__(self, log: FakeLog, traffic: Traffic, prediction_partitions: int = 4, label_partitions: int = 2,
-                 topics: tuple[str, str] = (PREDICTIONS, LABELS)) -> None:
+    def __init__(
+        self,
+        log: FakeLog,
+        traffic: Traffic,
+        prediction_partitions: int = 4,
+        label_partitions: int = 2,
+        topics: tuple[str, str] = (PREDICTIONS, LABELS),
+    ) -> None:
         self.log = log
         predictions, labels_topic = topics
         self.pending = [(predictions, i % prediction_partitions, m) for i, m in enumerate(traffic.predictions)]
@@ -44,7 +50,11 @@ class Feeder:
         step = max(1, len(self.pending) // max(1, len(labels)))
         for n, item in enumerate(labels):
             self.pending.insert(min(len(self.pending), (n + 1) * (step + 1)), item)
-        for topic, count in ((predictions, prediction_partitions), (labels_topic, label_partitions), (SUMMARIES, SUMMARY_PARTITIONS)):
+        for topic, count in (
+            (predictions, prediction_partitions),
+            (labels_topic, label_partitions),
+            (SUMMARIES, SUMMARY_PARTITIONS),
+        ):
             for p in range(count):
                 log.partitions.setdefault(TopicPartition(topic, p), [])
 
@@ -63,8 +73,14 @@ def single_run(config: AggregatorConfig, traffic: Traffic, now: float) -> Aggreg
     """One single-mode aggregator that has consumed and evaluated the same traffic."""
     log = FakeLog()
     fill(log, traffic, (config.kafka.predictions_topic, config.kafka.labels_topic))
-    aggregator = Aggregator(config, load_models(config), FakeConsumer(log, batch=7), FakeProducer(log),
-                            BatchDecoder(config.kafka.labels_topic), clock=lambda: now)
+    aggregator = Aggregator(
+        config,
+        load_models(config),
+        FakeConsumer(log, batch=7),
+        FakeProducer(log),
+        BatchDecoder(config.kafka.labels_topic),
+        clock=lambda: now,
+    )
     aggregator.subscribe()
     while aggregator.poll_once():
         pass
@@ -106,12 +122,31 @@ class Cluster:
         self.progress = FakeGroup(self.log, progress_group(group))
 
     def start(self, state_dir: Path | None = None) -> Replica:
-        config = self.config if state_dir is None else self.config.model_copy(update={"state": self.config.state.model_copy(update={"dir": state_dir})})
+        config = (
+            self.config
+            if state_dir is None
+            else self.config.model_copy(update={"state": self.config.state.model_copy(update={"dir": state_dir})})
+        )
         producer = HookedProducer(self.log)
-        partial = PartialStage(config, self.models, GroupConsumer(self.partial_group), producer, GroupConsumer(self.progress),
-                               BatchDecoder(config.kafka.labels_topic), SUMMARY_PARTITIONS, clock=self.clock, monotonic=self.clock.monotonic)
-        merge = MergeStage(config, self.models, GroupConsumer(self.merge_group), SUMMARY_PARTITIONS, clock=self.clock,
-                           extra_lag=lambda: dict(partial.lag))
+        partial = PartialStage(
+            config,
+            self.models,
+            GroupConsumer(self.partial_group),
+            producer,
+            GroupConsumer(self.progress),
+            BatchDecoder(config.kafka.labels_topic),
+            SUMMARY_PARTITIONS,
+            clock=self.clock,
+            monotonic=self.clock.monotonic,
+        )
+        merge = MergeStage(
+            config,
+            self.models,
+            GroupConsumer(self.merge_group),
+            SUMMARY_PARTITIONS,
+            clock=self.clock,
+            extra_lag=lambda: dict(partial.lag),
+        )
         replica = Replica(self, partial, merge, producer)
         self.replicas.append(replica)
         partial.subscribe()
@@ -161,8 +196,13 @@ class Replica:
 # Comparing what replicas export with what one process exports.
 
 # Series every process has or whose value depends on timing, not on the data.
-_PROCESS_SERIES = ("model_health_build_info", "model_health_consumer_lag_records", "model_health_evaluation_",
-                   "model_health_checkpoint_", "model_health_summaries_")
+_PROCESS_SERIES = (
+    "model_health_build_info",
+    "model_health_consumer_lag_records",
+    "model_health_evaluation_",
+    "model_health_checkpoint_",
+    "model_health_summaries_",
+)
 
 
 def exposition(snapshot: Snapshot, latency=None) -> dict[str, float]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from exporter.demo.synthetic import synthetic_table
-from tests.exporter.decoders.messages import REQUEST_TYPE, RESPONSE_TYPE, kafka_headers, kserve_headers
 from tests.exporter.aggregator.scaleout.traffic import MODELS, SHAPE
+from tests.exporter.decoders.messages import REQUEST_TYPE, RESPONSE_TYPE, kafka_headers, kserve_headers
 
 Wire = tuple[bytes, tuple[tuple[str, bytes], ...]]  # value, headers
 
@@ -25,7 +25,7 @@ class KServeTraffic:
 
 
 def _time(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _half(event_id: str, kind: str, model: str, version: str, at: float, body: dict) -> Wire:
@@ -34,7 +34,9 @@ def _half(event_id: str, kind: str, model: str, version: str, at: float, body: d
     return json.dumps(body).encode(), tuple(kafka_headers(headers))
 
 
-def make_kserve_traffic(rows: int, base_time: float, seed: int = 3, tag: str = "a", extras: bool = True) -> KServeTraffic:
+def make_kserve_traffic(
+    rows: int, base_time: float, seed: int = 3, tag: str = "a", extras: bool = True
+) -> KServeTraffic:
     """``rows`` inferences per model version, one second apart; each request is followed
     (a few messages later) by its response, so on a round-robin topic the two halves
     land on different partitions."""
@@ -48,20 +50,36 @@ def make_kserve_traffic(rows: int, base_time: float, seed: int = 3, tag: str = "
             at = base_time + i + index / 10
             features = {k: v for k, v in row.items() if k not in ("prediction", "label") and v == v}
             request = _half(event_id, REQUEST_TYPE, model, version, at, {"instances": [features]})
-            response = _half(event_id, RESPONSE_TYPE, model, version, at + (5 + i % 40) / 1000, {"predictions": [row["prediction"]]})
+            response = _half(
+                event_id, RESPONSE_TYPE, model, version, at + (5 + i % 40) / 1000, {"predictions": [row["prediction"]]}
+            )
             halves.append((at, 0, request))
             halves.append((at + 1.5, 1, response))  # answered while the next requests come in
             pairs += 1
             if i % 2 == 0:
-                labels.append(json.dumps({"model": model, "request_id": event_id, "label": row["label"],
-                                          "timestamp": base_time + rows + i}).encode())
+                labels.append(
+                    json.dumps(
+                        {
+                            "model": model,
+                            "request_id": event_id,
+                            "label": row["label"],
+                            "timestamp": base_time + rows + i,
+                        }
+                    ).encode()
+                )
     if extras:
         model, version = MODELS[0]
         at = base_time + 2
-        halves.append((at, 0, _half(f"{tag}-lonely-request", REQUEST_TYPE, model, version, at, {"instances": [{"num_00": 1.0}]})))
-        halves.append((at, 1, _half(f"{tag}-lonely-response", RESPONSE_TYPE, model, version, at, {"predictions": [0.5]})))
+        halves.append(
+            (at, 0, _half(f"{tag}-lonely-request", REQUEST_TYPE, model, version, at, {"instances": [{"num_00": 1.0}]}))
+        )
+        halves.append(
+            (at, 1, _half(f"{tag}-lonely-response", RESPONSE_TYPE, model, version, at, {"predictions": [0.5]}))
+        )
         # A response whose body cannot be read: refused on arrival; its request still gives a record.
-        halves.append((at + 1, 0, _half(f"{tag}-bad-body", REQUEST_TYPE, model, version, at, {"instances": [{"num_00": 2.0}]})))
+        halves.append(
+            (at + 1, 0, _half(f"{tag}-bad-body", REQUEST_TYPE, model, version, at, {"instances": [{"num_00": 2.0}]}))
+        )
         halves.append((at + 1, 1, _half(f"{tag}-bad-body", RESPONSE_TYPE, model, version, at, {"nothing": 1})))
         halves.append((at + 2, 0, _half(f"{tag}-ghost", REQUEST_TYPE, "ghost", "1", at, {"instances": [{"x": 1.0}]})))
         halves.append((at + 2, 1, _half(f"{tag}-ghost", RESPONSE_TYPE, "ghost", "1", at, {"predictions": [1]})))

@@ -10,7 +10,17 @@ import pytest
 
 from exporter.aggregator.scaleout import wire
 from tests.exporter.aggregator.scaleout.fakes import Crash
-from tests.exporter.aggregator.scaleout.harness import Cluster, Clock, Feeder, assert_same_metrics, combine, exposition, fill, make_config, single_run
+from tests.exporter.aggregator.scaleout.harness import (
+    Clock,
+    Cluster,
+    Feeder,
+    assert_same_metrics,
+    combine,
+    exposition,
+    fill,
+    make_config,
+    single_run,
+)
 from tests.exporter.aggregator.scaleout.traffic import make_traffic, write_profiles
 from tests.support.fake_kafka import FakeLog
 
@@ -75,8 +85,12 @@ def test_replicas_export_what_one_process_exports(profiles, traffic, expected, t
 SEEDS = int(os.environ.get("SCALEOUT_SEEDS", "5"))
 
 
-@pytest.mark.parametrize(("seed", "parts"), [(s, False) for s in range(SEEDS)] + [(s, True) for s in range(max(2, SEEDS // 2))])
-def test_kill_9_at_random_points_counts_every_record_once(profiles, traffic, expected, tmp_path, seed, parts, monkeypatch):
+@pytest.mark.parametrize(
+    ("seed", "parts"), [(s, False) for s in range(SEEDS)] + [(s, True) for s in range(max(2, SEEDS // 2))]
+)
+def test_kill_9_at_random_points_counts_every_record_once(
+    profiles, traffic, expected, tmp_path, seed, parts, monkeypatch
+):
     """Replicas die anywhere — mid-poll, between the intent and the produce, halfway
     through a flush's messages, before the final commit — produces fail, replicas come back,
     new ones join, partitions move; the end state equals the clean single-process run.

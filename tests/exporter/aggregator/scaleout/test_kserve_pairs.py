@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
-from exporter.kafka import TopicPartition
 from exporter.aggregator.scaleout.routing import summary_partition
 from exporter.aggregator.scaleout.stage2 import MergeStage
+from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
+from exporter.kafka import TopicPartition
 from tests.exporter.aggregator.scaleout.fakes import Crash, GroupConsumer
 from tests.exporter.aggregator.scaleout.harness import (
     LABELS,
@@ -49,8 +49,9 @@ def phases() -> tuple[KServeTraffic, KServeTraffic]:
 class Topics:
     """Appends messages round-robin over unkeyed partitions, as a producer without keys does."""
 
-    def __init__(self, log: FakeLog, predictions: int = 4, labels: int = 2,
-                 names: tuple[str, str] = (PREDICTIONS, LABELS)) -> None:
+    def __init__(
+        self, log: FakeLog, predictions: int = 4, labels: int = 2, names: tuple[str, str] = (PREDICTIONS, LABELS)
+    ) -> None:
         self.log = log
         self.names = names
         self.counts = {names[0]: predictions, names[1]: labels}
@@ -78,8 +79,14 @@ def single_mode(config, phases) -> dict[str, float]:
     log = FakeLog()
     topics = Topics(log)
     clock = Clock(NOW)
-    aggregator = Aggregator(config, load_models(config), FakeConsumer(log, batch=7), FakeProducer(log),
-                            BatchDecoder(config.kafka.labels_topic), clock=clock)
+    aggregator = Aggregator(
+        config,
+        load_models(config),
+        FakeConsumer(log, batch=7),
+        FakeProducer(log),
+        BatchDecoder(config.kafka.labels_topic),
+        clock=clock,
+    )
     aggregator.subscribe()
     for at, traffic in zip((NOW, LATER), phases):
         clock.now = at
@@ -113,8 +120,12 @@ def test_single_mode_pairs_everything_and_counts_the_unpaired(expected, phases):
     rejected = {k: v for k, v in expected.items() if k.startswith("model_health_records_rejected_total{")}
     assert sum(v for k, v in rejected.items() if 'reason="unmatched_response"' in k) == 1
     assert sum(v for k, v in rejected.items() if 'reason="unknown_model"' in k) == 1
-    assert sum(v for k, v in expected.items() if k.startswith("model_health_labels_joined_total{")) == len(phases[0].labels) + len(phases[1].labels)
-    assert sum(v for k, v in expected.items() if k.startswith("model_health_request_duration_seconds_count{")) == pairs + 1  # + bad body
+    assert sum(v for k, v in expected.items() if k.startswith("model_health_labels_joined_total{")) == len(
+        phases[0].labels
+    ) + len(phases[1].labels)
+    assert (
+        sum(v for k, v in expected.items() if k.startswith("model_health_request_duration_seconds_count{")) == pairs + 1
+    )  # + bad body
 
 
 def run_cluster(profiles, phases, tmp_path, replicas: int = 2, schedule=None) -> tuple[Cluster, dict[str, float]]:
@@ -210,7 +221,9 @@ def test_waiting_halves_are_in_the_checkpoint_and_a_replay_rebuilds_them(profile
 
     def owner(state_dir):
         config = cluster.config.model_copy(update={"state": cluster.config.state.model_copy(update={"dir": state_dir})})
-        return MergeStage(config, cluster.models, GroupConsumer(cluster.merge_group), SUMMARY_PARTITIONS, clock=cluster.clock)
+        return MergeStage(
+            config, cluster.models, GroupConsumer(cluster.merge_group), SUMMARY_PARTITIONS, clock=cluster.clock
+        )
 
     restored = owner(tmp_path / "r0").restore(partition)
     replayed = owner(tmp_path / "empty")
@@ -231,8 +244,8 @@ def test_waiting_halves_are_in_the_checkpoint_and_a_replay_rebuilds_them(profile
 
 def seldon_phase(rows: int, tag: str, lonely: bool) -> list[tuple[str, int, bytes, bytes]]:
     """(topic, partition, key, value) of ``rows`` inferences per model version."""
-    from tests.exporter.decoders.messages import seldon_request, seldon_response
     from tests.exporter.aggregator.scaleout.traffic import MODELS
+    from tests.exporter.decoders.messages import seldon_request, seldon_response
 
     out = []
     for index, (model, version) in enumerate(MODELS):
@@ -240,10 +253,16 @@ def seldon_phase(rows: int, tag: str, lonely: bool) -> list[tuple[str, int, byte
             key = f"{tag}-{model}-{version}-{i}".encode()
             values = [[float(i % 7), float(index), 0.5 * i]]
             out.append((f"seldon.prod.model.{model}.inputs", i % 2, key, seldon_request(values)))
-            out.append((f"seldon.prod.model.{model}.outputs", (i + 1) % 2, key, seldon_response([i % 2], version=version)))
+            out.append(
+                (f"seldon.prod.model.{model}.outputs", (i + 1) % 2, key, seldon_response([i % 2], version=version))
+            )
     if lonely:
-        out.append(("seldon.prod.model.churn.inputs", 0, f"{tag}-lonely-in".encode(), seldon_request([[1.0, 2.0, 3.0]])))
-        out.append(("seldon.prod.model.fraud.outputs", 1, f"{tag}-lonely-out".encode(), seldon_response([1], version="7")))
+        out.append(
+            ("seldon.prod.model.churn.inputs", 0, f"{tag}-lonely-in".encode(), seldon_request([[1.0, 2.0, 3.0]]))
+        )
+        out.append(
+            ("seldon.prod.model.fraud.outputs", 1, f"{tag}-lonely-out".encode(), seldon_response([1], version="7"))
+        )
     return out
 
 
@@ -252,13 +271,21 @@ def seldon_config(profiles, state_dir):
     from tests.exporter.aggregator.scaleout.traffic import WINDOWS, models_config
 
     models = [{**m, "namespace": "prod", "thresholds": {"min_samples": 100}} for m in models_config(profiles)]
-    return AggregatorConfig(kafka={"mode": "scale_out", "partial_flush_seconds": 1.0, "format": "seldon"}, models=models,
-                            windows=WINDOWS, state={"dir": str(state_dir)}, allowed_lateness_seconds=100_000)
+    return AggregatorConfig(
+        kafka={"mode": "scale_out", "partial_flush_seconds": 1.0, "format": "seldon"},
+        models=models,
+        windows=WINDOWS,
+        state={"dir": str(state_dir)},
+        allowed_lateness_seconds=100_000,
+    )
 
 
 def seldon_log(config) -> FakeLog:
     log = FakeLog()
-    for topic in [*(f"seldon.prod.model.{m}.{side}" for m in ("fraud", "churn") for side in ("inputs", "outputs")), config.kafka.labels_topic]:
+    for topic in [
+        *(f"seldon.prod.model.{m}.{side}" for m in ("fraud", "churn") for side in ("inputs", "outputs")),
+        config.kafka.labels_topic,
+    ]:
         for p in range(2):
             log.partitions.setdefault(TopicPartition(topic, p), [])
     for p in range(SUMMARY_PARTITIONS):
@@ -271,8 +298,14 @@ def test_seldon_inputs_and_outputs_pair_across_replicas_as_in_one_process(profil
     config = seldon_config(profiles, tmp_path / "single")
     log = seldon_log(config)
     clock = Clock(NOW)
-    single = Aggregator(config, load_models(config), FakeConsumer(log, batch=7), FakeProducer(log),
-                        BatchDecoder(config.kafka.labels_topic, config.kafka.format), clock=clock)
+    single = Aggregator(
+        config,
+        load_models(config),
+        FakeConsumer(log, batch=7),
+        FakeProducer(log),
+        BatchDecoder(config.kafka.labels_topic, config.kafka.format),
+        clock=clock,
+    )
     single.subscribe()
     for at, messages in phases:
         clock.now = at
@@ -296,7 +329,10 @@ def test_seldon_inputs_and_outputs_pair_across_replicas_as_in_one_process(profil
             log.append(topic, value, key=key, partition=partition)
         cluster.drain()
     got = scraped(cluster)
-    assert 'model_health_records_rejected_total{reason="unmatched_response",topic="seldon.prod.model.fraud.outputs"}' in got
+    assert (
+        'model_health_records_rejected_total{reason="unmatched_response",topic="seldon.prod.model.fraud.outputs"}'
+        in got
+    )
     same_metrics(expected, got)
 
 
@@ -312,11 +348,11 @@ def _any_topic_for_unmatched(samples: dict[str, float]) -> dict[str, float]:
 def test_halves_travel_in_parts_in_order_and_older_partials_carry_none(profiles):
     """Halves count as rows and by size when a range is split; a partial encoded without
     the field (before halves travelled) decodes with none."""
+    from exporter.aggregator.scaleout import wire
+    from exporter.aggregator.scaleout.halves import read_halves
     from exporter.decoders.sink import DecodeSink
     from exporter.kafka import Message
     from exporter.profiles import load_profile
-    from exporter.aggregator.scaleout import wire
-    from exporter.aggregator.scaleout.halves import read_halves
 
     traffic = make_kserve_traffic(4, BASE, extras=False)
     carried = []

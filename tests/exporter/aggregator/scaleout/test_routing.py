@@ -10,8 +10,13 @@ from kafka.partitioner.default import DefaultPartitioner
 from exporter.aggregator.scaleout.routing import merge_group, pipeline_key, progress_group, summary_partition
 
 # Kafka's own test vectors for Utils.murmur2 (clients/src/test/.../UtilsTest.java).
-JAVA_MURMUR2 = {"21": -973932308, "foobar": -790332482, "a-little-bit-long-string": -985981536,
-                "a-little-bit-longer-string": -1486304829, "abc": 479470107}
+JAVA_MURMUR2 = {
+    "21": -973932308,
+    "foobar": -790332482,
+    "a-little-bit-long-string": -985981536,
+    "a-little-bit-longer-string": -1486304829,
+    "abc": 479470107,
+}
 
 
 @pytest.mark.parametrize(("key", "hashed"), JAVA_MURMUR2.items())

@@ -15,9 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from exporter.kafka.embedded import free_port
 from exporter.kafka import open_producer
-from tests.exporter.aggregator.scaleout.harness import assert_same_metrics, combine, exposition, make_config, parse_exposition, single_run
+from exporter.kafka.embedded import free_port
+from tests.exporter.aggregator.scaleout.harness import (
+    assert_same_metrics,
+    combine,
+    exposition,
+    make_config,
+    parse_exposition,
+    single_run,
+)
 from tests.exporter.aggregator.scaleout.traffic import WINDOWS, make_traffic, models_config, write_profiles
 from tests.support.broker import broker, make_topic, producer_settings, unique_group  # noqa: F401
 
@@ -34,15 +41,27 @@ def profiles(tmp_path_factory):
 
 @pytest.fixture
 def deployment(broker, make_topic, tmp_path, profiles):  # noqa: F811
-    topics = {"predictions": make_topic(4), "labels": make_topic(2), "summaries": make_topic(2), "deadletter": make_topic(1)}
+    topics = {
+        "predictions": make_topic(4),
+        "labels": make_topic(2),
+        "summaries": make_topic(2),
+        "deadletter": make_topic(1),
+    }
     models = [{**m, "thresholds": {"min_samples": 100}} for m in models_config(profiles)]
     config = {
-        "kafka": {"bootstrap_servers": broker.bootstrap_servers, "group_id": unique_group("agg"),
-                  "predictions_topic": topics["predictions"], "labels_topic": topics["labels"],
-                  "summaries_topic": topics["summaries"], "deadletter_topic": topics["deadletter"],
-                  "session_timeout_ms": 2000, "heartbeat_interval_ms": 500,
-                  # A killed replica never leaves its groups; a rebalance waits this long for it.
-                  "max_poll_interval_ms": 2500, "partial_flush_seconds": 0.5},
+        "kafka": {
+            "bootstrap_servers": broker.bootstrap_servers,
+            "group_id": unique_group("agg"),
+            "predictions_topic": topics["predictions"],
+            "labels_topic": topics["labels"],
+            "summaries_topic": topics["summaries"],
+            "deadletter_topic": topics["deadletter"],
+            "session_timeout_ms": 2000,
+            "heartbeat_interval_ms": 500,
+            # A killed replica never leaves its groups; a rebalance waits this long for it.
+            "max_poll_interval_ms": 2500,
+            "partial_flush_seconds": 0.5,
+        },
         "models": models,
         "windows": WINDOWS,
         "allowed_lateness_seconds": 100_000,
@@ -54,8 +73,14 @@ def deployment(broker, make_topic, tmp_path, profiles):  # noqa: F811
     path.write_text(json.dumps(config))  # JSON is YAML
     producer = open_producer(producer_settings(broker))
     processes: list[subprocess.Popen] = []
-    yield {"config": path, "dir": tmp_path, "topics": topics, "producer": producer, "processes": processes,
-           "profiles": profiles}
+    yield {
+        "config": path,
+        "dir": tmp_path,
+        "topics": topics,
+        "producer": producer,
+        "processes": processes,
+        "profiles": profiles,
+    }
     for process in processes:
         if process.poll() is None:
             process.kill()
@@ -66,23 +91,32 @@ def deployment(broker, make_topic, tmp_path, profiles):  # noqa: F811
 class Replica:
     """One ``model-health aggregator`` process; restartable on the same port and state dir."""
 
-    def __init__(self, deployment, name: str, mode: str = "scale_out", group: str | None = None,
-                 client: str = "kafka-python") -> None:
+    def __init__(
+        self, deployment, name: str, mode: str = "scale_out", group: str | None = None, client: str = "kafka-python"
+    ) -> None:
         self.deployment = deployment
         self.name = name
         self.port = free_port()
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "MODEL_HEALTH_KAFKA__MODE": mode,
-                    "MODEL_HEALTH_KAFKA__CLIENT": client,
-                    "MODEL_HEALTH_HTTP__PORT": str(self.port),
-                    "MODEL_HEALTH_STATE__DIR": str(deployment["dir"] / f"state-{name}")}
+        self.env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "MODEL_HEALTH_KAFKA__MODE": mode,
+            "MODEL_HEALTH_KAFKA__CLIENT": client,
+            "MODEL_HEALTH_HTTP__PORT": str(self.port),
+            "MODEL_HEALTH_STATE__DIR": str(deployment["dir"] / f"state-{name}"),
+        }
         if group is not None:
             self.env["MODEL_HEALTH_KAFKA__GROUP_ID"] = group
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Replica:
         log = open(self.deployment["dir"] / f"{self.name}.log", "ab")
-        self.process = subprocess.Popen([str(SCRIPT), "aggregator", "--config", str(self.deployment["config"])],
-                                        env=self.env, stdout=subprocess.DEVNULL, stderr=log)
+        self.process = subprocess.Popen(
+            [str(SCRIPT), "aggregator", "--config", str(self.deployment["config"])],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         self.deployment["processes"].append(self.process)
         return self
 
@@ -128,8 +162,10 @@ def scraped(replicas: list[Replica]) -> dict[str, float] | None:
 
 def owners(replicas: list[Replica]) -> list[set[str]]:
     """The models each replica exports."""
-    return [{k.split('model="')[1].split('"')[0] for k in (r.scrape() or {}) if k.startswith("model_health_model_info{")}
-            for r in replicas]
+    return [
+        {k.split('model="')[1].split('"')[0] for k in (r.scrape() or {}) if k.startswith("model_health_model_info{")}
+        for r in replicas
+    ]
 
 
 def settle(replicas: list[Replica], expected: dict[str, float], timeout: float = 90.0) -> dict[str, float]:
@@ -155,8 +191,12 @@ def settle(replicas: list[Replica], expected: dict[str, float], timeout: float =
 def in_process_expected(deployment, traffic, tmp_path) -> dict[str, float]:
     """What one single-mode aggregator makes of the same traffic (in memory, evaluated now)."""
     topics = deployment["topics"]
-    config = make_config(deployment["profiles"], tmp_path / "single", predictions_topic=topics["predictions"],
-                         labels_topic=topics["labels"])
+    config = make_config(
+        deployment["profiles"],
+        tmp_path / "single",
+        predictions_topic=topics["predictions"],
+        labels_topic=topics["labels"],
+    )
     aggregator = single_run(config, traffic, time.time())
     return exposition(aggregator.snapshot(), aggregator.latency())
 
@@ -168,6 +208,7 @@ def test_two_replicas_export_what_one_process_exports(deployment):
     single = Replica(deployment, "single", mode="single", group=unique_group("single")).start()
     replicas = [Replica(deployment, f"r{i}").start() for i in range(2)]
     try:
+
         def single_done():
             got = single.scrape() or {}
             total = sum(v for k, v in got.items() if k.startswith("model_health_predictions_total{"))
@@ -178,7 +219,9 @@ def test_two_replicas_export_what_one_process_exports(deployment):
             assert time.monotonic() < deadline, "the single-mode process never counted every record"
             time.sleep(0.5)
         got = settle(replicas, expected)
-        assert sum(v for k, v in got.items() if k.startswith("model_health_labels_joined_total{")) == sum(traffic.labelled.values())
+        assert sum(v for k, v in got.items() if k.startswith("model_health_labels_joined_total{")) == sum(
+            traffic.labelled.values()
+        )
         # Each model has exactly one owner, and both replicas own something.
         owned = owners(replicas)
         assert all(owned) and not owned[0] & owned[1] and owned[0] | owned[1] == {"fraud", "churn"}
@@ -206,16 +249,24 @@ def wait_for_progress(replicas: list[Replica], beyond: float, timeout: float = 6
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("count", "client"), [(1, "kafka-python"), (2, "kafka-python"), (2, "confluent")],
-                         ids=["one-replica", "two-replicas", "two-replicas-confluent"])
+@pytest.mark.parametrize(
+    ("count", "client"),
+    [(1, "kafka-python"), (2, "kafka-python"), (2, "confluent")],
+    ids=["one-replica", "two-replicas", "two-replicas-confluent"],
+)
 def test_kill_9_mid_stream_counts_every_record_once(deployment, tmp_path, count, client):
     traffic = make_traffic(ROWS, BASE_TIME, seed=5)
     expected = in_process_expected(deployment, traffic, tmp_path)
     replicas = [Replica(deployment, f"r{i}", client=client).start() for i in range(count)]
     victim = replicas[0]
     chunks = 3
-    parts = [(traffic.predictions[c * len(traffic.predictions) // chunks : (c + 1) * len(traffic.predictions) // chunks],
-              traffic.labels[c * len(traffic.labels) // chunks : (c + 1) * len(traffic.labels) // chunks]) for c in range(chunks)]
+    parts = [
+        (
+            traffic.predictions[c * len(traffic.predictions) // chunks : (c + 1) * len(traffic.predictions) // chunks],
+            traffic.labels[c * len(traffic.labels) // chunks : (c + 1) * len(traffic.labels) // chunks],
+        )
+        for c in range(chunks)
+    ]
     sent = {"predictions": 0, "labels": 0}
 
     def send(chunk: int) -> None:
@@ -242,32 +293,47 @@ def test_kill_9_mid_stream_counts_every_record_once(deployment, tmp_path, count,
             replica.stop()
 
 
-
 def test_two_replicas_pair_kserve_halves_spread_over_an_unkeyed_topic(deployment, tmp_path):
     """KServe request and response CloudEvents (KafkaSink headers) round-robin over four
     partitions: their halves land on partitions different replicas hold, and are paired by
     the model's owner in stage 2 — the replicas export what one process exports."""
+    from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
     from tests.exporter.aggregator.scaleout.kserve_traffic import make_kserve_traffic
     from tests.exporter.aggregator.scaleout.test_kserve_pairs import Topics
     from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer
-    from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
 
     traffic = make_kserve_traffic(60, BASE_TIME, tag="broker", extras=False)
     topics = deployment["topics"]
-    for topic, items, partitions in (("predictions", traffic.messages, 4), ("labels", [(v, ()) for v in traffic.labels], 2)):
+    for topic, items, partitions in (
+        ("predictions", traffic.messages, 4),
+        ("labels", [(v, ()) for v in traffic.labels], 2),
+    ):
         for i, (value, headers) in enumerate(items):
             deployment["producer"].send(topics[topic], value, headers=headers, partition=i % partitions)
     deployment["producer"].flush()
-    config = make_config(deployment["profiles"], tmp_path / "single", predictions_topic=topics["predictions"],
-                         labels_topic=topics["labels"])
+    config = make_config(
+        deployment["profiles"],
+        tmp_path / "single",
+        predictions_topic=topics["predictions"],
+        labels_topic=topics["labels"],
+    )
     log = FakeLog()
     fake = Topics(log)
     fake.counts = {topics["predictions"]: 4, topics["labels"]: 2}
     fake.sent = {topics["predictions"]: 0, topics["labels"]: 0}
-    fake.send([(topics["predictions"], v, h) for v, h in traffic.messages] + [(topics["labels"], v, ()) for v in traffic.labels])
+    fake.send(
+        [(topics["predictions"], v, h) for v, h in traffic.messages]
+        + [(topics["labels"], v, ()) for v in traffic.labels]
+    )
     now = time.time()
-    single = Aggregator(config, load_models(config), FakeConsumer(log, batch=7), FakeProducer(log),
-                        BatchDecoder(config.kafka.labels_topic), clock=lambda: now)
+    single = Aggregator(
+        config,
+        load_models(config),
+        FakeConsumer(log, batch=7),
+        FakeProducer(log),
+        BatchDecoder(config.kafka.labels_topic),
+        clock=lambda: now,
+    )
     single.subscribe()
     while single.poll_once():
         pass
@@ -277,7 +343,9 @@ def test_two_replicas_pair_kserve_halves_spread_over_an_unkeyed_topic(deployment
     replicas = [Replica(deployment, f"r{i}").start() for i in range(2)]
     try:
         got = settle(replicas, expected)
-        assert sum(v for k, v in got.items() if k.startswith("model_health_labels_joined_total{")) == len(traffic.labels)
+        assert sum(v for k, v in got.items() if k.startswith("model_health_labels_joined_total{")) == len(
+            traffic.labels
+        )
     finally:
         for replica in replicas:
             replica.stop()

@@ -6,11 +6,18 @@ import json
 
 import pytest
 
-from exporter.kafka import TopicPartition
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.routing import pipeline_key, summary_partition
+from exporter.kafka import TopicPartition
 from tests.exporter.aggregator.scaleout.fakes import Crash
-from tests.exporter.aggregator.scaleout.harness import PREDICTIONS, SUMMARIES, SUMMARY_PARTITIONS, Clock, Cluster, make_config
+from tests.exporter.aggregator.scaleout.harness import (
+    PREDICTIONS,
+    SUMMARIES,
+    SUMMARY_PARTITIONS,
+    Clock,
+    Cluster,
+    make_config,
+)
 from tests.exporter.aggregator.scaleout.traffic import write_profiles
 from tests.support.fake_kafka import FakeLog
 
@@ -24,9 +31,20 @@ def profiles(tmp_path_factory):
 
 
 def records(start: int, count: int, models=(("fraud", "7"), ("churn", "1"))) -> bytes:
-    lines = [json.dumps({"model": m, "model_version": v, "request_id": f"{m}-{start + i}", "timestamp": 1_000.0 + start + i,
-                         "features": {"num_00": float(i), "cat_0": "c0_00"}, "prediction": 0.5})
-             for i in range(count) for m, v in models]
+    lines = [
+        json.dumps(
+            {
+                "model": m,
+                "model_version": v,
+                "request_id": f"{m}-{start + i}",
+                "timestamp": 1_000.0 + start + i,
+                "features": {"num_00": float(i), "cat_0": "c0_00"},
+                "prediction": 0.5,
+            }
+        )
+        for i in range(count)
+        for m, v in models
+    ]
     return "\n".join(lines).encode()
 
 

@@ -7,12 +7,20 @@ from dataclasses import replace
 
 import pytest
 
-from exporter.kafka import TopicPartition
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.routing import summary_partition
 from exporter.aggregator.scaleout.stage2 import MergeStage
+from exporter.kafka import TopicPartition
 from tests.exporter.aggregator.scaleout.fakes import FakeGroup, GroupConsumer
-from tests.exporter.aggregator.scaleout.harness import PREDICTIONS, SUMMARIES, SUMMARY_PARTITIONS, Clock, Cluster, exposition, make_config
+from tests.exporter.aggregator.scaleout.harness import (
+    PREDICTIONS,
+    SUMMARIES,
+    SUMMARY_PARTITIONS,
+    Clock,
+    Cluster,
+    exposition,
+    make_config,
+)
 from tests.exporter.aggregator.scaleout.traffic import write_profiles
 from tests.support.fake_kafka import FakeLog
 
@@ -27,11 +35,24 @@ def profiles(tmp_path_factory):
 def records(start: int, count: int, model=("fraud", "7"), at: float = 1_000.0, labels: bool = False) -> bytes:
     name, version = model
     if labels:
-        lines = [json.dumps({"model": name, "request_id": f"{name}-{start + i}", "label": 1, "timestamp": at}) for i in range(count)]
+        lines = [
+            json.dumps({"model": name, "request_id": f"{name}-{start + i}", "label": 1, "timestamp": at})
+            for i in range(count)
+        ]
     else:
-        lines = [json.dumps({"model": name, "model_version": version, "request_id": f"{name}-{start + i}",
-                             "timestamp": at + i, "features": {"num_00": float(i), "cat_0": "c0_00"}, "prediction": 0.7})
-                 for i in range(count)]
+        lines = [
+            json.dumps(
+                {
+                    "model": name,
+                    "model_version": version,
+                    "request_id": f"{name}-{start + i}",
+                    "timestamp": at + i,
+                    "features": {"num_00": float(i), "cat_0": "c0_00"},
+                    "prediction": 0.7,
+                }
+            )
+            for i in range(count)
+        ]
     return "\n".join(lines).encode()
 
 
@@ -58,10 +79,18 @@ def publish(cluster: Cluster, *batches: tuple[str, int, bytes]) -> None:
 
 def merge_stage(cluster: Cluster, state_dir=None, clock: float = NOW) -> MergeStage:
     """A lone stage-2 member (its own group) that has merged all there is."""
-    config = cluster.config if state_dir is None else cluster.config.model_copy(
-        update={"state": cluster.config.state.model_copy(update={"dir": state_dir})})
-    stage = MergeStage(config, cluster.models, GroupConsumer(FakeGroup(cluster.log, f"solo-{id(config)}"), batch=3),
-                       SUMMARY_PARTITIONS, clock=lambda: clock)
+    config = (
+        cluster.config
+        if state_dir is None
+        else cluster.config.model_copy(update={"state": cluster.config.state.model_copy(update={"dir": state_dir})})
+    )
+    stage = MergeStage(
+        config,
+        cluster.models,
+        GroupConsumer(FakeGroup(cluster.log, f"solo-{id(config)}"), batch=3),
+        SUMMARY_PARTITIONS,
+        clock=lambda: clock,
+    )
     stage.subscribe()
     while stage.poll_once():
         pass
@@ -97,8 +126,13 @@ def test_an_overlapping_range_is_merged_and_counted(profiles, tmp_path):
 
 def test_replay_and_the_local_checkpoint_end_in_the_same_state(profiles, tmp_path):
     cluster = new_cluster(profiles, tmp_path)
-    publish(cluster, (PREDICTIONS, 0, records(0, 30)), (PREDICTIONS, 1, records(30, 30, ("churn", "1"))),
-            ("model-labels", 0, records(0, 20, labels=True)), (PREDICTIONS, 1, records(60, 30)))
+    publish(
+        cluster,
+        (PREDICTIONS, 0, records(0, 30)),
+        (PREDICTIONS, 1, records(30, 30, ("churn", "1"))),
+        ("model-labels", 0, records(0, 20, labels=True)),
+        (PREDICTIONS, 1, records(60, 30)),
+    )
     first = merge_stage(cluster, tmp_path / "a")
     expected = scrape(first)
     assert expected['model_health_labels_joined_total{model="fraud"}'] == 20
@@ -109,7 +143,9 @@ def test_replay_and_the_local_checkpoint_end_in_the_same_state(profiles, tmp_pat
     publish(cluster, (PREDICTIONS, 0, records(90, 10)))
     restored = merge_stage(cluster, tmp_path / "a")  # the same replica, back: from its checkpoint on
     replayed = merge_stage(cluster, tmp_path / "c")
-    assert {p: s.next_offset for p, s in restored.states.items()} == {p: s.next_offset for p, s in replayed.states.items()}
+    assert {p: s.next_offset for p, s in restored.states.items()} == {
+        p: s.next_offset for p, s in replayed.states.items()
+    }
     assert scrape(restored) == scrape(replayed)
 
 
@@ -118,8 +154,12 @@ def test_a_checkpoint_for_other_profiles_is_not_used(profiles, tmp_path):
     publish(cluster, (PREDICTIONS, 0, records(0, 30)))
     stage = merge_stage(cluster, tmp_path / "a")
     stage.checkpoint()
-    other = MergeStage(cluster.config.model_copy(update={"state": cluster.config.state.model_copy(update={"dir": tmp_path / "a"})}),
-                       cluster.models, GroupConsumer(FakeGroup(cluster.log, "x")), SUMMARY_PARTITIONS + 1)
+    other = MergeStage(
+        cluster.config.model_copy(update={"state": cluster.config.state.model_copy(update={"dir": tmp_path / "a"})}),
+        cluster.models,
+        GroupConsumer(FakeGroup(cluster.log, "x")),
+        SUMMARY_PARTITIONS + 1,
+    )
     assert other.restore(0).next_offset == 0  # written for two partitions, read with three: replay
 
 
@@ -140,16 +180,22 @@ def test_what_cannot_be_merged_is_counted_by_reason(profiles, tmp_path):
     stage = merge_stage(cluster)
     rejected = stage.evaluate().pipeline.rejected
     assert {r: n for (t, r), n in rejected.items() if t == SUMMARIES} == {
-        "invalid_summary": 1, "unknown_format": 1, "misrouted": 1, "unknown_model": 1}
+        "invalid_summary": 1,
+        "unknown_format": 1,
+        "misrouted": 1,
+        "unknown_model": 1,
+    }
     assert stage.snapshot().pipeline.predictions[("fraud", "7")] == 10
 
 
 def test_lateness_is_decided_per_slot_by_the_owner(profiles, tmp_path):
     cluster = new_cluster(profiles, tmp_path, allowed_lateness_seconds=60)
-    publish(cluster,
-            (PREDICTIONS, 0, records(0, 10, at=5_000.0)),  # newest event 5009
-            (PREDICTIONS, 1, records(10, 10, at=1_000.0)),  # every slot far behind: late
-            (PREDICTIONS, 1, records(20, 10, at=4_945.0)))  # 4945–4954: slot [4920, 4950) still reaches the horizon
+    publish(
+        cluster,
+        (PREDICTIONS, 0, records(0, 10, at=5_000.0)),  # newest event 5009
+        (PREDICTIONS, 1, records(10, 10, at=1_000.0)),  # every slot far behind: late
+        (PREDICTIONS, 1, records(20, 10, at=4_945.0)),
+    )  # 4945–4954: slot [4920, 4950) still reaches the horizon
     stage = merge_stage(cluster)
     pipeline = stage.evaluate().pipeline
     assert pipeline.late == {"fraud": 10}
@@ -157,7 +203,9 @@ def test_lateness_is_decided_per_slot_by_the_owner(profiles, tmp_path):
 
 
 def test_the_label_join_runs_on_publication_time_not_the_wall_clock(profiles, tmp_path):
-    cluster = new_cluster(profiles, tmp_path, labels=make_config(profiles, tmp_path).labels.model_copy(update={"join_ttl_seconds": 10.0}))
+    cluster = new_cluster(
+        profiles, tmp_path, labels=make_config(profiles, tmp_path).labels.model_copy(update={"join_ttl_seconds": 10.0})
+    )
     cluster.clock.now = 3_000.0
     publish(cluster, (PREDICTIONS, 0, records(0, 5)))
     cluster.clock.now = 3_005.0
@@ -185,18 +233,41 @@ def test_sidecar_summaries_on_the_same_topic_are_merged_once(profiles, tmp_path)
     publish(cluster, (PREDICTIONS, 0, records(0, 10)))  # ten from stage 1
     profile = cluster.models[("fraud", "7")][1]
     folded = ModelWindows(profile, [WindowSpec("b", 30, 1)], math.inf)  # divides both windows
-    folded.fold_predictions(pa.table({
-        "model": ["fraud"] * 4, "model_version": ["7"] * 4, "request_id": ["s1", "s2", "s3", "s4"],
-        "timestamp": [1_020.0, 1_021.0, 1_022.0, 1_023.0], "prediction_score": [0.1, 0.2, 0.3, 0.4],
-        "prediction_class": pa.array([None] * 4, pa.string()), "latency_ms": [1.0] * 4, "status": ["ok"] * 4,
-        "f.num_00": [1.0, 2.0, 3.0, 4.0]}))
+    folded.fold_predictions(
+        pa.table(
+            {
+                "model": ["fraud"] * 4,
+                "model_version": ["7"] * 4,
+                "request_id": ["s1", "s2", "s3", "s4"],
+                "timestamp": [1_020.0, 1_021.0, 1_022.0, 1_023.0],
+                "prediction_score": [0.1, 0.2, 0.3, 0.4],
+                "prediction_class": pa.array([None] * 4, pa.string()),
+                "latency_ms": [1.0] * 4,
+                "status": ["ok"] * 4,
+                "f.num_00": [1.0, 2.0, 3.0, 4.0],
+            }
+        )
+    )
     ((start, bucket),) = folded.buckets["b"].items()
-    header = summary_wire.SummaryHeader("fraud", "7", start, 30, "sidecar-pod-a", 0, records=bucket.records,
-                                        profile_created_at=profile.metadata.created_at)
+    header = summary_wire.SummaryHeader(
+        "fraud",
+        "7",
+        start,
+        30,
+        "sidecar-pod-a",
+        0,
+        records=bucket.records,
+        profile_created_at=profile.metadata.created_at,
+    )
     value = summary_wire.encode_summary(header, bucket)
     for _ in range(2):  # the second is a redelivery
-        cluster.log.append(SUMMARIES, value, b"fraud", summary_wire.kafka_headers(header),
-                           partition=summary_partition("fraud", SUMMARY_PARTITIONS))
+        cluster.log.append(
+            SUMMARIES,
+            value,
+            b"fraud",
+            summary_wire.kafka_headers(header),
+            partition=summary_partition("fraud", SUMMARY_PARTITIONS),
+        )
     stage = merge_stage(cluster)
     snapshot = stage.evaluate()
     assert snapshot.pipeline.predictions[("fraud", "7")] == 14

@@ -11,12 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detectors.profile import summary_counts
-from exporter.kafka import Message
-from exporter.profiles import load_profile
-from exporter.records import LABEL_SCHEMA
 from exporter.aggregator.scaleout import wire
+from exporter.kafka import Message
 from exporter.pipeline.snapshot import HistogramState
 from exporter.pipeline.windows import ModelWindows, WindowSpec
+from exporter.profiles import load_profile
+from exporter.records import LABEL_SCHEMA
 from tests.exporter.aggregator.scaleout.traffic import write_profiles
 
 
@@ -29,16 +29,31 @@ def profile(tmp_path_factory):
 def folded(profile) -> wire.ModelPartial:
     """A partial as stage 1 makes it: predictions and labels folded into 30 s slots."""
     rows = 200
-    table = pa.table({
-        "model": ["fraud"] * rows, "model_version": ["7"] * rows, "model_namespace": [None] * rows,
-        "request_id": [f"r{i}" for i in range(rows)], "timestamp": [1000.0 + i for i in range(rows)],
-        "prediction_score": [i / rows for i in range(rows)], "prediction_class": [None] * rows,
-        "latency_ms": [5.0] * rows, "status": ["ok"] * rows,
-        "f.num_00": [float(i % 7) if i % 11 else None for i in range(rows)],
-        "f.cat_0": [f"c0_0{i % 4}" for i in range(rows)],
-    })
-    labels = pa.table({"model": ["fraud"] * 50, "request_id": [f"r{i}" for i in range(50)], "label_value": [1.0] * 50,
-                       "label_class": ["1"] * 50, "timestamp": [1300.0] * 50}, schema=LABEL_SCHEMA)
+    table = pa.table(
+        {
+            "model": ["fraud"] * rows,
+            "model_version": ["7"] * rows,
+            "model_namespace": [None] * rows,
+            "request_id": [f"r{i}" for i in range(rows)],
+            "timestamp": [1000.0 + i for i in range(rows)],
+            "prediction_score": [i / rows for i in range(rows)],
+            "prediction_class": [None] * rows,
+            "latency_ms": [5.0] * rows,
+            "status": ["ok"] * rows,
+            "f.num_00": [float(i % 7) if i % 11 else None for i in range(rows)],
+            "f.cat_0": [f"c0_0{i % 4}" for i in range(rows)],
+        }
+    )
+    labels = pa.table(
+        {
+            "model": ["fraud"] * 50,
+            "request_id": [f"r{i}" for i in range(50)],
+            "label_value": [1.0] * 50,
+            "label_class": ["1"] * 50,
+            "timestamp": [1300.0] * 50,
+        },
+        schema=LABEL_SCHEMA,
+    )
     slot = [WindowSpec("slot", 30, 1)]
     predictions, label_store = ModelWindows(profile, slot, math.inf), ModelWindows(profile, slot, math.inf)
     predictions.fold_predictions(table)
@@ -50,8 +65,15 @@ def folded(profile) -> wire.ModelPartial:
         errors=3,
         latency=HistogramState((0.01, 0.1), (150, 190, 200), 1.5),
         newest={("predictions", 1170): 1199.0, ("labels", 1290): 1300.0},
-        join=pa.table({"model_version": ["7"] * rows, "request_id": table["request_id"], "timestamp": table["timestamp"],
-                       "prediction_score": table["prediction_score"], "prediction_class": table["prediction_class"]}),
+        join=pa.table(
+            {
+                "model_version": ["7"] * rows,
+                "request_id": table["request_id"],
+                "timestamp": table["timestamp"],
+                "prediction_score": table["prediction_score"],
+                "prediction_class": table["prediction_class"],
+            }
+        ),
     )
     return wire.ModelPartial("fraud", 30, {"7": version}, labels)
 
@@ -61,11 +83,17 @@ def bucket_values(buckets):
     for start, bucket in buckets.items():
         out[(start, "records")] = (bucket.records, bucket.labels)
         for name, summary in bucket.features.items():
-            out[(start, name)] = {k: list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v for k, v in summary_counts(summary).items()}
+            out[(start, name)] = {
+                k: list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v
+                for k, v in summary_counts(summary).items()
+            }
         for part in ("prediction", "label"):
             summary = getattr(bucket, part)
             if summary is not None:
-                out[(start, part)] = {k: list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v for k, v in summary_counts(summary).items()}
+                out[(start, part)] = {
+                    k: list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v
+                    for k, v in summary_counts(summary).items()
+                }
     return out
 
 
@@ -114,7 +142,14 @@ def test_truncated_partial_is_refused(profile):
 
 
 def message(summary: wire.SummaryRange, headers=None) -> Message:
-    return Message("model-health-summaries", 0, 0, summary.key.encode(), b"", tuple(headers if headers is not None else summary.headers()))
+    return Message(
+        "model-health-summaries",
+        0,
+        0,
+        summary.key.encode(),
+        b"",
+        tuple(headers if headers is not None else summary.headers()),
+    )
 
 
 def test_range_headers_round_trip():
@@ -124,13 +159,16 @@ def test_range_headers_round_trip():
     assert wire.SummaryRange.of(message(summary, headers=())) is None  # another producer's message
 
 
-@pytest.mark.parametrize("broken", [
-    {"model-health-summary-format": b"2"},
-    {"model-health-summary-kind": b"other"},
-    {"model-health-range-end": b"5"},  # ends before it starts
-    {"model-health-range-start": b"x"},
-    {"model-health-emitted-at": b"nan"},
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"model-health-summary-format": b"2"},
+        {"model-health-summary-kind": b"other"},
+        {"model-health-range-end": b"5"},  # ends before it starts
+        {"model-health-range-start": b"x"},
+        {"model-health-emitted-at": b"nan"},
+    ],
+)
 def test_bad_range_headers_are_refused(broken):
     headers = dict(wire.SummaryRange("model", "fraud", "t", 0, 10, 25, 1.0).headers()) | broken
     with pytest.raises(wire.WireError) as refused:
@@ -139,8 +177,10 @@ def test_bad_range_headers_are_refused(broken):
 
 
 def test_pipeline_partial_round_trip():
-    partial = wire.PipelinePartial({("model-predictions", "ndjson"): 40, ("model-predictions", "json"): 2},
-                                   {("model-predictions", "invalid_json"): 1})
+    partial = wire.PipelinePartial(
+        {("model-predictions", "ndjson"): 40, ("model-predictions", "json"): 2},
+        {("model-predictions", "invalid_json"): 1},
+    )
     assert wire.decode_pipeline_partial(wire.encode_pipeline_partial(partial)) == partial
 
 
@@ -149,7 +189,8 @@ def test_a_big_partial_splits_into_parts_that_add_up(profile):
     parts = wire.split_model_partial(partial, max_summaries=10, max_rows=60)
     assert len(parts) > 3
     assert [bucket_values(p.versions["7"].predictions) for p in parts] == [
-        bucket_values(p.versions["7"].predictions) for p in wire.split_model_partial(partial, 10, 60)]  # deterministic
+        bucket_values(p.versions["7"].predictions) for p in wire.split_model_partial(partial, 10, 60)
+    ]  # deterministic
     merged_predictions, merged_labels, joins, labels, newest = {}, {}, 0, 0, {}
     for piece in parts:
         back = wire.decode_model_partial(wire.encode_model_partial(piece), {"7": profile}.get)

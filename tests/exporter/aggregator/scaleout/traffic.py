@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detectors.profile import build_profile
-from exporter.profiles import save_profile
 from exporter.demo.synthetic import synthetic_table
+from exporter.profiles import save_profile
 
 SHAPE = {"numeric": 4, "categorical": 2, "drifted": 2}
 MODELS = (("fraud", "7"), ("fraud", "8"), ("churn", "1"))
@@ -19,8 +19,14 @@ WINDOWS = [{"name": "1h", "bucket_seconds": 60, "buckets": 60}, {"name": "5m", "
 def write_profiles(directory: Path) -> dict[tuple[str, str], Path]:
     paths = {}
     for i, (model, version) in enumerate(MODELS):
-        profile = build_profile(synthetic_table(4_000, seed=10 + i, **SHAPE), model=model, model_version=version,
-                                created_at=1.7e9 + i, prediction="prediction", label="label")
+        profile = build_profile(
+            synthetic_table(4_000, seed=10 + i, **SHAPE),
+            model=model,
+            model_version=version,
+            created_at=1.7e9 + i,
+            prediction="prediction",
+            label="label",
+        )
         paths[(model, version)] = save_profile(profile, directory / f"{model}-{version}.parquet")
     return paths
 
@@ -49,19 +55,41 @@ def make_traffic(rows: int, base_time: float, seed: int = 2, per_message: int = 
         table = synthetic_table(rows, seed=seed + index, drift=index != 1, **SHAPE).to_pylist()
         for i, row in enumerate(table):
             features = {k: v for k, v in row.items() if k not in ("prediction", "label") and v == v}
-            record = {"model": model, "request_id": f"{model}-{version}-{i}", "timestamp": base_time + i * spacing + index / 10,
-                      "features": features, "prediction": row["prediction"], "latency_ms": 5.0 + i % 40,
-                      "status": "error" if i % 97 == 0 else "ok"}
+            record = {
+                "model": model,
+                "request_id": f"{model}-{version}-{i}",
+                "timestamp": base_time + i * spacing + index / 10,
+                "features": features,
+                "prediction": row["prediction"],
+                "latency_ms": 5.0 + i % 40,
+                "status": "error" if i % 97 == 0 else "ok",
+            }
             if not (model == "churn" and i % 2):  # churn has one version: records may leave it out
                 record["model_version"] = version
             lines.append((record["timestamp"], json.dumps(record)))
             if i % 2 == 0:
-                label_lines.append(json.dumps({"model": model, "request_id": record["request_id"], "label": row["label"],
-                                               "timestamp": base_time + rows * spacing + i * spacing}))
+                label_lines.append(
+                    json.dumps(
+                        {
+                            "model": model,
+                            "request_id": record["request_id"],
+                            "label": row["label"],
+                            "timestamp": base_time + rows * spacing + i * spacing,
+                        }
+                    )
+                )
                 labelled[model] = labelled.get(model, 0) + 1
         counts[(model, version)] = rows
-    bad_feature = json.dumps({"model": "churn", "model_version": "1", "request_id": "bad-1", "timestamp": base_time,
-                              "features": {"num_00": "twelve"}, "prediction": 0.5})
+    bad_feature = json.dumps(
+        {
+            "model": "churn",
+            "model_version": "1",
+            "request_id": "bad-1",
+            "timestamp": base_time,
+            "features": {"num_00": "twelve"},
+            "prediction": 0.5,
+        }
+    )
     ghost = json.dumps({"model": "ghost", "request_id": "g-1", "timestamp": base_time, "features": {}, "prediction": 1})
     lines.sort()
     texts = [text for _, text in lines]
@@ -71,7 +99,11 @@ def make_traffic(rows: int, base_time: float, seed: int = 2, per_message: int = 
     stray = json.dumps({"model": "ghost", "request_id": "g-1", "label": 1, "timestamp": base_time})
     labels = ["\n".join(label_lines[i : i + per_message]).encode() for i in range(0, len(label_lines), per_message)]
     labels.insert(1, stray.encode())
-    refused = {("predictions", "invalid_json"): 1, ("predictions", "unknown_model"): 1,
-               ("predictions", "bad_feature_value"): 1, ("predictions", "unknown_format"): 1,
-               ("labels", "unknown_model"): 1}
+    refused = {
+        ("predictions", "invalid_json"): 1,
+        ("predictions", "unknown_model"): 1,
+        ("predictions", "bad_feature_value"): 1,
+        ("predictions", "unknown_format"): 1,
+        ("labels", "unknown_model"): 1,
+    }
     return Traffic(predictions, labels, counts, labelled, refused)
