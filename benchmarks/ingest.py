@@ -289,8 +289,10 @@ def measure_ours(
     timeout_s: float,
     profiler: cProfile.Profile | None = None,
 ) -> dict[str, Any]:
-    from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
+    from exporter.aggregator.inputs import load_models
+    from exporter.aggregator.single import Aggregator
     from exporter.kafka import ProducerSettings, open_consumer, open_producer
+    from exporter.pipeline.decode import BatchDecoder
 
     state = Path(tempfile.mkdtemp(dir=tmp, prefix="state-"))
     config = make_config(
@@ -386,7 +388,7 @@ def measure_scrape(tmp: Path) -> dict[str, Any]:
         def flush(self, timeout_s: float = 30.0) -> None: ...
         def close(self) -> None: ...
 
-    from exporter.aggregator.single import load_models
+    from exporter.aggregator.inputs import load_models
 
     aggregator = Aggregator(config, load_models(config), None, _NoProducer(), lambda m, now: None)  # type: ignore[arg-type]
     now = time.time()

@@ -329,8 +329,8 @@ def aggregator(config_path: Path, log_level: str) -> None:
     import threading
 
     from exporter.aggregator.service import install_signal_handlers, serve
-    from exporter.aggregator.single import BatchDecoder
     from exporter.config import AggregatorConfig, load_config
+    from exporter.pipeline.decode import BatchDecoder
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The Kafka client narrates every connection at INFO; its warnings are what matter.

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from exporter.pipeline.windows import Joined
+from exporter.pipeline.buckets import Joined
 
 _MIN_CAPACITY = 1024
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from detectors.compare import ColumnDrift
 
 
@@ -59,6 +61,24 @@ class HistogramState:
             c + (1 if i == len(self.bounds) or value <= self.bounds[i] else 0) for i, c in enumerate(self.counts)
         )
         return HistogramState(self.bounds, counts, self.total + value)
+
+    def observe_many(self, values: np.ndarray) -> HistogramState:
+        """Every value observed at once (equal to observing them one by one, up to float rounding of the sum).
+
+        >>> HistogramState.empty((1.0, 2.0)).observe_many(np.array([0.5, 1.5, 9.0])).counts
+        (1, 2, 3)
+        """
+        if values.size == 0:
+            return self
+        below = np.searchsorted(np.sort(values), np.asarray(self.bounds), side="right").tolist()
+        counts = tuple(int(old) + int(new) for old, new in zip(self.counts, [*below, values.size]))
+        return HistogramState(self.bounds, counts, self.total + float(values.sum()))
+
+    def __add__(self, other: HistogramState) -> HistogramState:
+        if self.bounds != other.bounds:
+            raise ValueError("histograms with different buckets do not add")
+        counts = tuple(int(a) + int(b) for a, b in zip(self.counts, other.counts))
+        return HistogramState(self.bounds, counts, self.total + other.total)
 
     @property
     def count(self) -> int:

@@ -24,6 +24,8 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from exporter.aggregator.collector import CatalogueFamilies
+from exporter.pipeline.fold import by_model_version
+from exporter.pipeline.serving import error_count, latency_seconds
 from exporter.pipeline.snapshot import HistogramState
 
 ModelKey = tuple[str, str]  # (model, model_version); an unknown version is ""
@@ -59,37 +61,23 @@ class ServingStats:
             self._latency[model] = HistogramState.empty(self._bounds)
 
     def observe(self, table: pa.Table) -> None:
-        """Count one decoded prediction table (the :mod:`exporter.records` shape)."""
+        """Count one decoded prediction table (the :mod:`exporter.records` shape), by the
+        serving rules every component shares (:mod:`exporter.pipeline.serving`)."""
         if table.num_rows == 0:
             return
-        models = table.column("model").to_pylist()
-        versions = [v or "" for v in table.column("model_version").to_pylist()]
-        keys = list(zip(models, versions))
-        status = table.column("status").to_pylist()
-        latency = table.column("latency_ms").to_numpy(zero_copy_only=False).astype(np.float64) / 1000.0
-        times = table.column("timestamp").to_numpy(zero_copy_only=False).astype(np.float64)
-        groups: dict[ModelKey, list[int]] = {}
-        for row, key in enumerate(keys):
-            groups.setdefault(key, []).append(row)
+        groups = by_model_version(table)
         with self._lock:
-            for key, rows in groups.items():
-                index = np.asarray(rows)
-                self._predictions[key] += len(rows)
-                self._errors[key] += sum(1 for r in rows if status[r] not in (None, "ok"))
-                self._observe_latency(key, latency[index])
-                newest = float(np.nanmax(times[index]))
+            for (model, version), part in groups:
+                key = (model, version or "")
+                self._predictions[key] += part.num_rows
+                self._errors[key] += error_count(part)
+                latency = latency_seconds(part)
+                self._latency[key] = (self._latency.get(key) or HistogramState.empty(self._bounds)).observe_many(
+                    latency
+                )
+                newest = float(np.nanmax(part.column("timestamp").to_numpy(zero_copy_only=False).astype(np.float64)))
                 if newest > self._last.get(key, -np.inf):
                     self._last[key] = newest
-
-    def _observe_latency(self, key: ModelKey, seconds: np.ndarray) -> None:
-        seconds = np.sort(seconds[np.isfinite(seconds) & (seconds >= 0)])
-        state = self._latency.get(key) or HistogramState.empty(self._bounds)
-        if seconds.size == 0:
-            self._latency[key] = state
-            return
-        below = np.searchsorted(seconds, np.asarray(self._bounds), side="right").tolist()
-        counts = tuple(int(old) + int(new) for old, new in zip(state.counts, [*below, seconds.size]))
-        self._latency[key] = HistogramState(state.bounds, counts, state.total + float(seconds.sum()))
 
     def request_refused(self, reason: str) -> None:
         with self._lock:

@@ -54,22 +54,24 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from detectors.profile import ReferenceProfile
+from exporter.aggregator.inputs import Models, input_topics
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.halves import read_halves
 from exporter.aggregator.scaleout.routing import pipeline_key, summary_partition
-from exporter.aggregator.single import Decode, ModelKey, input_topics
-from exporter.config import AggregatorConfig, ModelConfig
+from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig
 from exporter.decoders.joiner import Side
 from exporter.decoders.sink import DecodeSink
 from exporter.decoders.wire_formats import WireFormat
 from exporter.kafka import CommitFailed, Consumer, DeadLetter, KafkaIOError, Message, Producer, TopicPartition
-from exporter.pipeline.fold import SLOT, Folder, ModelFold, slot_seconds
+from exporter.pipeline.decode import Decode
+from exporter.pipeline.fold import Folder, Partials
+from exporter.pipeline.partial import CarriedHalf, ModelPartial
+from exporter.pipeline.windows import slot_seconds
 from exporter.records import Reason, Rejected
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SLOT", "PartialStage"]
+__all__ = ["PartialStage"]
 
 
 @dataclass
@@ -81,7 +83,7 @@ class _Range:
     opened_at: float
     now: float
     rows: int = 0
-    models: dict[str, ModelFold] = field(default_factory=dict)
+    models: Partials = field(default_factory=dict)
     pipeline: wire.PipelinePartial = field(default_factory=wire.PipelinePartial)
 
 
@@ -99,7 +101,7 @@ class PartialStage:
     def __init__(
         self,
         config: AggregatorConfig,
-        models: dict[ModelKey, tuple[ModelConfig, ReferenceProfile]],
+        models: Models,
         consumer: Consumer,
         producer: Producer,
         progress: Consumer,
@@ -119,7 +121,7 @@ class PartialStage:
         self.monotonic = monotonic
         self.profiles = {key: profile for key, (_, profile) in models.items()}
         self.slot_seconds = slot_seconds(w.bucket_seconds for w in config.windows)
-        self.folder = Folder(self.profiles, self.slot_seconds)
+        self.folder = Folder(self.profiles, self.slot_seconds, DEFAULT_LATENCY_BUCKETS)
         self.versions = self.folder.versions
         # Halves are read here only in a format the decoder would take (``kafka.format``).
         self.expected: WireFormat | None = getattr(decode, "expected", None)
@@ -327,8 +329,8 @@ class PartialStage:
                         rows if side is Side.REQUEST else 0,
                     )
                     continue
-                current.models.setdefault(half.model, ModelFold()).halves.append(
-                    wire.CarriedHalf.of(wire_format, message.topic, side, half)
+                current.models.setdefault(half.model, ModelPartial(half.model, self.slot_seconds)).halves.append(
+                    CarriedHalf.of(wire_format, message.topic, side, half)
                 )
                 current.rows += 1
         return rest
@@ -413,8 +415,7 @@ class PartialStage:
 
     def _messages(self, tp: TopicPartition, current: _Range, emitted_at: float) -> list[_Outgoing]:
         out = []
-        for model, fold in current.models.items():
-            partial = self.folder.partial(model, fold)
+        for model, partial in current.models.items():
             partition = summary_partition(model, self.summary_partitions)
             for number, piece in enumerate(
                 wire.split_model_partial(partial, wire.MAX_SUMMARIES_PER_MESSAGE, wire.MAX_ROWS_PER_MESSAGE)

@@ -44,21 +44,26 @@ import json
 import math
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from detectors.profile import ReferenceProfile
-from exporter.decoders.inference_pairs import InferenceHalf
-from exporter.decoders.join_state import half_document, half_from_document
-from exporter.decoders.joiner import Side, Waiting
 from exporter.kafka import Message
 from exporter.kafka.deadletter import SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER
 from exporter.pipeline import summary_wire
+from exporter.pipeline.partial import (
+    JOIN_SCHEMA,
+    LABEL_ROLE,
+    PREDICTION_ROLE,
+    CarriedHalf,
+    ModelPartial,
+    PipelinePartial,
+    VersionPartial,
+)
 from exporter.pipeline.snapshot import HistogramState
-from exporter.pipeline.windows import Bucket
 from exporter.records import LABEL_SCHEMA
 
 FORMAT_VERSION = 1
@@ -72,8 +77,6 @@ RANGE_PART_HEADER = "model-health-range-part"
 MODEL_KIND = "model"
 PIPELINE_KIND = "pipeline"
 KINDS = (MODEL_KIND, PIPELINE_KIND)
-PREDICTION_ROLE = "predictions"
-LABEL_ROLE = "labels"
 MAX_BODY_BYTES = 64 * 1024 * 1024
 # What one message may hold, so it stays well under Kafka's default 1 MB message size: a
 # summary costs up to ~700 bytes compressed (100 features, full fine histograms), a join or
@@ -86,16 +89,6 @@ MAX_HALF_BYTES_PER_MESSAGE = 256 * 1024
 _ZSTD = pa.Codec("zstd")
 _LENGTH = struct.Struct(">I")
 _SIZE = struct.Struct(">Q")
-
-JOIN_SCHEMA = pa.schema(
-    [
-        ("model_version", pa.string()),
-        ("request_id", pa.string()),
-        ("timestamp", pa.float64()),
-        ("prediction_score", pa.float64()),
-        ("prediction_class", pa.string()),
-    ]
-)
 
 
 class WireError(ValueError):
@@ -166,57 +159,6 @@ class SummaryRange:
         if not summary.key or summary.end <= summary.start or summary.part < 0 or not math.isfinite(summary.emitted_at):
             raise WireError("invalid_summary", f"bad summary range or key: {summary}")
         return summary
-
-
-@dataclass
-class VersionPartial:
-    """One model version's part of a model partial."""
-
-    profile_created_at: float
-    predictions: dict[int, Bucket] = field(default_factory=dict)  # slot start → records, features, prediction
-    labels: dict[int, Bucket] = field(default_factory=dict)  # slot start → label summary, labels
-    errors: int = 0
-    latency: HistogramState | None = None
-    # (role, slot start) → the newest event time in that bucket: what moves the owner's
-    # lateness horizon and the staleness timestamps, bucket by bucket.
-    newest: dict[tuple[str, int], float] = field(default_factory=dict)
-    join: pa.Table | None = None  # JOIN_SCHEMA rows of this version
-
-    @property
-    def records(self) -> int:
-        return sum(b.records for b in self.predictions.values())
-
-
-@dataclass(frozen=True)
-class CarriedHalf:
-    """A KServe or Seldon request/response half on its way to its model's owner, unjoined."""
-
-    format: str  # "kserve" or "seldon": which join buffer it goes to
-    topic: str  # the source topic: refusals are counted under it
-    document: str  # the half as join_state writes a waiting one
-
-    @classmethod
-    def of(cls, format: str, topic: str, side: Side, half: InferenceHalf) -> CarriedHalf:
-        return cls(format, topic, half_document(Waiting(half.key, side, half, 0.0)))
-
-    def half(self) -> tuple[Side, InferenceHalf]:
-        waiting = half_from_document(self.document)
-        return waiting.side, waiting.half
-
-
-@dataclass
-class ModelPartial:
-    model: str
-    slot_seconds: int
-    versions: dict[str, VersionPartial] = field(default_factory=dict)
-    labels: pa.Table | None = None  # LABEL_SCHEMA rows for the join
-    halves: list[CarriedHalf] = field(default_factory=list)  # in source order
-
-
-@dataclass
-class PipelinePartial:
-    consumed: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, format)
-    rejected: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, reason)
 
 
 # ---------------------------------------------------------------------------------------------

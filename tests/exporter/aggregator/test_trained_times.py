@@ -12,12 +12,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from detectors.profile import build_profile
 from exporter.aggregator.collector import SnapshotCollector
+from exporter.aggregator.inputs import load_models
 from exporter.aggregator.service import serve
-from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
+from exporter.aggregator.single import Aggregator
 from exporter.aggregator.trained_times import MlflowRegistry, RegistryError, TrainedTimes
 from exporter.config import AggregatorConfig
 from exporter.demo.synthetic import synthetic_table
 from exporter.kafka.embedded import free_port
+from exporter.pipeline.decode import BatchDecoder
 from exporter.profiles import save_profile
 from tests.support.broker import broker, make_topic, unique_group  # noqa: F401
 from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer

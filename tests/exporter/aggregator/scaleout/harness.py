@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exporter.aggregator.inputs import load_models
 from exporter.aggregator.scaleout.routing import merge_group, progress_group
 from exporter.aggregator.scaleout.stage1 import PartialStage
 from exporter.aggregator.scaleout.stage2 import MergeStage
-from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
+from exporter.aggregator.single import Aggregator
 from exporter.config import AggregatorConfig
 from exporter.kafka import TopicPartition
+from exporter.pipeline.decode import BatchDecoder
 from exporter.pipeline.snapshot import Snapshot
 from tests.exporter.aggregator.scaleout.fakes import FakeGroup, GroupConsumer, HookedProducer
 from tests.exporter.aggregator.scaleout.traffic import WINDOWS, Traffic, models_config

@@ -297,7 +297,9 @@ def test_two_replicas_pair_kserve_halves_spread_over_an_unkeyed_topic(deployment
     """KServe request and response CloudEvents (KafkaSink headers) round-robin over four
     partitions: their halves land on partitions different replicas hold, and are paired by
     the model's owner in stage 2 — the replicas export what one process exports."""
-    from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
+    from exporter.aggregator.inputs import load_models
+    from exporter.aggregator.single import Aggregator
+    from exporter.pipeline.decode import BatchDecoder
     from tests.exporter.aggregator.scaleout.kserve_traffic import make_kserve_traffic
     from tests.exporter.aggregator.scaleout.test_kserve_pairs import Topics
     from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from exporter.aggregator.broker_watch import BrokerWatch
+from exporter.aggregator.readiness import BrokerWatch
 from exporter.kafka.embedded import EmbeddedBroker, free_port
 
 
 def test_an_outage_is_reported_and_logged_once_each_way(caplog):
-    caplog.set_level(logging.INFO, logger="exporter.aggregator.broker_watch")
+    caplog.set_level(logging.INFO, logger="exporter.aggregator.readiness")
     now = [0.0]
     with EmbeddedBroker() as broker:
         watch = BrokerWatch(broker.bootstrap_servers, interval_s=2.0, clock=lambda: now[0])

@@ -9,12 +9,12 @@ import urllib.error
 import urllib.request
 
 from detectors.profile import build_profile
-from exporter.aggregator.assignment_watch import AssignmentWatch
+from exporter.aggregator.readiness import AssignmentWatch
 from exporter.aggregator.service import serve
-from exporter.aggregator.single import BatchDecoder
 from exporter.config import AggregatorConfig
 from exporter.demo.synthetic import synthetic_table
 from exporter.kafka.embedded import free_port
+from exporter.pipeline.decode import BatchDecoder
 from exporter.profiles import save_profile
 from tests.exporter.aggregator.test_broker import SHAPE
 from tests.support.broker import broker, make_topic, unique_group  # noqa: F401
@@ -31,7 +31,7 @@ class Clock:
 def test_an_empty_assignment_is_tolerated_for_the_grace_then_reported_once(caplog):
     clock = Clock()
     watch = AssignmentWatch(grace_s=30.0, clock=clock)
-    with caplog.at_level(logging.INFO, logger="exporter.aggregator.assignment_watch"):
+    with caplog.at_level(logging.INFO, logger="exporter.aggregator.readiness"):
         assert watch.check(0) is None
         clock.now += 29.0
         assert watch.check(0) is None  # a rebalance takes this long at most
