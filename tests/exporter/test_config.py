@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import re
 import textwrap
 from pathlib import Path
@@ -607,3 +609,20 @@ def test_config_reference_content() -> None:
     assert "| `models[].thresholds.features.<key>.psi` | number (> 0) | unset |" in table
     assert "| `mlflow` | section | unset |" in table
     assert "| `http.port` | integer (≥ 1, ≤ 65535) | `9878` |" in config_reference(SidecarConfig)
+
+
+# --- the package ---------------------------------------------------------------------------
+
+
+def test_package_reexports_every_model() -> None:
+    """Callers import from ``exporter.config`` itself, whichever module a model lives in."""
+    import exporter.config as package
+    from exporter.config.fields import Section
+    from exporter.config.loading import Settings
+
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__:
+                if value not in (Section, Settings):
+                    assert name in package.__all__ and getattr(package, name) is value, (module.__name__, name)
