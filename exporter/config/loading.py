@@ -12,7 +12,10 @@ equal to 65535``. Unknown keys are errors, so a typo never silently falls back t
 Relative paths in the file (``models[].reference``, ``state.dir``) resolve against the
 directory of the config file, so a config and its profiles can move together.
 
-``Settings`` is the base of every command's root model: it holds that precedence.
+The environment is ``os.environ`` unless the caller passes one: ``load_config(path,
+AggregatorConfig, environ={"MODEL_HEALTH_HTTP__PORT": "9999"})`` reads overrides from that mapping
+alone, so tests and embedding code need not touch the process environment. ``Settings`` is the
+base of every command's root model: it holds that precedence and takes the mapping.
 """
 
 from __future__ import annotations
@@ -22,12 +25,19 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from exporter.config.fields import unwrap
 from exporter.errors import UserError
@@ -36,7 +46,10 @@ ENV_PREFIX = "MODEL_HEALTH_"
 ENV_NESTED_DELIMITER = "__"
 MAX_ERRORS_SHOWN = 10
 
-C = TypeVar("C", bound=BaseSettings)
+# pydantic-settings builds a root model's sources inside its constructor, which takes no
+# environment: load_config hands its mapping to settings_customise_sources through this
+# variable, for the duration of that one constructor call, seen only by its own thread or task.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("exporter_config_environ", default=None)
 
 
 class Settings(BaseSettings):
@@ -62,7 +75,29 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The YAML file arrives as init kwargs; putting env first makes it win over the file.
         # No .env or secrets dir: a config should not change with the working directory.
+        # Constructed directly, outside load_config, a model reads os.environ.
+        environ = _ENVIRON.get()
+        if environ is not None:
+            env_settings = _MappingEnvSource(settings_cls, environ)
         return env_settings, init_settings
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """``EnvSettingsSource`` over a given mapping instead of ``os.environ``; same prefix and rules."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)  # prefix, delimiter, case and empty-value rules from model_config
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            name if self.case_sensitive else name.lower(): value
+            for name, value in self._environ.items()
+            if not (self.env_ignore_empty and value == "")
+        }
+
+
+C = TypeVar("C", bound=Settings)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -124,23 +159,28 @@ def _yaml_kind(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def load_config(path: str | Path, model_cls: type[C]) -> C:
-    """Read ``path`` (YAML), apply ``MODEL_HEALTH_…`` overrides, validate as ``model_cls``.
+def load_config(path: str | Path, model_cls: type[C], environ: Mapping[str, str] | None = None) -> C:
+    """Read ``path`` (YAML), apply the ``MODEL_HEALTH_…`` overrides in ``environ``, validate as ``model_cls``.
 
+    ``environ`` is the whole environment the overrides come from; ``None`` means ``os.environ``.
     Raises ``UserError`` with one line naming the file and every bad field.
     """
     path = Path(path)
+    environ = os.environ if environ is None else environ
     data = _read_yaml(path)
     unknown = [key for key in data if not isinstance(key, str) or key.startswith("_")]
     if unknown:
         # Keys like ``_env_file`` would otherwise reach pydantic-settings as its own options.
         raise UserError(f"{path}: {unknown[0]}: unknown key")
+    token = _ENVIRON.set(environ)
     try:
         config = model_cls(**data)
     except ValidationError as exc:
-        raise UserError(f"{path}: {_describe_errors(exc.errors(), model_cls)}") from None
+        raise UserError(f"{path}: {_describe_errors(exc.errors(), model_cls, environ)}") from None
     except SettingsError as exc:  # e.g. an environment variable that should hold JSON doesn't
         raise UserError(f"{path}: {_settings_problem(exc)}") from None
+    finally:
+        _ENVIRON.reset(token)
     return _rebase(config, path.absolute().parent)
 
 
@@ -178,14 +218,16 @@ def _rebase(value: Any, base: Path) -> Any:
     return value
 
 
-def _describe_errors(errors: Sequence[Mapping[str, Any]], model_cls: type[BaseModel]) -> str:
-    parts = [_describe_error(error, model_cls) for error in errors[:MAX_ERRORS_SHOWN]]
+def _describe_errors(
+    errors: Sequence[Mapping[str, Any]], model_cls: type[BaseModel], environ: Mapping[str, str]
+) -> str:
+    parts = [_describe_error(error, model_cls, environ) for error in errors[:MAX_ERRORS_SHOWN]]
     if len(errors) > MAX_ERRORS_SHOWN:
         parts.append(f"and {len(errors) - MAX_ERRORS_SHOWN} more")
     return "; ".join(parts)
 
 
-def _describe_error(error: Mapping[str, Any], model_cls: type[BaseModel]) -> str:
+def _describe_error(error: Mapping[str, Any], model_cls: type[BaseModel], environ: Mapping[str, str]) -> str:
     loc = tuple(error["loc"])
     kind = error["type"]
     message = str(error["msg"])
@@ -195,7 +237,7 @@ def _describe_error(error: Mapping[str, Any], model_cls: type[BaseModel]) -> str
         message = _unknown_key_message(str(loc[-1]), _field_names_at(model_cls, loc[:-1]))
     # Sequences are tuples inside (immutability); to someone writing YAML they are lists.
     message = message.replace("a valid tuple", "a list").replace("Tuple should", "List should")
-    source = _env_source(loc)
+    source = _env_source(loc, environ)
     if source:
         message += f" (from environment variable {source})"
     where = ".".join(str(part) for part in loc)
@@ -211,12 +253,12 @@ def _unknown_key_message(key: str, allowed: list[str] | None) -> str:
     return f"unknown key (expected one of: {', '.join(allowed)})"
 
 
-def _env_source(loc: tuple[Any, ...]) -> str | None:
-    """The environment variable that supplied the value at ``loc``, if one did."""
-    environ = {key.upper() for key in os.environ}
+def _env_source(loc: tuple[Any, ...], environ: Mapping[str, str]) -> str | None:
+    """The variable of ``environ`` that supplied the value at ``loc``, if one did."""
+    names = {key.upper() for key in environ}
     for end in range(len(loc), 0, -1):
         name = ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part) for part in loc[:end]).upper()
-        if name in environ:
+        if name in names:
             return name
     return None
 
