@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 from exporter.config.fields import is_union, unwrap
 
@@ -120,12 +119,9 @@ def _bounds_text(metadata: Iterable[Any]) -> str:
 
 
 def _default_text(field: FieldInfo) -> str:
-    if field.default_factory is not None:
-        value = field.default_factory()  # type: ignore[call-arg]
-    elif field.default is PydanticUndefined:
+    if field.is_required():
         return "required"
-    else:
-        value = field.default
+    value = field.get_default(call_default_factory=True)  # no factory here takes the validated data
     if isinstance(value, BaseModel):
         return ""  # a section: its keys carry the defaults
     if value is None:

@@ -180,7 +180,7 @@ class NodeHttpConfig(HttpConfig):
 
 
 class NodeGpuConfig(GpuConfig):
-    mode: Literal["node", "off"] = Field(  # type: ignore[assignment]
+    mode: Literal["node", "off"] = Field(
         "node", description="`node`: every GPU on the node, processes attributed to pods; `off`."
     )
 
