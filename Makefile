@@ -10,14 +10,14 @@ DEMO_STAMP := $(VENV)/.installed-demo
 DEMO_ARGS ?=
 PYTEST_WORKERS ?= 2
 
-.PHONY: all test demo bench soak lint clean system-packages chart-files
+.PHONY: all test demo bench soak lint clean system-packages chart-files docs
 
 all: test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,evidently,broker,confluent]'
+	$(BIN)/python -m pip install --quiet -e '.[test,evidently,broker,confluent,docs]'
 	touch $(STAMP) $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml
@@ -29,8 +29,11 @@ $(DEMO_STAMP): pyproject.toml
 system-packages:
 	bash .ci/system-packages
 
+# The suite, then the documentation site: tests/docs/ fails on stale generated pages first,
+# and the strict build fails on a dead link.
 test: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not soak"
+	$(MAKE) --no-print-directory docs
 
 demo: $(DEMO_STAMP)
 	$(BIN)/model-health demo $(DEMO_ARGS)
@@ -38,7 +41,7 @@ demo: $(DEMO_STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/detectors_vs_evidently.py
 
-# The long reliability runs (tests/reliability/, README's Reliability): MODEL_HEALTH_SOAK_SECONDS
+# The long reliability runs (tests/reliability/, docs/reliability.md): MODEL_HEALTH_SOAK_SECONDS
 # (default 300) sets their length, MODEL_HEALTH_FIGURES_DIR where reliability-figures.json goes.
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m soak
@@ -52,5 +55,11 @@ chart-files: $(STAMP)
 	$(BIN)/model-health alerts --out $(CHART)/files/alerts
 	$(BIN)/model-health dashboards --out $(CHART)/files/dashboards
 
+# The documentation site: the reference pages generated from the code (docs/reference/, committed),
+# then mkdocs-material into site/; --strict turns a dead link or a missing anchor into a failure.
+docs: $(STAMP)
+	$(BIN)/python docs/gen_reference.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info site

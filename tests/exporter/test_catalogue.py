@@ -1,4 +1,4 @@
-"""The metric catalogue against DESIGN.md's table and Prometheus naming conventions."""
+"""The metric catalogue against the contract's table (docs/contract.md) and Prometheus naming conventions."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from prometheus_client.exposition import generate_latest
 from exporter import catalogue
 from exporter.catalogue import CATALOGUE, COMPONENTS, Metric, all_series_names, by_name, for_owner, names, series_names
 
-DESIGN = Path(__file__).resolve().parents[2] / ".." / "shared" / "DESIGN.md"
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-# DESIGN.md's type column → catalogue kind; "gauge 1" is an info metric, "gauge 0/1" a boolean gauge.
-DESIGN_KINDS = {
+# The contract's type column → catalogue kind; "gauge 1" is an info metric, "gauge 0/1" a boolean gauge.
+CONTRACT_KINDS = {
     "gauge": "gauge",
     "gauge 0/1": "gauge",
     "gauge 1": "info",
@@ -45,12 +45,15 @@ NON_BASE_UNITS = (
 )
 
 
-def design_rows() -> list[tuple[str, str, tuple[str, ...], bool]]:
-    """(name, type, labels, open-ended) for every metric named in DESIGN.md's catalogue table."""
-    if not DESIGN.is_file():
-        pytest.skip(f"{DESIGN} is absent; the DESIGN.md comparison needs the shared checkout")
-    text = DESIGN.read_text(encoding="utf-8")
-    section = text.split("## Metric catalogue", 1)[1].split("\n## ", 1)[0]
+def contract_rows() -> list[tuple[str, str, tuple[str, ...], bool]]:
+    """(name, type, labels, open-ended) for every metric named in the contract's metric table.
+
+    The contract is part of the repository: a missing file or section fails, it never skips.
+    """
+    assert CONTRACT.is_file(), f"{CONTRACT} is missing: the metric contract lives there"
+    text = CONTRACT.read_text(encoding="utf-8")
+    assert "\n## Metrics\n" in text, f"{CONTRACT} has no '## Metrics' section"
+    section = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
     rows = []
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -66,19 +69,29 @@ def design_rows() -> list[tuple[str, str, tuple[str, ...], bool]]:
     return rows
 
 
-def test_design_table_parses() -> None:
-    rows = design_rows()
+def _rows_to_check() -> list[tuple[str, str, tuple[str, ...], bool] | None]:
+    # Collected before any test runs: a missing contract becomes one failing case, not a skip.
+    try:
+        return contract_rows() or [None]
+    except AssertionError:
+        return [None]
+
+
+def test_contract_table_parses() -> None:
+    rows = contract_rows()
     # A broken parser would make every comparison below vacuous.
     assert len(rows) >= 40
     assert ("model_health_feature_psi", "gauge", ("model", "model_version", "feature", "window"), False) in rows
+    assert {row[1] for row in rows} == set(CONTRACT_KINDS)
 
 
-@pytest.mark.parametrize("row", design_rows() if DESIGN.is_file() else [], ids=lambda row: row[0])
-def test_design_metric_present_with_type_and_labels(row: tuple[str, str, tuple[str, ...], bool]) -> None:
-    name, design_type, labels, open_ended = row
-    assert name in names(), f"{name} is in DESIGN.md but not in the catalogue"
+@pytest.mark.parametrize("row", _rows_to_check(), ids=lambda row: row[0] if row else "contract-missing")
+def test_contract_metric_present_with_type_and_labels(row: tuple[str, str, tuple[str, ...], bool] | None) -> None:
+    assert row is not None, f"no metric rows could be read from {CONTRACT}"
+    name, contract_type, labels, open_ended = row
+    assert name in names(), f"{name} is in docs/contract.md but not in the catalogue"
     metric = by_name(name)
-    assert metric.kind == DESIGN_KINDS[design_type]
+    assert metric.kind == CONTRACT_KINDS[contract_type]
     if open_ended:
         assert metric.labels[: len(labels)] == labels
     else:
@@ -86,8 +99,8 @@ def test_design_metric_present_with_type_and_labels(row: tuple[str, str, tuple[s
 
 
 def test_catalogue_beyond_design_is_documented() -> None:
-    # Catalogue minus DESIGN.md is exactly the documented additions: nothing slips in unlisted.
-    design_names = {row[0] for row in design_rows()}
+    # Catalogue minus the contract is exactly the documented additions: nothing slips in unlisted.
+    design_names = {row[0] for row in contract_rows()}
     extra = names() - design_names
     documented = set(re.findall(r"``(model_health_[a-z0-9_]+)``", catalogue.__doc__.split("Additions to DESIGN.md")[1]))
     assert extra <= documented
@@ -250,11 +263,3 @@ def test_every_metric_builds_a_prometheus_family() -> None:
     exposed = _exposed_names(registry)
     assert exposed <= all_series_names()
     assert {m.name for m in CATALOGUE if m.kind != "histogram"} <= exposed
-
-
-def test_readme_catalogue_table_is_the_generated_one() -> None:
-    from exporter.catalogue import markdown_table
-
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Metric catalogue\n", 1)[1].split("\n## ", 1)[0]
-    assert markdown_table() in section, "README's catalogue table is stale: paste exporter.catalogue.markdown_table()"

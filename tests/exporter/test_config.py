@@ -1,4 +1,4 @@
-"""Config files: DESIGN.md's examples load, every mistake is one line naming the field, env wins.
+"""Config files: the contract's examples load, every mistake is one line naming the field, env wins.
 
 Loads pass their environment to ``load_config`` explicitly (``environ=``), so a ``MODEL_HEALTH_``
 variable in the developer's shell cannot change the results; only the tests of the process
@@ -31,9 +31,10 @@ from exporter.config import (
 )
 from exporter.errors import UserError
 
-DESIGN = Path(__file__).resolve().parents[2] / ".." / "shared" / "DESIGN.md"
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 
-# Copies of DESIGN.md's two examples, so the shapes stay tested even without the shared checkout.
+# The contract's two examples (docs/contract.md, "Configuration"), spelled out so a test below
+# can use them directly; test_embedded_examples_match_contract keeps them equal to the page.
 AGGREGATOR_EXAMPLE = """\
 kafka: {bootstrap_servers: "127.0.0.1:9092", group_id: model-health,
         predictions_topic: model-predictions, labels_topic: model-labels, format: auto}
@@ -73,23 +74,27 @@ def load_error(path: Path, model_cls: type = AggregatorConfig, environ: Mapping[
 # --- the examples --------------------------------------------------------------------------
 
 
-def design_examples() -> list[str]:
-    if not DESIGN.is_file():
-        pytest.skip(f"{DESIGN} is absent; the DESIGN.md examples need the shared checkout")
-    text = DESIGN.read_text(encoding="utf-8")
-    return re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+def contract_examples() -> list[str]:
+    """The YAML examples of the contract's "Configuration" section; missing ones fail, never skip."""
+    assert CONTRACT.is_file(), f"{CONTRACT} is missing: the config examples live there"
+    text = CONTRACT.read_text(encoding="utf-8")
+    assert "\n## Configuration\n" in text, f"{CONTRACT} has no '## Configuration' section"
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    examples = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
+    assert len(examples) >= 2, f"{CONTRACT}: expected the aggregator and sidecar YAML examples under Configuration"
+    return examples
 
 
-def test_design_examples_load(tmp_path: Path) -> None:
-    aggregator_text, sidecar_text = design_examples()[:2]
+def test_contract_examples_load(tmp_path: Path) -> None:
+    aggregator_text, sidecar_text = contract_examples()[:2]
     aggregator = load_config(write(tmp_path, aggregator_text, "aggregator.yaml"), AggregatorConfig)
     sidecar = load_config(write(tmp_path, sidecar_text, "sidecar.yaml"), SidecarConfig)
     assert aggregator.models[0].name == "fraud" and aggregator.models[0].version == "7"
     assert sidecar.model.namespace == "prod" and sidecar.gpu.mode == "sidecar"
 
 
-def test_embedded_examples_match_design() -> None:
-    examples = design_examples()
+def test_embedded_examples_match_contract() -> None:
+    examples = contract_examples()
     assert examples[:2] == [AGGREGATOR_EXAMPLE, SIDECAR_EXAMPLE]
 
 

@@ -12,13 +12,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.gpu.fake import DEFAULT_FIXTURES
 
 REPO = Path(__file__).resolve().parents[2]
-# The capture as the project shares it; CI checks out ../shared beside the repository.
-SHARED_H200 = REPO.parent / "shared" / "fixtures" / "nvml" / "h200"
 
 
 def capture_dir() -> Path:
-    """The shared capture when it is there, else the copy packaged with exporter.gpu."""
-    return SHARED_H200 if (SHARED_H200 / "nvml_trace.jsonl").is_file() else DEFAULT_FIXTURES
+    """The recorded H200 capture: the copy vendored with exporter.gpu (``exporter/gpu/fixtures/h200``).
+
+    Tests never read outside the repository; ``tests/exporter/gpu/test_fake.py`` pins the copy's
+    checksums so it stays the recorded capture byte for byte.
+    """
+    return DEFAULT_FIXTURES
 
 
 class FakeClock:
