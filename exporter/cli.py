@@ -155,7 +155,9 @@ def reference_build(
     "--current", "current_path", required=True, type=click.Path(path_type=Path), help="Current data (Parquet/CSV)."
 )
 @click.option("--binning", type=click.Choice(["reference", "evidently"]), default="reference", show_default=True)
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "json", "html"]), default="table", show_default=True
+)
 @click.option("--features", multiple=True, help="Only these columns, comma-separated.")
 @click.option("--categorical", multiple=True, help="Columns to treat as categorical (raw reference only).")
 @click.option("--fail-on-drift", is_flag=True, help=f"Exit with status {EXIT_DRIFT} when any feature drifts.")
@@ -171,6 +173,20 @@ def drift(
     """Compare CURRENT data against a REFERENCE data set or profile."""
     size = current_path.stat().st_size if current_path.is_file() else 0
     # About 8 bytes a cell: a cheap estimate before anything is read.
+    if output_format == "html":  # the drift report page (exporter/report), on stdout
+        from exporter.report.offline import write_html_report
+
+        drifted = write_html_report(
+            reference_path,
+            current_path,
+            binning=binning,  # type: ignore[arg-type]
+            features=_split_option(features),
+            categorical=_split_option(categorical),
+            track=_Progress(size // 8),
+        )
+        if fail_on_drift and drifted:
+            sys.exit(EXIT_DRIFT)
+        return
     report = run_drift(
         reference_path,
         current_path,

@@ -204,3 +204,40 @@ def run_drift(
         reference_table, current_table, (str(reference), str(current)), features, categorical, binning, track
     )
     return DriftReport(reference_table.num_rows, current_table.num_rows, binning, "data", results)
+
+
+def run_drift_with_inputs(
+    reference: str | Path,
+    current: str | Path,
+    binning: Binning = "reference",
+    features: list[str] | None = None,
+    categorical: list[str] | None = None,
+    track: Track = no_progress,
+) -> tuple[DriftReport, ReferenceProfile | pa.Table, pa.Table]:
+    """:func:`run_drift`, also handing back what it compared: the profile (or the reference
+    table) and the current table, read once, for the drift report page
+    (:mod:`exporter.report.offline` folds its charts from them)."""
+    features = _split(features) or None
+    categorical = _split(categorical)
+    current_table = read_table(current)
+    if is_profile(reference):
+        if binning == "evidently":
+            raise UserError(
+                f"{reference}: --binning evidently needs the raw reference data, not a profile "
+                "(Evidently bins reference and current together)"
+            )
+        if categorical:
+            raise UserError("--categorical applies to raw reference data; a profile already fixes column kinds")
+        profile = load_profile(reference)
+        results = drift_against_profile(profile, current_table, str(current), features, track)
+        return (
+            DriftReport(profile.metadata.rows, current_table.num_rows, binning, "profile", results),
+            profile,
+            current_table,
+        )
+    reference_table = read_table(reference)
+    results = drift_against_data(
+        reference_table, current_table, (str(reference), str(current)), features, categorical, binning, track
+    )
+    report = DriftReport(reference_table.num_rows, current_table.num_rows, binning, "data", results)
+    return report, reference_table, current_table
