@@ -87,8 +87,8 @@ def contract_examples() -> list[str]:
 
 def test_contract_examples_load(tmp_path: Path) -> None:
     aggregator_text, sidecar_text = contract_examples()[:2]
-    aggregator = load_config(write(tmp_path, aggregator_text, "aggregator.yaml"), AggregatorConfig)
-    sidecar = load_config(write(tmp_path, sidecar_text, "sidecar.yaml"), SidecarConfig)
+    aggregator = load_config(write(tmp_path, aggregator_text, "aggregator.yaml"), AggregatorConfig, environ=NO_ENV)
+    sidecar = load_config(write(tmp_path, sidecar_text, "sidecar.yaml"), SidecarConfig, environ=NO_ENV)
     assert aggregator.models[0].name == "fraud" and aggregator.models[0].version == "7"
     assert sidecar.model.namespace == "prod" and sidecar.gpu.mode == "sidecar"
 
