@@ -9,8 +9,12 @@ DEMO_STAMP := $(VENV)/.installed-demo
 # Extra arguments for `model-health demo`, e.g. DEMO_ARGS="--headless --until-drift --drift-after 8".
 DEMO_ARGS ?=
 PYTEST_WORKERS ?= 2
+# NannyML 0.13, the oracle for label-free performance estimation, in its own environment:
+# its dependencies would change the project's (tests/detectors/oracle/nannyml_env.py).
+ORACLE_REQUIREMENTS := tests/detectors/oracle/requirements-nannyml.txt
+ORACLE_STAMP := .venv-nannyml/.installed
 
-.PHONY: all test demo bench soak lint clean system-packages chart-files
+.PHONY: all test demo bench soak lint clean system-packages chart-files oracle-nannyml
 
 all: test
 
@@ -29,7 +33,12 @@ $(DEMO_STAMP): pyproject.toml
 system-packages:
 	bash .ci/system-packages
 
-test: $(STAMP) system-packages
+$(ORACLE_STAMP): $(ORACLE_REQUIREMENTS) $(STAMP)
+	$(BIN)/python -m tests.detectors.oracle.nannyml_env
+
+oracle-nannyml: $(ORACLE_STAMP)
+
+test: $(STAMP) $(ORACLE_STAMP) system-packages
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not soak"
 
 demo: $(DEMO_STAMP)
@@ -37,6 +46,7 @@ demo: $(DEMO_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/detectors_vs_evidently.py
+	$(BIN)/python benchmarks/performance_estimation.py
 
 # The long reliability runs (tests/reliability/, README's Reliability): MODEL_HEALTH_SOAK_SECONDS
 # (default 300) sets their length, MODEL_HEALTH_FIGURES_DIR where reliability-figures.json goes.
@@ -53,4 +63,4 @@ chart-files: $(STAMP)
 	$(BIN)/model-health dashboards --out $(CHART)/files/dashboards
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .venv-nannyml .venv-nannyml.lock .pytest_cache .hypothesis build *.egg-info
