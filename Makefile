@@ -9,8 +9,12 @@ DEMO_STAMP := $(VENV)/.installed-demo
 # Extra arguments for `model-health demo`, e.g. DEMO_ARGS="--headless --until-drift --drift-after 8".
 DEMO_ARGS ?=
 PYTEST_WORKERS ?= 2
+# NannyML 0.13, the oracle for label-free performance estimation, in its own environment:
+# its dependencies would change the project's (tests/detectors/oracle/nannyml_env.py).
+ORACLE_REQUIREMENTS := tests/detectors/oracle/requirements-nannyml.txt
+ORACLE_STAMP := .venv-nannyml/.installed
 
-.PHONY: all test demo bench soak lint clean system-packages chart-files docs
+.PHONY: all test demo bench soak lint clean system-packages chart-files docs oracle-nannyml
 
 all: test
 
@@ -29,9 +33,14 @@ $(DEMO_STAMP): pyproject.toml
 system-packages:
 	bash .ci/system-packages
 
+$(ORACLE_STAMP): $(ORACLE_REQUIREMENTS) $(STAMP)
+	$(BIN)/python -m tests.detectors.oracle.nannyml_env
+
+oracle-nannyml: $(ORACLE_STAMP)
+
 # The suite, then the documentation site: tests/docs/ fails on stale generated pages first,
 # and the strict build fails on a dead link.
-test: $(STAMP) system-packages
+test: $(STAMP) $(ORACLE_STAMP) system-packages
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not soak"
 	$(MAKE) --no-print-directory docs
 
@@ -40,6 +49,7 @@ demo: $(DEMO_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/detectors_vs_evidently.py
+	$(BIN)/python benchmarks/performance_estimation.py
 
 # The long reliability runs (tests/reliability/, docs/reliability.md): MODEL_HEALTH_SOAK_SECONDS
 # (default 300) sets their length, MODEL_HEALTH_FIGURES_DIR where reliability-figures.json goes.
@@ -62,4 +72,4 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info site
+	rm -rf $(VENV) .venv-nannyml .venv-nannyml.lock .pytest_cache .hypothesis build *.egg-info site
