@@ -46,6 +46,7 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from detectors.decision import DriftRule
+from exporter.decoders.formats import CONFIGURABLE as CONFIGURABLE_WIRE_FORMATS
 from exporter.errors import UserError
 
 ENV_PREFIX = "MODEL_HEALTH_"
@@ -154,7 +155,7 @@ class AggregatorKafkaConfig(_Section):
     partial_flush_records: int = Field(
         20_000, ge=1, description="Scale-out: records in one partition's partial summary that publish it early."
     )
-    format: Literal["auto", "json", "ndjson", "arrow", "kserve", "seldon"] = Field(
+    format: Literal[("auto", *CONFIGURABLE_WIRE_FORMATS)] = Field(  # the wire-format table's configurable rows
         "auto",
         description=(
             "Wire format of the predictions topic; `auto` detects it per message, any other value refuses "
