@@ -34,6 +34,7 @@ from detectors.columns import (
     numeric_values,
     require_columns,
 )
+from detectors.drift_statistics import Kind
 from detectors.exact_sum import ExactSum
 from detectors.performance import ClassificationSummary, RegressionSummary, per_record_loss
 from detectors.psi import DEFAULT_EPSILON
@@ -41,7 +42,6 @@ from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
 
 FORMAT_VERSION = 1
 METADATA_KEY = b"model_health.profile"
-Kind = Literal["numeric", "categorical"]
 Task = Literal["classification", "regression"]
 PerformanceSummary = ClassificationSummary | RegressionSummary
 _CLASSIFICATION_MAX_INT_CLASSES = 20

@@ -13,20 +13,12 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from detectors.drift_statistics import DRIFT_STATISTICS
 from exporter.catalogue import by_name
 from exporter.pipeline.snapshot import HistogramState, Snapshot
 
-# Statistic attribute of ColumnDrift → the feature metric that exports it.
-_FEATURE_METRICS = (
-    ("psi", "model_health_feature_psi"),
-    ("ks_statistic", "model_health_feature_ks_statistic"),
-    ("ks_pvalue", "model_health_feature_ks_pvalue"),
-    ("ks_error_bound", "model_health_feature_ks_error_bound"),
-    ("js_distance", "model_health_feature_js_distance"),
-    ("chi2_pvalue", "model_health_feature_chi2_pvalue"),
-    ("wasserstein_normed", "model_health_feature_wasserstein_normed"),
-    ("current_missing_ratio", "model_health_feature_missing_ratio"),
-)
+# Statistic attribute of ColumnDrift → the feature metric that exports it: the table's exported rows.
+_FEATURE_METRICS = tuple((s.attribute, s.metric) for s in DRIFT_STATISTICS if s.metric is not None)
 
 
 class _Families:
