@@ -30,6 +30,7 @@ from exporter.aggregator.collector import SnapshotCollector
 from exporter.aggregator.single import Aggregator, Decode, load_models
 from exporter.aggregator.trained_times import MlflowRegistry, TrainedTimes
 from exporter.config import AggregatorConfig
+from exporter.exposition import BuildInfoCollector
 from exporter.httpd.server import HttpServer, health_app
 from exporter.kafka import (
     Backoff,
@@ -107,10 +108,10 @@ def serve(
     from exporter.pipeline.snapshot import Snapshot
 
     empty = Snapshot(evaluated_at=0.0)
+    registry.register(BuildInfoCollector(__version__))
     registry.register(
         SnapshotCollector(
             lambda: holder["a"].snapshot() if "a" in holder else empty,
-            __version__,
             lambda: holder["a"].latency() if "a" in holder else {},
         )
     )
