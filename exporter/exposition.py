@@ -1,7 +1,10 @@
 """Catalogue entries as Prometheus families: the one builder every collector uses.
 
 A collector subclasses :class:`CatalogueCollector` and lists the catalogue metrics it exposes
-in ``METRICS``. At scrape time :meth:`CatalogueCollector.families` hands
+in ``METRICS``. That list is its ``describe()``: empty families built from the catalogue
+alone, so registering it reads no snapshot, and a registry refuses a second collector that
+would expose one of the same families (prometheus_client's duplicate-series check, which a
+``describe()`` of ``[]`` gives up). At scrape time :meth:`CatalogueCollector.families` hands
 out a :class:`Families` for those metrics only: each family is created once, on its first
 sample; absent and NaN values are left out rather than exported as NaN; families are yielded
 in catalogue order, and one without samples is not yielded at all.
@@ -101,8 +104,8 @@ class CatalogueCollector(Collector):
         in_catalogue_order(cls.METRICS)  # a name outside the catalogue fails at import, not at a scrape
 
     def describe(self) -> list[Metric]:
-        # Registering must not trigger a collect: snapshots may not exist yet.
-        return []
+        # From the catalogue alone: registering must not trigger a collect (no snapshot may exist yet).
+        return [family(by_name(name)) for name in in_catalogue_order(self.METRICS)]
 
     def families(self) -> Families:
         return Families(self.METRICS)
