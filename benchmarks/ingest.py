@@ -359,6 +359,7 @@ def measure_scrape(tmp: Path) -> dict[str, Any]:
     from exporter.aggregator.single import Aggregator
     from exporter.config import AggregatorConfig
     from exporter.demo.synthetic import prediction_log, synthetic_table
+    from exporter.exposition import BuildInfoCollector
     from exporter.profiles import save_profile
 
     shape = {"numeric": SCRAPE_NUMERIC, "categorical": SCRAPE_CATEGORICAL, "drifted": 10}
@@ -399,7 +400,8 @@ def measure_scrape(tmp: Path) -> dict[str, Any]:
     aggregator.evaluate()
     evaluate_seconds = time.perf_counter() - evaluate_started
     registry = CollectorRegistry()
-    registry.register(SnapshotCollector(aggregator.snapshot, __version__, aggregator.latency))
+    registry.register(BuildInfoCollector(__version__))
+    registry.register(SnapshotCollector(aggregator.snapshot, aggregator.latency))
     body = generate_latest(registry)
     timings = []
     for _ in range(SCRAPES):

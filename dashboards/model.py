@@ -10,6 +10,7 @@ from typing import Any
 
 from dashboards.common import dashboard, heatmap, layout, query_variable, row, stat, table, timeseries
 from dashboards.queries import age, latency_quantile, once_per_model
+from detectors.drift_statistics import DRIFT_STATISTICS
 from exporter.config import DashboardsConfig, duration_seconds
 
 KEY = "model"
@@ -21,6 +22,18 @@ M = 'model="$model"'
 
 def _by_feature(metric: str) -> str:
     return f"max by (feature) ({metric}{{{MVW}}})"
+
+
+def _statistic_columns(top: int) -> list[tuple[str, str]]:
+    """The drift table's statistic columns: the titled rows of the drift-statistics table.
+    The table ranks features by PSI, so only PSI's query keeps the top ``top``."""
+    columns = []
+    for statistic in DRIFT_STATISTICS:
+        if statistic.title is None or statistic.metric is None:
+            continue
+        query = _by_feature(statistic.metric)
+        columns.append((statistic.title, f"topk({top}, {query})" if statistic.attribute == "psi" else query))
+    return columns
 
 
 def build(config: DashboardsConfig) -> dict[str, Any]:
@@ -93,12 +106,7 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
     drift_table = table(
         f"Most drifted features (top {config.top_features} by PSI)",
         [
-            ("PSI", f"topk({config.top_features}, {_by_feature('model_health_feature_psi')})"),
-            ("KS D", _by_feature("model_health_feature_ks_statistic")),
-            ("KS p", _by_feature("model_health_feature_ks_pvalue")),
-            ("JS distance", _by_feature("model_health_feature_js_distance")),
-            ("Wasserstein (normed)", _by_feature("model_health_feature_wasserstein_normed")),
-            ("Missing", _by_feature("model_health_feature_missing_ratio")),
+            *_statistic_columns(config.top_features),
             ("Drift", _by_feature("model_health_feature_drift_detected")),
         ],
         join_on=("feature",),

@@ -41,6 +41,7 @@ from detectors.columns import (
     numeric_values,
     require_columns,
 )
+from detectors.drift_statistics import Kind
 from detectors.exact_sum import ExactSum
 from detectors.performance import ClassificationSummary, RegressionSummary, per_record_loss
 from detectors.performance_estimation import (
@@ -58,7 +59,6 @@ from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
 FORMAT_VERSION = 1
 METADATA_KEY = b"model_health.profile"
 CALIBRATION_KEY = b"model_health.calibration"
-Kind = Literal["numeric", "categorical"]
 Task = Literal["classification", "regression"]
 PerformanceSummary = ClassificationSummary | RegressionSummary
 _CLASSIFICATION_MAX_INT_CLASSES = 20

@@ -11,7 +11,6 @@ It imports ``exporter`` from this checkout and needs its dependencies, not the `
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,17 +125,9 @@ def config_page(spec: ConfigPage) -> str:
     )
 
 
-def _contract_metrics() -> set[str]:
-    """Metric names the contract's metric table lists (docs/contract.md, section "Metrics")."""
-    text = (DOCS / "contract.md").read_text(encoding="utf-8")
-    section = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
-    return set(re.findall(r"`(model_health_[a-z0-9_]+)`", section))
-
-
 def metrics_page() -> str:
-    from exporter.catalogue import CATALOGUE, markdown_table
+    from exporter.catalogue import additions_markdown, markdown_table
 
-    in_contract = _contract_metrics()
     lines = [
         "# Metrics",
         "",
@@ -172,11 +163,8 @@ def metrics_page() -> str:
         " successful evaluation, and the error bound that goes with every streaming KS D.",
         "",
     ]
-    for metric in CATALOGUE:
-        if metric.name not in in_contract:
-            note = " ".join((getattr(metric, "note", None) or metric.help).split())
-            lines.append(f"- `{metric.name}` ({', '.join(sorted(metric.owner))}) — {note}")
-    return "\n".join(lines) + "\n"
+    lines.append(additions_markdown())
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def pages() -> dict[str, str]:

@@ -33,6 +33,7 @@ from exporter.aggregator.readiness import AssignmentWatch, BrokerWatch, Readines
 from exporter.aggregator.single import Aggregator
 from exporter.aggregator.trained_times import MlflowRegistry, TrainedTimes
 from exporter.config import AggregatorConfig
+from exporter.exposition import BuildInfoCollector
 from exporter.httpd.server import HttpServer, health_app
 from exporter.kafka import KafkaIOError, ProducerSettings, open_consumer, open_producer, wait_for_broker
 from exporter.pipeline.decode import Decode
@@ -120,10 +121,10 @@ def serve(
     registry = CollectorRegistry()
     holder: dict[str, Any] = {}  # "a": the running mode's stage that evaluates (snapshot(), latency())
     empty = Snapshot(evaluated_at=0.0)
+    registry.register(BuildInfoCollector(__version__))
     registry.register(
         SnapshotCollector(
             lambda: holder["a"].snapshot() if "a" in holder else empty,
-            __version__,
             lambda: holder["a"].latency() if "a" in holder else {},
         )
     )

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from detectors.decision import DriftRule
+from detectors.drift_statistics import DECISIONS
 from exporter.config.fields import (
     RULE_DEFAULTS,
     BootstrapServers,
@@ -28,6 +29,7 @@ from exporter.config.fields import (
     split_servers,
 )
 from exporter.config.loading import Settings
+from exporter.decoders.formats import CONFIGURABLE as CONFIGURABLE_WIRE_FORMATS
 
 
 class AggregatorKafkaConfig(Section):
@@ -61,7 +63,7 @@ class AggregatorKafkaConfig(Section):
     partial_flush_records: int = Field(
         20_000, ge=1, description="Scale-out: records in one partition's partial summary that publish it early."
     )
-    format: Literal["auto", "json", "ndjson", "arrow", "kserve", "seldon"] = Field(
+    format: Literal[("auto", *CONFIGURABLE_WIRE_FORMATS)] = Field(  # the wire-format table's configurable rows
         "auto",
         description=(
             "Wire format of the predictions topic; `auto` detects it per message, any other value refuses "
@@ -139,13 +141,10 @@ class Thresholds(Section):
             value = getattr(override, name) if override is not None else None
             return getattr(self, name) if value is None else value
 
-        return DriftRule(
-            psi_threshold=pick("psi"),
-            ks_threshold=pick("ks"),
-            js_threshold=pick("js"),
-            alpha=pick("alpha"),
-            min_samples=pick("min_samples"),
-        )
+        # One ``<method>_threshold`` per gated statistic of the drift-statistics table (a test
+        # keeps the fields above equal to the table's decision methods).
+        thresholds = {f"{method}_threshold": pick(method) for method in DECISIONS}
+        return DriftRule(**thresholds, alpha=pick("alpha"), min_samples=pick("min_samples"))
 
 
 class ModelConfig(Section):

@@ -15,36 +15,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.catalogue import by_name
 from exporter.config import NodeConfig
 from exporter.errors import UserError
+from exporter.exposition import BuildInfoCollector
 from exporter.gpu import start_gpu_collector
 from exporter.httpd.server import HttpServer, health_app
 
 log = logging.getLogger(__name__)
-
-
-class BuildInfoCollector(Collector):
-    """``model_health_build_info{version}`` 1."""
-
-    def __init__(self, version: str) -> None:
-        self._version = version
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        metric = by_name("model_health_build_info")
-        family = GaugeMetricFamily(metric.name, metric.help, labels=list(metric.labels))
-        family.add_metric([self._version], 1.0)
-        yield family
 
 
 def serve(

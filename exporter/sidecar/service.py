@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 from exporter import __version__
 from exporter.config import SidecarConfig
 from exporter.errors import UserError
+from exporter.exposition import BuildInfoCollector
 from exporter.httpd.server import HttpServer, health_app
 from exporter.kafka import Producer, ProducerSettings, open_producer
 from exporter.sidecar.batches import RecordBatches
@@ -116,7 +117,8 @@ class Sidecar:
             eager=waits,
             clock=clock,
         )
-        self.registry.register(SidecarCollector(self.stats, __version__, lambda: self.queue.held))
+        self.registry.register(BuildInfoCollector(__version__))
+        self.registry.register(SidecarCollector(self.stats, lambda: self.queue.held))
         self.gpu: Any = None
         self.server: HttpServer | None = None
 

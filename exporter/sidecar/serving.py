@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 from prometheus_client.core import Metric
-from prometheus_client.registry import Collector
 
-from exporter.aggregator.collector import CatalogueFamilies
+from exporter.exposition import CatalogueCollector
 from exporter.pipeline.fold import by_model_version
 from exporter.pipeline.serving import error_count, latency_seconds
 from exporter.pipeline.snapshot import HistogramState
@@ -107,21 +106,30 @@ class ServingStats:
             )
 
 
-class SidecarCollector(Collector):
-    """Renders the sidecar's families from the catalogue and a fresh :class:`ServingSnapshot`."""
+class SidecarCollector(CatalogueCollector):
+    """Renders the sidecar's serving families from the catalogue and a fresh :class:`ServingSnapshot`.
 
-    def __init__(self, stats: ServingStats, version: str, queued: Callable[[], int]) -> None:
+    Registered beside the role's build_info collector and, with ``gpu.mode`` on, the GPU collector.
+    """
+
+    METRICS = (
+        "model_health_predictions_total",
+        "model_health_prediction_errors_total",
+        "model_health_request_duration_seconds",
+        "model_health_last_prediction_timestamp_seconds",
+        "model_health_records_rejected_total",
+        "model_health_ingest_requests_rejected_total",
+        "model_health_inference_unpaired_total",
+        "model_health_ingest_queue_records",
+    )
+
+    def __init__(self, stats: ServingStats, queued: Callable[[], int]) -> None:
         self._stats = stats
-        self._version = version
         self._queued = queued
-
-    def describe(self) -> list[Metric]:
-        return []
 
     def collect(self) -> Iterator[Metric]:
         snap = self._stats.snapshot()
-        out = CatalogueFamilies()
-        out.add("model_health_build_info", [self._version], 1)
+        out = self.families()
         for (model, version), count in sorted(snap.predictions.items()):
             out.add("model_health_predictions_total", [model, version], count)
         for (model, version), count in sorted(snap.errors.items()):

@@ -12,7 +12,19 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 
 from exporter import catalogue
-from exporter.catalogue import CATALOGUE, COMPONENTS, Metric, all_series_names, by_name, for_owner, names, series_names
+from exporter.catalogue import (
+    CATALOGUE,
+    COMPONENTS,
+    Metric,
+    additions,
+    additions_markdown,
+    all_series_names,
+    by_name,
+    for_owner,
+    markdown_table,
+    names,
+    series_names,
+)
 
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
@@ -99,43 +111,33 @@ def test_contract_metric_present_with_type_and_labels(row: tuple[str, str, tuple
 
 
 def test_catalogue_beyond_design_is_documented() -> None:
-    # Catalogue minus the contract is exactly the documented additions: nothing slips in unlisted.
+    # Catalogue minus the contract is exactly the project's additions: nothing slips in unmarked,
+    # and nothing the contract names is marked as the project's.
     design_names = {row[0] for row in contract_rows()}
-    extra = names() - design_names
-    documented = set(re.findall(r"``(model_health_[a-z0-9_]+)``", catalogue.__doc__.split("Additions to DESIGN.md")[1]))
-    assert extra <= documented
-    assert extra == {
-        "model_health_records_late_total",
-        "model_health_feature_ks_error_bound",
-        "model_health_labels_pending",
-        "model_health_evaluation_last_success_timestamp_seconds",
-        # The retraining relay.
-        "model_health_relay_notifications_total",
-        "model_health_relay_requests_rejected_total",
-        "model_health_relay_skipped_total",
-        "model_health_relay_deliveries_total",
-        "model_health_relay_retries_total",
-        "model_health_relay_deliveries_pending",
-        # The sidecar's HTTP ingest.
-        "model_health_ingest_requests_rejected_total",
-        "model_health_inference_unpaired_total",
-        "model_health_ingest_queue_records",
-        # The sidecar injector.
-        "model_health_injector_admissions_total",
-        "model_health_injector_certificate_expiry_timestamp_seconds",
-        "model_health_injector_certificate_reloads_total",
-        # The GPU collector.
-        "model_health_gpu_pcie_transmit_bytes_per_second",
-        "model_health_gpu_pcie_receive_bytes_per_second",
-        "model_health_gpu_process_utilization_ratio",
-        "model_health_gpu_mig_enabled",
-        "model_health_gpu_mig_memory_used_bytes",
-        "model_health_gpu_mig_memory_total_bytes",
-        # The aggregator's scale-out mode.
-        "model_health_summaries_merged_total",
-        "model_health_summaries_duplicates_total",
-        "model_health_summaries_overlaps_total",
-    }
+    assert names() - design_names == {metric.name for metric in additions()}
+    for metric in additions():
+        assert metric.note.strip().endswith("."), f"{metric.name}: a project addition says why, in a sentence"
+
+
+def test_additions_are_listed_with_their_notes() -> None:
+    listing = additions_markdown()
+    assert len(listing.splitlines()) == len(additions()) >= 25
+    for metric in additions():
+        assert f"- `{metric.name}` ({metric.kind};" in listing and metric.note in listing
+
+
+def test_a_project_addition_without_a_note_is_refused() -> None:
+    with pytest.raises(ValueError, match="note"):
+        Metric("model_health_x", "gauge", (), "x.", "", frozenset({"aggregator"}), added="project")
+    with pytest.raises(ValueError, match="added"):
+        Metric("model_health_x", "gauge", (), "x.", "", frozenset({"aggregator"}), added="later")  # type: ignore[arg-type]
+
+
+def test_the_markdown_table_can_carry_the_notes() -> None:
+    plain, noted = markdown_table().splitlines(), markdown_table(notes=True).splitlines()
+    assert len(plain) == len(noted) == len(CATALOGUE) + 2
+    for metric, line in zip(CATALOGUE, noted[2:]):
+        assert line.startswith(f"| `{metric.name}` |") and line.endswith(f" {metric.note or '—'} |")
 
 
 def test_documented_label_choices() -> None:

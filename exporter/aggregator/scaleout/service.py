@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.core import Metric
+from prometheus_client.registry import CollectorRegistry
 
 from exporter.aggregator.inputs import Models, consumer_settings
 from exporter.aggregator.loop import run_poll_loop
@@ -26,8 +26,8 @@ from exporter.aggregator.scaleout.stage1 import PartialStage
 from exporter.aggregator.scaleout.stage2 import MergeStage, MergeStats
 from exporter.aggregator.service import NotReady, connect_with_backoff, start_scheduler
 from exporter.aggregator.trained_times import TrainedTimes
-from exporter.catalogue import by_name
 from exporter.config import AggregatorConfig
+from exporter.exposition import CatalogueCollector
 from exporter.kafka import (
     KafkaIOError,
     ProducerSettings,
@@ -39,26 +39,26 @@ from exporter.pipeline.decode import Decode
 log = logging.getLogger(__name__)
 
 
-class MergeCollector(Collector):
-    """``model_health_summaries_{merged,duplicates,overlaps}_total`` from the last evaluation."""
+class MergeCollector(CatalogueCollector):
+    """``model_health_summaries_{merged,duplicates,overlaps}_total`` from the last evaluation;
+    registered beside the aggregator's :class:`~exporter.aggregator.collector.SnapshotCollector`."""
+
+    METRICS = (
+        "model_health_summaries_merged_total",
+        "model_health_summaries_duplicates_total",
+        "model_health_summaries_overlaps_total",
+    )
 
     def __init__(self, stats: Callable[[], MergeStats]) -> None:
         self._stats = stats
 
-    def describe(self) -> list[Metric]:
-        return []
-
     def collect(self) -> Iterator[Metric]:
         stats = self._stats()
-        for name, value in (
-            ("model_health_summaries_merged_total", stats.merged),
-            ("model_health_summaries_duplicates_total", stats.duplicates),
-            ("model_health_summaries_overlaps_total", stats.overlaps),
-        ):
-            metric = by_name(name)
-            family = CounterMetricFamily(metric.family, metric.help, labels=[])
-            family.add_metric([], value)
-            yield family
+        out = self.families()
+        out.add("model_health_summaries_merged_total", [], stats.merged)
+        out.add("model_health_summaries_duplicates_total", [], stats.duplicates)
+        out.add("model_health_summaries_overlaps_total", [], stats.overlaps)
+        yield from out
 
 
 def summaries_partitions(config: AggregatorConfig) -> int | None:

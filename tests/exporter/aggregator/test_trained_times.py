@@ -165,7 +165,7 @@ def test_the_registry_time_replaces_the_profiles_in_the_metrics(mlflow_server, p
     after = {m.model: m.trained_at for m in aggregator.evaluate().models}
     assert after == {"fraud": RUN_END_MS / 1000, "ghost": PROFILE_TRAINED_AT}  # ghost: not registered
     registry = CollectorRegistry()
-    registry.register(SnapshotCollector(aggregator.snapshot, "test"))
+    registry.register(SnapshotCollector(aggregator.snapshot))
     text = generate_latest(registry).decode()
     assert 'model_health_model_trained_timestamp_seconds{model="fraud",model_version="1"} 1.700000123e+09' in text
     assert 'model_health_model_trained_timestamp_seconds{model="ghost",model_version="1"} 1.6e+09' in text

@@ -215,7 +215,7 @@ def exposition(snapshot: Snapshot, latency=None) -> dict[str, float]:
     from exporter.aggregator.collector import SnapshotCollector
 
     registry = CollectorRegistry()
-    registry.register(SnapshotCollector(lambda: snapshot, "test", (lambda: latency or {})))
+    registry.register(SnapshotCollector(lambda: snapshot, (lambda: latency or {})))
     return parse_exposition(generate_latest(registry).decode())
 
 
