@@ -369,8 +369,9 @@ CATALOGUE: tuple[Metric, ...] = (
         "model",
         "Records older than the allowed lateness, left out of every window.",
         note=(
-            "Their event time fell before the oldest open bucket. They decoded fine, so they are counted here and "
-            "dropped from windows rather than dead-lettered."
+            "Their time slot ended before the model's newest event time (as of the batch before) minus "
+            "allowed_lateness_seconds. They decoded fine, so they are counted here and dropped from windows "
+            "rather than dead-lettered."
         ),
         added="project",
     ),
