@@ -140,6 +140,19 @@ class GpuCollectorAlertConfig(Section):
     severity: Severity = Field("warning", description="`severity` label of `ModelHealthGpuCollectorDown`.")
 
 
+class GpuCostConfig(Section):
+    """Prices that turn the GPU time and energy attributed to each model into a cost.
+
+    Any currency: the cost rules and panels carry the number, not the unit. For a price per GPU
+    that differs by node, join OpenCost's `node_gpu_hourly_cost` instead (docs/gpu.md).
+    """
+
+    price_per_gpu_hour: float | None = Field(
+        None, ge=0, description="Price of one GPU for one hour; unset: no cost from GPU time."
+    )
+    price_per_kwh: float | None = Field(None, ge=0, description="Price of one kWh; unset: no cost from GPU energy.")
+
+
 RetrainReason = Literal["feature_drift", "performance_drop", "stale"]
 
 
@@ -246,6 +259,10 @@ class AlertsConfig(Settings):
         default_factory=GpuCollectorAlertConfig, description="NVML sampling."
     )
     retrain: RetrainAlertConfig = Field(default_factory=RetrainAlertConfig, description="Retraining recommendation.")
+    gpu_cost: GpuCostConfig = Field(
+        default_factory=GpuCostConfig,
+        description="Prices for the recording rules of GPU cost per 1,000 predictions (each rule only when its price is set).",
+    )
     prometheus_rule: PrometheusRuleConfig = Field(
         default_factory=PrometheusRuleConfig, description="The `PrometheusRule` manifest."
     )
@@ -270,3 +287,7 @@ class DashboardsConfig(Settings):
     gpu_utilization: float = Field(0.85, gt=0, le=1, description="GPU busy share drawn as saturation.")
     max_model_age: PromDuration = Field("30d", description="Model age drawn as stale.")
     top_features: int = Field(20, ge=1, le=200, description="Rows of the most-drifted-features table.")
+    gpu_cost: GpuCostConfig = Field(
+        default_factory=GpuCostConfig,
+        description="Prices for the model dashboard's GPU cost panels (each panel only when its price is set).",
+    )

@@ -533,6 +533,13 @@ def test_monitors(renders: dict[str, Rendered]) -> None:
             assert {"action": "replace", "targetLabel": "job", "replacement": expected_jobs[component]} in endpoint[
                 "relabelings"
             ]
+            # GPU time per model joins OpenCost's node_gpu_hourly_cost on `node`.
+            node_label = {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "node",
+            }
+            assert (node_label in endpoint["relabelings"]) == (component == "node-agent")
             if component == "injector":
                 assert endpoint["scheme"] == "https"
                 assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": _tls_secret_name(rendered), "key": "ca.crt"}
@@ -547,6 +554,11 @@ def test_monitors(renders: dict[str, Rendered]) -> None:
                 "action": "replace",
                 "sourceLabels": ["__meta_kubernetes_pod_uid"],
                 "targetLabel": "pod_uid",
+            } in endpoint["relabelings"]
+            assert {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "node",
             } in endpoint["relabelings"]
 
 
