@@ -9,9 +9,9 @@ with the partition.
 **Exactly once.** For every (kind, key, source topic, source partition) the state keeps the
 end offset of the newest range merged (and which of its parts, for a range sent in several
 messages); a message of an older range, or a part already merged, is a re-publication after
-a crash and is skipped (``model_health_summaries_duplicates_total``). A range that
-starts before it but ends after it cannot come from a correct stage 1 (it would take a
-replica that kept publishing after losing its partition): it is merged, counted in
+a crash (or the late copy of a replica that lost its partition, see stage 1's fence) and is
+skipped (``model_health_summaries_duplicates_total``). A range that starts before it but
+ends after it cannot come from stage 1's protocol: it is refused, counted in
 ``model_health_summaries_overlaps_total`` and logged as an error.
 
 **The topic is the changelog.** A replica that is assigned a summaries partition rebuilds
@@ -300,13 +300,12 @@ class MergeStage:
             state.stats.duplicates += 1
             return
         if last_end is not None and summary.start < last_end < summary.end:
+            # Stage 1's fence makes this impossible; merging it would count records twice.
             state.stats.overlaps += 1
             log.error(
-                "summaries[%d]: %s overlaps the range merged up to %d; merged anyway",
-                state.partition,
-                summary,
-                last_end,
+                "summaries[%d]: %s overlaps the range merged up to %d; refused", state.partition, summary, last_end
             )
+            return
         # The parts of the newest range are kept as a set: a part lost in a failed produce
         # comes again, after later parts, when the whole range is published again.
         parts = parts | {summary.part} if summary.end == last_end else frozenset({summary.part})
