@@ -267,6 +267,7 @@ class MergeStage:
         return state
 
     def _checkpoint_bytes(self, state: PartitionState) -> bytes:
+        state.owned.fold_joined()
         extra = state.export_extra()
         extra["profiles"] = self._profiles_of(state)
         extra["summary_partitions"] = self.summary_partitions
