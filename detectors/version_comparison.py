@@ -44,6 +44,7 @@ A numeric summary and a categorical one (a score against a class) are never comp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -151,7 +152,7 @@ def _compare_rebinned(
     statistic = float(np.max(np.abs(_cdf(baseline, grid) - _cdf(candidate, grid))))
     n, m = baseline.count, candidate.count
     error_bound = float(baseline.counts.max() / n + candidate.counts.max() / m)
-    statistics = {
+    statistics: dict[str, Any] = {
         "reference_missing_ratio": baseline.missing_ratio,
         "current_missing_ratio": candidate.missing_ratio,
         "psi": psi(base_coarse, cand_coarse, epsilon),
