@@ -78,7 +78,10 @@ def _expected(config: AlertsConfig) -> list[dict[str, object]]:
             "expr": r.VERSION_ESTIMATED,
             "eval_time": "30m",
             "exp_samples": [
-                {"labels": _labels(r.VERSION_ESTIMATED, {**pair, "window": "1h", "metric": "accuracy"}), "value": -0.125}
+                {
+                    "labels": _labels(r.VERSION_ESTIMATED, {**pair, "window": "1h", "metric": "accuracy"}),
+                    "value": -0.125,
+                }
             ],
         },
     ]
