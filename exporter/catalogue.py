@@ -506,11 +506,11 @@ CATALOGUE: tuple[Metric, ...] = (
         "model_health_summaries_overlaps_total",
         "counter",
         "",
-        "Partial summaries whose source range overlapped one already merged (merged anyway).",
+        "Partial summaries whose source range overlapped one already merged (refused).",
         note=(
             "Scale-out, exported by the replica that owns the summaries partition: partial summaries whose source range"
-            " overlaps one already merged; merged anyway and logged. Non-zero only if a replica kept publishing after "
-            "losing its partition: worth an alert."
+            " overlaps one already merged; refused (never merged twice) and logged. Stage 1's fence makes it "
+            "impossible: non-zero means a producer outside the protocol wrote to the summaries topic — worth an alert."
         ),
         added="project",
     ),

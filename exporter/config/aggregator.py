@@ -55,7 +55,7 @@ class AggregatorKafkaConfig(Section):
         description=(
             "`single`: one replica consumes every partition and exports every model. `scale_out`: any number of "
             "replicas in `group_id`; partial summaries go by model onto `summaries_topic` and each model's one "
-            "owner (group `<group_id>-merge`) merges and exports it, exactly once (see the README's Scale-out)."
+            "owner (group `<group_id>-merge`) merges and exports it, exactly once (see the docs' Scale-out page)."
         ),
     )
     partial_flush_seconds: float = Field(
@@ -63,6 +63,14 @@ class AggregatorKafkaConfig(Section):
     )
     partial_flush_records: int = Field(
         20_000, ge=1, description="Scale-out: records in one partition's partial summary that publish it early."
+    )
+    snapshot_interval_seconds: float = Field(
+        300.0,
+        ge=0,
+        description=(
+            "Scale-out: how often the owner of a summaries partition publishes its merged state into that "
+            "partition, so the next owner restores it and replays only what came after (0: at every checkpoint)."
+        ),
     )
     format: Literal[("auto", *CONFIGURABLE_WIRE_FORMATS)] = Field(  # the wire-format table's configurable rows
         "auto",

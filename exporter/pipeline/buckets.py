@@ -129,6 +129,20 @@ class Joined:
     label_values: np.ndarray | None = None  # numeric labels, for regression
 
 
+def concat_joined(parts: list[Joined]) -> Joined:
+    """Joined pairs of one shape (all with scores or all without, likewise classes) as one."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    return Joined(
+        timestamps=np.concatenate([p.timestamps for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        scores=None if first.scores is None else np.concatenate([p.scores for p in parts]),  # type: ignore[misc]
+        classes=None if first.classes is None else np.concatenate([p.classes for p in parts]),  # type: ignore[misc]
+        label_values=None if first.label_values is None else np.concatenate([p.label_values for p in parts]),  # type: ignore[misc]
+    )
+
+
 def slot_starts(timestamps: np.ndarray, slot_seconds: int) -> np.ndarray:
     """The start of the slot each event time falls in."""
     return np.floor(timestamps / slot_seconds).astype(np.int64) * slot_seconds
