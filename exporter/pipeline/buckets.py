@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from detectors.columns import as_strings, non_numeric_rows
 from detectors.performance import ClassificationSummary, RegressionSummary, per_record_loss
+from detectors.performance_estimation import DEFAULT_THRESHOLD
 from detectors.profile import PerformanceSummary, ReferenceProfile
 from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
 from exporter.records import Reason, feature_column
@@ -222,7 +223,9 @@ def _performance(
         scores = joined.scores[rows] if joined.scores is not None else None
         if scores is not None and meta.positive is not None:
             negative = meta.classes[0] if meta.classes[1] == meta.positive else meta.classes[1]
-            y_pred = np.where(scores >= 0.5, meta.positive, negative)
+            # The model's decision threshold, as the profile states it (0.5 when it says none).
+            threshold = getattr(profile.calibration, "threshold", DEFAULT_THRESHOLD)
+            y_pred = np.where(scores >= threshold, meta.positive, negative)
             losses = per_record_loss("classification", y_true, scores, positive=meta.positive)
         else:
             classes = joined.classes if joined.classes is not None else np.full(joined.labels.size, "")
