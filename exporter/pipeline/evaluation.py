@@ -27,6 +27,7 @@ from exporter.pipeline.snapshot import (
     PipelineState,
     Snapshot,
     WindowResult,
+    WindowSummaries,
 )
 from exporter.pipeline.windows import ModelWindows
 
@@ -70,6 +71,7 @@ def evaluate_model(identity: ModelIdentity, store: ModelWindows, rule_for: RuleF
             loss=_compare(profile.loss, total.loss, default_rule, epsilon),
             performance=performance,
             labels_joined=getattr(total.performance, "count", 0) if total.performance is not None else 0,
+            summaries=WindowSummaries(profile, total, rule_for),
         )
     meta = profile.metadata
     return ModelSnapshot(

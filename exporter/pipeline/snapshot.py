@@ -6,11 +6,31 @@ whatever snapshot is current, so it never waits on evaluation, folding or I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from detectors.compare import ColumnDrift
+from detectors.decision import DriftRule
+from detectors.profile import ReferenceProfile
+from exporter.pipeline.buckets import Bucket
+
+
+@dataclass(frozen=True)
+class WindowSummaries:
+    """What the drift report draws for one window, held by reference, never copied.
+
+    ``reference`` is the model's profile and ``current`` the window's summed
+    :class:`~exporter.pipeline.buckets.Bucket`, the one evaluation compared the reference
+    with; ``rule_for`` gives each feature's decision rule (its thresholds). Summaries are
+    immutable values: a later fold replaces a ring's buckets instead of changing them, so
+    the HTTP thread can chart these without the state lock while the consumer goes on.
+    """
+
+    reference: ReferenceProfile
+    current: Bucket
+    rule_for: Callable[[str], DriftRule]
 
 
 @dataclass(frozen=True)
@@ -22,6 +42,7 @@ class WindowResult:
     loss: ColumnDrift | None = None
     performance: dict[str, float] = field(default_factory=dict)
     labels_joined: int = 0
+    summaries: WindowSummaries | None = None  # what the drift report charts; None in hand-built results
 
     @property
     def drifted_ratio(self) -> float:
