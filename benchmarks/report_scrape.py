@@ -18,7 +18,10 @@ to back for ``--seconds`` in each scenario, the scenarios interleaved for ``--ro
 * ``+ a second scraper`` — a second client scraping ``/metrics`` too (any concurrent request).
 
 Printed per scenario: scrape latency percentiles, the ratio of each to ``scrapes alone``,
-scrapes and report loads per second. Figures, not assertions.
+scrapes and report loads per second. First, what keeping the window sums in the snapshot
+costs: the memory one model's evaluation result holds (tracemalloc) with its
+``WindowSummaries`` and without, for a ``--features`` model with a 1 h (60 × 1 min) and a
+1 d (24 × 1 h) window. Figures, not assertions.
 """
 
 from __future__ import annotations
@@ -62,6 +65,43 @@ def build_snapshot(models: int, features: int):  # -> Snapshot
         store.fold_predictions(prediction_log(current, name, MODEL_VERSION, np.linspace(1.0, now, current.num_rows)))
         results.append(evaluate_model(ModelIdentity(name, MODEL_VERSION), store, lambda f: DriftRule(), now))
     return Snapshot(evaluated_at=now, models=tuple(results))
+
+
+def snapshot_memory(features: int) -> tuple[float, float]:
+    """Bytes one model's evaluation result holds with and without the window summaries."""
+    import dataclasses
+    import gc
+    import tracemalloc
+
+    import numpy as np
+
+    from detectors.decision import DriftRule
+    from detectors.profile import build_profile
+    from exporter.demo.synthetic import prediction_log, synthetic_table
+    from exporter.pipeline.evaluation import ModelIdentity, evaluate_model
+    from exporter.pipeline.windows import ModelWindows, WindowSpec
+
+    categorical = max(1, features // 10)
+    shape = {"numeric": features - categorical, "categorical": categorical, "drifted": 8}
+    profile = build_profile(
+        synthetic_table(20_000, seed=1, **shape), model="m", model_version="1", created_at=0.0, prediction="prediction"
+    )
+    store = ModelWindows(profile, [WindowSpec("1h", 60, 60), WindowSpec("1d", 3600, 24)], allowed_lateness=60)
+    day = 86_400.0
+    store.fold_predictions(
+        prediction_log(synthetic_table(20_000, seed=2, **shape), "m", "1", np.linspace(0, day, 20_000))
+    )
+    gc.collect()
+    tracemalloc.start()
+    result = evaluate_model(ModelIdentity("m", "1"), store, lambda f: DriftRule(), now=day)
+    gc.collect()
+    with_summaries = tracemalloc.get_traced_memory()[0]
+    windows = {name: dataclasses.replace(w, summaries=None) for name, w in result.windows.items()}
+    result = dataclasses.replace(result, windows=windows)
+    gc.collect()
+    without = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return with_summaries, without
 
 
 def serve(models: int, features: int, replies: multiprocessing.Queue, control: multiprocessing.Queue) -> None:
@@ -150,6 +190,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
+    held, lean = snapshot_memory(args.features)
+    print(
+        f"one {args.features}-feature model's evaluation result (1 h and 1 d windows): {held / 1e6:.2f} MB with its "
+        f"window summaries, {lean / 1e6:.2f} MB without ({(held - lean) / 1e6:.2f} MB kept for the report)"
+    )
     context = multiprocessing.get_context("spawn")
     replies, control = context.Queue(), context.Queue()
     child = context.Process(target=serve, args=(args.models, args.features, replies, control), daemon=True)
