@@ -58,12 +58,13 @@ soak: $(STAMP)
 
 CHART := deploy/helm/model-health-exporter
 
-# The Helm chart's generated files: alert rules and dashboards exactly as the commands write
-# them (tests/deploy/test_chart.py fails while they are stale).
+# The Helm chart's generated files: alert rules, dashboards and rollout gates exactly as the
+# commands write them (tests/deploy/ fails while they are stale).
 chart-files: $(STAMP)
-	rm -rf $(CHART)/files/alerts $(CHART)/files/dashboards
+	rm -rf $(CHART)/files/alerts $(CHART)/files/dashboards $(CHART)/files/gates
 	$(BIN)/model-health alerts --out $(CHART)/files/alerts
 	$(BIN)/model-health dashboards --out $(CHART)/files/dashboards
+	$(BIN)/model-health gates --out $(CHART)/files/gates
 
 # The documentation site: the reference pages generated from the code (docs/reference/, committed),
 # then mkdocs-material into site/; --strict turns a dead link or a missing anchor into a failure.

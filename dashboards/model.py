@@ -58,6 +58,31 @@ def _link_the_drift_report(config: DashboardsConfig, drift_table: Any) -> None:
     )
 
 
+def _estimated_performance() -> Any:
+    """The label-free estimate with its band (± 3 standard errors, the drop rule's k)."""
+    estimate = f"max by (metric) (model_health_performance_estimated{{{MVW}}})"
+    stderr = f"max by (metric) (model_health_performance_estimated_stderr{{{MVW}}})"
+    return timeseries(
+        "Estimated performance (no labels)",
+        [
+            (estimate, "{{metric}}"),
+            (f"{estimate} - 3 * {stderr}", "{{metric}} (band)"),
+            (f"{estimate} + 3 * {stderr}", "{{metric}} (band)"),
+        ],
+        width=8,
+        overrides=[
+            {
+                "matcher": {"id": "byRegexp", "options": ".*\\(band\\)"},
+                "properties": [{"id": "custom.lineStyle", "value": {"fill": "dot"}}],
+            }
+        ],
+        description=(
+            "Estimated from the window's scores and the profile's calibration (docs/performance-estimation.md), "
+            "dotted: ± 3 standard errors. Present for profiles built from a score and labels."
+        ),
+    )
+
+
 def build(config: DashboardsConfig) -> dict[str, Any]:
     predictions = once_per_model("model_health_predictions_total", MV, by="model")
     errors = once_per_model("model_health_prediction_errors_total", MV, by="model")
@@ -192,7 +217,7 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
                 (f"max(model_health_label_psi{{{MVW}}})", "label PSI"),
                 (f"max(model_health_loss_ks_statistic{{{MVW}}})", "loss KS D"),
             ],
-            width=12,
+            width=8,
             threshold=config.psi_threshold,
         ),
         timeseries(
@@ -201,7 +226,6 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
                 (f"max by (metric) (model_health_performance{{{MVW}}})", "{{metric}}"),
                 (f"max by (metric) (model_health_performance_reference{{{MV}}})", "{{metric}} (reference)"),
             ],
-            width=12,
             overrides=[
                 {
                     "matcher": {"id": "byRegexp", "options": ".*\\(reference\\)"},
@@ -209,7 +233,9 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
                 }
             ],
             description="Windowed performance from joined labels; dashed: the reference set's.",
+            width=8,
         ),
+        _estimated_performance(),
     ]
     labels = [
         timeseries(

@@ -98,6 +98,7 @@ class Aggregator:
         """
         self.producer.flush()
         with self.lock:
+            self.owned.fold_joined()
             documents = self.decode.export_state() if hasattr(self.decode, "export_state") else {}
             state = Checkpoint(dict(self.offsets), self.owned.export_state(), documents)
             save_checkpoint(self.checkpoint_path, self.owned.stores, state)

@@ -13,7 +13,10 @@ import numpy as np
 
 from detectors.compare import ColumnDrift
 from detectors.decision import DriftRule
+from detectors.performance_estimation import EstimatedPerformance
 from detectors.profile import ReferenceProfile
+from detectors.summary import ColumnSummary
+from detectors.version_comparison import VersionComparison
 from exporter.pipeline.buckets import Bucket
 
 
@@ -42,6 +45,14 @@ class WindowResult:
     loss: ColumnDrift | None = None
     performance: dict[str, float] = field(default_factory=dict)
     labels_joined: int = 0
+    # Label-free estimate of the window's performance (a profile with a binary calibration),
+    # and per metric whether it fell below the reference by the model's drop rule.
+    estimated: EstimatedPerformance | None = None
+    estimated_dropped: dict[str, bool] = field(default_factory=dict)
+    # The window's prediction summary (what the version comparison reads) and, for a version
+    # with a baseline, its predictions against the baseline version's over the same window.
+    prediction_summary: ColumnSummary | None = None
+    versus_baseline: VersionComparison | None = None
     summaries: WindowSummaries | None = None  # what the drift report charts; None in hand-built results
 
     @property
@@ -63,6 +74,7 @@ class ModelSnapshot:
     last_prediction_at: float | None = None
     last_label_at: float | None = None
     task: str = ""
+    baseline_version: str | None = None  # the version this one's predictions are compared with
 
 
 @dataclass(frozen=True)
