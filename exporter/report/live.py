@@ -2,7 +2,8 @@
 
 Evaluation keeps, in each :class:`~exporter.pipeline.snapshot.WindowResult`, the summaries it
 compared (:class:`~exporter.pipeline.snapshot.WindowSummaries`: the profile, the window's summed
-bucket and the decision rules), by reference. :func:`window_report` turns them into the same
+bucket and the decision rules), by reference. :func:`window_report` turns them, with the
+window's realised and label-free estimated performance, into the same
 :class:`~exporter.report.data.ReportData` the offline command builds, through the same
 :func:`~exporter.report.data.feature_from_summaries`: the page and the JSON of
 ``/report/<model>`` are those of ``drift --format html|json`` for that window. Nothing here
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from detectors.summary import ColumnSummary
 from exporter.pipeline.snapshot import ModelSnapshot, Snapshot, WindowResult, WindowSummaries
@@ -128,8 +130,21 @@ def window_report(
         prediction=prediction,
         label=label,
         performance=_performance(model, result),
+        extra=_estimated(result),
         evaluated_at=evaluated_at,
     )
+
+
+def _estimated(result: WindowResult) -> dict[str, Any]:
+    """The window's label-free estimate under the keys ``drift --format json`` gives it."""
+    estimate = result.estimated
+    if estimate is None:
+        return {}
+    return {
+        "performance_estimated": estimate.as_dict(),
+        "performance_estimated_stderr": estimate.stderr_dict(),
+        "performance_estimated_rows": estimate.count,
+    }
 
 
 def _performance(model: ModelSnapshot, result: WindowResult) -> dict[str, dict[str, float | None]]:

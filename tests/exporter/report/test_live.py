@@ -90,6 +90,11 @@ def test_the_live_report_equals_the_offline_report_of_the_same_records(live, pro
     out = report.as_dict()
     assert (out["model"], out["model_version"], out["window"]) == (MODEL, VERSION, WINDOW)
     assert out["evaluated_at"] == snapshot.evaluated_at
+    # The window's label-free estimate (the profile is calibrated), under drift --format json's keys.
+    estimated = snapshot.models[0].windows[WINDOW].estimated
+    assert estimated is not None and out["performance_estimated"] == estimated.as_dict()
+    assert out["performance_estimated_rows"] == estimated.count == ROWS
+    assert report.performance_estimated == estimated.as_dict()  # the page's column
 
 
 def test_the_snapshot_keeps_the_summaries_it_evaluated_while_the_consumer_folds_on(profile, tmp_path):
