@@ -16,10 +16,11 @@ the reason for a refusal (:class:`NotFound`, :class:`Ambiguous`); the HTTP side 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from detectors.compare import ColumnDrift
 from detectors.summary import ColumnSummary
 from exporter.pipeline.snapshot import ModelSnapshot, Snapshot, WindowResult, WindowSummaries
 from exporter.report.data import FeatureReport, ReportData, feature_from_summaries
@@ -49,8 +50,8 @@ class WindowRef:
         return self.model.windows[self.window]
 
 
-def _names(items: object) -> str:
-    return ", ".join(repr(str(item)) for item in items)  # type: ignore[attr-defined]
+def _names(items: Iterable[object]) -> str:
+    return ", ".join(repr(str(item)) for item in items)
 
 
 def find_window(snapshot: Snapshot, model: str, version: str | None, window: str | None) -> WindowRef:
@@ -88,11 +89,11 @@ def _feature(
     reference: ColumnSummary | None,
     current: ColumnSummary | None,
     summaries: WindowSummaries,
-    drift: object,
+    drift: ColumnDrift | None,
 ) -> FeatureReport | None:
     if reference is None or current is None or drift is None:
         return None
-    return feature_from_summaries(name, reference, current, drift, summaries.rule_for(name))  # type: ignore[arg-type]
+    return feature_from_summaries(name, reference, current, drift, summaries.rule_for(name))
 
 
 def window_report(
