@@ -9,6 +9,12 @@ Recording rules follow Prometheus's ``level:metric:operations`` naming. Levels:
   agent's per-process memory also carries); it joins serving latency to the pod's GPUs.
 - ``topic`` — one Kafka topic of the pipeline.
 
+GPU cost per model: the GPU time and energy attributed to each model (``model_health_model_gpu_*``,
+exported by the sidecar in mode ``sidecar`` and by the node agent) as rates, per prediction, and
+— where ``gpu_cost`` sets a price per GPU-hour or per kWh — as a cost per 1,000 predictions in
+that price's currency. Both components may attribute the same GPU to the same model; like the
+serving counters, the rates sum within a job and take the larger job's.
+
 Serving counters (predictions, errors, latency) may come from two jobs at once — the sidecar
 (HTTP ingest) and the aggregator (records it consumed) — for the same requests. Rules first sum
 within a job and then take the ``max`` across jobs, so a model counts once whichever of the two
@@ -81,6 +87,14 @@ LAG = "topic:model_health_consumer_lag_records:sum"
 CONSUMED_RATE = "topic:model_health_records_consumed:rate5m"
 REJECTED_RATE = "topic:model_health_records_rejected:rate5m"
 REJECTED_RATIO = "topic:model_health_records_rejected:ratio_rate5m"
+MODEL_GPU_ENERGY_RATE = "model:model_health_model_gpu_energy_joules:rate5m"
+MODEL_GPU_SECONDS_RATE = "model:model_health_model_gpu_seconds:rate5m"
+JOULES_PER_PREDICTION = "model:model_health_model_gpu_energy_joules:per_prediction_rate5m"
+GPU_SECONDS_PER_PREDICTION = "model:model_health_model_gpu_seconds:per_prediction_rate5m"
+GPU_TIME_COST_PER_1K = "model:model_health_model_gpu_seconds:cost_per_1k_predictions_rate5m"
+GPU_ENERGY_COST_PER_1K = "model:model_health_model_gpu_energy_joules:cost_per_1k_predictions_rate5m"
+SECONDS_PER_HOUR = 3600
+JOULES_PER_KWH = 3.6e6
 
 _MODEL = "model, model_version"
 _MODEL_WINDOW = "model, model_version, window"
@@ -171,7 +185,32 @@ def recording_rules(config: AlertsConfig) -> list[dict[str, str]]:
             f"{REJECTED_RATE}\n/\n({REJECTED_RATE} + ({CONSUMED_RATE} or {REJECTED_RATE} * 0))",
         ),
     ]
+    rules += _gpu_cost_rules(config)
     return [{"record": name, "expr": expr} for name, expr in rules]
+
+
+def _gpu_cost_rules(config: AlertsConfig) -> list[tuple[str, str]]:
+    """GPU time and energy per model, per prediction, and priced per 1,000 predictions."""
+    served = f"({PREDICTIONS_RATE} > 0)"  # no traffic: no per-prediction figure, not +Inf
+    rules = [
+        (MODEL_GPU_ENERGY_RATE, _once_per_model("model_health_model_gpu_energy_joules_total")),
+        (MODEL_GPU_SECONDS_RATE, _once_per_model("model_health_model_gpu_seconds_total")),
+        (JOULES_PER_PREDICTION, f"{MODEL_GPU_ENERGY_RATE}\n/\n{served}"),
+        (GPU_SECONDS_PER_PREDICTION, f"{MODEL_GPU_SECONDS_RATE}\n/\n{served}"),
+    ]
+    prices = config.gpu_cost
+    if prices.price_per_gpu_hour is not None:
+        rules.append(
+            (
+                GPU_TIME_COST_PER_1K,
+                f"{GPU_SECONDS_PER_PREDICTION} * 1000 / {SECONDS_PER_HOUR} * {prices.price_per_gpu_hour!r}",
+            )
+        )
+    if prices.price_per_kwh is not None:
+        rules.append(
+            (GPU_ENERGY_COST_PER_1K, f"{JOULES_PER_PREDICTION} * 1000 / {JOULES_PER_KWH:g} * {prices.price_per_kwh!r}")
+        )
+    return rules
 
 
 def _relative_drop(

@@ -133,6 +133,13 @@ _MIG_MEMORY_NOTE = (
     "Memory of the GPU instance a MIG device belongs to: compute instances of one GPU instance share it, so they show "
     "the same value. NVML gives no utilization per MIG device."
 )
+_MODEL_GPU_NOTE = (
+    "The model's share of the GPU, sample by sample: the whole device where its pod holds it alone (the sidecar's "
+    "GPUs; in the node agent, a GPU whose processes are one pod's), else by its processes' NVML per-process SM "
+    "utilization, and on MIG by each instance's compute and memory share. Energy splits the device's energy counter "
+    "by those shares, so the models on a GPU sum to its energy less what no model holds. Counted since the exporting "
+    "process started (sidecar: `model` from its config; node agent: each pod named by its sidecar)."
+)
 
 CATALOGUE: tuple[Metric, ...] = (
     # Feature drift, per window.
@@ -417,6 +424,25 @@ CATALOGUE: tuple[Metric, ...] = (
         owners=_GPU_OWNERS,
         note=_MIG_MEMORY_NOTE,
         added="project",
+    ),
+    # GPU cost per model: the device's energy and time, split among the models on it.
+    _m(
+        "model_health_model_gpu_energy_joules_total",
+        "counter",
+        "model, model_version, gpu_uuid",
+        "GPU energy attributed to the model version on this GPU.",
+        "joules",
+        owners=_GPU_OWNERS,
+        note=_MODEL_GPU_NOTE,
+    ),
+    _m(
+        "model_health_model_gpu_seconds_total",
+        "counter",
+        "model, model_version, gpu_uuid",
+        "GPU time attributed to the model version on this GPU (a whole GPU for a second is 1).",
+        "seconds",
+        owners=_GPU_OWNERS,
+        note=_MODEL_GPU_NOTE,
     ),
     # The pipeline itself.
     _m(

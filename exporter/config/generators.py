@@ -140,6 +140,19 @@ class GpuCollectorAlertConfig(Section):
     severity: Severity = Field("warning", description="`severity` label of `ModelHealthGpuCollectorDown`.")
 
 
+class GpuCostConfig(Section):
+    """Prices that turn the GPU time and energy attributed to each model into a cost.
+
+    Any currency: the cost rules and panels carry the number, not the unit. For a price per GPU
+    that differs by node, join OpenCost's `node_gpu_hourly_cost` instead (docs/gpu.md).
+    """
+
+    price_per_gpu_hour: float | None = Field(
+        None, ge=0, description="Price of one GPU for one hour; unset: no cost from GPU time."
+    )
+    price_per_kwh: float | None = Field(None, ge=0, description="Price of one kWh; unset: no cost from GPU energy.")
+
+
 RetrainReason = Literal["feature_drift", "performance_drop", "stale"]
 
 
@@ -255,6 +268,10 @@ class AlertsConfig(Settings):
         default_factory=GpuCollectorAlertConfig, description="NVML sampling."
     )
     retrain: RetrainAlertConfig = Field(default_factory=RetrainAlertConfig, description="Retraining recommendation.")
+    gpu_cost: GpuCostConfig = Field(
+        default_factory=GpuCostConfig,
+        description="Prices for the recording rules of GPU cost per 1,000 predictions (each rule only when its price is set).",
+    )
     prometheus_rule: PrometheusRuleConfig = Field(
         default_factory=PrometheusRuleConfig, description="The `PrometheusRule` manifest."
     )
@@ -286,4 +303,8 @@ class DashboardsConfig(Settings):
             "report of the selected model, version and window, and each feature of its drift table to that "
             "feature's chart. Unset: no links."
         ),
+    )
+    gpu_cost: GpuCostConfig = Field(
+        default_factory=GpuCostConfig,
+        description="Prices for the model dashboard's GPU cost panels (each panel only when its price is set).",
     )

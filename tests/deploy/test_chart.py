@@ -540,6 +540,13 @@ def test_monitors(renders: dict[str, Rendered]) -> None:
                 tokens = [_aggregator_token_secret(rendered)]
                 expected = {"type": "Bearer", "credentials": {"name": tokens[0], "key": "token"}} if tokens[0] else None
                 assert endpoint.get("authorization") == expected
+            # GPU time per model joins OpenCost's node_gpu_hourly_cost on `node`.
+            node_label = {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "node",
+            }
+            assert (node_label in endpoint["relabelings"]) == (component == "node-agent")
             if component == "injector":
                 assert endpoint["scheme"] == "https"
                 assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": _tls_secret_name(rendered), "key": "ca.crt"}
@@ -554,6 +561,11 @@ def test_monitors(renders: dict[str, Rendered]) -> None:
                 "action": "replace",
                 "sourceLabels": ["__meta_kubernetes_pod_uid"],
                 "targetLabel": "pod_uid",
+            } in endpoint["relabelings"]
+            assert {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "node",
             } in endpoint["relabelings"]
 
 

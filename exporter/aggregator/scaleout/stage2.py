@@ -57,7 +57,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -507,7 +507,7 @@ class MergeStage:
             return
         start = header.bucket_start
         version = VersionPartial(
-            header.profile_created_at, predictions={start: bucket}, newest={(PREDICTION_ROLE, start): float(start)}
+            profile.metadata.created_at, predictions={start: bucket}, newest={(PREDICTION_ROLE, start): float(start)}
         )
         partial = ModelPartial(header.model, header.bucket_seconds, {header.model_version: version})
         try:
@@ -551,12 +551,14 @@ class MergeStage:
     def _fold_paired(self, state: PartitionState, decoded: dict[str, Decoded], emitted_at: float) -> None:
         """Fold what pairing made — records and refusals — with the one fold, and merge it."""
         partials: Partials = {}
+
+        def reject(topic: str, items: Iterable[Rejected], rows: int | None = None) -> None:
+            self._reject_paired(state, topic, items, rows)
+
         for topic, part in decoded.items():
             self._reject_paired(state, topic, part.rejected)
             for table in part.predictions:
-                self.folder.fold_predictions(
-                    partials, topic, table, lambda t, items, rows=None: self._reject_paired(state, t, items, rows)
-                )
+                self.folder.fold_predictions(partials, topic, table, reject)
         for partial in partials.values():
             try:
                 state.owned.merge(partial, emitted_at)
@@ -567,7 +569,7 @@ class MergeStage:
         self,
         state: PartitionState,
         topic: str,
-        rejected: list[Rejected] | tuple[Rejected, ...],
+        rejected: Iterable[Rejected],
         rows: int | None = None,
     ) -> None:
         # Counted in the state (a replay counts them the same). Dead letters are best effort

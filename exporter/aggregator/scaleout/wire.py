@@ -300,19 +300,19 @@ def split_model_partial(
     chunks: list[tuple[str | None, pa.Table]] = [(v, t) for v, t in joins]
     if partial.labels is not None and partial.labels.num_rows:
         chunks.append((None, partial.labels))
-    for version, table in chunks:
+    for join_version, table in chunks:
         offset = 0
         while offset < table.num_rows:
             if room == 0:
                 parts.append(empty(first=False))
                 index, room = len(parts) - 1, max_rows
             take = table.slice(offset, min(room, table.num_rows - offset))
-            if version is None:
+            if join_version is None:
                 current = parts[index].labels
                 parts[index].labels = take if current is None else pa.concat_tables([current, take])
             else:
-                current = parts[index].versions[version].join
-                parts[index].versions[version].join = take if current is None else pa.concat_tables([current, take])
+                target = parts[index].versions[join_version]
+                target.join = take if target.join is None else pa.concat_tables([target.join, take])
             offset += take.num_rows
             room -= take.num_rows
     # Halves last, in order: rows and bytes both bounded.
@@ -332,7 +332,7 @@ def encode_model_partial(partial: ModelPartial, producer: str = "", sequence: in
     """``producer`` and ``sequence`` fill the embedded bucket headers (stage 1 passes the
     source partition and the range end); stage 2 deduplicates by range, not by them."""
     versions: dict[str, Any] = {}
-    buckets: list[tuple[str, str]] = []
+    buckets: list[tuple[str, str, float | None]] = []
     frames: list[bytes] = []
     joins: list[pa.Table] = []
     for version, part in partial.versions.items():
