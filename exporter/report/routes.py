@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from html import escape
@@ -123,19 +124,26 @@ class _Closing:
 
 
 class _RenderCache:
-    """Rendered bodies of the current snapshot; a new snapshot empties it."""
+    """Rendered bodies of the current snapshot; a new snapshot empties it.
+
+    The snapshot is held weakly: an old one (and the window sums it keeps) is freed when
+    evaluation replaces it, whether or not a report is asked for meanwhile.
+    """
 
     def __init__(self, entries: int = CACHE_ENTRIES) -> None:
         self._lock = threading.Lock()
-        self._snapshot: Snapshot | None = None
+        self._snapshot: weakref.ref[Snapshot] | None = None
         self._bodies: OrderedDict[tuple[str, str, str, str], bytes] = OrderedDict()
         self.entries = entries
         self.renders = 0
 
+    def _current(self, snapshot: Snapshot) -> bool:
+        return self._snapshot is not None and self._snapshot() is snapshot
+
     def get(self, snapshot: Snapshot, key: tuple[str, str, str, str], render: Callable[[], bytes]) -> bytes:
         with self._lock:
-            if snapshot is not self._snapshot:
-                self._snapshot = snapshot
+            if not self._current(snapshot):
+                self._snapshot = weakref.ref(snapshot)
                 self._bodies.clear()
             body = self._bodies.get(key)
             if body is not None:
@@ -144,7 +152,7 @@ class _RenderCache:
         body = render()  # outside the lock: two first loads of a page may both render it
         with self._lock:
             self.renders += 1
-            if snapshot is self._snapshot:
+            if self._current(snapshot):
                 self._bodies[key] = body
                 while len(self._bodies) > self.entries:
                     self._bodies.popitem(last=False)

@@ -10,11 +10,13 @@ snapshot, the bearer token.
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
 import urllib.error
 import urllib.request
+import weakref
 from dataclasses import replace
 
 import numpy as np
@@ -229,6 +231,11 @@ def test_a_page_renders_once_per_snapshot(live):
     current["snapshot"] = replace(snapshot)  # the next evaluation's snapshot
     b"".join(routes.page(dict(environ), lambda s, h: None))
     assert routes.cache.renders == 2
+    # The cache does not keep a replaced snapshot (and the window sums it holds) alive.
+    old = weakref.ref(current["snapshot"])
+    current["snapshot"] = replace(snapshot)
+    gc.collect()
+    assert old() is None
 
 
 def test_a_bearer_token_guards_metrics_and_the_report_but_not_the_probes(profile, tmp_path):
