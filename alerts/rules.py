@@ -21,8 +21,10 @@ within a job and then take the ``max`` across jobs, so a model counts once which
 (or both) is deployed.
 
 Every alert is named ``ModelHealth…`` and carries ``severity`` (critical, warning or info) and
-the annotations ``summary``, ``description`` and ``runbook_url``. Annotations use only
-``$labels`` and ``printf`` of ``$value``, so their text is predictable (and unit-tested).
+the annotations ``summary``, ``description`` and ``runbook_url``; with ``aggregator_url`` set,
+the drift and retraining alerts also carry ``report_url``, their model's drift report on the
+aggregator. Annotations use only ``$labels`` (``urlquery``-escaped in ``report_url``) and
+``printf`` of ``$value``, so their text is predictable (and unit-tested).
 """
 
 from __future__ import annotations
@@ -525,6 +527,37 @@ def runbook_url(config: AlertsConfig, alert: str) -> str:
     return f"{config.runbook_base_url.rstrip('/')}/{alert}.md"
 
 
+# Alerts about one model's drift: with ``aggregator_url`` set they link to its drift report.
+REPORT_LINKED: tuple[str, ...] = (FEATURE_DRIFT, CONCEPT_DRIFT, RETRAIN)
+
+
+def report_url(config: AlertsConfig, alert: str) -> str | None:
+    """The ``report_url`` annotation: the aggregator's drift report of the alert's model,
+    version and window (the retraining alert, which has no window, gets the first one).
+    Label values go through Go's ``urlquery``, so any model name makes a valid URL."""
+    if config.aggregator_url is None or alert not in REPORT_LINKED:
+        return None
+    url = (
+        f"{config.aggregator_url.rstrip('/')}/report/{{{{ $labels.model | urlquery }}}}"
+        "?version={{ $labels.model_version | urlquery }}"
+    )
+    if alert != RETRAIN:
+        url += "&window={{ $labels.window | urlquery }}"
+    return url
+
+
+def _annotations(config: AlertsConfig, alert: _Alert) -> dict[str, str]:
+    annotations = {
+        "summary": alert.summary,
+        "description": alert.description,
+        "runbook_url": runbook_url(config, alert.name),
+    }
+    link = report_url(config, alert.name)
+    if link is not None:
+        annotations["report_url"] = link
+    return annotations
+
+
 def alert_rules(config: AlertsConfig) -> list[dict[str, Any]]:
     """The alerting rules as Prometheus rule-file entries."""
     return [
@@ -533,11 +566,7 @@ def alert_rules(config: AlertsConfig) -> list[dict[str, Any]]:
             "expr": alert.expr,
             "for": alert.for_duration,
             "labels": {**config.labels, "severity": alert.severity},
-            "annotations": {
-                "summary": alert.summary,
-                "description": alert.description,
-                "runbook_url": runbook_url(config, alert.name),
-            },
+            "annotations": _annotations(config, alert),
         }
         for alert in _alerts(config)
     ]

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.common import dashboard, heatmap, layout, query_variable, row, stat, table, timeseries
+from dashboards.common import (
+    dashboard,
+    heatmap,
+    layout,
+    query_variable,
+    report_link,
+    row,
+    stat,
+    table,
+    timeseries,
+)
 from dashboards.queries import age, latency_quantile, once_per_model, per_gpu_rate
 from detectors.drift_statistics import DRIFT_STATISTICS
 from exporter.config import DashboardsConfig, duration_seconds
@@ -35,6 +45,18 @@ def _statistic_columns(top: int) -> list[tuple[str, str]]:
         query = _by_feature(statistic.metric)
         columns.append((statistic.title, f"topk({top}, {query})" if statistic.attribute == "psi" else query))
     return columns
+
+
+def _link_the_drift_report(config: DashboardsConfig, drift_table: Any) -> None:
+    """With ``aggregator_url``: the drift table links to the drift report (a panel link) and
+    each feature to its chart there (a data link on the ``feature`` column)."""
+    page, feature = report_link(config), report_link(config, feature=True)
+    if page is None or feature is None:
+        return
+    drift_table.links = [page]
+    drift_table.overrides.insert(
+        0, {"matcher": {"id": "byName", "options": "feature"}, "properties": [{"id": "links", "value": [feature]}]}
+    )
 
 
 # Joules in a kWh, seconds in an hour: prices are per kWh and per GPU-hour.
@@ -244,6 +266,7 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
             },
         ],
     )
+    _link_the_drift_report(config, drift_table)
     ks = timeseries(
         "KS D by feature",
         [(_by_feature("model_health_feature_ks_statistic"), "{{feature}}")],

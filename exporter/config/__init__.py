@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from exporter.config.aggregator import (
     AggregatorConfig,
+    AggregatorHttpConfig,
     AggregatorKafkaConfig,
     EvaluationConfig,
     FeatureThresholds,
@@ -154,6 +155,7 @@ __all__ = [
     "HttpConfig",
     # aggregator
     "AggregatorKafkaConfig",
+    "AggregatorHttpConfig",
     "FeatureThresholds",
     "Thresholds",
     "PerformanceEstimationConfig",

@@ -253,6 +253,17 @@ class MlflowConfig(Section):
         return uri
 
 
+class AggregatorHttpConfig(HttpConfig):
+    token_file: Path | None = Field(
+        None,
+        description=(
+            "File holding a bearer token that `/metrics`, the drift report (`/report`, `/report/<model>`) and "
+            "`/api/v1/drift` require (`Authorization: Bearer …`); `/healthz` and `/readyz` stay open. "
+            "Unset: no token asked."
+        ),
+    )
+
+
 class AggregatorConfig(Settings):
     """``model-health aggregator --config FILE``."""
 
@@ -267,7 +278,9 @@ class AggregatorConfig(Settings):
     )
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation loop.")
     labels: LabelsConfig = Field(default_factory=LabelsConfig, description="Joining labels to predictions.")
-    http: HttpConfig = Field(default_factory=HttpConfig, description="HTTP server.")
+    http: AggregatorHttpConfig = Field(
+        default_factory=AggregatorHttpConfig, description="HTTP server: `/metrics`, the drift report, health."
+    )
     state: StateConfig = Field(default_factory=StateConfig, description="State checkpoints.")
     mlflow: MlflowConfig | None = Field(None, description="MLflow registry for trained times; unset: profile metadata.")
 

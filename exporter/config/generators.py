@@ -236,6 +236,15 @@ class AlertsConfig(Settings):
         "https://github.com/model-health/model-health-exporter/blob/main/docs/runbooks",
         description="Where `docs/runbooks/` is published; `runbook_url` is this + `/<AlertName>.md`.",
     )
+    aggregator_url: HttpUrl | None = Field(
+        None,
+        description=(
+            "External URL of the aggregator as a browser reaches it (its Ingress, e.g. "
+            "`https://model-health.example.com`). Set, the drift, concept-drift and retraining alerts carry a "
+            "`report_url` annotation linking to the drift report of their model, version and window, and "
+            "PagerDuty incidents a `Drift report` link. Unset: no link."
+        ),
+    )
     feature_drift: FeatureDriftAlertConfig = Field(
         default_factory=FeatureDriftAlertConfig, description="Feature drift."
     )
@@ -287,6 +296,14 @@ class DashboardsConfig(Settings):
     gpu_utilization: float = Field(0.85, gt=0, le=1, description="GPU busy share drawn as saturation.")
     max_model_age: PromDuration = Field("30d", description="Model age drawn as stale.")
     top_features: int = Field(20, ge=1, le=200, description="Rows of the most-drifted-features table.")
+    aggregator_url: HttpUrl | None = Field(
+        None,
+        description=(
+            "External URL of the aggregator as a browser reaches it; set, the model dashboard links to the drift "
+            "report of the selected model, version and window, and each feature of its drift table to that "
+            "feature's chart. Unset: no links."
+        ),
+    )
     gpu_cost: GpuCostConfig = Field(
         default_factory=GpuCostConfig,
         description="Prices for the model dashboard's GPU cost panels (each panel only when its price is set).",

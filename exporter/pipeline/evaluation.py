@@ -31,6 +31,7 @@ from exporter.pipeline.snapshot import (
     PipelineState,
     Snapshot,
     WindowResult,
+    WindowSummaries,
 )
 from exporter.pipeline.versions import baseline_versions, with_version_comparisons
 from exporter.pipeline.windows import ModelWindows
@@ -82,6 +83,7 @@ def evaluate_model(
             estimated=estimated,
             estimated_dropped=estimated_dropped,
             prediction_summary=total.prediction,
+            summaries=WindowSummaries(profile, total, rule_for),
         )
     meta = profile.metadata
     return ModelSnapshot(

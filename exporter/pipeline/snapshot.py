@@ -6,14 +6,34 @@ whatever snapshot is current, so it never waits on evaluation, folding or I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from detectors.compare import ColumnDrift
+from detectors.decision import DriftRule
 from detectors.performance_estimation import EstimatedPerformance
+from detectors.profile import ReferenceProfile
 from detectors.summary import ColumnSummary
 from detectors.version_comparison import VersionComparison
+from exporter.pipeline.buckets import Bucket
+
+
+@dataclass(frozen=True)
+class WindowSummaries:
+    """What the drift report draws for one window, held by reference, never copied.
+
+    ``reference`` is the model's profile and ``current`` the window's summed
+    :class:`~exporter.pipeline.buckets.Bucket`, the one evaluation compared the reference
+    with; ``rule_for`` gives each feature's decision rule (its thresholds). Summaries are
+    immutable values: a later fold replaces a ring's buckets instead of changing them, so
+    the HTTP thread can chart these without the state lock while the consumer goes on.
+    """
+
+    reference: ReferenceProfile
+    current: Bucket
+    rule_for: Callable[[str], DriftRule]
 
 
 @dataclass(frozen=True)
@@ -33,6 +53,7 @@ class WindowResult:
     # with a baseline, its predictions against the baseline version's over the same window.
     prediction_summary: ColumnSummary | None = None
     versus_baseline: VersionComparison | None = None
+    summaries: WindowSummaries | None = None  # what the drift report charts; None in hand-built results
 
     @property
     def drifted_ratio(self) -> float:
