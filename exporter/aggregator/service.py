@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -205,13 +204,3 @@ def _consume(
         scheduler.shutdown(wait=False)
         aggregator.consumer.close()
 
-
-def install_signal_handlers(stop: threading.Event, doing: str = "checkpointing and stopping") -> None:
-    """SIGTERM and SIGINT set ``stop``; ``doing`` says in the log what the component does next."""
-
-    def handler(signum: int, frame: object) -> None:
-        log.info("signal %d: %s", signum, doing)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
