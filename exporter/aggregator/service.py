@@ -203,4 +203,3 @@ def _consume(
     finally:
         scheduler.shutdown(wait=False)
         aggregator.consumer.close()
-
