@@ -9,15 +9,19 @@ DEMO_STAMP := $(VENV)/.installed-demo
 # Extra arguments for `model-health demo`, e.g. DEMO_ARGS="--headless --until-drift --drift-after 8".
 DEMO_ARGS ?=
 PYTEST_WORKERS ?= 2
+# NannyML 0.13, the oracle for label-free performance estimation, in its own environment:
+# its dependencies would change the project's (tests/detectors/oracle/nannyml_env.py).
+ORACLE_REQUIREMENTS := tests/detectors/oracle/requirements-nannyml.txt
+ORACLE_STAMP := .venv-nannyml/.installed
 
-.PHONY: all test demo bench soak lint clean system-packages chart-files
+.PHONY: all test demo bench soak lint clean system-packages chart-files docs oracle-nannyml
 
 all: test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,evidently,broker,confluent]'
+	$(BIN)/python -m pip install --quiet -e '.[test,evidently,broker,confluent,docs]'
 	touch $(STAMP) $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml
@@ -29,28 +33,44 @@ $(DEMO_STAMP): pyproject.toml
 system-packages:
 	bash .ci/system-packages
 
-test: $(STAMP) system-packages
+$(ORACLE_STAMP): $(ORACLE_REQUIREMENTS) $(STAMP)
+	$(BIN)/python -m tests.detectors.oracle.nannyml_env
+
+oracle-nannyml: $(ORACLE_STAMP)
+
+# The suite, then the documentation site: tests/docs/ fails on stale generated pages first,
+# and the strict build fails on a dead link.
+test: $(STAMP) $(ORACLE_STAMP) system-packages
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not soak"
+	$(MAKE) --no-print-directory docs
 
 demo: $(DEMO_STAMP)
 	$(BIN)/model-health demo $(DEMO_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/detectors_vs_evidently.py
+	$(BIN)/python benchmarks/performance_estimation.py
 
-# The long reliability runs (tests/reliability/, README's Reliability): MODEL_HEALTH_SOAK_SECONDS
+# The long reliability runs (tests/reliability/, docs/reliability.md): MODEL_HEALTH_SOAK_SECONDS
 # (default 300) sets their length, MODEL_HEALTH_FIGURES_DIR where reliability-figures.json goes.
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m soak
 
 CHART := deploy/helm/model-health-exporter
 
-# The Helm chart's generated files: alert rules and dashboards exactly as the commands write
-# them (tests/deploy/test_chart.py fails while they are stale).
+# The Helm chart's generated files: alert rules, dashboards and rollout gates exactly as the
+# commands write them (tests/deploy/ fails while they are stale).
 chart-files: $(STAMP)
-	rm -rf $(CHART)/files/alerts $(CHART)/files/dashboards
+	rm -rf $(CHART)/files/alerts $(CHART)/files/dashboards $(CHART)/files/gates
 	$(BIN)/model-health alerts --out $(CHART)/files/alerts
 	$(BIN)/model-health dashboards --out $(CHART)/files/dashboards
+	$(BIN)/model-health gates --out $(CHART)/files/gates
+
+# The documentation site: the reference pages generated from the code (docs/reference/, committed),
+# then mkdocs-material into site/; --strict turns a dead link or a missing anchor into a failure.
+docs: $(STAMP)
+	$(BIN)/python docs/gen_reference.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .venv-nannyml .venv-nannyml.lock .pytest_cache .hypothesis build *.egg-info site

@@ -289,8 +289,10 @@ def measure_ours(
     timeout_s: float,
     profiler: cProfile.Profile | None = None,
 ) -> dict[str, Any]:
-    from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
+    from exporter.aggregator.inputs import load_models
+    from exporter.aggregator.single import Aggregator
     from exporter.kafka import ProducerSettings, open_consumer, open_producer
+    from exporter.pipeline.decode import BatchDecoder
 
     state = Path(tempfile.mkdtemp(dir=tmp, prefix="state-"))
     config = make_config(
@@ -357,6 +359,7 @@ def measure_scrape(tmp: Path) -> dict[str, Any]:
     from exporter.aggregator.single import Aggregator
     from exporter.config import AggregatorConfig
     from exporter.demo.synthetic import prediction_log, synthetic_table
+    from exporter.exposition import BuildInfoCollector
     from exporter.profiles import save_profile
 
     shape = {"numeric": SCRAPE_NUMERIC, "categorical": SCRAPE_CATEGORICAL, "drifted": 10}
@@ -386,7 +389,7 @@ def measure_scrape(tmp: Path) -> dict[str, Any]:
         def flush(self, timeout_s: float = 30.0) -> None: ...
         def close(self) -> None: ...
 
-    from exporter.aggregator.single import load_models
+    from exporter.aggregator.inputs import load_models
 
     aggregator = Aggregator(config, load_models(config), None, _NoProducer(), lambda m, now: None)  # type: ignore[arg-type]
     now = time.time()
@@ -397,7 +400,8 @@ def measure_scrape(tmp: Path) -> dict[str, Any]:
     aggregator.evaluate()
     evaluate_seconds = time.perf_counter() - evaluate_started
     registry = CollectorRegistry()
-    registry.register(SnapshotCollector(aggregator.snapshot, __version__, aggregator.latency))
+    registry.register(BuildInfoCollector(__version__))
+    registry.register(SnapshotCollector(aggregator.snapshot, aggregator.latency))
     body = generate_latest(registry)
     timings = []
     for _ in range(SCRAPES):

@@ -33,13 +33,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from exporter.aggregator.inputs import load_models  # noqa: E402
 from exporter.aggregator.scaleout.stage1 import PartialStage  # noqa: E402
 from exporter.aggregator.scaleout.stage2 import MergeStage  # noqa: E402
-from exporter.aggregator.single import (  # noqa: E402
-    Aggregator,
-    BatchDecoder,
-    load_models,  # noqa: E402
-)
+from exporter.aggregator.single import Aggregator  # noqa: E402
+from exporter.pipeline.decode import BatchDecoder  # noqa: E402
 from tests.exporter.aggregator.scaleout.fakes import FakeGroup, GroupConsumer  # noqa: E402
 from tests.exporter.aggregator.scaleout.harness import (  # noqa: E402
     SUMMARIES,

@@ -1,4 +1,5 @@
-"""One model: traffic, latency, errors, feature drift, concept drift, performance, labels, staleness.
+"""One model: traffic, latency, errors, feature drift, concept drift, performance, labels, staleness,
+and what its predictions cost on the GPU.
 
 Variables: the datasource, then ``model``, ``model_version`` and the drift ``window``, each
 listing what the aggregators export.
@@ -9,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from dashboards.common import dashboard, heatmap, layout, query_variable, row, stat, table, timeseries
-from dashboards.queries import age, latency_quantile, once_per_model
+from dashboards.queries import age, latency_quantile, once_per_model, per_gpu_rate
+from detectors.drift_statistics import DRIFT_STATISTICS
 from exporter.config import DashboardsConfig, duration_seconds
 
 KEY = "model"
@@ -21,6 +23,109 @@ M = 'model="$model"'
 
 def _by_feature(metric: str) -> str:
     return f"max by (feature) ({metric}{{{MVW}}})"
+
+
+def _statistic_columns(top: int) -> list[tuple[str, str]]:
+    """The drift table's statistic columns: the titled rows of the drift-statistics table.
+    The table ranks features by PSI, so only PSI's query keeps the top ``top``."""
+    columns = []
+    for statistic in DRIFT_STATISTICS:
+        if statistic.title is None or statistic.metric is None:
+            continue
+        query = _by_feature(statistic.metric)
+        columns.append((statistic.title, f"topk({top}, {query})" if statistic.attribute == "psi" else query))
+    return columns
+
+
+# Joules in a kWh, seconds in an hour: prices are per kWh and per GPU-hour.
+_JOULES_PER_KWH = 3.6e6
+_SECONDS_PER_HOUR = 3600
+
+
+def _gpu_cost(config: DashboardsConfig) -> list[list[Any]]:
+    """Energy and GPU time per prediction, and their cost where the config sets a price."""
+    predictions = once_per_model("model_health_predictions_total", MV, by="model")
+    energy = per_gpu_rate("model_health_model_gpu_energy_joules_total", MV, "model")
+    gpu_time = per_gpu_rate("model_health_model_gpu_seconds_total", MV, "model")
+    per_prediction = f"/ ({predictions} > 0)"
+    stats = [
+        stat(
+            "Energy per prediction",
+            f"{energy} {per_prediction}",
+            unit="joule",
+            width=6,
+            description="The model's share of its GPUs' energy per second, over its predictions per second.",
+        ),
+        stat(
+            "GPU-seconds per 1k predictions",
+            f"{gpu_time} {per_prediction} * 1000",
+            unit="s",
+            width=6,
+            description="GPU time the model holds (a whole GPU for a second is 1 s) per 1,000 predictions.",
+        ),
+    ]
+    prices = config.gpu_cost
+    if prices.price_per_gpu_hour is not None:
+        stats.append(
+            stat(
+                "Cost per 1k predictions (GPU-hours)",
+                f"{gpu_time} {per_prediction} * 1000 / {_SECONDS_PER_HOUR} * {prices.price_per_gpu_hour!r}",
+                decimals=4,
+                width=6,
+                description=f"GPU time per 1,000 predictions at {prices.price_per_gpu_hour!r} per GPU-hour.",
+            )
+        )
+    if prices.price_per_kwh is not None:
+        stats.append(
+            stat(
+                "Cost per 1k predictions (energy)",
+                f"{energy} {per_prediction} * 1000 / {_JOULES_PER_KWH:g} * {prices.price_per_kwh!r}",
+                decimals=6,
+                width=6,
+                description=f"GPU energy per 1,000 predictions at {prices.price_per_kwh!r} per kWh.",
+            )
+        )
+    series = [
+        timeseries(
+            "GPU power of the model",
+            [(per_gpu_rate("model_health_model_gpu_energy_joules_total", MV, "gpu_uuid"), "{{gpu_uuid}}")],
+            unit="watt",
+            stacked=True,
+            description="The model's share of each GPU's energy per second.",
+        ),
+        timeseries(
+            "Energy per prediction",
+            [(f"{energy} {per_prediction}", "joules / prediction")],
+            unit="joule",
+            description="Falls as batching fills the GPU; rises when the GPU idles between requests.",
+        ),
+    ]
+    return [stats, series]
+
+
+def _estimated_performance() -> Any:
+    """The label-free estimate with its band (± 3 standard errors, the drop rule's k)."""
+    estimate = f"max by (metric) (model_health_performance_estimated{{{MVW}}})"
+    stderr = f"max by (metric) (model_health_performance_estimated_stderr{{{MVW}}})"
+    return timeseries(
+        "Estimated performance (no labels)",
+        [
+            (estimate, "{{metric}}"),
+            (f"{estimate} - 3 * {stderr}", "{{metric}} (band)"),
+            (f"{estimate} + 3 * {stderr}", "{{metric}} (band)"),
+        ],
+        width=8,
+        overrides=[
+            {
+                "matcher": {"id": "byRegexp", "options": ".*\\(band\\)"},
+                "properties": [{"id": "custom.lineStyle", "value": {"fill": "dot"}}],
+            }
+        ],
+        description=(
+            "Estimated from the window's scores and the profile's calibration (docs/performance-estimation.md), "
+            "dotted: ± 3 standard errors. Present for profiles built from a score and labels."
+        ),
+    )
 
 
 def build(config: DashboardsConfig) -> dict[str, Any]:
@@ -93,12 +198,7 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
     drift_table = table(
         f"Most drifted features (top {config.top_features} by PSI)",
         [
-            ("PSI", f"topk({config.top_features}, {_by_feature('model_health_feature_psi')})"),
-            ("KS D", _by_feature("model_health_feature_ks_statistic")),
-            ("KS p", _by_feature("model_health_feature_ks_pvalue")),
-            ("JS distance", _by_feature("model_health_feature_js_distance")),
-            ("Wasserstein (normed)", _by_feature("model_health_feature_wasserstein_normed")),
-            ("Missing", _by_feature("model_health_feature_missing_ratio")),
+            *_statistic_columns(config.top_features),
             ("Drift", _by_feature("model_health_feature_drift_detected")),
         ],
         join_on=("feature",),
@@ -161,7 +261,7 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
                 (f"max(model_health_label_psi{{{MVW}}})", "label PSI"),
                 (f"max(model_health_loss_ks_statistic{{{MVW}}})", "loss KS D"),
             ],
-            width=12,
+            width=8,
             threshold=config.psi_threshold,
         ),
         timeseries(
@@ -170,7 +270,6 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
                 (f"max by (metric) (model_health_performance{{{MVW}}})", "{{metric}}"),
                 (f"max by (metric) (model_health_performance_reference{{{MV}}})", "{{metric}} (reference)"),
             ],
-            width=12,
             overrides=[
                 {
                     "matcher": {"id": "byRegexp", "options": ".*\\(reference\\)"},
@@ -178,7 +277,9 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
                 }
             ],
             description="Windowed performance from joined labels; dashed: the reference set's.",
+            width=8,
         ),
+        _estimated_performance(),
     ]
     labels = [
         timeseries(
@@ -255,6 +356,8 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
             labels,
             [row("Staleness")],
             staleness,
+            [row("GPU cost")],
+            *_gpu_cost(config),
         ]
     )
     return dashboard(

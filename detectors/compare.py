@@ -11,25 +11,28 @@ Three ways in, one result type:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 
 from detectors.categorical import chi2_pvalue, js_distance
 from detectors.decision import DriftRule, fired_methods
+from detectors.drift_statistics import BY_ATTRIBUTE, DRIFT_STATISTICS, Kind, decision_inputs
 from detectors.ecdf import merged_ecdf
 from detectors.ks import SCIPY_EXACT_MAX_N, KSResult, ks_binned, ks_exact, ks_from_merged
 from detectors.psi import DEFAULT_EPSILON, evidently_counts, psi, psi_from_evidently_counts
 from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
 from detectors.wasserstein import std_norm, wasserstein_from_merged, wasserstein_normed_binned
 
-Kind = Literal["numeric", "categorical"]
-
 
 @dataclass(frozen=True)
 class ColumnDrift:
-    """All statistics for one column; fields that do not apply to its kind are None."""
+    """All statistics for one column; fields that do not apply to its kind are None.
+
+    Each statistic field is a row of :data:`~detectors.drift_statistics.DRIFT_STATISTICS`
+    (checked below), which says which kinds it applies to and what its JSON key is.
+    """
 
     kind: Kind
     reference_count: int
@@ -50,14 +53,22 @@ class ColumnDrift:
         """JSON-ready: NaN becomes None, fields that don't apply are left out."""
         out: dict[str, Any] = {}
         for key, value in asdict(self).items():
-            if key in {"ks_statistic", "ks_pvalue", "ks_error_bound", "wasserstein_normed"} and self.kind != "numeric":
-                continue
-            if key in {"js_distance", "chi2_pvalue"} and self.kind != "categorical":
-                continue
+            statistic = BY_ATTRIBUTE.get(key)
+            if statistic is not None:
+                if not statistic.applies_to(self.kind):
+                    continue
+                key = statistic.json_key
             if isinstance(value, float) and math.isnan(value):
                 value = None
             out[key] = list(value) if isinstance(value, tuple) else value
         return out
+
+
+# The verdict's own fields; every other field is a statistic of the table, and every statistic a field.
+_VERDICT_FIELDS = {"kind", "reference_count", "current_count", "drift", "fired"}
+_field_names = {f.name for f in fields(ColumnDrift)}
+if _field_names - _VERDICT_FIELDS != {s.attribute for s in DRIFT_STATISTICS}:
+    raise ImportError("detectors.compare: ColumnDrift's statistic fields and DRIFT_STATISTICS disagree")
 
 
 def _numeric_result(
@@ -71,23 +82,19 @@ def _numeric_result(
     epsilon: float | None,
 ) -> ColumnDrift:
     n, m = sizes
+    statistics = {
+        "reference_missing_ratio": missing_ratios[0],
+        "current_missing_ratio": missing_ratios[1],
+        "psi": psi_value,
+        "ks_statistic": ks.statistic,
+        "ks_pvalue": ks.pvalue,
+        "ks_error_bound": ks.error_bound,
+        "wasserstein_normed": wasserstein,
+    }
     fired = fired_methods(
-        {"psi": psi_value, "ks": ks.statistic}, rule.numeric_methods, n, m, rule, psi_histograms, epsilon
+        decision_inputs("numeric", statistics), rule.numeric_methods, n, m, rule, psi_histograms, epsilon
     )
-    return ColumnDrift(
-        kind="numeric",
-        reference_count=n,
-        current_count=m,
-        reference_missing_ratio=missing_ratios[0],
-        current_missing_ratio=missing_ratios[1],
-        psi=psi_value,
-        drift=bool(fired),
-        fired=fired,
-        ks_statistic=ks.statistic,
-        ks_pvalue=ks.pvalue,
-        ks_error_bound=ks.error_bound,
-        wasserstein_normed=wasserstein,
-    )
+    return ColumnDrift(kind="numeric", reference_count=n, current_count=m, drift=bool(fired), fired=fired, **statistics)
 
 
 def _categorical_result(
@@ -100,21 +107,24 @@ def _categorical_result(
     epsilon: float | None,
 ) -> ColumnDrift:
     n, m = int(ref_counts.sum()), int(cur_counts.sum())
-    js = js_distance(ref_counts, cur_counts)
+    statistics = {
+        "reference_missing_ratio": reference_missing_ratio,
+        "current_missing_ratio": current_missing_ratio,
+        "psi": psi_value,
+        "js_distance": js_distance(ref_counts, cur_counts),
+        "chi2_pvalue": chi2_pvalue(ref_counts, cur_counts),
+    }
     fired = fired_methods(
-        {"psi": psi_value, "js": js}, rule.categorical_methods, n, m, rule, (ref_counts, cur_counts), epsilon
+        decision_inputs("categorical", statistics),
+        rule.categorical_methods,
+        n,
+        m,
+        rule,
+        (ref_counts, cur_counts),
+        epsilon,
     )
     return ColumnDrift(
-        kind="categorical",
-        reference_count=n,
-        current_count=m,
-        reference_missing_ratio=reference_missing_ratio,
-        current_missing_ratio=current_missing_ratio,
-        psi=psi_value,
-        drift=bool(fired),
-        fired=fired,
-        js_distance=js,
-        chi2_pvalue=chi2_pvalue(ref_counts, cur_counts),
+        kind="categorical", reference_count=n, current_count=m, drift=bool(fired), fired=fired, **statistics
     )
 
 

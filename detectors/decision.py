@@ -2,7 +2,9 @@
 
 A statistic *fires* when, for a window of at least ``min_samples`` present values,
 
-1. its effect size passes the threshold (PSI ≥ 0.2, KS D ≥ 0.1, JS ≥ 0.1 by default), and
+1. its effect size passes the threshold (PSI ≥ 0.2, KS D ≥ 0.1, JS ≥ 0.1 by default; the
+   gated statistics, their thresholds and null quantiles are rows of
+   :data:`~detectors.drift_statistics.DRIFT_STATISTICS`), and
 2. it lies beyond its null quantile at level ``a = alpha / len(methods)`` for the actual
    sample sizes ``n`` (reference) and ``m`` (window).
 
@@ -32,20 +34,25 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
+from detectors.drift_statistics import DECISION_METHODS, DECISIONS, methods_for
 from detectors.psi import DEFAULT_EPSILON
 
-NUMERIC_METHODS = ("psi", "ks")
-CATEGORICAL_METHODS = ("psi", "js")
-KNOWN_METHODS = frozenset({"psi", "ks", "js"})
+NUMERIC_METHODS = methods_for("numeric")
+CATEGORICAL_METHODS = methods_for("categorical")
+KNOWN_METHODS = frozenset(DECISION_METHODS)
 
 
 @dataclass(frozen=True)
 class DriftRule:
-    """Thresholds of the decision rule; configurable per model and column."""
+    """Thresholds of the decision rule; configurable per model and column.
 
-    psi_threshold: float = 0.2
-    ks_threshold: float = 0.1
-    js_threshold: float = 0.1
+    One ``<method>_threshold`` field per decision method of the table (checked below), so
+    callers and the config name them as keywords; their defaults are the table's.
+    """
+
+    psi_threshold: float = DECISIONS["psi"].default_threshold
+    ks_threshold: float = DECISIONS["ks"].default_threshold
+    js_threshold: float = DECISIONS["js"].default_threshold
     alpha: float = 0.01
     min_samples: int = 500
     numeric_methods: tuple[str, ...] = NUMERIC_METHODS
@@ -60,11 +67,21 @@ class DriftRule:
             unknown = set(methods) - KNOWN_METHODS
             if unknown or not methods:
                 raise ValueError(f"methods must be a non-empty subset of {sorted(KNOWN_METHODS)}")
-        if "ks" in self.categorical_methods:
-            raise ValueError("KS needs an ordered axis; it is not a categorical method")
+        for kind, methods in (("numeric", self.numeric_methods), ("categorical", self.categorical_methods)):
+            for method in methods:
+                if not DECISION_METHODS[method].applies_to(kind):
+                    raise ValueError(f"{_WHY_NOT.get(method, method)}; it is not a {kind} method")
 
     def threshold(self, method: str) -> float:
-        return {"psi": self.psi_threshold, "ks": self.ks_threshold, "js": self.js_threshold}[method]
+        return float(getattr(self, f"{method}_threshold"))
+
+
+# Why a method does not apply to a kind, where there is more to say than that it does not.
+_WHY_NOT = {"ks": "KS needs an ordered axis"}
+
+_missing_fields = {f"{m}_threshold" for m in DECISION_METHODS} - set(DriftRule.__dataclass_fields__)
+if _missing_fields:
+    raise ImportError(f"detectors.decision: DriftRule lacks {sorted(_missing_fields)} for the table's decision methods")
 
 
 def ks_null_quantile(n: int, m: int, alpha: float) -> float:
@@ -195,7 +212,7 @@ def fired_methods(
         value = statistics.get(method, math.nan)
         if math.isnan(value) or value < rule.threshold(method):
             continue
-        if method == "ks":
+        if DECISIONS[method].null_quantile == "kolmogorov":
             quantile = ks_null_quantile(n, m, level)
         elif histograms is None:
             continue

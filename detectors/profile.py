@@ -5,6 +5,13 @@ prediction and label summaries, the reference performance, the per-record loss
 summary, and metadata. It converts to and from one Arrow table, one row per summary,
 with the metadata as JSON in the schema; writing that table to Parquet is the
 exporter's business. Clocks are not read here: ``created_at`` is passed in.
+
+A classifier's profile built from scores and labels also holds a **calibration** for
+label-free performance estimation (:mod:`detectors.performance_estimation`): the isotonic
+map and its tables over the prediction's fine bins, as JSON under the schema metadata key
+``model_health.calibration``; a multiclass one adds one ``class_score`` row per class (the
+fine bins of that class's score column). Both are additions a reader of format 1 without
+them ignores, and a profile without them loads with ``calibration=None``.
 """
 
 from __future__ import annotations
@@ -34,14 +41,24 @@ from detectors.columns import (
     numeric_values,
     require_columns,
 )
+from detectors.drift_statistics import Kind
 from detectors.exact_sum import ExactSum
 from detectors.performance import ClassificationSummary, RegressionSummary, per_record_loss
+from detectors.performance_estimation import (
+    DEFAULT_THRESHOLD,
+    BinaryCalibration,
+    Calibration,
+    calibration_from_json,
+    calibration_to_json,
+    fit_binary_calibration,
+    fit_multiclass_calibration,
+)
 from detectors.psi import DEFAULT_EPSILON
 from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
 
 FORMAT_VERSION = 1
 METADATA_KEY = b"model_health.profile"
-Kind = Literal["numeric", "categorical"]
+CALIBRATION_KEY = b"model_health.calibration"
 Task = Literal["classification", "regression"]
 PerformanceSummary = ClassificationSummary | RegressionSummary
 _CLASSIFICATION_MAX_INT_CLASSES = 20
@@ -114,6 +131,10 @@ class ReferenceProfile:
     label: ColumnSummary | None = None
     loss: NumericSummary | None = None
     performance: PerformanceSummary | None = None
+    # Label-free performance estimation: the calibration, and for a multiclass task the
+    # reference summary of each class's score column (keyed by class).
+    calibration: Calibration | None = None
+    class_scores: dict[str, NumericSummary] = field(default_factory=dict)
 
     def to_table(self) -> pa.Table:
         """One row per summary; metadata JSON under ``model_health.profile``."""
@@ -121,10 +142,13 @@ class ReferenceProfile:
         for role, summary in (("prediction", self.prediction), ("label", self.label), ("loss", self.loss)):
             if summary is not None:
                 rows.append(summary_to_row(role, role, summary))
+        rows.extend(summary_to_row(name, "class_score", s) for name, s in self.class_scores.items())
         table = pa.Table.from_pylist(rows, schema=SUMMARY_ROW_SCHEMA)
         metadata = {METADATA_KEY: self.metadata.to_json().encode()}
         if self.performance is not None:
             metadata[b"model_health.performance"] = json.dumps(self.performance.to_dict(), sort_keys=True).encode()
+        if self.calibration is not None:
+            metadata[CALIBRATION_KEY] = calibration_to_json(self.calibration).encode()
         return table.replace_schema_metadata(metadata)
 
     @classmethod
@@ -137,10 +161,13 @@ class ReferenceProfile:
             raise ProfileFormatError("profile table lacks summary columns")
         features: dict[str, ColumnSummary] = {}
         by_role: dict[str, ColumnSummary] = {}
+        class_scores: dict[str, NumericSummary] = {}
         for row in table.to_pylist():
             summary = summary_from_row(row)
             if row["role"] == "feature":
                 features[row["name"]] = summary
+            elif row["role"] == "class_score" and isinstance(summary, NumericSummary):
+                class_scores[row["name"]] = summary
             else:
                 by_role[row["role"]] = summary
         performance: PerformanceSummary | None = None
@@ -149,6 +176,7 @@ class ReferenceProfile:
             summary_cls = ClassificationSummary if metadata.task == "classification" else RegressionSummary
             performance = summary_cls.from_dict(json.loads(raw))
         loss = by_role.get("loss")
+        calibration = _read_calibration(schema_metadata.get(CALIBRATION_KEY), by_role.get("prediction"), class_scores)
         return cls(
             metadata,
             features,
@@ -156,7 +184,30 @@ class ReferenceProfile:
             by_role.get("label"),
             loss if isinstance(loss, NumericSummary) else None,
             performance,
+            calibration,
+            class_scores,
         )
+
+
+def _read_calibration(
+    raw: bytes | None, prediction: ColumnSummary | None, class_scores: dict[str, NumericSummary]
+) -> Calibration | None:
+    """The stored calibration, checked against the bins it was fitted over."""
+    if raw is None:
+        return None
+    try:
+        calibration = calibration_from_json(raw.decode())
+    except ValueError as exc:
+        raise ProfileFormatError(f"profile calibration: {exc}") from None
+    if isinstance(calibration, BinaryCalibration):
+        if not isinstance(prediction, NumericSummary) or prediction.bins.n_fine != calibration.table.n_bins:
+            raise ProfileFormatError("profile calibration does not match the prediction column's bins")
+    else:
+        for name in calibration.classes:
+            summary = class_scores.get(name)
+            if summary is None or summary.bins.n_fine != calibration.positive[name].size:
+                raise ProfileFormatError(f"profile calibration does not match the score bins of class {name!r}")
+    return calibration
 
 
 # The columns ``summary_counts`` fills: every table that stores summaries (profiles,
@@ -307,7 +358,7 @@ def _positive_class(classes: tuple[str, ...]) -> str | None:
 
 
 def _performance(
-    table: pa.Table, prediction: str, label: str, task: Task
+    table: pa.Table, prediction: str, label: str, task: Task, threshold: float = DEFAULT_THRESHOLD
 ) -> tuple[PerformanceSummary, NumericSummary | None, tuple[str, ...], str | None]:
     """Reference performance summary, per-record loss summary, classes and positive label."""
     if task == "regression":
@@ -332,7 +383,7 @@ def _performance(
             raise ColumnError(f"numeric prediction {prediction!r} is read as a score, which needs exactly two classes")
         negative = classes[0] if classes[1] == positive else classes[1]
         present &= np.isfinite(scores)
-        predicted = np.where(scores >= 0.5, positive, negative)
+        predicted = np.where(scores >= threshold, positive, negative)
     y_true = labels[present].astype(str)
     y_pred = predicted[present].astype(str)
     kept_scores = scores[present] if scores is not None else None
@@ -364,15 +415,25 @@ def build_profile(
     trained_at: float | None = None,
     task: Task | None = None,
     settings: ProfileSettings = ProfileSettings(),
+    threshold: float = DEFAULT_THRESHOLD,
+    class_scores: dict[str, str] | None = None,
 ) -> ReferenceProfile:
     """Build a profile from a reference table.
 
-    ``features`` defaults to every column other than the prediction and label.
-    Raises :class:`ColumnError` naming the column for anything it cannot use.
+    ``features`` defaults to every column other than the prediction, the label and the
+    class score columns. Raises :class:`ColumnError` naming the column for anything it
+    cannot use.
+
+    A binary classifier whose ``prediction`` is a numeric score gets a calibration for
+    label-free estimation; ``threshold`` is the score at or above which it predicts the
+    positive class (0.5 by default). A multiclass classifier gets one when
+    ``class_scores`` maps each class to its score column (``prediction`` then holds the
+    predicted class).
     """
     if table.num_rows == 0:
         raise ColumnError("the reference has no rows")
-    roles = [c for c in (prediction, label) if c]
+    score_columns = dict(class_scores or {})
+    roles = [c for c in (prediction, label) if c] + [c for c in score_columns.values() if c not in (prediction, label)]
     names = list(features) if features else [c for c in table.column_names if c not in roles]
     if not names:
         raise ColumnError("no feature columns to profile")
@@ -398,8 +459,14 @@ def build_profile(
         label_kind: Kind = "categorical" if task == "classification" else "numeric"
         kinds[label] = label_kind
         label_summary = summarise_reference(table, label, label_kind, settings)
+    calibration: Calibration | None = None
+    class_summaries: dict[str, NumericSummary] = {}
     if prediction and label and task:
-        performance, loss, classes, positive = _performance(table, prediction, label, task)
+        performance, loss, classes, positive = _performance(table, prediction, label, task, threshold)
+        if task == "classification":
+            calibration, class_summaries = _calibration(
+                table, prediction, label, positive, threshold, score_columns, prediction_summary, settings
+            )
 
     metadata = ProfileMetadata(
         model=model,
@@ -417,4 +484,42 @@ def build_profile(
         performance=performance.metrics() if performance is not None else {},
         settings=settings,
     )
-    return ReferenceProfile(metadata, summaries, prediction_summary, label_summary, loss, performance)
+    return ReferenceProfile(
+        metadata, summaries, prediction_summary, label_summary, loss, performance, calibration, class_summaries
+    )
+
+
+def _calibration(
+    table: pa.Table,
+    prediction: str,
+    label: str,
+    positive: str | None,
+    threshold: float,
+    class_scores: dict[str, str],
+    prediction_summary: ColumnSummary | None,
+    settings: ProfileSettings,
+) -> tuple[Calibration | None, dict[str, NumericSummary]]:
+    """Fit label-free estimation where the reference allows it (see :func:`build_profile`)."""
+    labels = as_strings(table, label)
+    present = labels.is_valid().to_numpy(zero_copy_only=False)
+    label_values = labels.to_numpy(zero_copy_only=False)
+    if class_scores:
+        if len(class_scores) < 2:
+            raise ColumnError("class_scores needs a score column for each of at least two classes")
+        predicted = as_strings(table, prediction)
+        present &= predicted.is_valid().to_numpy(zero_copy_only=False)
+        scores = {name: numeric_values(table, column)[present] for name, column in class_scores.items()}
+        summaries = {name: numeric_reference_summary(class_scores[name], s, settings) for name, s in scores.items()}
+        calibration = fit_multiclass_calibration(
+            {name: s.bins for name, s in summaries.items()},
+            scores,
+            label_values[present].astype(str),
+            predicted.to_numpy(zero_copy_only=False)[present].astype(str),
+            class_scores,
+        )
+        return calibration, summaries
+    if positive is None or not isinstance(prediction_summary, NumericSummary):
+        return None, {}  # a predicted class without scores: nothing to calibrate
+    scores = numeric_values(table, prediction)[present]
+    is_positive = label_values[present].astype(str) == positive
+    return fit_binary_calibration(prediction_summary.bins, scores, is_positive, threshold, positive), {}

@@ -15,109 +15,11 @@ Conventions the catalogue keeps (and ``tests/exporter/test_catalogue.py`` enforc
 - no label is called ``namespace`` or ``pod``: Prometheus's own target labels would clash and
   rename them to ``exported_…``. The model's namespace travels as ``model_namespace``.
 
-Additions to DESIGN.md
-----------------------
-
-Metrics the aggregator needs that DESIGN.md's table lacks:
-
-- ``model_health_records_late_total`` (counter; model) — records whose event time fell before
-  the oldest open bucket (older than the allowed lateness); they are dropped from windows, not
-  dead-lettered, because they decoded fine.
-- ``model_health_feature_ks_error_bound`` (gauge; model, model_version, feature, window) — the
-  stated error bound of the streaming KS D (the largest reference mass in one fine bin). It
-  carries exactly the labels of ``model_health_feature_ks_statistic`` so PromQL can combine the
-  two one-to-one.
-- ``model_health_labels_pending`` (gauge; model) — predictions buffered for the label join,
-  still awaiting their label.
-- ``model_health_evaluation_last_success_timestamp_seconds`` (gauge) — when the last
-  evaluation pass finished without error; alerts compare it with ``time()``.
-
-Also decided here: ``model_health_model_info`` carries ``model``, ``model_version``,
-``model_namespace`` and ``task`` (``classification``, ``regression`` or empty when the profile
-does not say). No dead-lettered counter was added: every record counted by
-``model_health_records_rejected_total`` is the one written to the dead-letter topic, so a second
-counter would only repeat it.
-
-Metrics of the retraining relay (owner ``relay``; ``target`` is the target kind, ``generic``,
-``argo``, ``kubeflow`` or ``github``):
-
-- ``model_health_relay_notifications_total`` (counter) — Alertmanager notifications accepted.
-- ``model_health_relay_requests_rejected_total`` (counter; reason) — requests to
-  ``/v1/alertmanager`` refused with a 4xx: ``unauthorized``, ``method``, ``too_large``,
-  ``bad_body`` (broken framing, cut short), ``bad_json``, ``bad_payload``.
-- ``model_health_relay_skipped_total`` (counter; reason) — alerts that caused no delivery:
-  ``resolved``, ``other_alert``, ``no_model`` (no model label), ``duplicate`` (same fingerprint
-  and startsAt already handled), ``cooldown`` (the model had a request within the cooldown).
-- ``model_health_relay_deliveries_total`` (counter; target, outcome) — finished deliveries,
-  ``outcome`` ``delivered`` or ``failed`` (permanent 4xx, or attempts exhausted).
-- ``model_health_relay_retries_total`` (counter; target) — delivery attempts after the first.
-- ``model_health_relay_deliveries_pending`` (gauge; target) — deliveries accepted but not yet
-  finished, held durably in the state directory.
-
-Metrics of the sidecar's HTTP ingest (owner ``sidecar``):
-
-- ``model_health_ingest_requests_rejected_total`` (counter; reason) — ingest requests answered
-  with a 4xx or 503: ``not_found``, ``method``, ``unsupported_media_type``, ``too_large``,
-  ``bad_body`` (a body that ended early or broken chunked encoding), the 503s ``queue_full``,
-  ``kafka_unavailable``, ``delivery_timeout`` and ``produce_failed`` (the last three when
-  answers wait for Kafka, ``queue.acknowledge: delivered``), or
-  the decoder's reason for the first record or event it refused (``invalid_json``,
-  ``invalid_cloudevent``, ``missing_field``, …). Refused *records* are also counted, each, in
-  ``model_health_records_rejected_total{topic,reason}`` with the topic they were bound for.
-- ``model_health_inference_unpaired_total`` (counter; side, reason) — KServe logger events that
-  left the request/response join buffer without their partner: ``side`` ``request`` or
-  ``response``, ``reason`` ``expired`` (waited past the TTL), ``evicted`` (the buffer was full)
-  or ``replaced`` (a newer event of the same side came with the same id).
-- ``model_health_ingest_queue_records`` (gauge) — records accepted and not yet handed to Kafka;
-  at ``queue.max_records`` ingest answers 503.
-
-Metrics of the sidecar injector (owner ``injector``):
-
-- ``model_health_injector_admissions_total`` (counter; outcome) — AdmissionReviews answered:
-  ``injected``, ``already_injected`` (reinvocation), ``opted_out``, ``not_selected``,
-  ``refused`` (no model name, a port or name clash, host network; the reason is in the
-  response's warnings), ``not_applicable`` (not a pod CREATE), ``error`` (internal error; the
-  pod was admitted unpatched) and ``malformed`` (a 4xx: not an AdmissionReview).
-- ``model_health_injector_certificate_expiry_timestamp_seconds`` (gauge) — when the serving
-  certificate in use expires; with ``failurePolicy: Ignore`` an expired certificate would
-  silently stop injection, so alert on it.
-- ``model_health_injector_certificate_reloads_total`` (counter; result) — rotated certificate
-  files picked up (``loaded``) or refused (``failed``: the old pair keeps serving).
-
-Metrics of the GPU collector (owners ``sidecar`` and ``node``; see ``exporter/gpu``):
-
-- ``model_health_gpu_pcie_transmit_bytes_per_second`` and
-  ``model_health_gpu_pcie_receive_bytes_per_second`` (gauge; gpu, gpu_uuid) — PCIe throughput
-  as NVML measures it over 20 ms. The query is costly (~21 ms each), so it runs on the slow
-  interval and only with ``gpu.slow_queries`` on. NVML gives a rate, not a byte counter,
-  hence a gauge; ``bytes_per_second`` is the one derived unit the catalogue allows.
-- ``model_health_gpu_process_utilization_ratio`` (gauge; gpu_uuid, pid, pod_uid,
-  container_id) — share of the last sampling window the process kept the SMs busy, with the
-  labels of ``model_health_gpu_process_memory_used_bytes``. Absent when NVML has no sample
-  for the process ("Not Found": it ran nothing) and on MIG-enabled GPUs (not supported).
-- ``model_health_gpu_mig_enabled`` (gauge 0/1; gpu, gpu_uuid) — whether the GPU is in MIG
-  mode; absent where NVML cannot tell.
-- ``model_health_gpu_mig_memory_used_bytes`` and ``model_health_gpu_mig_memory_total_bytes``
-  (gauge; gpu, gpu_uuid, mig_uuid, gpu_instance_id, compute_instance_id) — memory of the GPU
-  instance a MIG device belongs to (compute instances of one GPU instance share it, so they
-  show the same value). NVML gives no utilization per MIG device.
-
-Metrics of the aggregator's scale-out mode (``kafka.mode: scale_out``; see ``exporter/scaleout``),
-exported by the replica that owns the summaries partition:
-
-- ``model_health_summaries_merged_total`` (counter) — partial summaries merged into the models
-  this replica owns (a replay after a handover merges them again, so this restarts like a
-  process restart would).
-- ``model_health_summaries_duplicates_total`` (counter) — partial summaries skipped because
-  their source range was already merged: re-publications after a replica died mid-flush.
-- ``model_health_summaries_overlaps_total`` (counter) — partial summaries whose source range
-  overlaps one already merged; merged anyway and logged. Non-zero only if a replica kept
-  publishing after losing its partition: worth an alert.
-
-In scale-out, ``model_health_records_consumed_total`` and ``model_health_records_rejected_total``
-are exported by the owner of each source partition's pipeline summaries (not by the replica
-that happens to consume it), so they stay exact across crashes; their ``sum()`` over replicas
-equals a single process's.
+What each entry says beyond its help is its ``note``: why it exists, what its label values
+mean, how it behaves in scale-out. ``added`` says where a metric comes from: ``contract`` for
+the contract's own table (DESIGN.md), ``project`` for the ones this project added, each of
+which must carry a note (the contract asks that the project's docs list every addition with
+why; :func:`additions_markdown` renders that list).
 
 Several components may expose the same serving metric (the sidecar from HTTP ingest, the
 aggregator from records it consumes); Prometheus's ``job`` label tells them apart.
@@ -132,6 +34,8 @@ from typing import Literal
 
 Kind = Literal["gauge", "counter", "histogram", "info"]
 Component = Literal["aggregator", "sidecar", "relay", "injector", "node"]
+# ``contract``: named by the contract's metric table; ``project``: added by this project.
+Added = Literal["contract", "project"]
 
 PREFIX = "model_health_"
 KINDS: frozenset[str] = frozenset({"gauge", "counter", "histogram", "info"})
@@ -159,6 +63,8 @@ class Metric:
     help: str
     unit: str
     owner: frozenset[Component]
+    note: str = ""  # what the help cannot say: why it exists, what its labels' values mean
+    added: Added = "contract"
 
     def __post_init__(self) -> None:
         # Fail at import time: a bad entry would otherwise surface as a broken dashboard.
@@ -170,6 +76,10 @@ class Metric:
             raise ValueError(f"{self.name}: owner must be a non-empty subset of {sorted(COMPONENTS)}")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"{self.name}: repeated label")
+        if self.added not in ("contract", "project"):
+            raise ValueError(f"{self.name}: added must be 'contract' or 'project', got {self.added!r}")
+        if self.added == "project" and not self.note:
+            raise ValueError(f"{self.name}: a metric the project added needs a note saying why")
 
     @property
     def family(self) -> str:
@@ -183,7 +93,15 @@ class Metric:
 
 
 def _m(
-    name: str, kind: Kind, labels: str, help: str, unit: str = "", owners: tuple[Component, ...] = ("aggregator",)
+    name: str,
+    kind: Kind,
+    labels: str,
+    help: str,
+    unit: str = "",
+    owners: tuple[Component, ...] = ("aggregator",),
+    *,
+    note: str = "",
+    added: Added = "contract",
 ) -> Metric:
     """Compact constructor: labels as one comma-separated string keep the table readable."""
     return Metric(
@@ -193,6 +111,8 @@ def _m(
         help=help,
         unit=unit,
         owner=frozenset(owners),
+        note=note,
+        added=added,
     )
 
 
@@ -205,6 +125,21 @@ _GPU_OWNERS: tuple[Component, ...] = ("sidecar", "node")
 _ALL: tuple[Component, ...] = ("aggregator", "sidecar", "relay", "injector", "node")
 _SIDECAR: tuple[Component, ...] = ("sidecar",)
 _RELAY: tuple[Component, ...] = ("relay",)
+_PCIE_NOTE = (
+    "The query is costly (~21 ms each), so it runs on the slow interval and only with `gpu.slow_queries` on. NVML gives"
+    " a rate, not a byte counter, hence a gauge; `bytes_per_second` is the one derived unit the catalogue allows."
+)
+_MIG_MEMORY_NOTE = (
+    "Memory of the GPU instance a MIG device belongs to: compute instances of one GPU instance share it, so they show "
+    "the same value. NVML gives no utilization per MIG device."
+)
+_MODEL_GPU_NOTE = (
+    "The model's share of the GPU, sample by sample: the whole device where its pod holds it alone (the sidecar's "
+    "GPUs; in the node agent, a GPU whose processes are one pod's), else by its processes' NVML per-process SM "
+    "utilization, and on MIG by each instance's compute and memory share. Energy splits the device's energy counter "
+    "by those shares, so the models on a GPU sum to its energy less what no model holds. Counted since the exporting "
+    "process started (sidecar: `model` from its config; node agent: each pod named by its sidecar)."
+)
 
 CATALOGUE: tuple[Metric, ...] = (
     # Feature drift, per window.
@@ -216,6 +151,11 @@ CATALOGUE: tuple[Metric, ...] = (
         "gauge",
         _FW,
         "Largest possible error of the streaming Kolmogorov-Smirnov D (largest reference mass in one fine bin).",
+        note=(
+            "The streaming D is exact only up to this bound. It carries exactly the labels of "
+            "`model_health_feature_ks_statistic`, so PromQL can combine the two one-to-one."
+        ),
+        added="project",
     ),
     _m("model_health_feature_js_distance", "gauge", _FW, "Jensen-Shannon distance (base 2) of a categorical feature."),
     _m("model_health_feature_chi2_pvalue", "gauge", _FW, "Chi-square test p-value of a categorical feature."),
@@ -236,6 +176,88 @@ CATALOGUE: tuple[Metric, ...] = (
     _m("model_health_performance", "gauge", f"{_MW}, metric", "Model performance over the window, by metric."),
     _m("model_health_performance_reference", "gauge", f"{_MV}, metric", "Model performance on the reference set."),
     _m("model_health_loss_ks_statistic", "gauge", _MW, "Kolmogorov-Smirnov D of per-record loss vs reference."),
+    # Label-free performance estimation (CBPE over the window's score histogram).
+    _m(
+        "model_health_performance_estimated",
+        "gauge",
+        f"{_MW}, metric",
+        "Performance over the window estimated from prediction scores alone, by metric.",
+        note=(
+            "Confidence-based estimate (docs/performance-estimation.md) of `roc_auc`, `accuracy`, `precision`, "
+            "`recall` and `f1`, from the window's scores and the calibration stored in a profile built from scores and "
+            "labels; absent for profiles without one (class predictions, multiclass, regression). Its band is the "
+            "sibling `model_health_performance_estimated_stderr`: estimate ± k·stderr."
+        ),
+    ),
+    _m(
+        "model_health_performance_estimated_stderr",
+        "gauge",
+        f"{_MW}, metric",
+        "Standard error of the label-free performance estimate.",
+        note=(
+            "The band of `model_health_performance_estimated`, as a sibling gauge with the same labels: σ/√n, the "
+            "spread of the estimate over stationary windows of this size (σ fitted with the calibration). Not the "
+            "spread of the realised metric, which is wider because labels are random too."
+        ),
+        added="project",
+    ),
+    _m(
+        "model_health_performance_estimated_drop_detected",
+        "gauge",
+        f"{_MW}, metric",
+        "1 when the estimate fell below the reference's by the drop rule, else 0.",
+        note=(
+            "The drop rule of `models[].performance_estimation`: reference − estimate > max(k·√(se² + se_ref²), "
+            "min_drop) on a window of at least min_samples scored predictions (k = 3: about 0.13 % false alarms a "
+            "metric). `ModelHealthConceptDrift` reads it while too few labels are joined to judge realised "
+            "performance."
+        ),
+        added="project",
+    ),
+    # Version against version (a canary against its stable version), same window.
+    _m(
+        "model_health_version_prediction_psi",
+        "gauge",
+        "model, model_version, baseline_version, window",
+        "Population stability index of the version's predictions against its baseline version's, same window.",
+        note=(
+            "`baseline_version` is the version this one is compared with (`models[].baseline_version`, or the "
+            "earlier-listed of exactly two configured versions). Over the baseline's coarse bins; a candidate with "
+            "its own profile is re-binned onto them (docs/rollouts.md)."
+        ),
+    ),
+    _m(
+        "model_health_version_prediction_ks_statistic",
+        "gauge",
+        "model, model_version, baseline_version, window",
+        "Kolmogorov-Smirnov D of the version's prediction scores against its baseline version's, same window.",
+        note=(
+            "Over the union of both versions' fine edges; within the sum of the two windows' largest fine-bin "
+            "shares of the exact D when the versions have different profiles (docs/rollouts.md)."
+        ),
+    ),
+    _m(
+        "model_health_version_prediction_drift_detected",
+        "gauge",
+        "model, model_version, baseline_version, window",
+        "1 when the version's predictions drift from its baseline version's by the decision rule, else 0.",
+        note=(
+            "The version's own drift decision rule (thresholds and null quantiles, min_samples on the candidate's "
+            "window) with the baseline version's window in the reference's place: what the rollout gates read."
+        ),
+        added="project",
+    ),
+    _m(
+        "model_health_version_baseline_info",
+        "info",
+        "model, model_version, baseline_version",
+        "The version a configured version is compared with; always 1.",
+        note=(
+            "One series per version that has a baseline: the pairing the version recording rules join on "
+            "(`…_minus_baseline`, `…_over_baseline`), so a rollout gate needs only the model's name."
+        ),
+        added="project",
+    ),
     # Serving.
     _m("model_health_predictions_total", "counter", _MV, "Predictions seen.", owners=_SERVING),
     _m("model_health_prediction_errors_total", "counter", _MV, "Predictions with an error status.", owners=_SERVING),
@@ -250,7 +272,17 @@ CATALOGUE: tuple[Metric, ...] = (
     # Label join.
     _m("model_health_labels_joined_total", "counter", "model", "Labels joined to their prediction."),
     _m("model_health_labels_unmatched_total", "counter", "model", "Labels with no buffered prediction to join."),
-    _m("model_health_labels_pending", "gauge", "model", "Predictions buffered awaiting their label."),
+    _m(
+        "model_health_labels_pending",
+        "gauge",
+        "model",
+        "Predictions buffered awaiting their label.",
+        note=(
+            "How much the label join holds: predictions wait by `request_id` in a bounded, TTL-limited buffer until "
+            "their label comes."
+        ),
+        added="project",
+    ),
     # Staleness: timestamps, never ages, so alerts compute the age against time().
     _m("model_health_model_trained_timestamp_seconds", "gauge", _MV, "When the model was trained.", "seconds"),
     _m(
@@ -274,6 +306,10 @@ CATALOGUE: tuple[Metric, ...] = (
         "info",
         "model, model_version, model_namespace, task",
         "Monitored model identity; always 1.",
+        note=(
+            "Carries `model`, `model_version`, `model_namespace` and `task` (`classification`, `regression`, or empty "
+            "when the profile does not say)."
+        ),
     ),
     # GPU (NVML).
     _m("model_health_gpu_utilization_ratio", "gauge", _GPU, "GPU busy share.", "ratio", owners=_GPU_OWNERS),
@@ -330,6 +366,8 @@ CATALOGUE: tuple[Metric, ...] = (
         "PCIe throughput out of the GPU, measured by NVML over 20 ms.",
         "bytes_per_second",
         owners=_GPU_OWNERS,
+        note=_PCIE_NOTE,
+        added="project",
     ),
     _m(
         "model_health_gpu_pcie_receive_bytes_per_second",
@@ -338,6 +376,8 @@ CATALOGUE: tuple[Metric, ...] = (
         "PCIe throughput into the GPU, measured by NVML over 20 ms.",
         "bytes_per_second",
         owners=_GPU_OWNERS,
+        note=_PCIE_NOTE,
+        added="project",
     ),
     _m(
         "model_health_gpu_process_utilization_ratio",
@@ -346,8 +386,25 @@ CATALOGUE: tuple[Metric, ...] = (
         "Share of the last sampling window one process kept the GPU's SMs busy.",
         "ratio",
         owners=_GPU_OWNERS,
+        note=(
+            "Share of the last sampling window the process kept the SMs busy, with the labels of "
+            '`model_health_gpu_process_memory_used_bytes`. Absent when NVML has no sample for the process ("Not Found":'
+            " it ran nothing) and on MIG-enabled GPUs (not supported)."
+        ),
+        added="project",
     ),
-    _m("model_health_gpu_mig_enabled", "gauge", _GPU, "1 when the GPU is in MIG mode, else 0.", owners=_GPU_OWNERS),
+    _m(
+        "model_health_gpu_mig_enabled",
+        "gauge",
+        _GPU,
+        "1 when the GPU is in MIG mode, else 0.",
+        owners=_GPU_OWNERS,
+        note=(
+            "Absent where NVML cannot tell. On a MIG GPU, memory is reported per GPU instance "
+            "(`model_health_gpu_mig_memory_*`) and per-process utilization is absent."
+        ),
+        added="project",
+    ),
     _m(
         "model_health_gpu_mig_memory_used_bytes",
         "gauge",
@@ -355,6 +412,8 @@ CATALOGUE: tuple[Metric, ...] = (
         "Memory in use in the GPU instance of a MIG device.",
         "bytes",
         owners=_GPU_OWNERS,
+        note=_MIG_MEMORY_NOTE,
+        added="project",
     ),
     _m(
         "model_health_gpu_mig_memory_total_bytes",
@@ -363,9 +422,40 @@ CATALOGUE: tuple[Metric, ...] = (
         "Memory of the GPU instance of a MIG device.",
         "bytes",
         owners=_GPU_OWNERS,
+        note=_MIG_MEMORY_NOTE,
+        added="project",
+    ),
+    # GPU cost per model: the device's energy and time, split among the models on it.
+    _m(
+        "model_health_model_gpu_energy_joules_total",
+        "counter",
+        "model, model_version, gpu_uuid",
+        "GPU energy attributed to the model version on this GPU.",
+        "joules",
+        owners=_GPU_OWNERS,
+        note=_MODEL_GPU_NOTE,
+    ),
+    _m(
+        "model_health_model_gpu_seconds_total",
+        "counter",
+        "model, model_version, gpu_uuid",
+        "GPU time attributed to the model version on this GPU (a whole GPU for a second is 1).",
+        "seconds",
+        owners=_GPU_OWNERS,
+        note=_MODEL_GPU_NOTE,
     ),
     # The pipeline itself.
-    _m("model_health_records_consumed_total", "counter", "topic, format", "Records consumed and decoded."),
+    _m(
+        "model_health_records_consumed_total",
+        "counter",
+        "topic, format",
+        "Records consumed and decoded.",
+        note=(
+            "In scale-out it is exported by the owner of each source partition's pipeline summaries, not by the replica"
+            " that happens to consume it, so it stays exact across crashes: its `sum()` over replicas equals a single "
+            "process's."
+        ),
+    ),
     _m(
         "model_health_records_rejected_total",
         "counter",
@@ -373,12 +463,25 @@ CATALOGUE: tuple[Metric, ...] = (
         "Records refused and sent to the dead-letter topic, by reason.",
         "",
         owners=_SERVING,
+        note=(
+            "Every record it counts is the one written to the dead-letter topic, so no separate dead-lettered counter "
+            "exists. The sidecar counts each record its ingest refuses here too, with the topic it was bound for. In "
+            "scale-out it is exported by the owner of each source partition's pipeline summaries, not by the replica "
+            "that happens to consume it, so it stays exact across crashes: its `sum()` over replicas equals a single "
+            "process's."
+        ),
     ),
     _m(
         "model_health_records_late_total",
         "counter",
         "model",
         "Records older than the allowed lateness, left out of every window.",
+        note=(
+            "Their time slot ended before the model's newest event time (as of the batch before) minus "
+            "allowed_lateness_seconds. They decoded fine, so they are counted here and dropped from windows "
+            "rather than dead-lettered."
+        ),
+        added="project",
     ),
     _m("model_health_consumer_lag_records", "gauge", "topic, partition", "Records between consumer and log end."),
     _m("model_health_evaluation_duration_seconds", "histogram", "", "Time one evaluation pass took.", "seconds"),
@@ -388,6 +491,11 @@ CATALOGUE: tuple[Metric, ...] = (
         "",
         "When the last evaluation pass succeeded.",
         "seconds",
+        note=(
+            "Alerts compare it with `time()`, which catches an evaluation loop that stopped as well as one that keeps "
+            "failing."
+        ),
+        added="project",
     ),
     _m(
         "model_health_checkpoint_last_success_timestamp_seconds",
@@ -402,18 +510,35 @@ CATALOGUE: tuple[Metric, ...] = (
         "counter",
         "",
         "Partial summaries merged into the models this replica owns.",
+        note=(
+            "Scale-out (`kafka.mode: scale_out`), exported by the replica that owns the summaries partition: partial "
+            "summaries merged into the models it owns. A replay after a handover merges them again, so this restarts "
+            "like a process restart would."
+        ),
+        added="project",
     ),
     _m(
         "model_health_summaries_duplicates_total",
         "counter",
         "",
         "Partial summaries skipped because their source range was already merged.",
+        note=(
+            "Scale-out, exported by the replica that owns the summaries partition: partial summaries skipped because "
+            "their source range was already merged, i.e. re-publications after a replica died mid-flush."
+        ),
+        added="project",
     ),
     _m(
         "model_health_summaries_overlaps_total",
         "counter",
         "",
-        "Partial summaries whose source range overlapped one already merged (merged anyway).",
+        "Partial summaries whose source range overlapped one already merged (refused).",
+        note=(
+            "Scale-out, exported by the replica that owns the summaries partition: partial summaries whose source range"
+            " overlaps one already merged; refused (never merged twice) and logged. Stage 1's fence makes it "
+            "impossible: non-zero means a producer outside the protocol wrote to the summaries topic — worth an alert."
+        ),
+        added="project",
     ),
     _m("model_health_build_info", "info", "version", "Build of the running component; always 1.", "", owners=_ALL),
     # The sidecar's HTTP ingest.
@@ -423,6 +548,15 @@ CATALOGUE: tuple[Metric, ...] = (
         "reason",
         "Ingest requests refused with a 4xx or 503, by reason.",
         owners=_SIDECAR,
+        note=(
+            "The sidecar's HTTP ingest answered 4xx or 503. `reason`: `not_found`, `method`, `unsupported_media_type`, "
+            "`too_large`, `bad_body` (a body that ended early or broken chunked encoding); the 503s `queue_full`, "
+            "`kafka_unavailable`, `delivery_timeout` and `produce_failed` (the last three when answers wait for Kafka, "
+            "`queue.acknowledge: delivered`); or the decoder's reason for the first record or event it refused "
+            "(`invalid_json`, `invalid_cloudevent`, `missing_field`, …). Refused records are also counted, each, in "
+            "`model_health_records_rejected_total{topic,reason}` with the topic they were bound for."
+        ),
+        added="project",
     ),
     _m(
         "model_health_inference_unpaired_total",
@@ -430,6 +564,12 @@ CATALOGUE: tuple[Metric, ...] = (
         "side, reason",
         "Logged inference requests or responses that left the join buffer without their partner.",
         owners=_SIDECAR,
+        note=(
+            "KServe logger events that left the sidecar's request/response join buffer without their partner: `side` "
+            "`request` or `response`; `reason` `expired` (waited past the TTL), `evicted` (the buffer was full) or "
+            "`replaced` (a newer event of the same side came with the same id)."
+        ),
+        added="project",
     ),
     _m(
         "model_health_ingest_queue_records",
@@ -437,15 +577,36 @@ CATALOGUE: tuple[Metric, ...] = (
         "",
         "Records accepted by ingest and not yet handed to Kafka.",
         owners=_SIDECAR,
+        note=(
+            "Records the sidecar's ingest accepted and has not yet handed to Kafka; at `queue.max_records` ingest "
+            "answers 503."
+        ),
+        added="project",
     ),
     # The retraining relay.
-    _m("model_health_relay_notifications_total", "counter", "", "Alertmanager notifications accepted.", owners=_RELAY),
+    _m(
+        "model_health_relay_notifications_total",
+        "counter",
+        "",
+        "Alertmanager notifications accepted.",
+        owners=_RELAY,
+        note=(
+            "Each webhook call from Alertmanager the retraining relay accepted; the alerts in it are then delivered or "
+            "counted in `model_health_relay_skipped_total`."
+        ),
+        added="project",
+    ),
     _m(
         "model_health_relay_requests_rejected_total",
         "counter",
         "reason",
         "Requests to the Alertmanager endpoint refused with a 4xx, by reason.",
         owners=_RELAY,
+        note=(
+            "Requests to the relay's `/v1/alertmanager` refused with a 4xx. `reason`: `unauthorized`, `method`, "
+            "`too_large`, `bad_body` (broken framing, cut short), `bad_json`, `bad_payload`."
+        ),
+        added="project",
     ),
     _m(
         "model_health_relay_skipped_total",
@@ -453,6 +614,12 @@ CATALOGUE: tuple[Metric, ...] = (
         "reason",
         "Alerts that caused no delivery, by reason.",
         owners=_RELAY,
+        note=(
+            "Alerts that caused no retraining delivery. `reason`: `resolved`, `other_alert`, `no_model` (no model "
+            "label), `duplicate` (same fingerprint and startsAt already handled), `cooldown` (the model had a request "
+            "within the cooldown)."
+        ),
+        added="project",
     ),
     _m(
         "model_health_relay_deliveries_total",
@@ -460,14 +627,34 @@ CATALOGUE: tuple[Metric, ...] = (
         "target, outcome",
         "Finished retraining deliveries, by target kind and outcome (delivered or failed).",
         owners=_RELAY,
+        note=(
+            "Finished retraining deliveries. `target` is the target kind (`generic`, `argo`, `kubeflow` or `github`); "
+            "`outcome` `delivered` or `failed` (a permanent 4xx, or attempts exhausted)."
+        ),
+        added="project",
     ),
-    _m("model_health_relay_retries_total", "counter", "target", "Delivery attempts after the first.", owners=_RELAY),
+    _m(
+        "model_health_relay_retries_total",
+        "counter",
+        "target",
+        "Delivery attempts after the first.",
+        owners=_RELAY,
+        note=(
+            "Retraining delivery attempts after the first, by target kind (`generic`, `argo`, `kubeflow` or `github`)."
+        ),
+        added="project",
+    ),
     _m(
         "model_health_relay_deliveries_pending",
         "gauge",
         "target",
         "Deliveries accepted and durably queued but not yet finished.",
         owners=_RELAY,
+        note=(
+            "Retraining deliveries accepted but not yet finished, held durably in the relay's state directory; by "
+            "target kind (`generic`, `argo`, `kubeflow` or `github`)."
+        ),
+        added="project",
     ),
     # The sidecar injector.
     _m(
@@ -476,6 +663,13 @@ CATALOGUE: tuple[Metric, ...] = (
         "outcome",
         "AdmissionReviews answered by the sidecar injector, by outcome.",
         owners=("injector",),
+        note=(
+            "AdmissionReviews the sidecar injector answered. `outcome`: `injected`, `already_injected` (reinvocation), "
+            "`opted_out`, `not_selected`, `refused` (no model name, a port or name clash, host network; the reason is "
+            "in the response's warnings), `not_applicable` (not a pod CREATE), `error` (internal error; the pod was "
+            "admitted unpatched) and `malformed` (a 4xx: not an AdmissionReview)."
+        ),
+        added="project",
     ),
     _m(
         "model_health_injector_certificate_expiry_timestamp_seconds",
@@ -484,6 +678,11 @@ CATALOGUE: tuple[Metric, ...] = (
         "When the injector's serving certificate expires.",
         "seconds",
         owners=("injector",),
+        note=(
+            "When the injector's serving certificate in use expires. With `failurePolicy: Ignore` an expired "
+            "certificate would silently stop injection, so alert on it."
+        ),
+        added="project",
     ),
     _m(
         "model_health_injector_certificate_reloads_total",
@@ -491,6 +690,11 @@ CATALOGUE: tuple[Metric, ...] = (
         "result",
         "Rotated serving certificates loaded or refused, by result.",
         owners=("injector",),
+        note=(
+            "Rotated certificate files the injector picked up (`loaded`) or refused (`failed`: the old pair keeps "
+            "serving)."
+        ),
+        added="project",
     ),
 )
 
@@ -551,16 +755,45 @@ def all_series_names() -> frozenset[str]:
     return frozenset(series for metric in CATALOGUE for series in series_names(metric))
 
 
-def markdown_table() -> str:
-    """The catalogue as the README's Markdown table (a test keeps the README equal to it).
+def markdown_table(notes: bool = False) -> str:
+    """The catalogue as the README's Markdown table (a test keeps the README equal to it);
+    ``notes`` adds a last column with each metric's note.
 
     >>> markdown_table().splitlines()[0]
     '| metric | type | labels | unit | exposed by | meaning |'
+    >>> markdown_table(notes=True).splitlines()[0]
+    '| metric | type | labels | unit | exposed by | meaning | note |'
     """
-    rows = ["| metric | type | labels | unit | exposed by | meaning |", "| --- | --- | --- | --- | --- | --- |"]
+    header = "| metric | type | labels | unit | exposed by | meaning |" + (" note |" if notes else "")
+    rows = [header, "| --- " * header.count(" | ") + "| --- |"]
     for metric in CATALOGUE:
-        rows.append(
+        row = (
             f"| `{metric.name}` | {metric.kind} | {', '.join(metric.labels) or '—'} | {metric.unit or '—'} "
             f"| {', '.join(sorted(metric.owner))} | {metric.help} |"
         )
+        if notes:
+            row += f" {_cell(metric.note) or '—'} |"
+        rows.append(row)
     return "\n".join(rows) + "\n"
+
+
+def _cell(text: str) -> str:
+    """``text`` inside a Markdown table cell, where a bare ``|`` would end the cell."""
+    return text.replace("|", "\\|")
+
+
+def additions() -> tuple[Metric, ...]:
+    """The metrics this project added beyond the contract's table, in catalogue order."""
+    return tuple(metric for metric in CATALOGUE if metric.added == "project")
+
+
+def additions_markdown() -> str:
+    """The project's additions as Markdown, one entry each with its type, labels and note.
+
+    >>> additions_markdown().splitlines()[0].split(":")[0]
+    '- `model_health_feature_ks_error_bound` (gauge; model, model_version, feature, window)'
+    """
+    return "".join(
+        f"- `{metric.name}` ({metric.kind}; {', '.join(metric.labels) or 'no labels'}): {metric.help} {metric.note}\n"
+        for metric in additions()
+    )

@@ -27,11 +27,12 @@ from exporter.errors import UserError
 if TYPE_CHECKING:
     import threading
 
-    from pydantic_settings import BaseSettings
     from rich.console import Console
 
+    from exporter.config.loading import Settings
+
 T = TypeVar("T")
-C = TypeVar("C", bound="BaseSettings")  # a role's config model
+C = TypeVar("C", bound="Settings")  # a role's config model
 # Above this many cells a comparison takes long enough that a bar beats silence.
 PROGRESS_MIN_CELLS = 2_000_000
 EXIT_USAGE = 2
@@ -218,7 +219,9 @@ def reference_build(
     "--current", "current_path", required=True, type=click.Path(path_type=Path), help="Current data (Parquet/CSV)."
 )
 @click.option("--binning", type=click.Choice(["reference", "evidently"]), default="reference", show_default=True)
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "json", "html"]), default="table", show_default=True
+)
 @click.option("--features", multiple=True, help="Only these columns, comma-separated.")
 @click.option("--categorical", multiple=True, help="Columns to treat as categorical (raw reference only).")
 @click.option("--fail-on-drift", is_flag=True, help=f"Exit with status {EXIT_DRIFT} when any feature drifts.")
@@ -237,6 +240,20 @@ def drift(
 
     size = current_path.stat().st_size if current_path.is_file() else 0
     # About 8 bytes a cell: a cheap estimate before anything is read.
+    if output_format == "html":  # the drift report page (exporter/report), on stdout
+        from exporter.report.offline import write_html_report
+
+        drifted = write_html_report(
+            reference_path,
+            current_path,
+            binning=binning,  # type: ignore[arg-type]
+            features=_split_option(features),
+            categorical=_split_option(categorical),
+            track=_Progress(size // 8),
+        )
+        if fail_on_drift and drifted:
+            sys.exit(EXIT_DRIFT)
+        return
     report = run_drift(
         reference_path,
         current_path,
@@ -463,8 +480,8 @@ def _role_options(what: str) -> Callable[[Callable[..., None]], Callable[..., No
 def aggregator(config_path: Path, log_level: str) -> None:
     """Consume prediction logs from Kafka and serve drift metrics on /metrics."""
     from exporter.aggregator.service import serve
-    from exporter.aggregator.single import BatchDecoder
     from exporter.config import AggregatorConfig
+    from exporter.pipeline.decode import BatchDecoder
 
     def run(config: AggregatorConfig, stop: threading.Event) -> None:
         serve(config, BatchDecoder(config.kafka.labels_topic, config.kafka.format), stop)
@@ -565,6 +582,21 @@ def alerts(out: Path, config_path: Path | None) -> None:
     from exporter.config import AlertsConfig, load_config
 
     config = load_config(config_path, AlertsConfig) if config_path else AlertsConfig()
+    _print_written(write_files(out, config), "file")
+
+
+@cli.command()
+@click.option(
+    "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write into."
+)
+@click.option("--config", "config_path", default=None, type=click.Path(path_type=Path), help="Gates YAML config.")
+def gates(out: Path, config_path: Path | None) -> None:
+    """Write Flagger MetricTemplates (and Canaries), an Argo Rollouts AnalysisTemplate, KEDA ScaledObjects,
+    prometheus-adapter rules and HPAs: rollout gates and latency autoscaling on model-health's metrics."""
+    from exporter.config import GatesConfig, load_config
+    from exporter.gates import write_files
+
+    config = load_config(config_path, GatesConfig) if config_path else GatesConfig()
     _print_written(write_files(out, config), "file")
 
 

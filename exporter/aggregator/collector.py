@@ -1,96 +1,106 @@
 """Prometheus collector that renders the aggregator's current snapshot at scrape time.
 
-Every family comes from the metric catalogue (name, type, help, labels); the values come
-from one immutable :class:`~exporter.pipeline.snapshot.Snapshot`. A scrape builds families from
-numbers already computed: no evaluation, folding, Kafka or disk I/O happens here.
+Every family comes from the metric catalogue through :mod:`exporter.exposition` (name, type,
+help, labels); ``model_health_build_info`` is the role's own
+:class:`~exporter.exposition.BuildInfoCollector`. The values come from one immutable
+:class:`~exporter.pipeline.snapshot.Snapshot`. A scrape builds families from numbers already
+computed: no evaluation, folding, Kafka or disk I/O happens here.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.core import Metric
 
-from exporter.catalogue import by_name
-from exporter.pipeline.snapshot import HistogramState, Snapshot
+from detectors.drift_statistics import DRIFT_STATISTICS
+from exporter.exposition import CatalogueCollector, Families
+from exporter.pipeline.snapshot import HistogramState, Snapshot, WindowResult
 
-# Statistic attribute of ColumnDrift → the feature metric that exports it.
-_FEATURE_METRICS = (
-    ("psi", "model_health_feature_psi"),
-    ("ks_statistic", "model_health_feature_ks_statistic"),
-    ("ks_pvalue", "model_health_feature_ks_pvalue"),
-    ("ks_error_bound", "model_health_feature_ks_error_bound"),
-    ("js_distance", "model_health_feature_js_distance"),
-    ("chi2_pvalue", "model_health_feature_chi2_pvalue"),
-    ("wasserstein_normed", "model_health_feature_wasserstein_normed"),
-    ("current_missing_ratio", "model_health_feature_missing_ratio"),
+# Statistic attribute of ColumnDrift → the feature metric that exports it: the table's exported rows.
+_FEATURE_METRICS = tuple((s.attribute, s.metric) for s in DRIFT_STATISTICS if s.metric is not None)
+ESTIMATED_METRICS = (
+    "model_health_performance_estimated",
+    "model_health_performance_estimated_stderr",
+    "model_health_performance_estimated_drop_detected",
+)
+VERSION_METRICS = (
+    "model_health_version_prediction_psi",
+    "model_health_version_prediction_ks_statistic",
+    "model_health_version_prediction_drift_detected",
+    "model_health_version_baseline_info",
 )
 
 
-class _Families:
-    """Catalogue-typed families, created on first use, yielded in catalogue order."""
-
-    def __init__(self) -> None:
-        self._families: dict[str, Metric] = {}
-
-    def get(self, name: str) -> Metric:
-        family = self._families.get(name)
-        if family is None:
-            metric = by_name(name)
-            labels = list(metric.labels)
-            if metric.kind == "counter":
-                family = CounterMetricFamily(metric.family, metric.help, labels=labels)
-            elif metric.kind == "histogram":
-                family = HistogramMetricFamily(metric.name, metric.help, labels=labels)
-            else:
-                family = GaugeMetricFamily(metric.name, metric.help, labels=labels)
-            self._families[name] = family
-        return family
-
-    def add(self, name: str, labels: list[str], value: float | int | None) -> None:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return  # an absent statistic is absent, not NaN
-        self.get(name).add_metric(labels, float(value))
-
-    def histogram(self, name: str, labels: list[str], state: HistogramState) -> None:
-        buckets = [(_bound(b), c) for b, c in zip(state.bounds, state.counts)] + [("+Inf", state.count)]
-        self.get(name).add_metric(labels, buckets, state.total)  # type: ignore[call-arg]
-
-    def __iter__(self) -> Iterator[Metric]:
-        return iter(self._families.values())
+def add_estimated(out: Families, labels: list[str], result: WindowResult) -> None:
+    """The window's label-free estimate, its standard error and the drop verdict, per metric."""
+    if result.estimated is None:
+        return
+    for metric, value in sorted(result.estimated.metrics.items()):
+        out.add("model_health_performance_estimated", [*labels, metric], value)
+        out.add("model_health_performance_estimated_stderr", [*labels, metric], result.estimated.stderr.get(metric))
+    for metric, dropped in sorted(result.estimated_dropped.items()):
+        out.add("model_health_performance_estimated_drop_detected", [*labels, metric], int(dropped))
 
 
-# Public name for the other components' collectors (the sidecar's), which build the same way.
-CatalogueFamilies = _Families
+def add_versus_baseline(out: Families, labels: list[str], result: WindowResult) -> None:
+    """The window's predictions against the baseline version's (``labels`` end in baseline, window)."""
+    comparison = result.versus_baseline
+    if comparison is None:
+        return
+    drift = comparison.drift
+    out.add("model_health_version_prediction_psi", labels, drift.psi)
+    out.add("model_health_version_prediction_ks_statistic", labels, drift.ks_statistic)
+    out.add("model_health_version_prediction_drift_detected", labels, int(drift.drift))
 
 
-def _bound(value: float) -> str:
-    return repr(float(value))
-
-
-class SnapshotCollector(Collector):
+class SnapshotCollector(CatalogueCollector):
     """Yields the aggregator's metric families from ``current()``, the latest snapshot."""
+
+    METRICS = (
+        "model_health_model_info",
+        "model_health_model_trained_timestamp_seconds",
+        "model_health_reference_created_timestamp_seconds",
+        "model_health_last_prediction_timestamp_seconds",
+        "model_health_last_label_timestamp_seconds",
+        "model_health_performance_reference",
+        "model_health_window_samples",
+        "model_health_drifted_features_ratio",
+        *(name for _, name in _FEATURE_METRICS),
+        "model_health_feature_drift_detected",
+        "model_health_prediction_psi",
+        "model_health_prediction_ks_statistic",
+        "model_health_label_psi",
+        "model_health_loss_ks_statistic",
+        "model_health_performance",
+        *ESTIMATED_METRICS,
+        *VERSION_METRICS,
+        "model_health_predictions_total",
+        "model_health_prediction_errors_total",
+        "model_health_labels_joined_total",
+        "model_health_labels_unmatched_total",
+        "model_health_labels_pending",
+        "model_health_records_late_total",
+        "model_health_records_consumed_total",
+        "model_health_records_rejected_total",
+        "model_health_consumer_lag_records",
+        "model_health_request_duration_seconds",
+        "model_health_evaluation_duration_seconds",
+        "model_health_checkpoint_last_success_timestamp_seconds",
+        "model_health_evaluation_last_success_timestamp_seconds",
+    )
 
     def __init__(
         self,
         current: Callable[[], Snapshot],
-        version: str,
-        extra: Callable[[], dict[tuple[str, str], HistogramState]] | None = None,
+        latency: Callable[[], dict[tuple[str, str], HistogramState]] | None = None,
     ) -> None:
         self._current = current
-        self._version = version
-        self._latency = extra
-
-    def describe(self) -> list[Metric]:
-        # Registering must not trigger a collect: snapshots may not exist yet.
-        return []
+        self._latency = latency
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._current()
-        out = _Families()
-        out.add("model_health_build_info", [self._version], 1)
+        out = self.families()
         for model in snapshot.models:
             mv = [model.model, model.model_version]
             out.add("model_health_model_info", [*mv, model.model_namespace, model.task], 1)
@@ -118,6 +128,11 @@ class SnapshotCollector(Collector):
                     out.add("model_health_loss_ks_statistic", mvw, result.loss.ks_statistic)
                 for metric, value in sorted(result.performance.items()):
                     out.add("model_health_performance", [*mvw, metric], value)
+                add_estimated(out, mvw, result)
+                if model.baseline_version is not None:
+                    add_versus_baseline(out, [*mv, model.baseline_version, window], result)
+            if model.baseline_version is not None:
+                out.add("model_health_version_baseline_info", [*mv, model.baseline_version], 1)
         pipeline = snapshot.pipeline
         for (model, version), count in pipeline.predictions.items():
             out.add("model_health_predictions_total", [model, version], count)

@@ -1,6 +1,7 @@
 """Per-message format detection, and decoding of one message or a whole consumer batch.
 
-Detection, cheapest test first: a Seldon model topic name; CloudEvent headers
+Detection, cheapest test first (the order :data:`~exporter.decoders.formats.FORMATS` gives
+its sniffs): a Seldon model topic name; CloudEvent headers
 (``ce-``/``ce_``, or a structured or batched CloudEvents content type) mean KServe; the
 Arrow IPC continuation marker or file magic means Arrow; a body starting with ``{`` or
 ``[`` is JSON — KServe when it is a structured CloudEvent (or an array of them), else a
@@ -15,38 +16,21 @@ the labels topic is always detected.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import NamedTuple
 
-from exporter.decoders.arrow_ipc import decode_arrow_ipc_into, looks_like_arrow
 from exporter.decoders.fixed_format import format_refusal
+from exporter.decoders.formats import BY_FORMAT, SNIFFS
 from exporter.decoders.join_state import export_joiner, import_joiner
-from exporter.decoders.kserve import KServeJoiner, decode_kserve_into, has_cloudevent_headers, is_structured_cloudevent
+from exporter.decoders.kserve import KServeJoiner
 from exporter.decoders.message_headers import Headers, HeadersIn, normalise_headers
-from exporter.decoders.native_json import decode_native_json_into
-from exporter.decoders.record_error import RecordError
-from exporter.decoders.seldon import SeldonJoiner, decode_seldon_into, seldon_topic
+from exporter.decoders.seldon import SeldonJoiner
 from exporter.decoders.sink import DecodeSink
 from exporter.decoders.wire_formats import WireFormat
-from exporter.records import Decoded, Reason
+from exporter.records import Decoded
 
 DEFAULT_LABELS_TOPIC = "model-labels"
-
-_JSON_START = re.compile(rb"[ \t\r\n]*[\[{]")
-_FAILURE_REASON = MappingProxyType(
-    {
-        WireFormat.JSON: Reason.INVALID_JSON,
-        WireFormat.NDJSON: Reason.INVALID_JSON,
-        WireFormat.ARROW: Reason.INVALID_ARROW,
-        WireFormat.KSERVE: Reason.INVALID_CLOUDEVENT,
-        WireFormat.SELDON: Reason.INVALID_PROTOBUF,
-        WireFormat.UNKNOWN: Reason.UNKNOWN_FORMAT,
-    }
-)
 
 
 @dataclass
@@ -104,7 +88,8 @@ class BatchDecoded(NamedTuple):
 
 
 def detect_format(value: bytes, headers: Headers, topic: str) -> WireFormat:
-    """The wire format of one message.
+    """The wire format of one message: the first format in :data:`~exporter.decoders.formats.FORMATS`'
+    detection order whose sniff matches it, else unknown.
 
     >>> detect_format(b'{"model": "fraud"}', (), "model-predictions").value
     'json'
@@ -113,25 +98,10 @@ def detect_format(value: bytes, headers: Headers, topic: str) -> WireFormat:
     >>> detect_format(b"", (("ce_id", b"1"),), "logs").value
     'kserve'
     """
-    if seldon_topic(topic) is not None:
-        return WireFormat.SELDON
-    if has_cloudevent_headers(headers):
-        return WireFormat.KSERVE
-    if looks_like_arrow(value):
-        return WireFormat.ARROW
-    if _JSON_START.match(value):
-        return WireFormat.KSERVE if _is_structured_cloudevent(value) else WireFormat.JSON
+    for sniff, wire_format in SNIFFS:
+        if sniff(value, headers, topic):
+            return wire_format
     return WireFormat.UNKNOWN
-
-
-def _is_structured_cloudevent(value: bytes) -> bool:
-    if b'"specversion"' not in value:
-        return False
-    try:
-        document = json.loads(value)
-    except (ValueError, RecursionError):
-        return False
-    return is_structured_cloudevent(document)
 
 
 def decode_message(
@@ -189,27 +159,7 @@ def decode_into(
             sink.reject(refusal, value, headers)
             # JSON refused under kafka.format json can only be NDJSON: say what it was.
             return WireFormat.NDJSON if wire_format is WireFormat.JSON and expected is WireFormat.JSON else wire_format
-    with sink.guard(_FAILURE_REASON[wire_format], value, headers):
-        if wire_format is WireFormat.SELDON:
-            decode_seldon_into(
-                sink,
-                value,
-                headers,
-                message.topic,
-                now,
-                joiners.seldon,
-                key=message.key,
-                record_time=message.record_time,
-            )
-        elif wire_format is WireFormat.KSERVE:
-            decode_kserve_into(sink, value, headers, now, joiners.kserve)
-        elif wire_format is WireFormat.ARROW:
-            decode_arrow_ipc_into(sink, value, headers, now, labels_only=labels_only)
-        elif wire_format is WireFormat.JSON:
-            wire_format = decode_native_json_into(sink, value, headers, now, labels_only=labels_only)
-        else:
-            detail = (
-                "empty message" if not value else f"not JSON, NDJSON, Arrow IPC or a CloudEvent (starts {value[:8]!r})"
-            )
-            sink.reject(RecordError(Reason.UNKNOWN_FORMAT, detail), value, headers)
+    spec = BY_FORMAT[wire_format]
+    with sink.guard(spec.refusal, value, headers):
+        wire_format = spec.decode_into(sink, message, value, headers, now, joiners, labels_only) or wire_format
     return wire_format

@@ -15,33 +15,11 @@ line; a one-line message is one record.
 from __future__ import annotations
 
 import json
-from types import MappingProxyType
 
+from exporter.decoders.formats import BY_FORMAT, CONFIGURABLE
 from exporter.decoders.record_error import RecordError
 from exporter.decoders.wire_formats import WireFormat
 from exporter.records import Reason
-
-CONFIGURABLE = frozenset(f.value for f in WireFormat if f is not WireFormat.UNKNOWN)
-
-_REASON = MappingProxyType(
-    {
-        WireFormat.JSON: Reason.INVALID_JSON,
-        WireFormat.NDJSON: Reason.INVALID_JSON,
-        WireFormat.ARROW: Reason.INVALID_ARROW,
-        WireFormat.KSERVE: Reason.INVALID_CLOUDEVENT,
-        WireFormat.SELDON: Reason.INVALID_PROTOBUF,
-    }
-)
-
-_WHAT_IT_IS = MappingProxyType(
-    {
-        WireFormat.JSON: "is native JSON",
-        WireFormat.ARROW: "is Arrow IPC",
-        WireFormat.KSERVE: "is a KServe CloudEvent",
-        WireFormat.SELDON: "comes from a Seldon model topic",
-        WireFormat.UNKNOWN: "is not JSON, Arrow IPC or a CloudEvent",
-    }
-)
 
 
 def fixed_format(setting: str) -> WireFormat | None:
@@ -67,10 +45,10 @@ def format_refusal(expected: WireFormat, detected: WireFormat, value: bytes) -> 
     >>> format_refusal(WireFormat.NDJSON, WireFormat.JSON, b'{"a": 1}\\n{"a": 2}') is None
     True
     """
-    family = WireFormat.JSON if expected is WireFormat.NDJSON else expected
-    if detected is not family:
-        what = "is empty" if not value else _WHAT_IT_IS[detected]
-        return RecordError(_REASON[expected], f"kafka.format is {expected.value}, but this message {what}")
+    wanted = BY_FORMAT[expected]
+    if detected is not wanted.detected_as:
+        what = "is empty" if not value else BY_FORMAT[detected].description
+        return RecordError(wanted.refusal, f"kafka.format is {expected.value}, but this message {what}")
     if expected is WireFormat.JSON and _several_documents(value):
         return RecordError(
             Reason.INVALID_JSON,

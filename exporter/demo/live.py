@@ -450,7 +450,7 @@ def sidecar_config(workdir: Path, servers: str, port: int) -> SidecarConfig:
 def aggregator(config: AggregatorConfig) -> Iterator[None]:
     """The real aggregator service on a thread of this process, stopped on exit."""
     from exporter.aggregator.service import serve
-    from exporter.aggregator.single import BatchDecoder
+    from exporter.pipeline.decode import BatchDecoder
 
     def run(stop: threading.Event) -> None:
         serve(config, BatchDecoder(config.kafka.labels_topic, config.kafka.format), stop)

@@ -10,6 +10,10 @@ were still read whole are exported beside it — and also when the last sample i
 ``stale_after_seconds``: an NVML call that hangs (a GPU falling off the bus can do that)
 stops the sampler, and frozen values would look like a healthy, idle GPU. Stale GPU series
 are left out. Before the first sample nothing at all is exported.
+
+``model_health_model_gpu_energy_joules_total`` and ``…_seconds_total`` render the running
+totals the sampler's energy ledger put in the snapshot (``exporter.gpu.energy``); they are
+counters since this process started and, like the GPU series, withheld while samples are stale.
 """
 
 from __future__ import annotations
@@ -18,16 +22,14 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.core import Metric
 
-from exporter.catalogue import Metric as CatalogueMetric
-from exporter.catalogue import by_name
+from exporter.exposition import CatalogueCollector, Families
 from exporter.gpu.sample import GpuReading, GpuSnapshot
 
 log = logging.getLogger(__name__)
 
-# Every series this collector can expose, in the order scrapes list them.
+# Every family this collector can expose (scrapes list them in catalogue order).
 GPU_METRICS: tuple[str, ...] = (
     "model_health_gpu_collector_up",
     "model_health_gpu_info",
@@ -47,6 +49,8 @@ GPU_METRICS: tuple[str, ...] = (
     "model_health_gpu_mig_memory_total_bytes",
     "model_health_gpu_process_memory_used_bytes",
     "model_health_gpu_process_utilization_ratio",
+    "model_health_model_gpu_energy_joules_total",
+    "model_health_model_gpu_seconds_total",
 )
 
 # GpuReading attribute → the per-GPU gauge or counter that exports it.
@@ -70,30 +74,13 @@ def stale_after(interval_seconds: float) -> float:
     return max(30.0, 5.0 * interval_seconds)
 
 
-def _family(metric: CatalogueMetric) -> Metric:
-    labels = list(metric.labels)
-    if metric.kind == "counter":
-        return CounterMetricFamily(metric.family, metric.help, labels=labels)
-    return GaugeMetricFamily(metric.name, metric.help, labels=labels)
+class GpuCollector(CatalogueCollector):
+    """Yields the GPU families from ``current()``, the sampler's newest snapshot (or None).
 
+    Families without samples are left out: a scrape lists what there is, HELP for nothing is noise.
+    """
 
-class _Families:
-    """The GPU families, built from the catalogue, yielded in ``GPU_METRICS`` order."""
-
-    def __init__(self) -> None:
-        self._families = {name: _family(by_name(name)) for name in GPU_METRICS}
-
-    def add(self, name: str, labels: list[str], value: float | int | bool | None) -> None:
-        if value is not None:
-            self._families[name].add_metric(labels, float(value))
-
-    def __iter__(self) -> Iterator[Metric]:
-        # Empty families are left out: a scrape lists what there is, HELP for nothing is noise.
-        return (family for family in self._families.values() if family.samples)
-
-
-class GpuCollector(Collector):
-    """Yields the GPU families from ``current()``, the sampler's newest snapshot (or None)."""
+    METRICS = GPU_METRICS
 
     def __init__(
         self,
@@ -107,15 +94,11 @@ class GpuCollector(Collector):
         self._clock = clock
         self._stale_logged = False
 
-    def describe(self) -> list[Metric]:
-        # Registering must not trigger a collect (which would read a snapshot not taken yet).
-        return []
-
     def collect(self) -> Iterator[Metric]:
         snapshot = self._current()
         if snapshot is None:
             return
-        out = _Families()
+        out = self.families()
         age = self._clock() - snapshot.taken_at
         fresh = age <= self._stale_after
         self._note_staleness(fresh, age)
@@ -123,6 +106,10 @@ class GpuCollector(Collector):
         if fresh:
             for gpu in snapshot.gpus:
                 _render_gpu(out, gpu, snapshot.driver_version)
+            for usage in snapshot.models:
+                labels = [usage.model, usage.model_version, usage.gpu_uuid]
+                out.add("model_health_model_gpu_energy_joules_total", labels, usage.energy_joules)
+                out.add("model_health_model_gpu_seconds_total", labels, usage.gpu_seconds)
         yield from out
 
     def _note_staleness(self, fresh: bool, age: float) -> None:
@@ -134,7 +121,7 @@ class GpuCollector(Collector):
         self._stale_logged = not fresh
 
 
-def _render_gpu(out: _Families, gpu: GpuReading, driver_version: str) -> None:
+def _render_gpu(out: Families, gpu: GpuReading, driver_version: str) -> None:
     labels = [str(gpu.index), gpu.uuid]
     out.add("model_health_gpu_info", [*labels, gpu.name, driver_version], 1)
     for attribute, name in _PER_GPU:

@@ -1,8 +1,11 @@
 """``model-health node``: the GPU node agent, one per GPU node (a DaemonSet).
 
 It samples every GPU of the node through NVML, attributes each compute process to its pod
-and container from ``<proc_root>/<pid>/cgroup``, and serves ``/metrics``, ``/healthz`` and
-``/readyz`` (ready once the first sample is taken; the text says whether NVML answered).
+and container from ``<proc_root>/<pid>/cgroup``, splits each GPU's energy and time among the
+models its pods serve (each pod named by its model-health sidecar's config, read through
+``<proc_root>/<pid>/root``: the agent needs the sidecars' UID or ``CAP_SYS_PTRACE``), and
+serves ``/metrics``, ``/healthz`` and ``/readyz`` (ready once the first sample is taken; the
+text says whether NVML answered).
 A node without a driver or GPU keeps serving, with ``model_health_gpu_collector_up 0``.
 
 Kubernetes needs: ``hostPID: true`` (NVML names host PIDs; with it, ``/proc`` shows them),
@@ -15,36 +18,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.catalogue import by_name
 from exporter.config import NodeConfig
 from exporter.errors import UserError
+from exporter.exposition import BuildInfoCollector
 from exporter.gpu import start_gpu_collector
 from exporter.httpd.server import HttpServer, health_app
 
 log = logging.getLogger(__name__)
-
-
-class BuildInfoCollector(Collector):
-    """``model_health_build_info{version}`` 1."""
-
-    def __init__(self, version: str) -> None:
-        self._version = version
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        metric = by_name("model_health_build_info")
-        family = GaugeMetricFamily(metric.name, metric.help, labels=list(metric.labels))
-        family.add_metric([self._version], 1.0)
-        yield family
 
 
 def serve(

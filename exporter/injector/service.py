@@ -22,12 +22,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.core import Metric
 
 from exporter import __version__
-from exporter.catalogue import by_name
 from exporter.config import InjectedSidecarConfig, InjectorConfig
+from exporter.exposition import BuildInfoCollector, CatalogueCollector
 from exporter.httpd.body import BodyError, read_body
 from exporter.httpd.server import WSGIApp, health_app
 from exporter.injector import admission
@@ -66,35 +65,28 @@ class AdmissionCounts:
             return dict(self._counts)
 
 
-class InjectorCollector(Collector):
-    """The injector's families, from the catalogue, rendered from counters at scrape time."""
+class InjectorCollector(CatalogueCollector):
+    """The injector's families, from the catalogue, rendered from counters at scrape time
+    (beside the role's build_info collector)."""
+
+    METRICS = (
+        "model_health_injector_admissions_total",
+        "model_health_injector_certificate_expiry_timestamp_seconds",
+        "model_health_injector_certificate_reloads_total",
+    )
 
     def __init__(self, counts: AdmissionCounts, tls: ReloadingTlsContext) -> None:
         self._counts = counts
         self._tls = tls
 
-    def describe(self) -> list[Metric]:
-        return []
-
     def collect(self) -> Iterator[Metric]:
-        build = by_name("model_health_build_info")
-        info = GaugeMetricFamily(build.name, build.help, labels=list(build.labels))
-        info.add_metric([__version__], 1)
-        yield info
-        admissions = by_name("model_health_injector_admissions_total")
-        family = CounterMetricFamily(admissions.family, admissions.help, labels=list(admissions.labels))
+        out = self.families()
         for outcome, count in self._counts.snapshot().items():
-            family.add_metric([outcome], count)
-        yield family
-        expiry = by_name("model_health_injector_certificate_expiry_timestamp_seconds")
-        gauge = GaugeMetricFamily(expiry.name, expiry.help, labels=list(expiry.labels))
-        gauge.add_metric([], self._tls.loaded.not_after)
-        yield gauge
-        reloads = by_name("model_health_injector_certificate_reloads_total")
-        counter = CounterMetricFamily(reloads.family, reloads.help, labels=list(reloads.labels))
-        counter.add_metric(["loaded"], self._tls.reloads)
-        counter.add_metric(["failed"], self._tls.reload_failures)
-        yield counter
+            out.add("model_health_injector_admissions_total", [outcome], count)
+        out.add("model_health_injector_certificate_expiry_timestamp_seconds", [], self._tls.loaded.not_after)
+        out.add("model_health_injector_certificate_reloads_total", ["loaded"], self._tls.reloads)
+        out.add("model_health_injector_certificate_reloads_total", ["failed"], self._tls.reload_failures)
+        yield from out
 
 
 def _reply(
@@ -177,7 +169,7 @@ def mutate_route(injector: Injector, counts: AdmissionCounts, max_body_bytes: in
             counts.add("malformed")
             log.warning("refused a request to /mutate: %s", exc)
             return _text(start_response, "400 Bad Request", str(exc))
-        outcome, document = injector.handle(review, scopes[0])  # type: ignore[arg-type]
+        outcome, document = injector.handle(review, scopes[0])
         counts.add(outcome)
         return _reply(start_response, "200 OK", json.dumps(document).encode(), "application/json")
 
@@ -186,6 +178,7 @@ def mutate_route(injector: Injector, counts: AdmissionCounts, max_body_bytes: in
 
 def build_app(config: InjectorConfig, tls: ReloadingTlsContext, registry: CollectorRegistry) -> WSGIApp:
     counts = AdmissionCounts()
+    registry.register(BuildInfoCollector(__version__))
     registry.register(InjectorCollector(counts, tls))
 
     def ready() -> tuple[bool, str]:

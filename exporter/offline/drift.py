@@ -4,7 +4,11 @@ Reference is either raw data (binned here, KS and Wasserstein exact) or a saved
 profile (the streaming path: KS from the fine histograms, with its error bound).
 ``--binning evidently`` reproduces Evidently 0.7's PSI and needs raw reference data.
 
-Only the compared columns are read. The statistics (``detectors.compare``, and with it
+Against a profile with a calibration (built from a prediction score and labels), current data
+that has the score column but no labels also gets its label-free performance estimate
+(:func:`estimate_current`), the ``"performance_estimated"`` object of ``--format json``.
+
+Only the columns used are read. The statistics (``detectors.compare``, and with it
 scipy.stats, most of a run's start-up) are imported where the comparing begins, so a
 missing file or column is reported before that, in a fraction of the time.
 """
@@ -19,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from detectors.columns import category_counts, numeric_values, primitive_values, require_columns
+from detectors.columns import category_counts, is_numeric_type, numeric_values, primitive_values, require_columns
+from detectors.performance_estimation import BinaryCalibration, EstimatedPerformance, estimate_performance
 from detectors.profile import (
     Kind,
     ProfileSettings,
@@ -54,6 +59,7 @@ class DriftReport:
     binning: Binning
     reference_kind: Literal["data", "profile"]
     features: dict[str, ColumnDrift]
+    performance_estimated: EstimatedPerformance | None = None
 
     @property
     def drifted(self) -> list[str]:
@@ -68,7 +74,43 @@ class DriftReport:
             "drifted_features": len(self.drifted),
             "drifted_features_ratio": len(self.drifted) / len(self.features) if self.features else 0.0,
             "features": {name: result.as_dict() for name, result in self.features.items()},
+            **_estimated_dict(self.performance_estimated),
         }
+
+
+def _estimated_dict(estimate: EstimatedPerformance | None) -> dict[str, Any]:
+    """``performance_estimated`` (the contract's key) and its standard errors, when there is an estimate."""
+    if estimate is None:
+        return {}
+    return {
+        "performance_estimated": estimate.as_dict(),
+        "performance_estimated_stderr": estimate.stderr_dict(),
+        "performance_estimated_rows": estimate.count,
+    }
+
+
+def estimate_current(profile: ReferenceProfile, current: pa.Table, source: str) -> EstimatedPerformance | None:
+    """The label-free estimate of ``current``, when the profile can make one and nothing better exists.
+
+    Needs a binary calibration in the profile and the profile's prediction (score) column in
+    ``current``; labels in ``current`` (any non-null value in the profile's label column) mean
+    the realised performance can be measured instead, so no estimate is made.
+    """
+    meta = profile.metadata
+    if not isinstance(profile.calibration, BinaryCalibration) or meta.prediction is None:
+        return None
+    if meta.prediction not in current.column_names or not is_numeric_type(current.column(meta.prediction).type):
+        return None
+    if meta.label is not None and meta.label in current.column_names:
+        labels = current.column(meta.label)
+        if labels.null_count < len(labels):
+            return None
+    with column_errors(source):
+        scores = numeric_values(current, meta.prediction)
+    if not isinstance(profile.prediction, NumericSummary):  # a binary calibration is fitted over scores
+        return None
+    summary = NumericSummary.fold(profile.prediction.bins, scores)
+    return estimate_performance(profile, summary) if summary.count else None
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -211,6 +253,20 @@ def run_drift(
     categorical: list[str] | None = None,
     track: Track = no_progress,
 ) -> DriftReport:
+    return run_drift_with_inputs(reference, current, binning, features, categorical, track)[0]
+
+
+def run_drift_with_inputs(
+    reference: str | Path,
+    current: str | Path,
+    binning: Binning = "reference",
+    features: list[str] | None = None,
+    categorical: list[str] | None = None,
+    track: Track = no_progress,
+) -> tuple[DriftReport, ReferenceProfile | pa.Table, pa.Table]:
+    """:func:`run_drift`, also handing back what it compared: the profile (or the reference
+    table) and the current table, read once, for the drift report page
+    (:mod:`exporter.report.offline` folds its charts from them)."""
     features = _split(features) or None
     categorical = _split(categorical)
     current_data = open_table(current)
@@ -225,9 +281,15 @@ def run_drift(
         profile = load_profile(reference)
         names = _profile_columns(profile, features)
         _require_columns(current_data, names)
-        current_table = current_data.read(names)
+        # The model's score and label too, where the file has them: the label-free estimate
+        # and the report page's prediction and label charts read them.
+        outputs = [profile.metadata.prediction, profile.metadata.label]
+        extra = [c for c in outputs if c and c in current_data.column_names and c not in names]
+        current_table = current_data.read([*names, *extra])
         results = drift_against_profile(profile, current_table, str(current), features, track)
-        return DriftReport(profile.metadata.rows, current_table.num_rows, binning, "profile", results)
+        estimate = estimate_current(profile, current_table, str(current))
+        report = DriftReport(profile.metadata.rows, current_table.num_rows, binning, "profile", results, estimate)
+        return report, profile, current_table
     reference_data = open_table(reference)
     sources = (str(reference), str(current))
     names = _shared_columns(reference_data.column_names, current_data.column_names, sources, features)
@@ -236,4 +298,5 @@ def run_drift(
     # Only the columns compared: the rest of a wide file is never decoded.
     reference_table, current_table = reference_data.read(names), current_data.read(names)
     results = drift_against_data(reference_table, current_table, sources, features, categorical, binning, track)
-    return DriftReport(reference_table.num_rows, current_table.num_rows, binning, "data", results)
+    report = DriftReport(reference_table.num_rows, current_table.num_rows, binning, "data", results)
+    return report, reference_table, current_table

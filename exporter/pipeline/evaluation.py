@@ -1,21 +1,42 @@
 """Evaluation: every window of every model compared against its reference profile.
 
-Pure over its inputs — the window store, the rules and ``now`` — so it can run in a
-scheduler thread under the store's lock and hand back plain results.
+:func:`evaluate_model` is pure over its inputs — the window store, the rules and ``now``.
+:class:`Evaluator` runs it over everything a consumer owns, in a scheduler thread under the
+state lock, and publishes the result as one immutable snapshot (the same for single mode
+and scale-out). Each window also gets its label-free performance estimate
+(:mod:`~exporter.pipeline.estimation`), and once every model is evaluated each version with a
+baseline is compared with it (:mod:`~exporter.pipeline.versions`), outside the lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 
 from detectors.compare import ColumnDrift, compare
 from detectors.decision import DriftRule
+from detectors.performance_estimation import DropRule
 from detectors.summary import ColumnSummary
-from exporter.pipeline.snapshot import ModelSnapshot, WindowResult
+from exporter.config import ModelConfig
+from exporter.pipeline.estimation import estimate_window
+from exporter.pipeline.model_versions import ModelKey
+from exporter.pipeline.owner import Counters, OwnedModels
+from exporter.pipeline.snapshot import (
+    EVALUATION_BUCKETS,
+    HistogramState,
+    ModelSnapshot,
+    PipelineState,
+    Snapshot,
+    WindowResult,
+)
+from exporter.pipeline.versions import baseline_versions, with_version_comparisons
 from exporter.pipeline.windows import ModelWindows
 
 RuleFor = Callable[[str], DriftRule]  # feature name → rule
+DEFAULT_DROP_RULE = DropRule()
 
 
 @dataclass(frozen=True)
@@ -33,7 +54,9 @@ def _compare(
     return compare(reference, current, rule, epsilon)
 
 
-def evaluate_model(identity: ModelIdentity, store: ModelWindows, rule_for: RuleFor, now: float) -> ModelSnapshot:
+def evaluate_model(
+    identity: ModelIdentity, store: ModelWindows, rule_for: RuleFor, now: float, drop_rule: DropRule = DEFAULT_DROP_RULE
+) -> ModelSnapshot:
     profile = store.profile
     epsilon = profile.metadata.settings.epsilon
     default_rule = rule_for("")
@@ -47,6 +70,7 @@ def evaluate_model(identity: ModelIdentity, store: ModelWindows, rule_for: RuleF
                 continue
             features[feature] = compare(reference, current, rule_for(feature), epsilon)
         performance = total.performance.metrics() if total.performance is not None else {}
+        estimated, estimated_dropped = estimate_window(profile, total.prediction, drop_rule)
         windows[name] = WindowResult(
             samples=total.records,
             features=features,
@@ -55,6 +79,9 @@ def evaluate_model(identity: ModelIdentity, store: ModelWindows, rule_for: RuleF
             loss=_compare(profile.loss, total.loss, default_rule, epsilon),
             performance=performance,
             labels_joined=getattr(total.performance, "count", 0) if total.performance is not None else 0,
+            estimated=estimated,
+            estimated_dropped=estimated_dropped,
+            prediction_summary=total.prediction,
         )
     meta = profile.metadata
     return ModelSnapshot(
@@ -69,3 +96,104 @@ def evaluate_model(identity: ModelIdentity, store: ModelWindows, rule_for: RuleF
         last_label_at=store.last_label_at,
         task=meta.task or "",
     )
+
+
+class Evaluator:
+    """Evaluates owned models into the immutable :class:`Snapshot` a scrape renders.
+
+    One for every mode: single mode evaluates the one :class:`OwnedModels` it has, a stage-2
+    replica those of the summaries partitions it holds. The snapshot is built under the
+    caller's state lock and published by swapping one reference; scrapes read it lock-free.
+    """
+
+    def __init__(
+        self,
+        models: Mapping[ModelKey, ModelConfig],
+        clock: Callable[[], float],
+        trained_times: Callable[[], Mapping[ModelKey, float]] | None = None,
+    ) -> None:
+        self.models = models
+        self.clock = clock
+        # Trained times from a registry (MLflow), where it has them; else the profile's.
+        self.trained_times = trained_times or dict
+        self.baselines = baseline_versions(models)
+        self._epsilons: dict[ModelKey, float] = {}
+        self.checkpoint_at: float | None = None
+        self._snapshot = Snapshot(evaluated_at=0.0)
+        self._latency: dict[ModelKey, HistogramState] = {}
+        self._durations = HistogramState.empty(EVALUATION_BUCKETS)
+        self._evaluated_at: float | None = None
+
+    def evaluate(
+        self,
+        lock: AbstractContextManager[object],
+        owned: Callable[[], Iterable[OwnedModels]],
+        lag: Callable[[], dict[tuple[str, int], int]],
+        before: Callable[[float], None] | None = None,
+    ) -> Snapshot:
+        """Evaluate every owned model at the clock's ``now``; ``before(now)`` runs first, under the lock."""
+        started = time.perf_counter()
+        now = self.clock()
+        trained = self.trained_times()
+        with lock:
+            if before is not None:
+                before(now)
+            states = list(owned())
+            results = []
+            for state in states:
+                state.expire_windows(now)
+                for key, store in state.stores.items():
+                    config = self.models[key]
+                    identity = ModelIdentity(key[0], key[1], config.namespace or "")
+                    drop_rule = config.performance_estimation.rule()
+                    result = evaluate_model(identity, store, config.thresholds.rule, now, drop_rule)
+                    self._epsilons[key] = store.profile.metadata.settings.epsilon
+                    if key in trained:
+                        result = replace(result, trained_at=trained[key])
+                    results.append(result)
+            totals = Counters.total(state.counters for state in states)
+            joined: Counter[str] = Counter()
+            unmatched: Counter[str] = Counter()
+            pending: Counter[str] = Counter()
+            for state in states:
+                for model, counts in state.joiner.counts.items():
+                    joined[model] += counts.joined
+                    unmatched[model] += counts.unmatched
+                waiting = state.joiner.pending_counts()
+                for model in state.versions:
+                    pending[model] += waiting.get(model, 0)
+            pipeline = PipelineState(
+                consumed=dict(totals.consumed),
+                rejected=dict(totals.rejected),
+                late=dict(totals.late),
+                predictions=dict(totals.predictions),
+                prediction_errors=dict(totals.errors),
+                labels_joined=dict(joined),
+                labels_unmatched=dict(unmatched),
+                labels_pending=dict(pending),
+                consumer_lag=lag(),
+            )
+        if self.baselines:
+            results = with_version_comparisons(
+                results, self.baselines, lambda key: self.models[key].thresholds.rule(), self._epsilons.__getitem__
+            )
+        order = {key: i for i, key in enumerate(self.models)}
+        results.sort(key=lambda m: order.get((m.model, m.model_version), len(order)))
+        self._latency = dict(totals.latency)
+        self._durations = self._durations.observe(time.perf_counter() - started)
+        self._evaluated_at = self.clock()
+        self._snapshot = Snapshot(
+            evaluated_at=now,
+            models=tuple(results),
+            pipeline=pipeline,
+            evaluation_duration=self._durations,
+            checkpoint_last_success=self.checkpoint_at,
+            evaluation_last_success=self._evaluated_at,
+        )
+        return self._snapshot
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def latency(self) -> dict[ModelKey, HistogramState]:
+        return dict(self._latency)

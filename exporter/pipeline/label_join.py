@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from exporter.pipeline.windows import Joined
+from exporter.pipeline.buckets import Joined
 
 _MIN_CAPACITY = 1024
 
@@ -150,6 +151,25 @@ class _Side:
             self._advance_head()
         return position
 
+    def take_many(self, model: str, requests: Sequence[str]) -> np.ndarray:
+        """Remove the entries of ``requests`` (each waiting, each once); their positions
+        (valid until the next append)."""
+        by_request = self.index[model]
+        seqs = np.fromiter((by_request.pop(request) for request in requests), dtype=np.int64, count=len(requests))
+        positions = seqs - self.base
+        self.alive[positions] = False
+        self.live -= positions.size
+        if positions.size and self.head in set(seqs.tolist()):
+            self._advance_head()
+        return positions
+
+    def values_at(self, positions: np.ndarray, name: str) -> np.ndarray:
+        """One column at ``positions``: floats with NaN where absent, objects as stored."""
+        column = self.columns[name][positions]
+        if name in self.valid:
+            column = np.where(self.valid[name][positions], column, np.nan)
+        return column
+
     def value(self, position: int, name: str) -> Any:
         if name in self.valid and not self.valid[name][position]:
             return None
@@ -206,9 +226,11 @@ class _Side:
         self.alive[window] = True
         self.models[window] = model
         self.requests[window] = requests
-        self.index.setdefault(model, {}).update(
-            numbered if numbered is not None else zip(requests, range(self.end, self.end + count))
-        )
+        index = self.index.setdefault(model, {})
+        if numbered is not None:
+            index.update(numbered)  # type: ignore[arg-type]  # the caller numbered ``requests``: no None among them
+        else:
+            index.update(zip(requests, range(self.end, self.end + count)))
         self.end += count
         self.live += count
 
@@ -298,35 +320,59 @@ class LabelJoiner:
     ) -> dict[tuple[str, str], Joined]:
         """Buffer predictions; returns pairs whose label was already waiting."""
         ids = _pylist(request_ids)
-        numbered = self._predictions.numbered(ids)
+        distinct = set(ids)
         waiting = self._predictions.index.get(model, {})
         labelled = self._labels.index.get(model, {})
-        if (
-            len(numbered) == len(ids)
-            and None not in numbered
-            and waiting.keys().isdisjoint(numbered)
-            and labelled.keys().isdisjoint(numbered)
-        ):
-            # The common case: fresh request ids, no label waiting for any of them.
-            times = _float_array(timestamps)
-            score_values, score_valid = _nullable_floats(scores)
-            classes = _objects(predicted, len(ids))
-            arrived = np.full(len(ids), now, dtype=np.float64)
+        hits = labelled.keys() & distinct if labelled else set()
+        if len(distinct) != len(ids) or None in distinct or not waiting.keys().isdisjoint(distinct):
+            return self._add_predictions_one_by_one(model, version, ids, timestamps, scores, predicted, now)
+        # Distinct, fresh ids: the ones a label waits for join at once, the rest are appended.
+        times = _float_array(timestamps)
+        score_values, score_valid = _nullable_floats(scores)
+        classes = _objects(predicted, len(ids))
+        joined: dict[tuple[str, str], Joined] = {}
+        if hits:
+            rows = np.fromiter((i for i, request in enumerate(ids) if request in hits), dtype=np.int64, count=len(hits))
+            labels = self._labels.take_many(model, [ids[i] for i in rows.tolist()])
+            joined = self._pairs(
+                model,
+                np.full(rows.size, version, dtype=object),
+                times[rows],
+                np.where(score_valid[rows], score_values[rows], np.nan),
+                score_valid[rows],
+                classes[rows],
+                self._labels.values_at(labels, "text"),
+                self._labels.values_at(labels, "value"),
+            )
+            keep = np.ones(len(ids), dtype=bool)
+            keep[rows] = False
+            ids = [request for request in ids if request not in hits]
+            times, score_values, score_valid, classes = (
+                times[keep],
+                score_values[keep],
+                score_valid[keep],
+                classes[keep],
+            )
+        if ids:
             self._predictions.append_fresh(
                 model,
-                ids,  # type: ignore[arg-type]
+                ids,
                 {
                     "version": version,
                     "timestamp": times,
                     "score": score_values,
                     "predicted": classes,
-                    "arrived": arrived,
+                    "arrived": np.full(len(ids), now, dtype=np.float64),
                 },
                 {"score": score_valid},
-                numbered,
             )
-            self._bound()
-            return {}
+        self._bound()
+        return joined
+
+    def _add_predictions_one_by_one(
+        self, model: str, version: str, ids: list[Any], timestamps: Any, scores: Any, predicted: Any, now: float
+    ) -> dict[tuple[str, str], Joined]:
+        """Repeated or already waiting ids, or ids missing: the rules applied record by record."""
         rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for request_id, timestamp, score, cls in zip(ids, _pylist(timestamps), _pylist(scores), _pylist(predicted)):
             if request_id is None:
@@ -347,8 +393,83 @@ class LabelJoiner:
         self._bound()
         return self._joined(model, rows)
 
+    def _pairs(
+        self,
+        model: str,
+        versions: np.ndarray,
+        timestamps: np.ndarray,
+        scores: np.ndarray,
+        scored: np.ndarray,
+        classes: np.ndarray,
+        texts: np.ndarray,
+        values: np.ndarray,
+    ) -> dict[tuple[str, str], Joined]:
+        """Joined pairs, column-wise, split by the predictions' versions."""
+        self._count(model).joined += int(timestamps.size)
+        out = {}
+        versions_seen = list(dict.fromkeys(versions.tolist()))
+        for version in versions_seen:
+            part = slice(None) if len(versions_seen) == 1 else np.flatnonzero(versions == version)
+            cls = classes[part].tolist()
+            out[(model, str(version))] = Joined(
+                timestamps=timestamps[part].astype(np.float64),
+                labels=np.array([t if t is not None else "" for t in texts[part].tolist()], dtype=object),
+                scores=scores[part].astype(np.float64) if scored[part].any() else None,
+                classes=None if all(c is None for c in cls) else np.array([c or "" for c in cls], dtype=object),
+                label_values=values[part].astype(np.float64),
+            )
+        return out
+
     def add_labels(self, labels: pa.Table, now: float) -> dict[tuple[str, str], Joined]:
         """Match labels to waiting predictions; the rest wait for theirs."""
+        models = labels.column("model")
+        if labels.num_rows and models.null_count == 0 and pc.count_distinct(models).as_py() == 1:
+            joined = self._add_model_labels(models[0].as_py(), labels, now)
+        else:  # labels of several models keep their arrival order across models: one by one
+            joined = self._add_labels_one_by_one(labels, now)
+        self._bound()
+        return joined
+
+    def _add_model_labels(self, model: str, labels: pa.Table, now: float) -> dict[tuple[str, str], Joined]:
+        ids = labels.column("request_id").to_pylist()
+        distinct = set(ids)
+        waiting = self._labels.index.get(model, {})
+        if len(distinct) != len(ids) or None in distinct or not waiting.keys().isdisjoint(distinct):
+            return self._add_labels_one_by_one(labels, now)
+        predictions = self._predictions.index.get(model, {})
+        hits = predictions.keys() & distinct if predictions else set()
+        texts = _objects(labels.column("label_class"), len(ids))
+        values, valid = _nullable_floats(labels.column("label_value"))
+        joined: dict[tuple[str, str], Joined] = {}
+        if hits:
+            rows = np.fromiter((i for i, request in enumerate(ids) if request in hits), dtype=np.int64, count=len(hits))
+            taken = self._predictions.take_many(model, [ids[i] for i in rows.tolist()])
+            side = self._predictions
+            joined = self._pairs(
+                model,
+                side.values_at(taken, "version"),
+                side.values_at(taken, "timestamp"),
+                side.values_at(taken, "score"),
+                side.valid["score"][taken],
+                side.values_at(taken, "predicted"),
+                texts[rows],
+                np.where(valid[rows], values[rows], np.nan),
+            )
+            keep = np.ones(len(ids), dtype=bool)
+            keep[rows] = False
+            ids = [request for request in ids if request not in hits]
+            texts, values, valid = texts[keep], values[keep], valid[keep]
+        if ids:
+            self._labels.append_fresh(
+                model,
+                ids,
+                {"text": texts, "value": values, "arrived": np.full(len(ids), now, dtype=np.float64)},
+                {"value": valid},
+            )
+        return joined
+
+    def _add_labels_one_by_one(self, labels: pa.Table, now: float) -> dict[tuple[str, str], Joined]:
+        """Repeated or already waiting ids, ids missing, several models: the rules applied label by label."""
         by_model: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
         columns = labels.to_pydict()
         predictions = self._predictions
@@ -362,7 +483,6 @@ class LabelJoiner:
                 by_model.setdefault(model, []).append((prediction, label))
             else:
                 self._labels.put(model, request_id, label)
-        self._bound()
         out: dict[tuple[str, str], Joined] = {}
         for model, rows in by_model.items():
             out.update(self._joined(model, rows))
@@ -419,8 +539,8 @@ class LabelJoiner:
             self._predictions.put(
                 str(m),
                 str(r),
-                {"version": str(v), "timestamp": float(t), "score": s, "predicted": c, "arrived": float(a)},
-            )  # type: ignore[arg-type]
+                {"version": str(v), "timestamp": float(t), "score": s, "predicted": c, "arrived": float(a)},  # type: ignore[arg-type]  # JSON numbers
+            )
         for m, r, text, value, a in state.get("labels", []):
             self._labels.put(str(m), str(r), {"text": text, "value": value, "arrived": float(a)})  # type: ignore[arg-type]
         self.counts = {str(m): JoinCounts(int(j), int(u)) for m, j, u in state.get("counts", [])}  # type: ignore[call-overload]

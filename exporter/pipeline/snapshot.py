@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from detectors.compare import ColumnDrift
+from detectors.performance_estimation import EstimatedPerformance
+from detectors.summary import ColumnSummary
+from detectors.version_comparison import VersionComparison
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,14 @@ class WindowResult:
     loss: ColumnDrift | None = None
     performance: dict[str, float] = field(default_factory=dict)
     labels_joined: int = 0
+    # Label-free estimate of the window's performance (a profile with a binary calibration),
+    # and per metric whether it fell below the reference by the model's drop rule.
+    estimated: EstimatedPerformance | None = None
+    estimated_dropped: dict[str, bool] = field(default_factory=dict)
+    # The window's prediction summary (what the version comparison reads) and, for a version
+    # with a baseline, its predictions against the baseline version's over the same window.
+    prediction_summary: ColumnSummary | None = None
+    versus_baseline: VersionComparison | None = None
 
     @property
     def drifted_ratio(self) -> float:
@@ -40,6 +53,7 @@ class ModelSnapshot:
     last_prediction_at: float | None = None
     last_label_at: float | None = None
     task: str = ""
+    baseline_version: str | None = None  # the version this one's predictions are compared with
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,24 @@ class HistogramState:
             c + (1 if i == len(self.bounds) or value <= self.bounds[i] else 0) for i, c in enumerate(self.counts)
         )
         return HistogramState(self.bounds, counts, self.total + value)
+
+    def observe_many(self, values: np.ndarray) -> HistogramState:
+        """Every value observed at once (equal to observing them one by one, up to float rounding of the sum).
+
+        >>> HistogramState.empty((1.0, 2.0)).observe_many(np.array([0.5, 1.5, 9.0])).counts
+        (1, 2, 3)
+        """
+        if values.size == 0:
+            return self
+        below = np.searchsorted(np.sort(values), np.asarray(self.bounds), side="right").tolist()
+        counts = tuple(int(old) + int(new) for old, new in zip(self.counts, [*below, values.size]))
+        return HistogramState(self.bounds, counts, self.total + float(values.sum()))
+
+    def __add__(self, other: HistogramState) -> HistogramState:
+        if self.bounds != other.bounds:
+            raise ValueError("histograms with different buckets do not add")
+        counts = tuple(int(a) + int(b) for a, b in zip(self.counts, other.counts))
+        return HistogramState(self.bounds, counts, self.total + other.total)
 
     @property
     def count(self) -> int:

@@ -71,7 +71,7 @@ import pyarrow as pa
 from detectors.performance import ClassificationSummary, RegressionSummary
 from detectors.profile import SUMMARY_COUNT_FIELDS, ReferenceProfile, summary_counts, summary_with_counts
 from detectors.summary import ColumnSummary
-from exporter.pipeline.windows import Bucket
+from exporter.pipeline.buckets import Bucket
 
 FORMAT_VERSION = 1
 METADATA_KEY = b"model_health.summary"

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from exporter import __version__
 from exporter.config import RelayConfig
 from exporter.errors import UserError
+from exporter.exposition import BuildInfoCollector
 from exporter.httpd.server import HttpServer, health_app
 from exporter.relay.credentials import load_credentials
 from exporter.relay.endpoint import PATH, alertmanager_endpoint
@@ -94,7 +95,8 @@ def serve(
         worker.start()
         intake = Intake(store, config.retrain, stats, worker.wake, clock)
         registry = CollectorRegistry()
-        registry.register(RelayCollector(stats, __version__))
+        registry.register(BuildInfoCollector(__version__))
+        registry.register(RelayCollector(stats))
 
         def ready() -> tuple[bool, str]:
             return (True, "ready") if worker.alive else (False, "delivery worker stopped")

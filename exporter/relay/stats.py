@@ -13,10 +13,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.core import Metric
 
-from exporter.catalogue import by_name
+from exporter.exposition import CatalogueCollector
 
 REJECT_REASONS = ("unauthorized", "method", "too_large", "bad_body", "bad_json", "bad_payload")
 SKIP_REASONS = ("resolved", "other_alert", "no_model", "duplicate", "cooldown")
@@ -85,42 +84,32 @@ class RelayStats:
             )
 
 
-class RelayCollector(Collector):
-    """Yields the relay's families (and ``build_info``) from ``RelayStats``."""
+class RelayCollector(CatalogueCollector):
+    """Yields the relay's families from ``RelayStats`` (beside the role's build_info collector)."""
 
-    def __init__(self, stats: RelayStats, version: str) -> None:
+    METRICS = (
+        "model_health_relay_notifications_total",
+        "model_health_relay_requests_rejected_total",
+        "model_health_relay_skipped_total",
+        "model_health_relay_deliveries_total",
+        "model_health_relay_retries_total",
+        "model_health_relay_deliveries_pending",
+    )
+
+    def __init__(self, stats: RelayStats) -> None:
         self._stats = stats
-        self._version = version
-
-    def describe(self) -> list[Metric]:
-        return []
 
     def collect(self) -> Iterator[Metric]:
         counts = self._stats.counts()
-        yield _gauge("model_health_build_info", [([self._version], 1)])
-        yield _counter("model_health_relay_notifications_total", [([], counts.notifications)])
-        yield _counter(
-            "model_health_relay_requests_rejected_total", [([k], v) for k, v in sorted(counts.rejected.items())]
-        )
-        yield _counter("model_health_relay_skipped_total", [([k], v) for k, v in sorted(counts.skipped.items())])
-        yield _counter(
-            "model_health_relay_deliveries_total", [(list(k), v) for k, v in sorted(counts.deliveries.items())]
-        )
-        yield _counter("model_health_relay_retries_total", [([k], v) for k, v in counts.retries.items()])
-        yield _gauge("model_health_relay_deliveries_pending", [([self._stats.target], counts.pending)])
-
-
-def _counter(name: str, samples: list[tuple[list[str], float]]) -> Metric:
-    metric = by_name(name)
-    family = CounterMetricFamily(metric.family, metric.help, labels=list(metric.labels))
-    for labels, value in samples:
-        family.add_metric(labels, float(value))
-    return family
-
-
-def _gauge(name: str, samples: list[tuple[list[str], float]]) -> Metric:
-    metric = by_name(name)
-    family = GaugeMetricFamily(metric.name, metric.help, labels=list(metric.labels))
-    for labels, value in samples:
-        family.add_metric(labels, float(value))
-    return family
+        out = self.families()
+        out.add("model_health_relay_notifications_total", [], counts.notifications)
+        for reason, count in sorted(counts.rejected.items()):
+            out.add("model_health_relay_requests_rejected_total", [reason], count)
+        for reason, count in sorted(counts.skipped.items()):
+            out.add("model_health_relay_skipped_total", [reason], count)
+        for (target, outcome), count in sorted(counts.deliveries.items()):
+            out.add("model_health_relay_deliveries_total", [target, outcome], count)
+        for target, count in counts.retries.items():
+            out.add("model_health_relay_retries_total", [target], count)
+        out.add("model_health_relay_deliveries_pending", [self._stats.target], counts.pending)
+        yield from out

@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 from exporter import __version__
 from exporter.config import SidecarConfig
 from exporter.errors import UserError
+from exporter.exposition import BuildInfoCollector
 from exporter.httpd.server import HttpServer, health_app
 from exporter.kafka import Producer, ProducerSettings, open_producer
 from exporter.sidecar.batches import RecordBatches
@@ -75,9 +76,11 @@ def start_gpu(config: SidecarConfig, registry: CollectorRegistry, nvml: object |
     if config.gpu.mode == "off":
         return None
     # Imported here: pynvml and the sampler are loaded only when GPUs are watched.
-    from exporter.gpu import start_gpu_collector
+    from exporter.gpu import ModelRef, start_gpu_collector
 
-    return start_gpu_collector(config.gpu, registry, nvml=nvml)
+    # The pod's GPUs are its model's: their energy and time are exported under its name.
+    model = ModelRef(config.model.name, config.model.version)
+    return start_gpu_collector(config.gpu, registry, nvml=nvml, model=model)
 
 
 class Sidecar:
@@ -116,7 +119,8 @@ class Sidecar:
             eager=waits,
             clock=clock,
         )
-        self.registry.register(SidecarCollector(self.stats, __version__, lambda: self.queue.held))
+        self.registry.register(BuildInfoCollector(__version__))
+        self.registry.register(SidecarCollector(self.stats, lambda: self.queue.held))
         self.gpu: Any = None
         self.server: HttpServer | None = None
 

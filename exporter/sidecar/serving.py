@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 from prometheus_client.core import Metric
-from prometheus_client.registry import Collector
 
-from exporter.aggregator.collector import CatalogueFamilies
+from exporter.exposition import CatalogueCollector
+from exporter.pipeline.fold import by_model_version
+from exporter.pipeline.serving import error_count, latency_seconds
 from exporter.pipeline.snapshot import HistogramState
 
 ModelKey = tuple[str, str]  # (model, model_version); an unknown version is ""
@@ -59,37 +60,23 @@ class ServingStats:
             self._latency[model] = HistogramState.empty(self._bounds)
 
     def observe(self, table: pa.Table) -> None:
-        """Count one decoded prediction table (the :mod:`exporter.records` shape)."""
+        """Count one decoded prediction table (the :mod:`exporter.records` shape), by the
+        serving rules every component shares (:mod:`exporter.pipeline.serving`)."""
         if table.num_rows == 0:
             return
-        models = table.column("model").to_pylist()
-        versions = [v or "" for v in table.column("model_version").to_pylist()]
-        keys = list(zip(models, versions))
-        status = table.column("status").to_pylist()
-        latency = table.column("latency_ms").to_numpy(zero_copy_only=False).astype(np.float64) / 1000.0
-        times = table.column("timestamp").to_numpy(zero_copy_only=False).astype(np.float64)
-        groups: dict[ModelKey, list[int]] = {}
-        for row, key in enumerate(keys):
-            groups.setdefault(key, []).append(row)
+        groups = by_model_version(table)
         with self._lock:
-            for key, rows in groups.items():
-                index = np.asarray(rows)
-                self._predictions[key] += len(rows)
-                self._errors[key] += sum(1 for r in rows if status[r] not in (None, "ok"))
-                self._observe_latency(key, latency[index])
-                newest = float(np.nanmax(times[index]))
+            for (model, version), part in groups:
+                key = (model, version or "")
+                self._predictions[key] += part.num_rows
+                self._errors[key] += error_count(part)
+                latency = latency_seconds(part)
+                self._latency[key] = (self._latency.get(key) or HistogramState.empty(self._bounds)).observe_many(
+                    latency
+                )
+                newest = float(np.nanmax(part.column("timestamp").to_numpy(zero_copy_only=False).astype(np.float64)))
                 if newest > self._last.get(key, -np.inf):
                     self._last[key] = newest
-
-    def _observe_latency(self, key: ModelKey, seconds: np.ndarray) -> None:
-        seconds = np.sort(seconds[np.isfinite(seconds) & (seconds >= 0)])
-        state = self._latency.get(key) or HistogramState.empty(self._bounds)
-        if seconds.size == 0:
-            self._latency[key] = state
-            return
-        below = np.searchsorted(seconds, np.asarray(self._bounds), side="right").tolist()
-        counts = tuple(int(old) + int(new) for old, new in zip(state.counts, [*below, seconds.size]))
-        self._latency[key] = HistogramState(state.bounds, counts, state.total + float(seconds.sum()))
 
     def request_refused(self, reason: str) -> None:
         with self._lock:
@@ -119,21 +106,30 @@ class ServingStats:
             )
 
 
-class SidecarCollector(Collector):
-    """Renders the sidecar's families from the catalogue and a fresh :class:`ServingSnapshot`."""
+class SidecarCollector(CatalogueCollector):
+    """Renders the sidecar's serving families from the catalogue and a fresh :class:`ServingSnapshot`.
 
-    def __init__(self, stats: ServingStats, version: str, queued: Callable[[], int]) -> None:
+    Registered beside the role's build_info collector and, with ``gpu.mode`` on, the GPU collector.
+    """
+
+    METRICS = (
+        "model_health_predictions_total",
+        "model_health_prediction_errors_total",
+        "model_health_request_duration_seconds",
+        "model_health_last_prediction_timestamp_seconds",
+        "model_health_records_rejected_total",
+        "model_health_ingest_requests_rejected_total",
+        "model_health_inference_unpaired_total",
+        "model_health_ingest_queue_records",
+    )
+
+    def __init__(self, stats: ServingStats, queued: Callable[[], int]) -> None:
         self._stats = stats
-        self._version = version
         self._queued = queued
-
-    def describe(self) -> list[Metric]:
-        return []
 
     def collect(self) -> Iterator[Metric]:
         snap = self._stats.snapshot()
-        out = CatalogueFamilies()
-        out.add("model_health_build_info", [self._version], 1)
+        out = self.families()
         for (model, version), count in sorted(snap.predictions.items()):
             out.add("model_health_predictions_total", [model, version], count)
         for (model, version), count in sorted(snap.errors.items()):

@@ -1,7 +1,7 @@
 """Edge mode (``kafka.mode: summaries``): one mergeable summary per model and time bucket.
 
-Records are folded, as they arrive, into the reference profile's frozen bins
-(:class:`~exporter.pipeline.windows.ModelWindows` with one bucket of
+Records are folded, as they arrive, into the reference profile's frozen bins by the
+aggregator's own fold (:class:`~exporter.pipeline.fold.Folder`, slots of
 ``kafka.summary_bucket_seconds``), so the sidecar holds a few fixed-size summaries instead
 of records. A bucket is published to ``kafka.summaries_topic`` once the clock has passed
 its end by ``batch_max_seconds`` (records are logged with a small delay), as one
@@ -16,34 +16,34 @@ model name), whatever its client's default partitioner: the partition is compute
 from the topic's partition count, read once from the broker.
 
 Records of another model or version than the profile's cannot be folded into its bins:
-they are counted as ``unknown_model`` and dropped, as are rows whose numeric features hold
-text (``bad_feature_value``).
+they are counted as ``unknown_model`` and dropped (the one model-identity rule,
+:mod:`exporter.pipeline.model_versions`), as are rows whose numeric features hold text
+(``bad_feature_value``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from detectors.profile import ReferenceProfile
 from exporter.aggregator.scaleout.routing import summary_partition
 from exporter.kafka import KafkaIOError, Producer
+from exporter.pipeline.buckets import Bucket, add_into
+from exporter.pipeline.fold import Folder, Partials
 from exporter.pipeline.summary_wire import SummaryHeader, encode_summary, kafka_headers
-from exporter.pipeline.windows import ModelWindows, WindowSpec
+from exporter.records import Rejected
 from exporter.sidecar.forwarder import Flushed
 from exporter.sidecar.serving import ServingStats
 
 log = logging.getLogger(__name__)
 
 MAX_OPEN_BUCKETS = 8
-_RING = "summary"
 
 
 def new_producer_id() -> str:
@@ -78,8 +78,10 @@ class SummaryStage:
         self.sequence = 0
         self.model = profile.metadata.model
         self.version = profile.metadata.model_version
-        # Infinite lateness: every record counts; how late is too late is the consumer's call.
-        self.store = ModelWindows(profile, [WindowSpec(_RING, bucket_seconds, 1)], allowed_lateness=math.inf)
+        # No lateness here: every record counts; how late is too late is the consumer's call.
+        # Serving counters are the ingest's (ServingStats): the fold's are not used.
+        self.folder = Folder({(self.model, self.version): profile}, bucket_seconds, latency_bounds=())
+        self.open: dict[int, Bucket] = {}  # bucket start → what was folded since its last message
         self.sent_messages = 0
         self.sent_records = 0
         self._partition_count = partition_count
@@ -106,37 +108,29 @@ class SummaryStage:
     def add(self, tables: list[pa.Table], now: float) -> int:
         """Fold records into their buckets; all of them may leave the queue right away."""
         records = 0
+        partials: Partials = {}
         for table in tables:
             records += table.num_rows
-            ours = pc.fill_null(
-                pc.and_(
-                    pc.equal(table.column("model"), self.model), pc.equal(table.column("model_version"), self.version)
-                ),
-                False,
-            )
-            foreign = table.num_rows - pc.sum(ours).as_py() if table.num_rows else 0
-            self.stats.records_refused(self.stats_topic, "unknown_model", int(foreign or 0))
-            if foreign:
-                table = table.filter(ours)
-            if table.num_rows == 0:
-                continue
-            outcome = self.store.fold_predictions(table)
-            for problem in outcome.problems:
-                self.stats.records_refused(self.stats_topic, problem.reason.value, int(problem.rows.size))
+            self.folder.fold_predictions(partials, self.stats_topic, table, self._refuse)
+        for partial in partials.values():
+            for part in partial.versions.values():
+                for start, bucket in part.predictions.items():
+                    add_into(self.open, start, bucket)
         return records
 
-    def _ring(self) -> dict[int, object]:
-        return self.store.buckets[_RING]
+    def _refuse(self, topic: str, rejected: Iterable[Rejected], rows: int | None = None) -> None:
+        for item in rejected:
+            self.stats.records_refused(topic, item.reason.value, 1 if rows is None else rows)
 
     def due(self, now: float) -> bool:
-        ring = self._ring()
+        ring = self.open
         if len(ring) > MAX_OPEN_BUCKETS:
             return True
         return any(start + self.bucket_seconds + self.grace_seconds <= now for start in ring)
 
     def flush(self, producer: Producer, now: float, final: bool = False) -> Flushed:
         """Publish closed buckets (every bucket when ``final``); no records were held."""
-        ring = self._ring()
+        ring = self.open
         starts = sorted(ring)
         closed = [s for s in starts if final or s + self.bucket_seconds + self.grace_seconds <= now]
         overflow = len(starts) - MAX_OPEN_BUCKETS
@@ -157,12 +151,12 @@ class SummaryStage:
                     bucket_seconds=self.bucket_seconds,
                     producer_id=self.producer_id,
                     sequence=self.sequence,
-                    records=bucket.records,  # type: ignore[attr-defined]
+                    records=bucket.records,
                     profile_created_at=self.profile.metadata.created_at,
                 )
                 self.sequence += 1
-                records += bucket.records  # type: ignore[attr-defined]
-                value = encode_summary(header, bucket)  # type: ignore[arg-type]
+                records += bucket.records
+                value = encode_summary(header, bucket)
                 producer.send(self.topic, value, key=header.key, headers=kafka_headers(header), partition=partition)
             producer.flush()
         except KafkaIOError as error:

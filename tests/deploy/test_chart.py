@@ -86,9 +86,13 @@ def full(renders: dict[str, Rendered]) -> Rendered:
     return renders["full-values.yaml"]
 
 
-@pytest.fixture(autouse=True)
-def _no_model_health_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Config files are loaded as the components load them; this process's overrides are not theirs.
+@pytest.fixture
+def no_model_health_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For what reads this process's environment by design: the CLI and models constructed directly.
+
+    Config files load with ``environ={}`` instead: as the components load them, without this
+    process's overrides.
+    """
     for key in [key for key in os.environ if key.startswith("MODEL_HEALTH_")]:
         monkeypatch.delenv(key)
 
@@ -418,10 +422,10 @@ def test_every_config_loads(renders: dict[str, Rendered], tmp_path: Path) -> Non
             if component == "aggregator" and not yaml.safe_load(path.read_text())["models"]:
                 # No models listed (the defaults): the aggregator refuses to start, naming the key.
                 with pytest.raises(UserError, match="models: List should have at least 1 item"):
-                    load_config(path, model)
+                    load_config(path, model, environ={})
                 refused += 1
                 continue
-            load_config(path, model)
+            load_config(path, model, environ={})
             loaded += 1
     assert loaded >= 15 and refused >= 1
 
@@ -445,7 +449,7 @@ def test_configs_agree_with_the_pods(renders: dict[str, Rendered], tmp_path: Pat
         for component, path, model in _configs(rendered, tmp_path):
             if component == "aggregator" and not yaml.safe_load(path.read_text())["models"]:
                 continue  # refused at start, see test_every_config_loads
-            config = load_config(path, model)
+            config = load_config(path, model, environ={})
             container = _container(rendered, component)
             assert container["command"][:2] == ["model-health", {"node-agent": "node"}.get(component, component)]
             config_path = container["command"][-1]
@@ -475,7 +479,7 @@ def test_configs_agree_with_the_pods(renders: dict[str, Rendered], tmp_path: Pat
 
 def test_injector_config_follows_values(renders: dict[str, Rendered], tmp_path: Path) -> None:
     configs = {
-        name: load_config(path, model)
+        name: load_config(path, model, environ={})
         for name in ("(defaults)", "plain-sidecar-values.yaml", "full-values.yaml")
         for component, path, model in _configs(renders[name], tmp_path)
         if component == "injector"
@@ -497,7 +501,7 @@ def test_chart_config_injects_a_valid_pod(renders: dict[str, Rendered], tmp_path
     from tests.exporter.injector import reviews
 
     for name in ("(defaults)", "plain-sidecar-values.yaml"):
-        (config,) = [load_config(p, m) for c, p, m in _configs(renders[name], tmp_path) if c == "injector"]
+        (config,) = [load_config(p, m, environ={}) for c, p, m in _configs(renders[name], tmp_path) if c == "injector"]
         decision = plan(reviews.kserve_predictor(), "models", "pod", config.sidecar, SidecarConfigValidator())
         assert decision.outcome == "injected" and decision.mutated is not None
         for version in ("1.29", "1.33"):
@@ -529,6 +533,13 @@ def test_monitors(renders: dict[str, Rendered]) -> None:
             assert {"action": "replace", "targetLabel": "job", "replacement": expected_jobs[component]} in endpoint[
                 "relabelings"
             ]
+            # GPU time per model joins OpenCost's node_gpu_hourly_cost on `node`.
+            node_label = {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "node",
+            }
+            assert (node_label in endpoint["relabelings"]) == (component == "node-agent")
             if component == "injector":
                 assert endpoint["scheme"] == "https"
                 assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": _tls_secret_name(rendered), "key": "ca.crt"}
@@ -544,6 +555,11 @@ def test_monitors(renders: dict[str, Rendered]) -> None:
                 "sourceLabels": ["__meta_kubernetes_pod_uid"],
                 "targetLabel": "pod_uid",
             } in endpoint["relabelings"]
+            assert {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "node",
+            } in endpoint["relabelings"]
 
 
 def test_monitor_selector_labels_from_values(full: Rendered) -> None:
@@ -553,7 +569,7 @@ def test_monitor_selector_labels_from_values(full: Rendered) -> None:
     assert full.one("PrometheusRule")["metadata"]["labels"]["role"] == "alert-rules"
 
 
-def test_prometheus_rule_is_the_alerts_output(renders: dict[str, Rendered]) -> None:
+def test_prometheus_rule_is_the_alerts_output(renders: dict[str, Rendered], no_model_health_env: None) -> None:
     rule = renders["(defaults)"].one("PrometheusRule")
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert rule["spec"] == render_rules(AlertsConfig())
@@ -582,7 +598,7 @@ def _generate(command: str, out: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("command", ["alerts", "dashboards"])
-def test_chart_files_equal_a_fresh_generation(command: str, tmp_path: Path) -> None:
+def test_chart_files_equal_a_fresh_generation(command: str, tmp_path: Path, no_model_health_env: None) -> None:
     generated = _generate(command, tmp_path)
     assert generated, f"model-health {command} wrote nothing"
     in_chart = {path.name: path.read_bytes() for path in (CHART / "files" / command).iterdir()}

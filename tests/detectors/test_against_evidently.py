@@ -8,7 +8,7 @@ Evidently is the oracle here, called two ways:
     DataFrame with an explicit ``DataDefinition``, compared with ``run_drift(...,
     binning="evidently")`` on the same data written to Parquet.
 
-The contract (DESIGN.md, "Statistics — the contract"): our Evidently-compatible PSI and
+The contract (docs/statistics.md, "What is computed"): our Evidently-compatible PSI and
 our exact KS p-value equal Evidently's to 1e-9.
 """
 

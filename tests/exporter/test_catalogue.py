@@ -1,4 +1,4 @@
-"""The metric catalogue against DESIGN.md's table and Prometheus naming conventions."""
+"""The metric catalogue against the contract's table (docs/contract.md) and Prometheus naming conventions."""
 
 from __future__ import annotations
 
@@ -12,12 +12,24 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 
 from exporter import catalogue
-from exporter.catalogue import CATALOGUE, COMPONENTS, Metric, all_series_names, by_name, for_owner, names, series_names
+from exporter.catalogue import (
+    CATALOGUE,
+    COMPONENTS,
+    Metric,
+    additions,
+    additions_markdown,
+    all_series_names,
+    by_name,
+    for_owner,
+    markdown_table,
+    names,
+    series_names,
+)
 
-DESIGN = Path(__file__).resolve().parents[2] / ".." / "shared" / "DESIGN.md"
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-# DESIGN.md's type column → catalogue kind; "gauge 1" is an info metric, "gauge 0/1" a boolean gauge.
-DESIGN_KINDS = {
+# The contract's type column → catalogue kind; "gauge 1" is an info metric, "gauge 0/1" a boolean gauge.
+CONTRACT_KINDS = {
     "gauge": "gauge",
     "gauge 0/1": "gauge",
     "gauge 1": "info",
@@ -45,12 +57,15 @@ NON_BASE_UNITS = (
 )
 
 
-def design_rows() -> list[tuple[str, str, tuple[str, ...], bool]]:
-    """(name, type, labels, open-ended) for every metric named in DESIGN.md's catalogue table."""
-    if not DESIGN.is_file():
-        pytest.skip(f"{DESIGN} is absent; the DESIGN.md comparison needs the shared checkout")
-    text = DESIGN.read_text(encoding="utf-8")
-    section = text.split("## Metric catalogue", 1)[1].split("\n## ", 1)[0]
+def contract_rows() -> list[tuple[str, str, tuple[str, ...], bool]]:
+    """(name, type, labels, open-ended) for every metric named in the contract's metric table.
+
+    The contract is part of the repository: a missing file or section fails, it never skips.
+    """
+    assert CONTRACT.is_file(), f"{CONTRACT} is missing: the metric contract lives there"
+    text = CONTRACT.read_text(encoding="utf-8")
+    assert "\n## Metrics\n" in text, f"{CONTRACT} has no '## Metrics' section"
+    section = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
     rows = []
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -66,19 +81,29 @@ def design_rows() -> list[tuple[str, str, tuple[str, ...], bool]]:
     return rows
 
 
-def test_design_table_parses() -> None:
-    rows = design_rows()
+def _rows_to_check() -> list[tuple[str, str, tuple[str, ...], bool] | None]:
+    # Collected before any test runs: a missing contract becomes one failing case, not a skip.
+    try:
+        return contract_rows() or [None]
+    except AssertionError:
+        return [None]
+
+
+def test_contract_table_parses() -> None:
+    rows = contract_rows()
     # A broken parser would make every comparison below vacuous.
     assert len(rows) >= 40
     assert ("model_health_feature_psi", "gauge", ("model", "model_version", "feature", "window"), False) in rows
+    assert {row[1] for row in rows} == set(CONTRACT_KINDS)
 
 
-@pytest.mark.parametrize("row", design_rows() if DESIGN.is_file() else [], ids=lambda row: row[0])
-def test_design_metric_present_with_type_and_labels(row: tuple[str, str, tuple[str, ...], bool]) -> None:
-    name, design_type, labels, open_ended = row
-    assert name in names(), f"{name} is in DESIGN.md but not in the catalogue"
+@pytest.mark.parametrize("row", _rows_to_check(), ids=lambda row: row[0] if row else "contract-missing")
+def test_contract_metric_present_with_type_and_labels(row: tuple[str, str, tuple[str, ...], bool] | None) -> None:
+    assert row is not None, f"no metric rows could be read from {CONTRACT}"
+    name, contract_type, labels, open_ended = row
+    assert name in names(), f"{name} is in docs/contract.md but not in the catalogue"
     metric = by_name(name)
-    assert metric.kind == DESIGN_KINDS[design_type]
+    assert metric.kind == CONTRACT_KINDS[contract_type]
     if open_ended:
         assert metric.labels[: len(labels)] == labels
     else:
@@ -86,43 +111,33 @@ def test_design_metric_present_with_type_and_labels(row: tuple[str, str, tuple[s
 
 
 def test_catalogue_beyond_design_is_documented() -> None:
-    # Catalogue minus DESIGN.md is exactly the documented additions: nothing slips in unlisted.
-    design_names = {row[0] for row in design_rows()}
-    extra = names() - design_names
-    documented = set(re.findall(r"``(model_health_[a-z0-9_]+)``", catalogue.__doc__.split("Additions to DESIGN.md")[1]))
-    assert extra <= documented
-    assert extra == {
-        "model_health_records_late_total",
-        "model_health_feature_ks_error_bound",
-        "model_health_labels_pending",
-        "model_health_evaluation_last_success_timestamp_seconds",
-        # The retraining relay.
-        "model_health_relay_notifications_total",
-        "model_health_relay_requests_rejected_total",
-        "model_health_relay_skipped_total",
-        "model_health_relay_deliveries_total",
-        "model_health_relay_retries_total",
-        "model_health_relay_deliveries_pending",
-        # The sidecar's HTTP ingest.
-        "model_health_ingest_requests_rejected_total",
-        "model_health_inference_unpaired_total",
-        "model_health_ingest_queue_records",
-        # The sidecar injector.
-        "model_health_injector_admissions_total",
-        "model_health_injector_certificate_expiry_timestamp_seconds",
-        "model_health_injector_certificate_reloads_total",
-        # The GPU collector.
-        "model_health_gpu_pcie_transmit_bytes_per_second",
-        "model_health_gpu_pcie_receive_bytes_per_second",
-        "model_health_gpu_process_utilization_ratio",
-        "model_health_gpu_mig_enabled",
-        "model_health_gpu_mig_memory_used_bytes",
-        "model_health_gpu_mig_memory_total_bytes",
-        # The aggregator's scale-out mode.
-        "model_health_summaries_merged_total",
-        "model_health_summaries_duplicates_total",
-        "model_health_summaries_overlaps_total",
-    }
+    # Catalogue minus the contract is exactly the project's additions: nothing slips in unmarked,
+    # and nothing the contract names is marked as the project's.
+    design_names = {row[0] for row in contract_rows()}
+    assert names() - design_names == {metric.name for metric in additions()}
+    for metric in additions():
+        assert metric.note.strip().endswith("."), f"{metric.name}: a project addition says why, in a sentence"
+
+
+def test_additions_are_listed_with_their_notes() -> None:
+    listing = additions_markdown()
+    assert len(listing.splitlines()) == len(additions()) >= 25
+    for metric in additions():
+        assert f"- `{metric.name}` ({metric.kind};" in listing and metric.note in listing
+
+
+def test_a_project_addition_without_a_note_is_refused() -> None:
+    with pytest.raises(ValueError, match="note"):
+        Metric("model_health_x", "gauge", (), "x.", "", frozenset({"aggregator"}), added="project")
+    with pytest.raises(ValueError, match="added"):
+        Metric("model_health_x", "gauge", (), "x.", "", frozenset({"aggregator"}), added="later")  # type: ignore[arg-type]
+
+
+def test_the_markdown_table_can_carry_the_notes() -> None:
+    plain, noted = markdown_table().splitlines(), markdown_table(notes=True).splitlines()
+    assert len(plain) == len(noted) == len(CATALOGUE) + 2
+    for metric, line in zip(CATALOGUE, noted[2:]):
+        assert line.startswith(f"| `{metric.name}` |") and line.endswith(f" {metric.note or '—'} |")
 
 
 def test_documented_label_choices() -> None:
@@ -250,11 +265,3 @@ def test_every_metric_builds_a_prometheus_family() -> None:
     exposed = _exposed_names(registry)
     assert exposed <= all_series_names()
     assert {m.name for m in CATALOGUE if m.kind != "histogram"} <= exposed
-
-
-def test_readme_catalogue_table_is_the_generated_one() -> None:
-    from exporter.catalogue import markdown_table
-
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Metric catalogue\n", 1)[1].split("\n## ", 1)[0]
-    assert markdown_table() in section, "README's catalogue table is stale: paste exporter.catalogue.markdown_table()"

@@ -1,11 +1,20 @@
-"""Config files: DESIGN.md's examples load, every mistake is one line naming the field, env wins."""
+"""Config files: the contract's examples load, every mistake is one line naming the field, env wins.
+
+Loads pass their environment to ``load_config`` explicitly (``environ=``), so a ``MODEL_HEALTH_``
+variable in the developer's shell cannot change the results; only the tests of the process
+environment itself set variables, through the ``process_env`` fixture.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import re
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, get_args, get_origin
 
 import pytest
@@ -22,9 +31,10 @@ from exporter.config import (
 )
 from exporter.errors import UserError
 
-DESIGN = Path(__file__).resolve().parents[2] / ".." / "shared" / "DESIGN.md"
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 
-# Copies of DESIGN.md's two examples, so the shapes stay tested even without the shared checkout.
+# The contract's two examples (docs/contract.md, "Configuration"), spelled out so a test below
+# can use them directly; test_embedded_examples_match_contract keeps them equal to the page.
 AGGREGATOR_EXAMPLE = """\
 kafka: {bootstrap_servers: "127.0.0.1:9092", group_id: model-health,
         predictions_topic: model-predictions, labels_topic: model-labels, format: auto}
@@ -42,14 +52,8 @@ http: {host: 0.0.0.0, port: 9878}
 """
 MINIMAL_AGGREGATOR = "models: [{name: fraud, version: '7', reference: /p/fraud.parquet}]\n"
 MINIMAL_SIDECAR = "model: {name: fraud, version: '7'}\n"
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A MODEL_HEALTH_ variable in the developer's shell must not change these results."""
-    for key in list(os.environ):
-        if key.upper().startswith("MODEL_HEALTH_"):
-            monkeypatch.delenv(key)
+# The environment of every load that is not about the environment: none at all.
+NO_ENV: Mapping[str, str] = MappingProxyType({})
 
 
 def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
@@ -58,9 +62,9 @@ def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
     return path
 
 
-def load_error(path: Path, model_cls: type = AggregatorConfig) -> str:
+def load_error(path: Path, model_cls: type = AggregatorConfig, environ: Mapping[str, str] = NO_ENV) -> str:
     with pytest.raises(UserError) as info:
-        load_config(path, model_cls)
+        load_config(path, model_cls, environ=environ)
     message = str(info.value)
     assert "\n" not in message, message
     assert message.startswith(f"{path}: "), message
@@ -70,28 +74,32 @@ def load_error(path: Path, model_cls: type = AggregatorConfig) -> str:
 # --- the examples --------------------------------------------------------------------------
 
 
-def design_examples() -> list[str]:
-    if not DESIGN.is_file():
-        pytest.skip(f"{DESIGN} is absent; the DESIGN.md examples need the shared checkout")
-    text = DESIGN.read_text(encoding="utf-8")
-    return re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+def contract_examples() -> list[str]:
+    """The YAML examples of the contract's "Configuration" section; missing ones fail, never skip."""
+    assert CONTRACT.is_file(), f"{CONTRACT} is missing: the config examples live there"
+    text = CONTRACT.read_text(encoding="utf-8")
+    assert "\n## Configuration\n" in text, f"{CONTRACT} has no '## Configuration' section"
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    examples = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
+    assert len(examples) >= 2, f"{CONTRACT}: expected the aggregator and sidecar YAML examples under Configuration"
+    return examples
 
 
-def test_design_examples_load(tmp_path: Path) -> None:
-    aggregator_text, sidecar_text = design_examples()[:2]
-    aggregator = load_config(write(tmp_path, aggregator_text, "aggregator.yaml"), AggregatorConfig)
-    sidecar = load_config(write(tmp_path, sidecar_text, "sidecar.yaml"), SidecarConfig)
+def test_contract_examples_load(tmp_path: Path) -> None:
+    aggregator_text, sidecar_text = contract_examples()[:2]
+    aggregator = load_config(write(tmp_path, aggregator_text, "aggregator.yaml"), AggregatorConfig, environ=NO_ENV)
+    sidecar = load_config(write(tmp_path, sidecar_text, "sidecar.yaml"), SidecarConfig, environ=NO_ENV)
     assert aggregator.models[0].name == "fraud" and aggregator.models[0].version == "7"
     assert sidecar.model.namespace == "prod" and sidecar.gpu.mode == "sidecar"
 
 
-def test_embedded_examples_match_design() -> None:
-    examples = design_examples()
+def test_embedded_examples_match_contract() -> None:
+    examples = contract_examples()
     assert examples[:2] == [AGGREGATOR_EXAMPLE, SIDECAR_EXAMPLE]
 
 
 def test_aggregator_example(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, AGGREGATOR_EXAMPLE), AggregatorConfig)
+    config = load_config(write(tmp_path, AGGREGATOR_EXAMPLE), AggregatorConfig, environ=NO_ENV)
     assert config.kafka.bootstrap_servers == "127.0.0.1:9092"
     assert config.kafka.servers == ("127.0.0.1:9092",)
     assert config.kafka.format == "auto"
@@ -105,7 +113,7 @@ def test_aggregator_example(tmp_path: Path) -> None:
 
 
 def test_sidecar_example(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, SIDECAR_EXAMPLE), SidecarConfig)
+    config = load_config(write(tmp_path, SIDECAR_EXAMPLE), SidecarConfig, environ=NO_ENV)
     assert (config.model.name, config.model.version, config.model.namespace) == ("fraud", "7", "prod")
     assert config.kafka.predictions_topic == "model-predictions"
     assert (config.gpu.mode, config.gpu.interval_seconds) == ("sidecar", 1.0)
@@ -116,7 +124,7 @@ def test_sidecar_example(tmp_path: Path) -> None:
 
 
 def test_aggregator_defaults(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, MINIMAL_AGGREGATOR), AggregatorConfig)
+    config = load_config(write(tmp_path, MINIMAL_AGGREGATOR), AggregatorConfig, environ=NO_ENV)
     kafka = config.kafka
     assert kafka.group_id == "model-health"
     assert (kafka.predictions_topic, kafka.labels_topic) == ("model-predictions", "model-labels")
@@ -137,7 +145,7 @@ def test_aggregator_defaults(tmp_path: Path) -> None:
 
 
 def test_sidecar_defaults(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, MINIMAL_SIDECAR), SidecarConfig)
+    config = load_config(write(tmp_path, MINIMAL_SIDECAR), SidecarConfig, environ=NO_ENV)
     assert config.model.namespace is None
     assert (config.kafka.format, config.kafka.mode) == ("ndjson", "records")
     assert config.kafka.batch_max_records >= 1 and config.kafka.batch_max_seconds > 0
@@ -186,7 +194,7 @@ def test_full_aggregator_file(tmp_path: Path) -> None:
           model_name_map: {fraud: fraud-detector}
         """,
     )
-    config = load_config(path, AggregatorConfig)
+    config = load_config(path, AggregatorConfig, environ=NO_ENV)
     assert config.kafka.servers == ("broker-0:9092", "broker-1:9092")
     assert config.kafka.bootstrap_servers == "broker-0:9092,broker-1:9092"
     assert config.models[0].version == "7"  # an unquoted integer becomes the string it was
@@ -202,22 +210,21 @@ def test_full_aggregator_file(tmp_path: Path) -> None:
 
 def test_sla_is_inserted_into_buckets(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL_SIDECAR + "latency: {buckets: [0.1, 0.5, 1], sla_seconds: 0.3}\n")
-    assert load_config(path, SidecarConfig).latency.buckets == (0.1, 0.3, 0.5, 1.0)
+    assert load_config(path, SidecarConfig, environ=NO_ENV).latency.buckets == (0.1, 0.3, 0.5, 1.0)
     path = write(tmp_path, MINIMAL_SIDECAR + "latency: {buckets: [0.1, 0.5, 1], sla_seconds: 0.5}\n")
-    assert load_config(path, SidecarConfig).latency.buckets == (0.1, 0.5, 1.0)
+    assert load_config(path, SidecarConfig, environ=NO_ENV).latency.buckets == (0.1, 0.5, 1.0)
     path = write(tmp_path, MINIMAL_SIDECAR + "latency: {sla_seconds: 0.3}\n")
-    assert 0.3 in load_config(path, SidecarConfig).latency.buckets
+    assert 0.3 in load_config(path, SidecarConfig, environ=NO_ENV).latency.buckets
 
 
-def test_empty_file_takes_everything_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODEL_HEALTH_MODEL__NAME", "fraud")
-    monkeypatch.setenv("MODEL_HEALTH_MODEL__VERSION", "7")
-    config = load_config(write(tmp_path, ""), SidecarConfig)
+def test_empty_file_takes_everything_from_the_environment(tmp_path: Path) -> None:
+    environ = {"MODEL_HEALTH_MODEL__NAME": "fraud", "MODEL_HEALTH_MODEL__VERSION": "7"}
+    config = load_config(write(tmp_path, ""), SidecarConfig, environ=environ)
     assert (config.model.name, config.model.version) == ("fraud", "7")
 
 
 def test_config_is_immutable(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, AGGREGATOR_EXAMPLE), AggregatorConfig)
+    config = load_config(write(tmp_path, AGGREGATOR_EXAMPLE), AggregatorConfig, environ=NO_ENV)
     with pytest.raises(ValidationError):
         config.http.port = 1  # type: ignore[misc]
     with pytest.raises(ValidationError):
@@ -422,11 +429,11 @@ def test_message_names_the_file_as_given(tmp_path: Path, monkeypatch: pytest.Mon
     write(tmp_path, "models: [{name: m, version: '1', reference: p}]\nhttp: {port: 70000}\n")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError) as info:
-        load_config("config.yaml", AggregatorConfig)
+        load_config("config.yaml", AggregatorConfig, environ=NO_ENV)
     assert str(info.value) == "config.yaml: http.port: Input should be less than or equal to 65535"
     write(tmp_path, "models: [{name: fraud}]\n")
     with pytest.raises(UserError, match=r"^config\.yaml: models\.0\.version: Field required;"):
-        load_config("config.yaml", AggregatorConfig)
+        load_config("config.yaml", AggregatorConfig, environ=NO_ENV)
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -491,12 +498,14 @@ def test_settings_options_are_not_config_keys(tmp_path: Path) -> None:
 # --- the environment -----------------------------------------------------------------------
 
 
-def test_env_beats_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_beats_yaml(tmp_path: Path) -> None:
     path = write(tmp_path, AGGREGATOR_EXAMPLE)
-    monkeypatch.setenv("MODEL_HEALTH_HTTP__PORT", "9999")
-    monkeypatch.setenv("MODEL_HEALTH_KAFKA__BOOTSTRAP_SERVERS", "kafka-0:9092,kafka-1:9092")
-    monkeypatch.setenv("MODEL_HEALTH_ALLOWED_LATENESS_SECONDS", "60")
-    config = load_config(path, AggregatorConfig)
+    environ = {
+        "MODEL_HEALTH_HTTP__PORT": "9999",
+        "MODEL_HEALTH_KAFKA__BOOTSTRAP_SERVERS": "kafka-0:9092,kafka-1:9092",
+        "MODEL_HEALTH_ALLOWED_LATENESS_SECONDS": "60",
+    }
+    config = load_config(path, AggregatorConfig, environ=environ)
     assert config.http.port == 9999
     assert config.http.host == "0.0.0.0"  # the rest of the section still comes from the file
     assert config.kafka.servers == ("kafka-0:9092", "kafka-1:9092")
@@ -504,56 +513,83 @@ def test_env_beats_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert config.allowed_lateness_seconds == 60
 
 
-def test_env_fills_sections_the_file_lacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODEL_HEALTH_EVALUATION__INTERVAL_SECONDS", "5")
-    monkeypatch.setenv("MODEL_HEALTH_MLFLOW__TRACKING_URI", "http://mlflow:5000")
-    monkeypatch.setenv("MODEL_HEALTH_WINDOWS", '[{"name": "5m", "bucket_seconds": 10, "buckets": 30}]')
-    config = load_config(write(tmp_path, MINIMAL_AGGREGATOR), AggregatorConfig)
+def test_env_fills_sections_the_file_lacks(tmp_path: Path) -> None:
+    environ = {
+        "MODEL_HEALTH_EVALUATION__INTERVAL_SECONDS": "5",
+        "MODEL_HEALTH_MLFLOW__TRACKING_URI": "http://mlflow:5000",
+        "MODEL_HEALTH_WINDOWS": '[{"name": "5m", "bucket_seconds": 10, "buckets": 30}]',
+    }
+    config = load_config(write(tmp_path, MINIMAL_AGGREGATOR), AggregatorConfig, environ=environ)
     assert config.evaluation.interval_seconds == 5
     assert config.mlflow is not None and config.mlflow.tracking_uri == "http://mlflow:5000"
     assert [w.name for w in config.windows] == ["5m"]
 
 
-def test_env_for_sidecar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_for_sidecar(tmp_path: Path) -> None:
     # The injector passes pod facts through the environment.
-    monkeypatch.setenv("MODEL_HEALTH_MODEL__NAMESPACE", "staging")
-    monkeypatch.setenv("MODEL_HEALTH_GPU__MODE", "off")
-    config = load_config(write(tmp_path, SIDECAR_EXAMPLE), SidecarConfig)
+    environ = {"MODEL_HEALTH_MODEL__NAMESPACE": "staging", "MODEL_HEALTH_GPU__MODE": "off"}
+    config = load_config(write(tmp_path, SIDECAR_EXAMPLE), SidecarConfig, environ=environ)
     assert (config.model.namespace, config.gpu.mode) == ("staging", "off")
 
 
-def test_env_is_case_insensitive_and_ignores_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("model_health_http__port", "9100")
-    monkeypatch.setenv("MODEL_HEALTH_STATE__CHECKPOINT_INTERVAL_SECONDS", "")
-    config = load_config(write(tmp_path, AGGREGATOR_EXAMPLE), AggregatorConfig)
+def test_env_is_case_insensitive_and_ignores_empty(tmp_path: Path) -> None:
+    environ = {"model_health_http__port": "9100", "MODEL_HEALTH_STATE__CHECKPOINT_INTERVAL_SECONDS": ""}
+    config = load_config(write(tmp_path, AGGREGATOR_EXAMPLE), AggregatorConfig, environ=environ)
     assert config.http.port == 9100
     assert config.state.checkpoint_interval_seconds == 10
 
 
-def test_env_beats_keyword_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODEL_HEALTH_HTTP__PORT", "9999")
+@pytest.fixture
+def process_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """For the tests of the process environment itself: without the developer's ``MODEL_HEALTH_`` variables."""
+    for key in list(os.environ):
+        if key.upper().startswith("MODEL_HEALTH_"):
+            monkeypatch.delenv(key)
+    return monkeypatch
+
+
+def test_env_beats_keyword_arguments(process_env: pytest.MonkeyPatch) -> None:
+    # Constructed directly, not through load_config, a model reads the process environment.
+    process_env.setenv("MODEL_HEALTH_HTTP__PORT", "9999")
     config = SidecarConfig(model={"name": "m", "version": "1"}, http={"port": 1234})
     assert config.http.port == 9999
 
 
-def test_bad_env_value_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODEL_HEALTH_HTTP__PORT", "70000")
-    assert load_error(write(tmp_path, AGGREGATOR_EXAMPLE)) == (
+def test_bad_env_value_names_the_variable(tmp_path: Path) -> None:
+    assert load_error(write(tmp_path, AGGREGATOR_EXAMPLE), environ={"MODEL_HEALTH_HTTP__PORT": "70000"}) == (
         "http.port: Input should be less than or equal to 65535 (from environment variable MODEL_HEALTH_HTTP__PORT)"
     )
 
 
-def test_bad_env_json_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODEL_HEALTH_WINDOWS", "[{name: 5m}")
-    message = load_error(write(tmp_path, AGGREGATOR_EXAMPLE))
+def test_bad_env_json_names_the_variable(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, AGGREGATOR_EXAMPLE), environ={"MODEL_HEALTH_WINDOWS": "[{name: 5m}"})
     assert message.startswith("windows: environment variable MODEL_HEALTH_WINDOWS is not valid JSON: ")
 
 
-def test_unrelated_env_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unrelated_env_is_ignored(tmp_path: Path) -> None:
     # Both commands share the prefix, so a sidecar-only variable must not break the aggregator.
-    monkeypatch.setenv("MODEL_HEALTH_QUEUE__MAX_RECORDS", "5")
-    monkeypatch.setenv("MODEL_HEALTH_SOMETHING_ELSE", "x")
-    assert load_config(write(tmp_path, AGGREGATOR_EXAMPLE), AggregatorConfig).http.port == 9877
+    environ = {"MODEL_HEALTH_QUEUE__MAX_RECORDS": "5", "MODEL_HEALTH_SOMETHING_ELSE": "x"}
+    assert load_config(write(tmp_path, AGGREGATOR_EXAMPLE), AggregatorConfig, environ=environ).http.port == 9877
+
+
+def test_environment_defaults_to_the_process_environment(tmp_path: Path, process_env: pytest.MonkeyPatch) -> None:
+    # What the commands do: no environ given, os.environ it is.
+    process_env.setenv("MODEL_HEALTH_HTTP__PORT", "9999")
+    assert load_config(write(tmp_path, AGGREGATOR_EXAMPLE), AggregatorConfig).http.port == 9999
+
+
+def test_given_environment_replaces_the_process_environment(tmp_path: Path, process_env: pytest.MonkeyPatch) -> None:
+    process_env.setenv("MODEL_HEALTH_HTTP__HOST", "127.0.0.1")
+    process_env.setenv("MODEL_HEALTH_HTTP__PORT", "9999")
+    config = load_config(
+        write(tmp_path, AGGREGATOR_EXAMPLE), AggregatorConfig, environ={"MODEL_HEALTH_HTTP__PORT": "9100"}
+    )
+    assert (config.http.host, config.http.port) == ("0.0.0.0", 9100)
+    # A bad value from the file is not blamed on a variable that only the process environment has.
+    bad = write(tmp_path, MINIMAL_AGGREGATOR + "http: {port: 70000}\n", "bad.yaml")
+    assert load_error(bad) == "http.port: Input should be less than or equal to 65535"
+    # Outside load_config, a model constructed directly still reads the process environment.
+    assert SidecarConfig(model={"name": "m", "version": "1"}).http.host == "127.0.0.1"
 
 
 # --- the reference table -------------------------------------------------------------------
@@ -607,3 +643,20 @@ def test_config_reference_content() -> None:
     assert "| `models[].thresholds.features.<key>.psi` | number (> 0) | unset |" in table
     assert "| `mlflow` | section | unset |" in table
     assert "| `http.port` | integer (≥ 1, ≤ 65535) | `9878` |" in config_reference(SidecarConfig)
+
+
+# --- the package ---------------------------------------------------------------------------
+
+
+def test_package_reexports_every_model() -> None:
+    """Callers import from ``exporter.config`` itself, whichever module a model lives in."""
+    import exporter.config as package
+    from exporter.config.fields import Section
+    from exporter.config.loading import Settings
+
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__:
+                if value not in (Section, Settings):
+                    assert name in package.__all__ and getattr(package, name) is value, (module.__name__, name)

@@ -32,6 +32,7 @@ from exporter.decoders.detect import Joiners, WireMessage, decode_batch
 from exporter.decoders.wire_formats import WireFormat
 from exporter.demo.synthetic import synthetic_table
 from exporter.kafka import Message
+from exporter.pipeline.buckets import Bucket
 from exporter.pipeline.summary_wire import (
     SummaryFormatError,
     decode_summary,
@@ -39,7 +40,6 @@ from exporter.pipeline.summary_wire import (
     kafka_headers,
     read_summary_header,
 )
-from exporter.pipeline.windows import Bucket
 from exporter.records import Decoded
 from tests.exporter.decoders.messages import (
     REQUEST_TYPE,

@@ -37,13 +37,13 @@ from hypothesis import strategies as st
 
 from detectors.profile import build_profile
 from exporter.aggregator.service import serve as serve_aggregator
-from exporter.aggregator.single import BatchDecoder
 from exporter.config import AggregatorConfig, InjectorConfig, NodeConfig, RelayConfig, load_config
 from exporter.demo.synthetic import synthetic_table
 from exporter.gpu.fake import Capture, FakeNvml
 from exporter.gpu.node import serve as serve_node
 from exporter.injector import service as injector_service
 from exporter.kafka.embedded import free_port
+from exporter.pipeline.decode import BatchDecoder
 from exporter.profiles import save_profile
 from exporter.relay.service import serve as serve_relay
 from exporter.sidecar import Sidecar

@@ -109,7 +109,7 @@ def render_table(lines: list[dict[str, Any]], width: int = 160) -> str:
 
 
 def markdown_table(lines: list[dict[str, Any]]) -> str:
-    """The same figures as a Markdown table, for the README."""
+    """The same figures as a Markdown table, for docs/benchmarks.md."""
     rows = ["| test | " + " | ".join(MAIN_COLUMNS) + " | other figures |", "|" + " --- |" * (len(MAIN_COLUMNS) + 2)]
     for line in lines:
         other = {k: v for k, v in line.items() if k not in ("test", "seed", "part", *MAIN_COLUMNS)}
@@ -128,7 +128,7 @@ def register(config: pytest.Config) -> None:
         config.pluginmanager.register(FiguresReport(config), "model-health-figures")
 
 
-if __name__ == "__main__":  # python -m tests.support.figures [FILE]: the README's Markdown table
+if __name__ == "__main__":  # python -m tests.support.figures [FILE]: the Markdown table of docs/benchmarks.md
     import sys
 
     source = Path(sys.argv[1]) if len(sys.argv) > 1 else figures_directory() / FILENAME

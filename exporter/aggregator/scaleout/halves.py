@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from exporter.aggregator.scaleout.wire import CarriedHalf
 from exporter.decoders.detect import Joiners, detect_format
+from exporter.decoders.formats import BY_FORMAT
 from exporter.decoders.inference_pairs import InferenceHalf
 from exporter.decoders.joiner import Side
 from exporter.decoders.kserve import kserve_halves
@@ -29,7 +30,7 @@ from exporter.decoders.seldon import seldon_half
 from exporter.decoders.sink import DecodeSink
 from exporter.decoders.wire_formats import WireFormat
 from exporter.kafka import Message
-from exporter.records import Decoded, Reason
+from exporter.records import Decoded
 
 SPLIT_FORMATS = (WireFormat.KSERVE, WireFormat.SELDON)
 
@@ -48,8 +49,7 @@ def read_halves(
     if wire_format not in SPLIT_FORMATS or (expected is not None and expected is not wire_format):
         return None
     halves: list[tuple[Side, InferenceHalf]] = []
-    reason = Reason.INVALID_CLOUDEVENT if wire_format is WireFormat.KSERVE else Reason.INVALID_PROTOBUF
-    with sink.guard(reason, value, headers):
+    with sink.guard(BY_FORMAT[wire_format].refusal, value, headers):
         if wire_format is WireFormat.KSERVE:
             halves = kserve_halves(sink, value, headers)
         else:

@@ -11,21 +11,29 @@ refused counts.
 Progress lives in the output, not in the consumer's memory. A flush of partition ``p``
 over ``[a, b)`` runs:
 
-0. commit ``a`` to the group — it fails if this replica no longer owns ``p`` (a rebalance
-   moved it), so a replica that lost ``p`` stops before writing anything;
 1. record the *intent* ``b`` as ``p``'s offset in the member-less progress group
    (:func:`~exporter.aggregator.scaleout.routing.progress_group`) — Kafka's commit metadata would be
    the natural place, but tansu drops it;
-2. produce the range's messages and wait for every acknowledgement;
-3. commit ``b`` to the group.
+2. commit ``a`` to the group — the fence: it fails once this replica no longer owns ``p`` (the
+   coordinator refuses a stale generation's commits), and then nothing is produced;
+3. produce the range's messages and wait for every acknowledgement;
+4. commit ``b`` to the group.
 
-A replica that takes ``p`` over (after a crash anywhere in 0–3, or a rebalance) reads both
+A replica that takes ``p`` over (after a crash anywhere in 1–4, or a rebalance) reads both
 offsets: progress ahead of the group's commit means a flush was in flight, so it re-reads
 exactly ``[a, b)`` and publishes it again as the same range — the log is immutable, so the
 content is the same — before going on. Stage 2 keeps, per model and source partition, the
 end of the last range it merged, and skips a range that ends at or before it. Every source
 record is therefore merged exactly once, whichever replica folded it and however often one
 died on the way.
+
+**Fencing.** The intent is written *before* the ownership check, so a replica that lost ``p``
+cannot publish into the next owner's state: either its check fails (it lost ``p`` before
+step 2) and it produces nothing, or its check passed — then the rebalance that moved ``p``
+came later, the new owner reads the intent already written, and publishes exactly the same
+range, of which stage 2 merges one copy and counts the other as a duplicate. A range that
+overlaps one already merged (it cannot come from this protocol) is refused and counted
+(``model_health_summaries_overlaps_total``), never merged twice.
 
 A flush whose produce fails is rewound the same way (seek back to ``a``, re-read up to ``b``).
 For the content to be the same, decoding must not depend on when it runs: the decoders'
@@ -54,22 +62,24 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from detectors.profile import ReferenceProfile
+from exporter.aggregator.inputs import Models, input_topics
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.halves import read_halves
 from exporter.aggregator.scaleout.routing import pipeline_key, summary_partition
-from exporter.aggregator.single import Decode, ModelKey, input_topics
-from exporter.config import AggregatorConfig, ModelConfig
+from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig
 from exporter.decoders.joiner import Side
 from exporter.decoders.sink import DecodeSink
 from exporter.decoders.wire_formats import WireFormat
 from exporter.kafka import CommitFailed, Consumer, DeadLetter, KafkaIOError, Message, Producer, TopicPartition
-from exporter.pipeline.fold import SLOT, Folder, ModelFold, slot_seconds
+from exporter.pipeline.decode import Decode
+from exporter.pipeline.fold import Folder, Partials
+from exporter.pipeline.partial import CarriedHalf, ModelPartial
+from exporter.pipeline.windows import slot_seconds
 from exporter.records import Reason, Rejected
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SLOT", "PartialStage"]
+__all__ = ["PartialStage"]
 
 
 @dataclass
@@ -81,7 +91,7 @@ class _Range:
     opened_at: float
     now: float
     rows: int = 0
-    models: dict[str, ModelFold] = field(default_factory=dict)
+    models: Partials = field(default_factory=dict)
     pipeline: wire.PipelinePartial = field(default_factory=wire.PipelinePartial)
 
 
@@ -99,7 +109,7 @@ class PartialStage:
     def __init__(
         self,
         config: AggregatorConfig,
-        models: dict[ModelKey, tuple[ModelConfig, ReferenceProfile]],
+        models: Models,
         consumer: Consumer,
         producer: Producer,
         progress: Consumer,
@@ -119,7 +129,7 @@ class PartialStage:
         self.monotonic = monotonic
         self.profiles = {key: profile for key, (_, profile) in models.items()}
         self.slot_seconds = slot_seconds(w.bucket_seconds for w in config.windows)
-        self.folder = Folder(self.profiles, self.slot_seconds)
+        self.folder = Folder(self.profiles, self.slot_seconds, DEFAULT_LATENCY_BUCKETS)
         self.versions = self.folder.versions
         # Halves are read here only in a format the decoder would take (``kafka.format``).
         self.expected: WireFormat | None = getattr(decode, "expected", None)
@@ -242,7 +252,7 @@ class PartialStage:
                 except KafkaIOError as error:
                     log.warning("%s[%d]: publishing the range in flight failed: %s", tp.topic, tp.partition, error)
                     if tail and tp in self._open:
-                        # Nothing was produced (steps 0–1): tried again when the records
+                        # Nothing was produced (steps 1–2): tried again when the records
                         # after the cut come back. (After a failed produce the whole range
                         # was already rewound, to be read again.)
                         self._rewind_to(tp, tail[0].offset)
@@ -327,8 +337,8 @@ class PartialStage:
                         rows if side is Side.REQUEST else 0,
                     )
                     continue
-                current.models.setdefault(half.model, ModelFold()).halves.append(
-                    wire.CarriedHalf.of(wire_format, message.topic, side, half)
+                current.models.setdefault(half.model, ModelPartial(half.model, self.slot_seconds)).halves.append(
+                    CarriedHalf.of(wire_format, message.topic, side, half)
                 )
                 current.rows += 1
         return rest
@@ -350,7 +360,7 @@ class PartialStage:
         return self.monotonic() - self._last_flush >= self.config.kafka.partial_flush_seconds
 
     def flush(self) -> bool:
-        """Publish every open range (steps 0–3 of the module docstring); False if it failed.
+        """Publish every open range (steps 1–4 of the module docstring); False if it failed.
 
         A failure is logged and tried again at the next flush, never raised: the caller must
         get back into ``poll`` at once, since a failed commit usually means a rebalance that
@@ -375,13 +385,14 @@ class PartialStage:
         ranges = {tp: self._open[tp] for tp in partitions if tp in self._open}
         if not ranges:
             return
-        # 0: still ours? A replica that lost a partition learns it here, before writing.
-        self.consumer.commit({tp: r.start for tp, r in ranges.items()})
         # 1: the intent. If it fails nothing was written; the range stays open and grows.
         self.progress.commit({tp: r.end for tp, r in ranges.items()})
+        # 2: still ours? The fence: after the intent, so a replica that lost a partition either
+        # learns it here, before producing, or lost it later, to an owner that reads this intent.
+        self.consumer.commit({tp: r.start for tp, r in ranges.items()})
         emitted_at = self.clock()
         try:
-            # 2: the output, acknowledged.
+            # 3: the output, acknowledged.
             for tp, current in ranges.items():
                 for out in self._messages(tp, current, emitted_at):
                     self.producer.send(
@@ -403,7 +414,7 @@ class PartialStage:
             del self._open[tp]
             self._start[tp] = current.end
         self.flushes += 1
-        # 3: done. If this commit fails, the next owner re-publishes ranges stage 2 skips.
+        # 4: done. If this commit fails, the next owner re-publishes ranges stage 2 skips.
         try:
             self.consumer.commit({tp: r.end for tp, r in ranges.items()})
         except CommitFailed as error:
@@ -413,8 +424,7 @@ class PartialStage:
 
     def _messages(self, tp: TopicPartition, current: _Range, emitted_at: float) -> list[_Outgoing]:
         out = []
-        for model, fold in current.models.items():
-            partial = self.folder.partial(model, fold)
+        for model, partial in current.models.items():
             partition = summary_partition(model, self.summary_partitions)
             for number, piece in enumerate(
                 wire.split_model_partial(partial, wire.MAX_SUMMARIES_PER_MESSAGE, wire.MAX_ROWS_PER_MESSAGE)

@@ -9,9 +9,9 @@ with the partition.
 **Exactly once.** For every (kind, key, source topic, source partition) the state keeps the
 end offset of the newest range merged (and which of its parts, for a range sent in several
 messages); a message of an older range, or a part already merged, is a re-publication after
-a crash and is skipped (``model_health_summaries_duplicates_total``). A range that
-starts before it but ends after it cannot come from a correct stage 1 (it would take a
-replica that kept publishing after losing its partition): it is merged, counted in
+a crash (or the late copy of a replica that lost its partition, see stage 1's fence) and is
+skipped (``model_health_summaries_duplicates_total``). A range that starts before it but
+ends after it cannot come from stage 1's protocol: it is refused, counted in
 ``model_health_summaries_overlaps_total`` and logged as an error.
 
 **The topic is the changelog.** A replica that is assigned a summaries partition rebuilds
@@ -33,7 +33,7 @@ so a half waits its TTL in publication time and a replay pairs, expires and refu
 exactly as the first pass did. A message's halves are offered after its own records are
 merged, in order; what pairing makes — records, requests that expired without a response
 (no prediction, status ``no_response``), refusals (``unmatched_response``, ...) — is
-folded by stage 1's fold (:mod:`exporter.pipeline.fold`) and merged like any partial.
+folded by the one fold (:mod:`exporter.pipeline.fold`) and merged like any partial.
 Refusals are counted in the state (under the topic the half came from) and, with a
 producer for them, dead-lettered best effort: a replay of the partition writes them again.
 The waiting halves are checkpointed with the partition (``export_extra``, in the
@@ -45,10 +45,9 @@ deduplicated by the producer's sequence number — as long as the sidecar puts t
 partition :func:`~exporter.aggregator.scaleout.routing.summary_partition` names (otherwise they are
 refused as ``misrouted``, not split between owners).
 
-**Lateness** is decided here, per slot bucket (the gcd of the windows' bucket widths): a
-slot whose end lies more than ``allowed_lateness_seconds`` behind the model's newest event
-time is counted in ``model_health_records_late_total`` and left out. Single mode decides
-per record, so a slot straddling the horizon keeps records single mode would drop.
+**Merging** a partial — lateness per slot, counters, the label join — is the owner's one
+merge (:class:`~exporter.pipeline.owner.OwnedModels`), the same code single mode merges each
+poll with; each summaries partition's state holds one.
 """
 
 from __future__ import annotations
@@ -57,24 +56,27 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from detectors.profile import ReferenceProfile
-from exporter.aggregator.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from exporter.aggregator.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint, save_bytes
+from exporter.aggregator.inputs import Models
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.halves import Pairing
 from exporter.aggregator.scaleout.routing import summary_partition
-from exporter.aggregator.single import Counters, ModelKey
-from exporter.config import AggregatorConfig, ModelConfig
+from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig
 from exporter.kafka import Consumer, DeadLetter, KafkaIOError, Message, Producer, TopicPartition
 from exporter.pipeline import summary_wire
-from exporter.pipeline.evaluation import ModelIdentity, evaluate_model
-from exporter.pipeline.fold import Folder, ModelFold, slot_seconds
+from exporter.pipeline.evaluation import Evaluator
+from exporter.pipeline.fold import Folder, Partials
 from exporter.pipeline.label_join import LabelJoiner
-from exporter.pipeline.snapshot import EVALUATION_BUCKETS, HistogramState, PipelineState, Snapshot
-from exporter.pipeline.windows import ModelWindows, WindowSpec
+from exporter.pipeline.model_versions import ModelKey
+from exporter.pipeline.owner import OwnedModels, PartialMismatch
+from exporter.pipeline.partial import PREDICTION_ROLE, ModelPartial, VersionPartial
+from exporter.pipeline.snapshot import HistogramState, Snapshot
+from exporter.pipeline.windows import WindowSpec, slot_seconds
 from exporter.records import Decoded, Rejected
 
 log = logging.getLogger(__name__)
@@ -96,14 +98,21 @@ class MergeStats:
 
 
 @dataclass
+class SnapshotRestore:
+    """A new owner's search for the snapshot its partition's pointer names."""
+
+    covers: int  # the pointer: the snapshot to restore covers the partition up to here
+    chunks: dict[str, dict[int, bytes]] = field(default_factory=dict)  # snapshot id → part → data
+    seen: int = 0  # offsets read so far while searching
+
+
+@dataclass
 class PartitionState:
     """Everything merged from one summaries partition: a function of its log prefix."""
 
     partition: int
-    stores: dict[ModelKey, ModelWindows]
-    joiner: LabelJoiner
+    owned: OwnedModels  # the models routed here: windows, label join, counters
     pairing: Pairing  # KServe/Seldon halves waiting for their partner
-    counters: Counters = field(default_factory=Counters)
     merged_ends: dict[DedupKey, tuple[int, frozenset[int]]] = field(
         default_factory=dict
     )  # → newest range end, its parts merged
@@ -112,12 +121,16 @@ class PartitionState:
     next_offset: int = 0
     stats: MergeStats = field(default_factory=MergeStats)
     dirty: bool = False
+    # Handover: where the shared snapshot this state must start from is (None: not looked up yet,
+    # or not needed), and the chunks of it read so far.
+    restoring: SnapshotRestore | None = None
+    snapshot_covers: int | None = None  # offset the last published snapshot covered
+    snapshot_at: float = -math.inf  # when it was published (clock time)
 
     def export_extra(self) -> dict[str, object]:
         return {
-            "joiner": self.joiner.export_state(),
+            **self.owned.export_state(),
             "halves": self.pairing.export_state(),
-            "counters": self.counters.export(),
             "merged_ends": [[*key, end, sorted(parts)] for key, (end, parts) in sorted(self.merged_ends.items())],
             "sequences": dict(self.sequences),
             "watermark": self.watermark if math.isfinite(self.watermark) else None,
@@ -125,17 +138,16 @@ class PartitionState:
         }
 
     def import_extra(self, extra: Mapping[str, object]) -> None:
-        self.joiner.import_state(extra.get("joiner", {}))  # type: ignore[arg-type]
+        self.owned.import_state(extra)
         self.pairing.import_state(extra.get("halves", {}))  # type: ignore[arg-type]
-        self.counters = Counters.restore(extra.get("counters", {}))  # type: ignore[arg-type]
         self.merged_ends = {
             (str(k), str(n), str(t), int(p)): (int(e), frozenset(int(q) for q in qs))
-            for k, n, t, p, e, qs in extra.get("merged_ends", [])
-        }  # type: ignore[union-attr]
-        self.sequences = {str(k): int(v) for k, v in extra.get("sequences", {}).items()}  # type: ignore[union-attr]
+            for k, n, t, p, e, qs in extra.get("merged_ends", [])  # type: ignore[attr-defined]
+        }
+        self.sequences = {str(k): int(v) for k, v in extra.get("sequences", {}).items()}  # type: ignore[attr-defined]
         watermark = extra.get("watermark")
         self.watermark = -math.inf if watermark is None else float(watermark)  # type: ignore[arg-type]
-        self.stats = MergeStats(*(int(v) for v in extra.get("stats", [0, 0, 0])))  # type: ignore[union-attr]
+        self.stats = MergeStats(*(int(v) for v in extra.get("stats", [0, 0, 0])))  # type: ignore[attr-defined]
 
 
 class MergeStage:
@@ -144,15 +156,20 @@ class MergeStage:
     def __init__(
         self,
         config: AggregatorConfig,
-        models: dict[ModelKey, tuple[ModelConfig, ReferenceProfile]],
+        models: Models,
         consumer: Consumer,
         summary_partitions: int,
         clock: Callable[[], float] = time.time,
         trained_times: Callable[[], Mapping[ModelKey, float]] | None = None,
         extra_lag: Callable[[], dict[tuple[str, int], int]] | None = None,
         dead_letters: Producer | None = None,
+        snapshots: Consumer | None = None,
     ) -> None:
         self.config = config
+        # Shared snapshots need both: the producer publishes them, ``snapshots`` (a member-less
+        # group's offsets, :func:`~exporter.aggregator.scaleout.routing.snapshot_group`) points at them.
+        self.snapshots = snapshots if dead_letters is not None else None
+        self._pending: set[int] = set()  # assigned partitions whose snapshot pointer is still to be read
         # Refusals of pairing (best effort: a replay writes them again).
         self._dead_letters = dead_letters
         self.dead_letter = DeadLetter(dead_letters, config.kafka.deadletter_topic) if dead_letters is not None else None
@@ -160,24 +177,20 @@ class MergeStage:
         self.topic = config.kafka.summaries_topic
         self.summary_partitions = summary_partitions
         self.clock = clock
-        self.trained_times = trained_times or dict
         self.extra_lag = extra_lag or dict
-        self.models = {key: model for key, (model, _) in models.items()}
         self.profiles = {key: profile for key, (_, profile) in models.items()}
         self.windows = [WindowSpec(w.name, w.bucket_seconds, w.buckets) for w in config.windows]
         # Folds the records paired here as stage 1 folds what it decodes.
-        self.folder = Folder(self.profiles, slot_seconds(w.bucket_seconds for w in config.windows))
+        self.folder = Folder(
+            self.profiles, slot_seconds(w.bucket_seconds for w in self.windows), DEFAULT_LATENCY_BUCKETS
+        )
         self.versions = self.folder.versions
+        self.evaluator = Evaluator({key: model for key, (model, _) in models.items()}, clock, trained_times)
         self.states: dict[int, PartitionState] = {}
         self.lock = threading.Lock()
         self.lag: dict[tuple[str, int], int] = {}
         self.state_dir = Path(config.state.dir) / "scale-out"
-        self._snapshot = Snapshot(evaluated_at=0.0)
         self._stats = MergeStats()
-        self._latency: dict[ModelKey, HistogramState] = {}
-        self._durations = HistogramState.empty(EVALUATION_BUCKETS)
-        self._checkpoint_at: float | None = None
-        self._evaluated_at: float | None = None
         self._commit_after = 0.0
 
     # ------------------------------------------------------------------ partitions and state
@@ -187,16 +200,10 @@ class MergeStage:
         return [key for key in self.profiles if summary_partition(key[0], self.summary_partitions) == partition]
 
     def new_state(self, partition: int) -> PartitionState:
-        stores = {
-            key: ModelWindows(self.profiles[key], self.windows, self.config.allowed_lateness_seconds)
-            for key in self.owned_models(partition)
-        }
-        return PartitionState(
-            partition,
-            stores,
-            LabelJoiner(self.config.labels.join_ttl_seconds, self.config.labels.max_pending),
-            Pairing(self.config.kafka.predictions_topic),
-        )
+        profiles = {key: self.profiles[key] for key in self.owned_models(partition)}
+        joiner = LabelJoiner(self.config.labels.join_ttl_seconds, self.config.labels.max_pending)
+        owned = OwnedModels(profiles, self.windows, self.config.allowed_lateness_seconds, joiner)
+        return PartitionState(partition, owned, Pairing(self.config.kafka.predictions_topic))
 
     def checkpoint_path(self, partition: int) -> Path:
         return self.state_dir / f"{self.topic}-{partition}.parquet"
@@ -209,13 +216,17 @@ class MergeStage:
             for tp in partitions:
                 state = self.restore(tp.partition)
                 self.states[tp.partition] = state
-                # From the checkpoint's offset, or replay the whole partition.
+                # From the local checkpoint's offset; else from the shared snapshot its pointer
+                # names (read after this poll, outside the client's callback), else from 0.
                 self.consumer.seek(tp.topic, tp.partition, state.next_offset)
+                if state.next_offset == 0 and self.snapshots is not None:
+                    self._pending.add(tp.partition)
                 log.info(
-                    "summaries[%d]: owning %d model version(s), replaying from offset %d",
+                    "summaries[%d]: owning %d model version(s), from offset %d%s",
                     tp.partition,
-                    len(state.stores),
+                    len(state.owned.stores),
                     state.next_offset,
+                    " or its shared snapshot" if tp.partition in self._pending else "",
                 )
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
@@ -225,50 +236,60 @@ class MergeStage:
                 if state is not None and state.dirty:
                     self._save(state)
 
+    def _profiles_of(self, state: PartitionState) -> dict[str, float]:
+        return {f"{m}\x1f{v}": self.profiles[(m, v)].metadata.created_at for m, v in state.owned.stores}
+
     def restore(self, partition: int) -> PartitionState:
         """The partition's local checkpoint if it is usable, else a fresh state (offset 0)."""
-        state = self.new_state(partition)
         path = self.checkpoint_path(partition)
         if not path.exists():
-            return state
+            return self.new_state(partition)
         try:
-            checkpoint = load_checkpoint(path, state.stores)
+            restored = self._state_from(partition, path.read_bytes(), str(path))
         except Exception as error:  # noqa: BLE001 - a bad local copy only costs a replay
             log.warning("%s: unreadable (%s); replaying the partition instead", path, error)
             return self.new_state(partition)
-        if checkpoint is None:
-            return self.new_state(partition)
-        expected = {f"{m}\x1f{v}": self.profiles[(m, v)].metadata.created_at for m, v in state.stores}
+        return restored or self.new_state(partition)
+
+    def _state_from(self, partition: int, data: bytes, source: str) -> PartitionState | None:
+        """A state from checkpoint bytes (a local file or a shared snapshot); None when it was
+        written for other models, profiles or partitions."""
+        state = self.new_state(partition)
+        checkpoint = decode_checkpoint(data, state.owned.stores, source)
         if (
-            checkpoint.extra.get("profiles") != expected
+            checkpoint.extra.get("profiles") != self._profiles_of(state)
             or checkpoint.extra.get("summary_partitions") != self.summary_partitions
         ):
-            log.info("%s was written for other models, profiles or partitions; replaying the partition instead", path)
-            return self.new_state(partition)
+            log.info("%s was written for other models, profiles or partitions; not used", source)
+            return None
         state.import_extra(checkpoint.extra)
         state.next_offset = checkpoint.offsets.get((self.topic, partition), 0)
         return state
 
-    def _save(self, state: PartitionState) -> None:
+    def _checkpoint_bytes(self, state: PartitionState) -> bytes:
+        state.owned.fold_joined()
         extra = state.export_extra()
-        extra["profiles"] = {f"{m}\x1f{v}": self.profiles[(m, v)].metadata.created_at for m, v in state.stores}
+        extra["profiles"] = self._profiles_of(state)
         extra["summary_partitions"] = self.summary_partitions
-        save_checkpoint(
-            self.checkpoint_path(state.partition),
-            state.stores,
-            Checkpoint({(self.topic, state.partition): state.next_offset}, extra),
-        )
+        offsets = {(self.topic, state.partition): state.next_offset}
+        return encode_checkpoint(state.owned.stores, Checkpoint(offsets, extra))
+
+    def _save(self, state: PartitionState) -> None:
+        save_bytes(self.checkpoint_path(state.partition), self._checkpoint_bytes(state))
         state.dirty = False
 
     def checkpoint(self, commit: bool = True) -> None:
-        """Write every changed partition's state; commit the merge group's offsets for lag tools."""
+        """Write every changed partition's state; publish the shared snapshots that are due;
+        commit the merge group's offsets for lag tools."""
         with self.lock:
             for state in self.states.values():
-                if state.dirty:
+                if state.dirty and state.restoring is None:
                     self._save(state)
-            offsets = {(self.topic, p): s.next_offset for p, s in self.states.items()}
-        self._checkpoint_at = self.clock()
+            offsets = {(self.topic, p): s.next_offset for p, s in self.states.items() if s.restoring is None}
+        self.evaluator.checkpoint_at = self.clock()
         self._flush_dead_letters()
+        if commit:
+            self._publish_snapshots()
         if commit and offsets and self.clock() >= self._commit_after:
             try:
                 self.consumer.commit(offsets)
@@ -276,16 +297,124 @@ class MergeStage:
                 self._commit_after = self.clock() + COMMIT_BACKOFF_SECONDS
                 log.info("merge-group commit failed (it only serves lag tools): %s", error)
 
+    # ------------------------------------------------------------------ shared snapshots
+
+    def _publish_snapshots(self) -> None:
+        """Publish each owned partition's state into the partition itself, then point at it.
+
+        The pointer (the offset the state covers, in the member-less snapshot group) moves only
+        once every chunk is acknowledged, so a new owner never finds half a snapshot."""
+        if self.snapshots is None or self._dead_letters is None:
+            return
+        now = self.clock()
+        with self.lock:
+            due = [
+                (state.partition, state.next_offset, self._checkpoint_bytes(state))
+                for state in self.states.values()
+                if state.restoring is None
+                and state.next_offset not in (0, state.snapshot_covers)
+                and now - state.snapshot_at >= self.config.kafka.snapshot_interval_seconds
+            ]
+        for partition, covers, data in due:
+            try:
+                for headers, value in wire.SnapshotPart.messages(uuid.uuid4().hex, covers, data):
+                    self._dead_letters.send(
+                        self.topic, value, key=wire.SNAPSHOT_KEY, headers=headers, partition=partition
+                    )
+                self._dead_letters.flush()
+                self.snapshots.commit({(self.topic, partition): covers})
+            except KafkaIOError as error:
+                log.warning("summaries[%d]: state snapshot not published (next time): %s", partition, error)
+                continue
+            with self.lock:
+                state = self.states.get(partition)
+                if state is not None:
+                    state.snapshot_covers, state.snapshot_at = covers, now
+            log.info(
+                "summaries[%d]: state snapshot covering offset %d published (%d bytes)", partition, covers, len(data)
+            )
+
+    def _read_pointers(self, messages: list[Message]) -> list[Message]:
+        """Look up the snapshot pointers of newly owned partitions; a partition with one is sought
+        there and searched for its snapshot (its polled messages are not merged)."""
+        partitions = sorted(self._pending)
+        assert self.snapshots is not None
+        try:
+            pointers = self.snapshots.committed([(self.topic, p) for p in partitions])
+        except KafkaIOError as error:
+            log.warning("cannot read the snapshot pointers yet: %s", error)
+            held = set(partitions)
+            for partition in partitions:  # read again once the pointers can be read
+                first = min((m.offset for m in messages if m.partition == partition), default=None)
+                if first is not None:
+                    self.consumer.seek(self.topic, partition, first)
+            return [m for m in messages if m.partition not in held]
+        self._pending.clear()
+        held = set()
+        for partition in partitions:
+            covers = pointers.get(TopicPartition(self.topic, partition))
+            state = self.states.get(partition)
+            if state is None or not covers:
+                continue  # no snapshot yet: the whole partition is replayed
+            state.restoring = SnapshotRestore(covers, seen=covers)
+            self.consumer.seek(self.topic, partition, covers)
+            held.add(partition)
+            log.info("summaries[%d]: restoring the shared snapshot covering offset %d", partition, covers)
+        return [m for m in messages if m.partition not in held]
+
+    def _search(self, state: PartitionState, message: Message) -> bool:
+        """Offer one message to a state being restored; True once the snapshot was installed."""
+        restoring = state.restoring
+        assert restoring is not None
+        restoring.seen = message.next_offset
+        try:
+            part = wire.SnapshotPart.of(message)
+        except wire.WireError:
+            return False
+        if part is None or part.covers != restoring.covers:
+            return False
+        chunks = restoring.chunks.setdefault(part.snapshot_id, {})
+        chunks[part.part] = part.data
+        if len(chunks) < part.parts:
+            return False
+        data = b"".join(chunks[i] for i in range(part.parts))
+        try:
+            restored = self._state_from(state.partition, data, f"summaries[{state.partition}] snapshot")
+        except Exception as error:  # noqa: BLE001 - an unusable snapshot only costs a replay
+            log.warning("summaries[%d]: snapshot unreadable (%s)", state.partition, error)
+            restored = None
+        if restored is None:
+            self._replay_from_start(state.partition)
+            return True
+        restored.snapshot_covers, restored.snapshot_at = restoring.covers, self.clock()
+        self.states[state.partition] = restored
+        self.consumer.seek(self.topic, state.partition, restored.next_offset)
+        return True
+
+    def _replay_from_start(self, partition: int) -> None:
+        log.warning("summaries[%d]: no usable shared snapshot; replaying the partition from its start", partition)
+        self.states[partition] = self.new_state(partition)
+        self.consumer.seek(self.topic, partition, 0)
+
     # ------------------------------------------------------------------ merging
 
     def poll_once(self) -> int:
         kafka = self.config.kafka
         messages = self.consumer.poll(kafka.poll_timeout_seconds, kafka.max_poll_records)
+        if self._pending:
+            messages = self._read_pointers(messages)
         if messages:
             with self.lock:
+                sought: set[int] = set()  # partitions sought elsewhere mid-batch: the rest comes again
                 for message in messages:
                     state = self.states.get(message.partition)
-                    if state is None or message.topic != self.topic or message.offset < state.next_offset:
+                    if state is None or message.topic != self.topic or message.partition in sought:
+                        continue
+                    if state.restoring is not None:
+                        if self._search(state, message):
+                            sought.add(message.partition)
+                        continue
+                    if message.offset < state.next_offset:
                         continue
                     self.merge(state, message)
                     state.next_offset = message.next_offset
@@ -295,6 +424,8 @@ class MergeStage:
 
     def merge(self, state: PartitionState, message: Message) -> None:
         """Merge one summaries message into ``state`` (the caller holds the lock)."""
+        if dict(message.headers).get(wire.KIND_HEADER) == wire.SNAPSHOT_KIND.encode():
+            return  # a state snapshot (this partition's owners write them): nothing to merge
         try:
             summary = wire.SummaryRange.of(message)
         except wire.WireError as error:
@@ -314,26 +445,22 @@ class MergeStage:
             state.stats.duplicates += 1
             return
         if last_end is not None and summary.start < last_end < summary.end:
+            # Stage 1's fence makes this impossible; merging it would count records twice.
             state.stats.overlaps += 1
             log.error(
-                "summaries[%d]: %s overlaps the range merged up to %d; merged anyway",
-                state.partition,
-                summary,
-                last_end,
+                "summaries[%d]: %s overlaps the range merged up to %d; refused", state.partition, summary, last_end
             )
+            return
         # The parts of the newest range are kept as a set: a part lost in a failed produce
         # comes again, after later parts, when the whole range is published again.
         parts = parts | {summary.part} if summary.end == last_end else frozenset({summary.part})
         state.merged_ends[key] = (summary.end, parts)
         # The join's clock moves first: what waited past its TTL by this publication is unmatched.
         state.watermark = max(state.watermark, summary.emitted_at)
-        state.joiner.expire(state.watermark)
+        state.owned.joiner.expire(state.watermark)
         expired = state.pairing.expire(state.watermark)
         if expired:
-            try:
-                self._fold_paired(state, expired, summary.emitted_at)
-            except wire.WireError as error:  # cannot happen for partials folded here; never stop merging
-                log.error("summaries[%d]: records of expired halves not merged: %s", state.partition, error)
+            self._fold_paired(state, expired, summary.emitted_at)
         try:
             if summary_partition(summary.key, self.summary_partitions) != state.partition:
                 raise wire.WireError(
@@ -341,7 +468,7 @@ class MergeStage:
                     f"{summary.key!r} belongs on summaries partition {summary_partition(summary.key, self.summary_partitions)}",
                 )
             if summary.kind == wire.PIPELINE_KIND:
-                self._merge_pipeline(state, wire.decode_pipeline_partial(message.value))
+                state.owned.merge_pipeline(wire.decode_pipeline_partial(message.value))
             else:
                 self._merge_model(state, summary, message.value)
         except wire.WireError as error:
@@ -351,15 +478,15 @@ class MergeStage:
 
     def _merge_sidecar(self, state: PartitionState, message: Message) -> None:
         """One bucket of a sidecar in edge mode (:mod:`exporter.pipeline.summary_wire`), deduplicated by
-        its producer's sequence; lateness as for partials. It carries no event times, so the
-        bucket's start stands in for the newest event (and the sidecar exports its own
-        last-prediction time)."""
+        its producer's sequence and merged as a one-slot partial. It carries no event times, so the
+        bucket's start stands in for its newest event (the sidecar exports its own last-prediction time)."""
         try:
             header = summary_wire.read_summary_header(message.value)
             if summary_partition(header.model, self.summary_partitions) != state.partition:
                 raise wire.WireError(
                     "misrouted",
-                    f"{header.model!r} belongs on summaries partition {summary_partition(header.model, self.summary_partitions)}",
+                    f"{header.model!r} belongs on summaries partition "
+                    f"{summary_partition(header.model, self.summary_partitions)}",
                 )
             profile = self.profiles.get((header.model, header.model_version))
             if profile is None:
@@ -378,37 +505,24 @@ class MergeStage:
         except wire.WireError as error:
             self._refuse(state, error, message)
             return
-        key = (header.model, header.model_version)
-        store = state.stores[key]
-        if store.base_seconds % header.bucket_seconds:
-            self._refuse(
-                state,
-                wire.WireError(
-                    "profile_mismatch",
-                    f"{header.bucket_seconds}s buckets do not divide this replica's {store.base_seconds}s",
-                ),
-                message,
-            )
+        start = header.bucket_start
+        version = VersionPartial(
+            profile.metadata.created_at, predictions={start: bucket}, newest={(PREDICTION_ROLE, start): float(start)}
+        )
+        partial = ModelPartial(header.model, header.bucket_seconds, {header.model_version: version})
+        try:
+            state.owned.merge(partial, state.watermark)
+        except PartialMismatch as error:
+            self._refuse(state, wire.WireError(error.reason, str(error)), message)
             return
         state.sequences[header.producer_id] = header.sequence
-        if header.bucket_start + header.bucket_seconds <= store.newest_event - store.allowed_lateness:
-            state.counters.late[header.model] += bucket.records
-        else:
-            store.add_bucket(header.bucket_start, bucket)
-            state.counters.predictions[key] += bucket.records
-            if bucket.records:
-                store.newest_event = max(store.newest_event, float(header.bucket_start))
         state.stats.merged += 1
 
     def _refuse(self, state: PartitionState, error: wire.WireError, message: Message) -> None:
         # Not dead-lettered: the message stays in the summaries topic, and every replay would
         # write it again. Counted (a replay recounts it the same) and logged.
-        state.counters.rejected[(self.topic, error.reason)] += 1
+        state.owned.counters.rejected[(self.topic, error.reason)] += 1
         log.warning("summaries[%d] offset %d refused (%s): %s", message.partition, message.offset, error.reason, error)
-
-    def _merge_pipeline(self, state: PartitionState, partial: wire.PipelinePartial) -> None:
-        state.counters.consumed.update(partial.consumed)
-        state.counters.rejected.update(partial.rejected)
 
     def _merge_model(self, state: PartitionState, summary: wire.SummaryRange, value: bytes) -> None:
         model = summary.key
@@ -426,97 +540,47 @@ class MergeStage:
             if half.model != model:
                 raise wire.WireError("invalid_summary", f"a half of {half.model!r} in a partial of {model!r}")
             halves.append((carried, side, half))
-        self._merge_partial(state, partial, summary.emitted_at)
+        try:
+            state.owned.merge(partial, summary.emitted_at)
+        except PartialMismatch as error:
+            raise wire.WireError(error.reason, str(error)) from None
         if halves:
             # Paired after the partial's own records, in the log's order, on the partition's clock.
             self._fold_paired(state, state.pairing.offer(halves, state.watermark), summary.emitted_at)
 
     def _fold_paired(self, state: PartitionState, decoded: dict[str, Decoded], emitted_at: float) -> None:
-        """Fold what pairing made — records and refusals — as stage 1 folds decoded records."""
-        models: dict[str, ModelFold] = {}
+        """Fold what pairing made — records and refusals — with the one fold, and merge it."""
+        partials: Partials = {}
+
+        def reject(topic: str, items: Iterable[Rejected], rows: int | None = None) -> None:
+            self._reject_paired(state, topic, items, rows)
+
         for topic, part in decoded.items():
             self._reject_paired(state, topic, part.rejected)
             for table in part.predictions:
-                self.folder.fold_predictions(
-                    models, topic, table, lambda t, items, rows=None: self._reject_paired(state, t, items, rows)
-                )
-        for model, fold in models.items():
-            self._merge_partial(state, self.folder.partial(model, fold), emitted_at)
+                self.folder.fold_predictions(partials, topic, table, reject)
+        for partial in partials.values():
+            try:
+                state.owned.merge(partial, emitted_at)
+            except PartialMismatch as error:  # cannot happen for partials folded here; never stop merging
+                log.error("summaries[%d]: records of paired halves not merged: %s", state.partition, error)
 
     def _reject_paired(
         self,
         state: PartitionState,
         topic: str,
-        rejected: list[Rejected] | tuple[Rejected, ...],
+        rejected: Iterable[Rejected],
         rows: int | None = None,
     ) -> None:
         # Counted in the state (a replay counts them the same). Dead letters are best effort
         # and written again by a replay of the partition.
         for item in rejected:
-            state.counters.rejected[(topic, item.reason.value)] += 1 if rows is None else rows
+            state.owned.counters.rejected[(topic, item.reason.value)] += 1 if rows is None else rows
             if self.dead_letter is not None:
                 try:
                     self.dead_letter.write(item)
                 except KafkaIOError as error:
                     log.warning("dead letter of a %s record not written: %s", item.reason.value, error)
-
-    def _merge_partial(self, state: PartitionState, partial: wire.ModelPartial, emitted_at: float) -> None:
-        model = partial.model
-        counters = state.counters
-        for version, part in partial.versions.items():
-            # Checked for every version before any is merged: a refused message changes nothing.
-            store = state.stores[(model, version)]
-            if store.base_seconds % partial.slot_seconds:
-                raise wire.WireError(
-                    "profile_mismatch",
-                    f"slots of {partial.slot_seconds}s do not divide this replica's {store.base_seconds}s buckets",
-                )
-            known = counters.latency.get((model, version))
-            if part.latency is not None and known is not None and part.latency.bounds != known.bounds:
-                raise wire.WireError("invalid_summary", "latency histogram with other buckets")
-        for version, part in partial.versions.items():
-            key = (model, version)
-            store = state.stores[key]
-            # One horizon for the whole message, as single mode has one per batch.
-            horizon = store.newest_event - store.allowed_lateness
-            accepted = late = 0
-            newest = -math.inf
-            for start, bucket in sorted(part.predictions.items()):
-                if start + partial.slot_seconds <= horizon:
-                    late += bucket.records
-                else:
-                    store.add_bucket(start, bucket)
-                    accepted += bucket.records
-                    newest = max(newest, part.newest.get((wire.PREDICTION_ROLE, start), -math.inf))
-            if math.isfinite(newest):
-                store.newest_event = max(store.newest_event, newest)
-                store.last_prediction_at = max(store.last_prediction_at or -math.inf, newest)
-            counters.late[model] += late
-            counters.predictions[key] += accepted
-            counters.errors[key] += part.errors
-            if part.latency is not None:
-                counters.latency[key] = _add_histograms(counters.latency.get(key), part.latency)
-            for start, bucket in sorted(part.labels.items()):
-                store.add_bucket(start, bucket)
-                newest = part.newest.get((wire.LABEL_ROLE, start), -math.inf)
-                if math.isfinite(newest):
-                    store.last_label_at = max(store.last_label_at or -math.inf, newest)
-            if part.join is not None:
-                columns = part.join.to_pydict()
-                joined = state.joiner.add_predictions(
-                    model,
-                    version,
-                    columns["request_id"],
-                    columns["timestamp"],
-                    columns["prediction_score"],
-                    columns["prediction_class"],
-                    emitted_at,
-                )
-                for joined_key, pairs in joined.items():
-                    state.stores[joined_key].fold_joined(pairs)
-        if partial.labels is not None:
-            for joined_key, pairs in state.joiner.add_labels(partial.labels, emitted_at).items():
-                state.stores[joined_key].fold_joined(pairs)
 
     def _update_lag(self) -> None:
         try:
@@ -525,88 +589,32 @@ class MergeStage:
             return
         with self.lock:
             nexts = {p: s.next_offset for p, s in self.states.items()}
+            for tp, end in ends.items():
+                state = self.states.get(tp.partition)
+                if state is not None and state.restoring is not None and state.restoring.seen >= end:
+                    self._replay_from_start(tp.partition)  # the log ends without the snapshot
         self.lag = {(tp.topic, tp.partition): max(end - nexts.get(tp.partition, end), 0) for tp, end in ends.items()}
 
     # ------------------------------------------------------------------ evaluation
 
     def evaluate(self) -> Snapshot:
-        started = time.perf_counter()
-        now = self.clock()
-        trained = self.trained_times()
-        with self.lock:
-            models = []
-            totals = Counters()
-            stats = MergeStats()
-            joined: dict[str, int] = {}
-            unmatched: dict[str, int] = {}
-            pending: dict[str, int] = {}
-            for state in self.states.values():
-                for key, store in state.stores.items():
-                    store.expire(now)
-                    config = self.models[key]
-                    snapshot = evaluate_model(
-                        ModelIdentity(key[0], key[1], config.namespace or ""), store, config.thresholds.rule, now
-                    )
-                    if key in trained:
-                        snapshot = replace(snapshot, trained_at=trained[key])
-                    models.append(snapshot)
-                counters = state.counters
-                for mine, theirs in (
-                    (totals.consumed, counters.consumed),
-                    (totals.rejected, counters.rejected),
-                    (totals.late, counters.late),
-                    (totals.predictions, counters.predictions),
-                    (totals.errors, counters.errors),
-                ):
-                    mine.update(theirs)  # type: ignore[attr-defined]
-                for key, histogram in counters.latency.items():
-                    totals.latency[key] = _add_histograms(totals.latency.get(key), histogram)
-                for model, counts in state.joiner.counts.items():
-                    joined[model] = joined.get(model, 0) + counts.joined
-                    unmatched[model] = unmatched.get(model, 0) + counts.unmatched
-                waiting = state.joiner.pending_counts()
-                for model in {m for m, _ in state.stores}:
-                    pending[model] = pending.get(model, 0) + waiting.get(model, 0)
-                stats = stats + state.stats
-            pipeline = PipelineState(
-                consumed=dict(totals.consumed),
-                rejected=dict(totals.rejected),
-                late=dict(totals.late),
-                predictions=dict(totals.predictions),
-                prediction_errors=dict(totals.errors),
-                labels_joined=joined,
-                labels_unmatched=unmatched,
-                labels_pending=pending,
-                consumer_lag={**self.extra_lag(), **self.lag},
-            )
-        self._stats = stats
-        self._latency = dict(totals.latency)
-        self._durations = self._durations.observe(time.perf_counter() - started)
-        self._evaluated_at = self.clock()
-        self._snapshot = Snapshot(
-            evaluated_at=now,
-            models=tuple(sorted(models, key=lambda m: (m.model, m.model_version))),
-            pipeline=pipeline,
-            evaluation_duration=self._durations,
-            checkpoint_last_success=self._checkpoint_at,
-            evaluation_last_success=self._evaluated_at,
+        snapshot = self.evaluator.evaluate(
+            self.lock,
+            lambda: [state.owned for state in self.states.values()],
+            lambda: {**self.extra_lag(), **self.lag},
         )
-        return self._snapshot
+        with self.lock:
+            self._stats = sum((state.stats for state in self.states.values()), MergeStats())
+        return snapshot
 
     def snapshot(self) -> Snapshot:
-        return self._snapshot
+        return self.evaluator.snapshot()
 
     def latency(self) -> dict[ModelKey, HistogramState]:
-        return dict(self._latency)
+        return self.evaluator.latency()
 
     def stats(self) -> MergeStats:
         return self._stats
-
-    def evaluate_safely(self) -> None:
-        try:
-            self.evaluate()
-        except Exception:  # noqa: BLE001 - a failed pass must not stop the schedule
-            log.exception("evaluation failed; the previous snapshot stays")
 
     def _flush_dead_letters(self) -> None:
         if self._dead_letters is None:
@@ -623,16 +631,10 @@ class MergeStage:
             log.warning("final checkpoint failed (a replay rebuilds it): %s", error)
         finally:
             self.consumer.close()
+            if self.snapshots is not None:
+                self.snapshots.close()
             if self._dead_letters is not None:
                 try:
                     self._dead_letters.close()
                 except Exception as error:  # noqa: BLE001 - best effort at shutdown
                     log.warning("closing the dead-letter producer: %s", error)
-
-
-def _add_histograms(a: HistogramState | None, b: HistogramState) -> HistogramState:
-    if a is None:
-        return b
-    if a.bounds != b.bounds:
-        raise wire.WireError("invalid_summary", "latency histograms with different buckets")
-    return HistogramState(a.bounds, tuple(int(x) + int(y) for x, y in zip(a.counts, b.counts)), a.total + b.total)

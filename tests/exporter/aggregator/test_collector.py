@@ -8,6 +8,7 @@ from detectors.profile import build_profile
 from exporter.aggregator.collector import SnapshotCollector
 from exporter.catalogue import by_name, for_owner
 from exporter.demo.synthetic import prediction_log, synthetic_table
+from exporter.exposition import BuildInfoCollector
 from exporter.pipeline.evaluation import ModelIdentity, evaluate_model
 from exporter.pipeline.snapshot import HistogramState, PipelineState, Snapshot
 from exporter.pipeline.windows import ModelWindows, WindowSpec
@@ -48,7 +49,8 @@ def snapshot() -> Snapshot:
 
 def scrape(snapshot: Snapshot) -> dict[str, list]:
     registry = CollectorRegistry()
-    registry.register(SnapshotCollector(lambda: snapshot, "1.2.3"))
+    registry.register(BuildInfoCollector("1.2.3"))
+    registry.register(SnapshotCollector(lambda: snapshot))
     text = generate_latest(registry).decode()
     return {f.name: f for f in text_string_to_metric_families(text)}
 

@@ -7,9 +7,11 @@ import json
 import pytest
 
 from detectors.profile import build_profile
-from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
+from exporter.aggregator.inputs import load_models
+from exporter.aggregator.single import Aggregator
 from exporter.config import AggregatorConfig
 from exporter.demo.synthetic import synthetic_table
+from exporter.pipeline.decode import BatchDecoder
 from exporter.profiles import save_profile
 from tests.exporter.decoders.messages import (
     REQUEST_TYPE,

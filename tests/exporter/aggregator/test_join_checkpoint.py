@@ -15,8 +15,10 @@ import pytest
 
 from detectors.profile import build_profile
 from exporter.aggregator.checkpoint import load_checkpoint
-from exporter.aggregator.single import Aggregator, BatchDecoder, input_topics, load_models
+from exporter.aggregator.inputs import input_topics, load_models
+from exporter.aggregator.single import Aggregator
 from exporter.config import AggregatorConfig
+from exporter.pipeline.decode import BatchDecoder
 from exporter.profiles import save_profile
 from tests.exporter.decoders.messages import (
     REQUEST_TYPE,

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from detectors.profile import build_profile
-from exporter.aggregator.single import Aggregator, BatchDecoder
+from exporter.aggregator.single import Aggregator
 from exporter.config import AggregatorConfig
 from exporter.demo.synthetic import drifted_columns, synthetic_table
+from exporter.pipeline.decode import BatchDecoder
 from exporter.profiles import save_profile
 from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer
 
@@ -81,7 +82,7 @@ def drain(aggregator: Aggregator, limit: int = 10_000) -> None:
 
 
 def build(profile_path, state_dir, log, clock=lambda: 1500.0) -> Aggregator:
-    from exporter.aggregator.single import load_models
+    from exporter.aggregator.inputs import load_models
 
     cfg = config(profile_path, state_dir)
     aggregator = Aggregator(

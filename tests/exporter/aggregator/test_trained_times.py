@@ -12,12 +12,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from detectors.profile import build_profile
 from exporter.aggregator.collector import SnapshotCollector
+from exporter.aggregator.inputs import load_models
 from exporter.aggregator.service import serve
-from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
+from exporter.aggregator.single import Aggregator
 from exporter.aggregator.trained_times import MlflowRegistry, RegistryError, TrainedTimes
 from exporter.config import AggregatorConfig
 from exporter.demo.synthetic import synthetic_table
 from exporter.kafka.embedded import free_port
+from exporter.pipeline.decode import BatchDecoder
 from exporter.profiles import save_profile
 from tests.support.broker import broker, make_topic, unique_group  # noqa: F401
 from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer
@@ -163,7 +165,7 @@ def test_the_registry_time_replaces_the_profiles_in_the_metrics(mlflow_server, p
     after = {m.model: m.trained_at for m in aggregator.evaluate().models}
     assert after == {"fraud": RUN_END_MS / 1000, "ghost": PROFILE_TRAINED_AT}  # ghost: not registered
     registry = CollectorRegistry()
-    registry.register(SnapshotCollector(aggregator.snapshot, "test"))
+    registry.register(SnapshotCollector(aggregator.snapshot))
     text = generate_latest(registry).decode()
     assert 'model_health_model_trained_timestamp_seconds{model="fraud",model_version="1"} 1.700000123e+09' in text
     assert 'model_health_model_trained_timestamp_seconds{model="ghost",model_version="1"} 1.6e+09' in text

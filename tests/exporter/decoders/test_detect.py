@@ -5,7 +5,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from exporter.decoders import detect
+from exporter.decoders import detect, formats
 from exporter.decoders.detect import Joiners, WireMessage, decode_batch, decode_message
 from exporter.decoders.wire_formats import WireFormat
 from exporter.records import Reason
@@ -109,7 +109,7 @@ def test_a_decoder_crash_costs_only_its_message(monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(detect, "decode_arrow_ipc_into", crash)
+    monkeypatch.setattr(formats, "decode_arrow_ipc_into", crash)  # what the ARROW row calls
     batch = decode_batch(
         [
             WireMessage(ipc_stream(arrow_batch(rows=2)), TOPIC),

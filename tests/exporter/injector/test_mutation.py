@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -68,17 +67,13 @@ def test_native_sidecar_beside_the_kserve_container(validator: SidecarConfigVali
     assert volumes[names.TMP_VOLUME] == {"name": names.TMP_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}}
 
 
-def test_generated_config_loads_as_the_sidecar_loads_it(
-    validator: SidecarConfigValidator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_generated_config_loads_as_the_sidecar_loads_it(validator: SidecarConfigValidator, tmp_path: Path) -> None:
     decision = plan(reviews.kserve_predictor(), "models", "pod", SIDECAR, validator)
     assert decision.mutated is not None
     text = decision.mutated["metadata"]["annotations"][names.SIDECAR_CONFIG]
-    for key in [key for key in os.environ if key.startswith("MODEL_HEALTH_")]:
-        monkeypatch.delenv(key)
     path = tmp_path / "config.yaml"
     path.write_text(text)
-    config = load_config(path, SidecarConfig)  # the sidecar's own loader and model
+    config = load_config(path, SidecarConfig, environ={})  # the sidecar's own loader and model, no overrides
     assert (config.model.name, config.model.version, config.model.namespace) == ("fraud", "7", "models")
     assert config.kafka.bootstrap_servers == "kafka.data:9092"
     assert config.gpu.mode == "off"

@@ -10,6 +10,7 @@ import pytest
 
 from detectors.profile import ProfileSettings, build_profile
 from exporter.demo.synthetic import synthetic_table
+from exporter.pipeline.buckets import Bucket
 from exporter.pipeline.summary_wire import (
     CONTENT_TYPE_HEADER,
     METADATA_KEY,
@@ -20,7 +21,7 @@ from exporter.pipeline.summary_wire import (
     kafka_headers,
     read_summary_header,
 )
-from exporter.pipeline.windows import Bucket, ModelWindows, WindowSpec
+from exporter.pipeline.windows import ModelWindows, WindowSpec
 
 SHAPE = {"numeric": 3, "categorical": 2, "drifted": 1}
 

@@ -5,9 +5,10 @@ import pytest
 from detectors.decision import DriftRule
 from detectors.profile import build_profile
 from exporter.demo.synthetic import drifted_columns, label_log, prediction_log, synthetic_table
+from exporter.pipeline.buckets import Bucket
 from exporter.pipeline.evaluation import ModelIdentity, evaluate_model
 from exporter.pipeline.label_join import LabelJoiner
-from exporter.pipeline.windows import Bucket, ModelWindows, WindowSpec
+from exporter.pipeline.windows import ModelWindows, WindowSpec
 from exporter.records import Reason
 
 SHAPE = {"numeric": 4, "categorical": 2, "drifted": 2}
@@ -122,23 +123,31 @@ def _state(store: ModelWindows) -> dict:
     }
 
 
-@pytest.mark.parametrize(
-    "times",
-    [
-        [np.linspace(1000, 1100, 300), np.linspace(1050, 1290, 200)],  # one batch holds no late record
-        [np.full(300, 1000.0), np.full(200, 2000.0), np.full(100, 1500.0)],  # the third is late behind the second
-        [np.full(100, 2000.0), np.full(100, 1000.0)],  # the second is late behind the first
-    ],
-)
-def test_a_batch_of_tables_folds_like_the_tables_one_by_one(profile, times):
-    logs = [prediction_log(synthetic_table(t.size, seed=10 + i, **SHAPE), "m", "1", t) for i, t in enumerate(times)]
+def test_a_batch_is_judged_against_what_came_before_it(profile):
+    """One batch (a poll, a partial, an edge summary) has one horizon: nothing in it is late
+    behind another of its records, as the same tables folded one by one would be."""
+    logs = [
+        prediction_log(synthetic_table(100, seed=10 + i, **SHAPE), "m", "1", np.full(100, t))
+        for i, t in enumerate((2000.0, 1000.0))
+    ]
+    together = ModelWindows(profile, WINDOWS, allowed_lateness=300)
+    outcome = together.fold_predictions(pa.concat_tables(logs))
+    assert (outcome.accepted, outcome.late) == (200, 0)
     one_by_one = ModelWindows(profile, WINDOWS, allowed_lateness=300)
     outcomes = [one_by_one.fold_predictions(log) for log in logs]
-    together = ModelWindows(profile, WINDOWS, allowed_lateness=300)
-    outcome = together.fold_predictions(pa.concat_tables(logs))  # one chunk per table
-    assert (outcome.accepted, outcome.late) == (sum(o.accepted for o in outcomes), sum(o.late for o in outcomes))
-    assert _state(together) == _state(one_by_one)
-    assert together.newest_event == one_by_one.newest_event
+    assert [(o.accepted, o.late) for o in outcomes] == [(100, 0), (0, 100)]
+    assert together.newest_event == one_by_one.newest_event == 2000.0
+
+
+def test_a_slot_is_late_only_when_it_ends_before_the_horizon(profile):
+    """Lateness is per slot (60 s here): newest 2000 s, 300 s allowed → horizon 1700 s. The slot
+    [1620, 1680) is late; [1680, 1740) is kept whole, its record at 1690 s included."""
+    store = ModelWindows(profile, WINDOWS, allowed_lateness=300)
+    table = synthetic_table(3, seed=11, **SHAPE)
+    store.fold_predictions(prediction_log(table.slice(0, 1), "m", "1", np.array([2000.0])))
+    outcome = store.fold_predictions(prediction_log(table.slice(1, 2), "m", "1", np.array([1650.0, 1690.0])))
+    assert (outcome.accepted, outcome.late) == (1, 1)
+    assert store.window("1h", 2000).records == 2
 
 
 def test_rows_in_any_time_order_fold_into_their_buckets(profile):
@@ -172,7 +181,7 @@ def test_numeric_columns_folded_together_equal_folding_each(profile, seed, monke
     """The vectorised fold (all numeric columns at once) against the per-column fold, with
     NaN/±inf/out-of-range values, an absent feature, an integer column, text that is not a
     number, late rows and a batch of several chunks folded one by one."""
-    import exporter.pipeline.windows as windows
+    import exporter.pipeline.buckets as buckets
 
     rng = np.random.default_rng(seed)
     rows = 600
@@ -197,7 +206,7 @@ def test_numeric_columns_folded_together_equal_folding_each(profile, seed, monke
 
     together = ModelWindows(profile, WINDOWS, allowed_lateness=300)
     together_outcomes = fold_all(together)
-    monkeypatch.setattr(windows, "_fold_numeric_columns", lambda *args: {})  # every column on its own
+    monkeypatch.setattr(buckets, "_fold_numeric_columns", lambda *args: {})  # every column on its own
     each = ModelWindows(profile, WINDOWS, allowed_lateness=300)
     assert fold_all(each) == together_outcomes
     assert together_outcomes[1][1] > 0  # some rows were late

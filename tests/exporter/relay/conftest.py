@@ -1,4 +1,9 @@
-"""Fixtures for the relay's tests: secrets, a fake target, and the relay itself in-process."""
+"""Fixtures for the relay's tests: secrets, a fake target, and the relay itself in-process.
+
+Configs load with an explicit empty environment, and relays started as processes get this
+process's environment without ``MODEL_HEALTH_`` variables: overrides in the developer's shell
+never reach them.
+"""
 
 from __future__ import annotations
 
@@ -26,11 +31,10 @@ TOKEN = "am-token-3f9c2a"
 FAST_RETRY = {"max_attempts": 4, "base_backoff_seconds": 0.01, "max_backoff_seconds": 0.05}
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.upper().startswith("MODEL_HEALTH_"):
-            monkeypatch.delenv(key)
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a relay started as a process: this one's, less ``MODEL_HEALTH_`` overrides."""
+    inherited = {key: value for key, value in os.environ.items() if not key.upper().startswith("MODEL_HEALTH_")}
+    return {**inherited, **extra}
 
 
 @pytest.fixture
@@ -128,7 +132,7 @@ def start_relay(tmp_path: Path, secret: str, clock: Clock) -> Iterator[Callable[
         overrides = merge({"http": {"port": free_port()}}, overrides)
         url = f"{fake.url}/hooks/retrain" if fake.kind == "generic" else fake.url
         path = write_config(directory or tmp_path / f"relay{len(running)}", secret, url, **overrides)
-        config = load_config(path, RelayConfig)
+        config = load_config(path, RelayConfig, environ={})
         stop, ports, errors = threading.Event(), [], []
 
         def run() -> None:

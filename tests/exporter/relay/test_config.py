@@ -12,14 +12,14 @@ import pytest
 from exporter.config import RelayConfig, config_reference, field_paths, load_config
 from exporter.errors import UserError
 from exporter.relay.credentials import load_credentials
-from tests.exporter.relay.conftest import TOKEN, write_config
+from tests.exporter.relay.conftest import TOKEN, child_env, write_config
 from tests.exporter.test_config import all_fields
 
 
-def load(tmp_path: Path, text: str) -> RelayConfig:
+def load(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> RelayConfig:
     path = tmp_path / "relay.yaml"
     path.write_text(textwrap.dedent(text))
-    return load_config(path, RelayConfig)
+    return load_config(path, RelayConfig, environ=environ or {})
 
 
 def error(tmp_path: Path, text: str) -> str:
@@ -98,10 +98,9 @@ def test_invalid_configs_name_the_field(tmp_path: Path, text: str, message: str)
     assert message in error(tmp_path, text)
 
 
-def test_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODEL_HEALTH_RETRAIN__COOLDOWN_SECONDS", "60")
-    monkeypatch.setenv("MODEL_HEALTH_TARGET__RETRY__MAX_ATTEMPTS", "3")
-    config = load(tmp_path, "target: {url: 'http://x', secret_file: s}\nauth: {token_file: t}")
+def test_environment_overrides(tmp_path: Path) -> None:
+    environ = {"MODEL_HEALTH_RETRAIN__COOLDOWN_SECONDS": "60", "MODEL_HEALTH_TARGET__RETRY__MAX_ATTEMPTS": "3"}
+    config = load(tmp_path, "target: {url: 'http://x', secret_file: s}\nauth: {token_file: t}", environ)
     assert config.retrain.cooldown_seconds == 60 and config.target.retry.max_attempts == 3
 
 
@@ -132,11 +131,11 @@ def test_secret_files_are_checked_at_start(
     else:
         (tmp_path / file).write_text(content)
     with pytest.raises(UserError, match=message):
-        load_credentials(load_config(path, RelayConfig))
+        load_credentials(load_config(path, RelayConfig, environ={}))
 
 
 def test_credentials_loaded(tmp_path: Path, secret: str) -> None:
-    credentials = load_credentials(load_config(write_config(tmp_path, secret, "http://x/h"), RelayConfig))
+    credentials = load_credentials(load_config(write_config(tmp_path, secret, "http://x/h"), RelayConfig, environ={}))
     assert credentials.auth_token == TOKEN and credentials.webhook is not None and credentials.target_token is None
 
 
@@ -148,6 +147,7 @@ def test_cli_start_error_names_config_and_field(tmp_path: Path, secret: str) -> 
         capture_output=True,
         text=True,
         timeout=120,
+        env=child_env(),
     )
     assert result.returncode == 2, result.stderr
     assert f"error: {path}: auth.token_file: cannot read {tmp_path / 'token'}" in result.stderr

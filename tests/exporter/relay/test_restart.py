@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from exporter.kafka.embedded import free_port
-from tests.exporter.relay.conftest import TOKEN, scrape, write_config
+from tests.exporter.relay.conftest import TOKEN, child_env, scrape, write_config
 from tests.exporter.relay.fake_target import FakeTarget, wait_until
 from tests.exporter.relay.notifications import alert, notification
 
@@ -36,7 +35,7 @@ class RelayProcess:
                 [sys.executable, "-c", "from exporter.cli import main; main()", "relay", "--config", str(self.config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=child_env(PYTHONUNBUFFERED="1"),
             )
         wait_until(self._ready, START_TIMEOUT, f"the relay on port {self.port} (log: {self.log})")
         return self

@@ -15,11 +15,13 @@ import httpx
 import pytest
 
 from detectors.profile import build_profile
-from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
+from exporter.aggregator.inputs import load_models
+from exporter.aggregator.single import Aggregator
 from exporter.config import AggregatorConfig
 from exporter.demo.synthetic import synthetic_table
 from exporter.kafka import open_consumer, open_producer
 from exporter.kafka.embedded import free_port
+from exporter.pipeline.decode import BatchDecoder
 from exporter.profiles import save_profile
 from exporter.sidecar.service import kafka_producer
 from tests.exporter.decoders.messages import REQUEST_TYPE, RESPONSE_TYPE, kserve_headers

@@ -8,10 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from exporter.aggregator.inputs import load_models
 from exporter.aggregator.scaleout.routing import summary_partition
 from exporter.aggregator.scaleout.stage2 import MergeStage
-from exporter.aggregator.single import Aggregator, BatchDecoder, load_models
+from exporter.aggregator.single import Aggregator
 from exporter.kafka import TopicPartition
+from exporter.pipeline.decode import BatchDecoder
 from tests.exporter.aggregator.scaleout.fakes import Crash, GroupConsumer
 from tests.exporter.aggregator.scaleout.harness import (
     LABELS,

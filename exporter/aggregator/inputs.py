@@ -1,0 +1,41 @@
+"""What the aggregator reads, in both modes: its input topics, its consumer settings and the configured models."""
+
+from __future__ import annotations
+
+from detectors.profile import ReferenceProfile
+from exporter.config import AggregatorConfig, ModelConfig
+from exporter.kafka import ConsumerSettings
+from exporter.pipeline.model_versions import ModelKey
+from exporter.profiles import load_profile
+
+Models = dict[ModelKey, tuple[ModelConfig, ReferenceProfile]]
+
+
+def input_topics(config: AggregatorConfig) -> list[str]:
+    """The topics consumed: predictions and labels, or with ``kafka.format: seldon`` each
+    model's Seldon inputs and outputs topics (Seldon writes one pair per model) and labels."""
+    kafka = config.kafka
+    if kafka.format != "seldon":
+        return [kafka.predictions_topic, kafka.labels_topic]
+    seldon = {
+        f"seldon.{m.namespace}.model.{m.name}.{side}": None for m in config.models for side in ("inputs", "outputs")
+    }
+    return [*seldon, kafka.labels_topic]
+
+
+def load_models(config: AggregatorConfig) -> Models:
+    """Every configured model with its profile; a missing or bad profile fails the start."""
+    return {(m.name, m.version): (m, load_profile(m.reference)) for m in config.models}
+
+
+def consumer_settings(config: AggregatorConfig, group: str, client_id: str = "model-health") -> ConsumerSettings:
+    """A group consumer of the configured cluster, with the configured session timings."""
+    kafka = config.kafka
+    return ConsumerSettings(
+        kafka.bootstrap_servers,
+        group,
+        client_id=client_id,
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+        max_poll_interval_ms=kafka.max_poll_interval_ms,
+    )

@@ -1,0 +1,99 @@
+"""What a fold produces: a model's partial summary, slot by slot.
+
+A :class:`ModelPartial` holds, for every configured version of one model, the event-time
+slot buckets of predictions and of labels (with each slot's newest event time), the serving
+counters (errors, latency histogram) and the rows the label join needs; and, for the model,
+its label rows and its KServe/Seldon request/response halves not yet paired. Single mode
+folds each poll into partials and merges them at once (:mod:`exporter.pipeline.owner`);
+scale-out's stage 1 folds a source range into partials, publishes them
+(:mod:`exporter.aggregator.scaleout.wire`), and the model's owner merges them in stage 2
+with the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from exporter.decoders.inference_pairs import InferenceHalf
+from exporter.decoders.join_state import half_document, half_from_document
+from exporter.decoders.joiner import Side, Waiting
+from exporter.pipeline.buckets import Bucket
+from exporter.pipeline.snapshot import HistogramState
+
+PREDICTION_ROLE = "predictions"
+LABEL_ROLE = "labels"
+
+# The prediction columns the label join needs, per version.
+JOIN_SCHEMA = pa.schema(
+    [
+        ("model_version", pa.string()),
+        ("request_id", pa.string()),
+        ("timestamp", pa.float64()),
+        ("prediction_score", pa.float64()),
+        ("prediction_class", pa.string()),
+    ]
+)
+
+
+@dataclass
+class VersionPartial:
+    """One model version's part of a model partial."""
+
+    profile_created_at: float
+    predictions: dict[int, Bucket] = field(default_factory=dict)  # slot start → records, features, prediction
+    labels: dict[int, Bucket] = field(default_factory=dict)  # slot start → label summary, labels
+    errors: int = 0
+    latency: HistogramState | None = None
+    # (role, slot start) → the newest event time in that bucket: what moves the owner's
+    # lateness horizon and the staleness timestamps, bucket by bucket.
+    newest: dict[tuple[str, int], float] = field(default_factory=dict)
+    join: pa.Table | None = None  # JOIN_SCHEMA rows of this version
+
+    @property
+    def records(self) -> int:
+        return sum(b.records for b in self.predictions.values())
+
+    def newest_of(self, role: str) -> dict[int, float]:
+        """Slot start → newest event time, for one role."""
+        return {start: time for (kind, start), time in self.newest.items() if kind == role}
+
+
+@dataclass(frozen=True)
+class CarriedHalf:
+    """A KServe or Seldon request/response half on its way to its model's owner, unjoined."""
+
+    format: str  # "kserve" or "seldon": which join buffer it goes to
+    topic: str  # the source topic: refusals are counted under it
+    document: str  # the half as join_state writes a waiting one
+
+    @classmethod
+    def of(cls, format: str, topic: str, side: Side, half: InferenceHalf) -> CarriedHalf:
+        return cls(format, topic, half_document(Waiting(half.key, side, half, 0.0)))
+
+    def half(self) -> tuple[Side, InferenceHalf]:
+        waiting = half_from_document(self.document)
+        return waiting.side, waiting.half
+
+
+@dataclass
+class ModelPartial:
+    model: str
+    slot_seconds: int
+    versions: dict[str, VersionPartial] = field(default_factory=dict)
+    labels: pa.Table | None = None  # LABEL_SCHEMA rows for the join
+    halves: list[CarriedHalf] = field(default_factory=list)  # in source order
+
+
+@dataclass
+class PipelinePartial:
+    """Records consumed (by format) and refused (by reason) in one batch or source range."""
+
+    consumed: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, format)
+    rejected: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, reason)
+
+
+def concat(current: pa.Table | None, more: pa.Table) -> pa.Table:
+    """``more`` appended to ``current`` (chunks joined, no copy)."""
+    return more if current is None else pa.concat_tables([current, more])

@@ -1,0 +1,16 @@
+"""The drift report: why a feature fired, as one self-contained page.
+
+Modules, in the order data flows through them:
+
+- :mod:`~exporter.report.offline` — the offline command's way in: two files (or a
+  profile and a file) → the drift statistics of ``drift --format json`` plus the
+  summaries they came from;
+- :mod:`~exporter.report.data` — the pure data model: ``ReportData`` with one
+  ``FeatureReport`` per column (bars regrouped from fine histograms or category counts,
+  statistics, thresholds, what crossed them), built from (reference summary, current
+  summary, ``ColumnDrift``) — the path the live aggregator will take from a window
+  snapshot — or from raw values in Evidently mode; ``as_dict()`` is the drift JSON plus
+  extra keys;
+- :mod:`~exporter.report.html` — ``render_html(report) -> str``: the page, with uPlot
+  and the page's script and style (``static/``) inlined.
+"""
