@@ -46,6 +46,9 @@ HEAVY = (
     "exporter.offline",
     "exporter.aggregator",
     "exporter.sidecar",
+    "exporter.pipeline",
+    "exporter.report",
+    "exporter.gates",
 )
 
 PROBE = """
