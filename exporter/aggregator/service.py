@@ -42,7 +42,7 @@ from exporter.pipeline.snapshot import Snapshot
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from exporter.report.routes import ScrapeGate
+from exporter.report.routes import ScrapeGate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -154,11 +154,13 @@ def http_app(
     """``/metrics``, ``/healthz``, ``/readyz`` and the drift report over ``snapshot()``; with
     ``http.token_file``, ``/metrics`` and the report ask for its bearer token. ``gate``
     counts scrapes in flight for the report's renders to step aside (a fresh one by default)."""
+    from exporter.report.peers import Peers
     from exporter.report.routes import ReportRoutes, ScrapeGate
 
     token = read_secret(config.http.token_file, "http.token_file") if config.http.token_file is not None else None
     gate = gate or ScrapeGate()
-    report = ReportRoutes(snapshot, gate)
+    peers = Peers(config.http.peers, token) if config.http.peers else None
+    report = ReportRoutes(snapshot, gate, peers)
     return health_app(registry, readiness, report.routes(), token=token, wrap_metrics=gate.wrap)
 
 

@@ -262,6 +262,24 @@ class AggregatorHttpConfig(HttpConfig):
             "Unset: no token asked."
         ),
     )
+    peers: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "Scale-out: `host:port` of the other replicas (comma-separated; a name resolving to every replica, "
+            "such as a headless Service, counts for all of them). A report of a model another replica owns is "
+            "fetched from it, so any replica answers a `report_url`. Unset: such a request is a 404."
+        ),
+    )
+
+    @field_validator("peers")
+    @classmethod
+    def _peers_are_host_port(cls, value: str | None) -> str | None:
+        for entry in (value or "").split(","):
+            host, _, port = entry.strip().rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{entry.strip()!r} is not host:port")
+        return value
 
 
 class AggregatorConfig(Settings):

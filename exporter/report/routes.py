@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, quote
 from exporter.pipeline.snapshot import Snapshot
 from exporter.report.html import CSP, render_html, static_text, utc_text
 from exporter.report.live import Ambiguous, LookupProblem, NotFound, WindowRef, find_window, window_report
+from exporter.report.peers import FORWARDED_ENVIRON, Fetched, Peers
 
 StartResponse = Callable[..., Any]
 Route = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -253,10 +254,13 @@ def render_index(snapshot: Snapshot) -> str:
 class ReportRoutes:
     """The three endpoints over ``snapshot()``, the aggregator's current snapshot."""
 
-    def __init__(self, snapshot: Callable[[], Snapshot], gate: ScrapeGate | None = None) -> None:
+    def __init__(
+        self, snapshot: Callable[[], Snapshot], gate: ScrapeGate | None = None, peers: Peers | None = None
+    ) -> None:
         self.snapshot = snapshot
         self.gate = gate or ScrapeGate()
         self.cache = _RenderCache()
+        self.peers = peers  # scale-out: where the models this replica does not own are
 
     def routes(self) -> dict[str, Route]:
         """For :func:`exporter.httpd.server.health_app` (``/report/*`` takes every model's page)."""
@@ -319,6 +323,9 @@ class ReportRoutes:
         except Ambiguous as problem:
             return refuse(start_response, "400 Bad Request", str(problem))
         except NotFound as problem:
+            fetched = self._from_peer(environ)
+            if fetched is not None:  # the owner's page, under this replica's headers
+                return _answer(start_response, fetched.status, fetched.content_type, fetched.body, html=kind == "html")
             return refuse(start_response, "404 Not Found", str(problem))
         key = (ref.model.model, ref.model.model_version, ref.window, kind)
         try:
@@ -328,6 +335,14 @@ class ReportRoutes:
         if kind == "html":
             return _answer(start_response, "200 OK", "text/html; charset=utf-8", body, html=True)
         return _answer(start_response, "200 OK", "application/json", body)
+
+    def _from_peer(self, environ: dict[str, Any]) -> Fetched | None:
+        """The page another replica serves for this request (never for a forwarded one)."""
+        if self.peers is None or environ.get(FORWARDED_ENVIRON):
+            return None
+        path = quote(environ.get("PATH_INFO", "").encode("latin-1"), safe="/")
+        query = environ.get("QUERY_STRING", "")
+        return self.peers.fetch(path + (f"?{query}" if query else ""))
 
     def _render(self, ref: WindowRef, evaluated_at: float, kind: str) -> bytes:
         report = window_report(ref, evaluated_at, between=self.gate.wait)

@@ -27,6 +27,7 @@ from cryptography import x509
 from alerts import render_rules
 from exporter.config import (
     AggregatorConfig,
+    AggregatorHttpConfig,
     AlertsConfig,
     InjectorConfig,
     NodeConfig,
@@ -682,3 +683,16 @@ def test_dockerfile_builds_the_image_the_chart_runs() -> None:
     assert "USER 10001:10001" in lines
     installs = [line for line in lines if "pip" in line and "install" in line]
     assert installs and not any("test" in line for line in installs)
+
+
+def test_scale_out_replicas_find_each_other_for_reports(renders: dict[str, Rendered]) -> None:
+    """In scale-out any replica answers a report_url: the config names the headless peers Service,
+    which selects every aggregator pod and is not scraped (the ServiceMonitor selects the other)."""
+    rendered = renders["(defaults)"]
+    config = yaml.safe_load(rendered.one("ConfigMap", "aggregator")["data"]["aggregator.yaml"])
+    assert config["kafka"]["mode"] == "scale_out"
+    peers = rendered.one("Service", "aggregator-peers")
+    assert peers["spec"]["clusterIP"] == "None"
+    assert peers["spec"]["selector"] == rendered.one("Service", "aggregator")["spec"]["selector"]
+    assert config["http"]["peers"] == f"{peers['metadata']['name']}.{NAMESPACE}.svc:9877"
+    AggregatorHttpConfig.model_validate(config["http"])  # the config takes it
