@@ -24,6 +24,7 @@ from detectors.compare import (
     compare_numeric_exact,
 )
 from detectors.decision import DriftRule
+from detectors.familywise import FamilyLevel, apply_family
 from detectors.profile import (
     Kind,
     ProfileSettings,
@@ -54,6 +55,7 @@ class DriftReport:
     binning: Binning
     reference_kind: Literal["data", "profile"]
     features: dict[str, ColumnDrift]
+    family: FamilyLevel | None = None  # the family-wise level the features were judged at
 
     @property
     def drifted(self) -> list[str]:
@@ -67,8 +69,25 @@ class DriftReport:
             "reference_kind": self.reference_kind,
             "drifted_features": len(self.drifted),
             "drifted_features_ratio": len(self.drifted) / len(self.features) if self.features else 0.0,
+            **_family_keys(self.family),
             "features": {name: result.as_dict() for name, result in self.features.items()},
         }
+
+
+def _family_keys(family: FamilyLevel | None) -> dict[str, Any]:
+    """The family-wise test of the report, as the aggregator exports it for a window."""
+    if family is None:
+        return {}
+    return {
+        "alpha_model": family.alpha_model,
+        "features_tested": family.tested,
+        "alpha_effective": family.alpha_effective,
+    }
+
+
+def judge_together(results: dict[str, ColumnDrift], rule: DriftRule) -> tuple[dict[str, ColumnDrift], FamilyLevel]:
+    """The features' verdicts at the family-wise level, as the aggregator judges a window."""
+    return apply_family(results, lambda _: rule, rule.alpha_model)
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -76,13 +95,17 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def drift_against_profile(
-    profile: ReferenceProfile, current: pa.Table, source: str, features: list[str] | None, track: Track
+    profile: ReferenceProfile,
+    current: pa.Table,
+    source: str,
+    features: list[str] | None,
+    track: Track,
+    rule: DriftRule = DriftRule(),
 ) -> dict[str, ColumnDrift]:
     names = features or list(profile.metadata.features)
     unknown = [n for n in names if n not in profile.features]
     if unknown:
         raise UserError(f"profile has no feature {', '.join(map(repr, unknown))}")
-    rule = DriftRule()
     results: dict[str, ColumnDrift] = {}
     with column_errors(source):
         require_columns(current, names)
@@ -102,13 +125,13 @@ def drift_against_data(
     categorical: list[str],
     binning: Binning,
     track: Track,
+    rule: DriftRule = DriftRule(),
 ) -> dict[str, ColumnDrift]:
     ref_source, cur_source = sources
     names = features or [c for c in reference.column_names if c in current.column_names]
     if not names:
         raise UserError(f"{ref_source} and {cur_source} share no column")
     settings = ProfileSettings()
-    rule = DriftRule()
     results: dict[str, ColumnDrift] = {}
     with column_errors(ref_source):
         require_columns(reference, names)
@@ -184,7 +207,10 @@ def run_drift(
     features: list[str] | None = None,
     categorical: list[str] | None = None,
     track: Track = no_progress,
+    rule: DriftRule = DriftRule(),
 ) -> DriftReport:
+    """Drift of every feature, judged together at ``rule.alpha_model`` as the aggregator judges
+    a window: replaying a window's records gives the flags the aggregator showed for it."""
     features = _split(features) or None
     categorical = _split(categorical)
     current_table = read_table(current)
@@ -197,13 +223,18 @@ def run_drift(
         if categorical:
             raise UserError("--categorical applies to raw reference data; a profile already fixes column kinds")
         profile = load_profile(reference)
-        results = drift_against_profile(profile, current_table, str(current), features, track)
-        return DriftReport(profile.metadata.rows, current_table.num_rows, binning, "profile", results)
+        results, family = judge_together(
+            drift_against_profile(profile, current_table, str(current), features, track, rule), rule
+        )
+        return DriftReport(profile.metadata.rows, current_table.num_rows, binning, "profile", results, family)
     reference_table = read_table(reference)
-    results = drift_against_data(
-        reference_table, current_table, (str(reference), str(current)), features, categorical, binning, track
+    results, family = judge_together(
+        drift_against_data(
+            reference_table, current_table, (str(reference), str(current)), features, categorical, binning, track, rule
+        ),
+        rule,
     )
-    return DriftReport(reference_table.num_rows, current_table.num_rows, binning, "data", results)
+    return DriftReport(reference_table.num_rows, current_table.num_rows, binning, "data", results, family)
 
 
 def run_drift_with_inputs(
@@ -213,6 +244,7 @@ def run_drift_with_inputs(
     features: list[str] | None = None,
     categorical: list[str] | None = None,
     track: Track = no_progress,
+    rule: DriftRule = DriftRule(),
 ) -> tuple[DriftReport, ReferenceProfile | pa.Table, pa.Table]:
     """:func:`run_drift`, also handing back what it compared: the profile (or the reference
     table) and the current table, read once, for the drift report page
@@ -229,15 +261,20 @@ def run_drift_with_inputs(
         if categorical:
             raise UserError("--categorical applies to raw reference data; a profile already fixes column kinds")
         profile = load_profile(reference)
-        results = drift_against_profile(profile, current_table, str(current), features, track)
+        results, family = judge_together(
+            drift_against_profile(profile, current_table, str(current), features, track, rule), rule
+        )
         return (
-            DriftReport(profile.metadata.rows, current_table.num_rows, binning, "profile", results),
+            DriftReport(profile.metadata.rows, current_table.num_rows, binning, "profile", results, family),
             profile,
             current_table,
         )
     reference_table = read_table(reference)
-    results = drift_against_data(
-        reference_table, current_table, (str(reference), str(current)), features, categorical, binning, track
+    results, family = judge_together(
+        drift_against_data(
+            reference_table, current_table, (str(reference), str(current)), features, categorical, binning, track, rule
+        ),
+        rule,
     )
-    report = DriftReport(reference_table.num_rows, current_table.num_rows, binning, "data", results)
+    report = DriftReport(reference_table.num_rows, current_table.num_rows, binning, "data", results, family)
     return report, reference_table, current_table

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from detectors.compare import ColumnDrift, compare
 from detectors.decision import DriftRule
+from detectors.familywise import apply_family
 from detectors.summary import ColumnSummary
 from exporter.config import ModelConfig
 from exporter.pipeline.model_versions import ModelKey
@@ -48,6 +49,26 @@ def _compare(
     return compare(reference, current, rule, epsilon)
 
 
+def _feature_drift(
+    references: Mapping[str, ColumnSummary],
+    currents: Mapping[str, ColumnSummary],
+    rule_for: RuleFor,
+    epsilon: float,
+) -> tuple[dict[str, ColumnDrift], float | None]:
+    """Every feature with rows in the window, judged together at the model's family-wise level
+    (the offline ``drift`` command does the same: :func:`detectors.familywise.apply_family`)."""
+    features: dict[str, ColumnDrift] = {}
+    for feature, reference in references.items():
+        current = currents.get(feature)
+        if current is None or current.rows == 0:
+            continue
+        features[feature] = compare(reference, current, rule_for(feature), epsilon)
+    if not features:
+        return features, None
+    judged, family = apply_family(features, rule_for)
+    return judged, family.alpha_effective
+
+
 def evaluate_model(identity: ModelIdentity, store: ModelWindows, rule_for: RuleFor, now: float) -> ModelSnapshot:
     profile = store.profile
     epsilon = profile.metadata.settings.epsilon
@@ -55,12 +76,7 @@ def evaluate_model(identity: ModelIdentity, store: ModelWindows, rule_for: RuleF
     windows: dict[str, WindowResult] = {}
     for name in store.windows:
         total = store.window(name, now)
-        features: dict[str, ColumnDrift] = {}
-        for feature, reference in profile.features.items():
-            current = total.features.get(feature)
-            if current is None or current.rows == 0:
-                continue
-            features[feature] = compare(reference, current, rule_for(feature), epsilon)
+        features, alpha_effective = _feature_drift(profile.features, total.features, rule_for, epsilon)
         performance = total.performance.metrics() if total.performance is not None else {}
         windows[name] = WindowResult(
             samples=total.records,
@@ -70,6 +86,7 @@ def evaluate_model(identity: ModelIdentity, store: ModelWindows, rule_for: RuleF
             loss=_compare(profile.loss, total.loss, default_rule, epsilon),
             performance=performance,
             labels_joined=getattr(total.performance, "count", 0) if total.performance is not None else 0,
+            alpha_effective=alpha_effective,
         )
     meta = profile.metadata
     return ModelSnapshot(

@@ -22,6 +22,8 @@ class WindowResult:
     loss: ColumnDrift | None = None
     performance: dict[str, float] = field(default_factory=dict)
     labels_joined: int = 0
+    # The family-wise level each feature was tested at (detectors.familywise); None: no features.
+    alpha_effective: float | None = None
 
     @property
     def drifted_ratio(self) -> float:
