@@ -230,7 +230,7 @@ def _null_draws(
     return _bootstrap_draws(method, ref.tobytes(), window_size_grid(m), bootstrap_draws(alpha), epsilon, seed)
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)  # 40 KB an entry at the default level (5,000 draws), 400 KB at most
 def _bootstrap_draws(method: str, reference: bytes, m: int, draws: int, epsilon: float | None, seed: int) -> np.ndarray:
     # Memoised: a profile's reference counts are fixed, and window sizes snap to a grid,
     # so a steady stream of evaluations reuses a handful of bootstraps. Sorted and frozen:
