@@ -399,7 +399,8 @@ def _alerts(config: AlertsConfig) -> list[_Alert]:
             f'{model}: {{{{ printf "%.0f" $value }}}} features drift in the {{{{ $labels.window }}}} window',
             f"{model} has had at least {config.feature_drift.min_drifted_features} drifting feature(s) for "
             f"{config.feature_drift.for_duration}, in a {{{{ $labels.window }}}} window of at least "
-            f"{config.feature_drift.min_samples} predictions. The model sees inputs unlike its reference data.",
+            f"{config.feature_drift.min_samples} predictions: the drift outlasted the records it was first seen in. "
+            "The model sees inputs unlike its reference data.",
         ),
         _Alert(
             CONCEPT_DRIFT,

@@ -167,7 +167,33 @@ CATALOGUE: tuple[Metric, ...] = (
     ),
     _m("model_health_feature_missing_ratio", "gauge", _FW, "Share of window records missing the feature.", "ratio"),
     _m("model_health_feature_drift_detected", "gauge", _FW, "1 when the feature drifts by the decision rule, else 0."),
+    _m(
+        "model_health_feature_drift_pvalue",
+        "gauge",
+        _FW,
+        "Smallest level at which the decision rule flags the feature (1 below every effect-size threshold).",
+        note=(
+            "The feature drifts when this is at most `model_health_drift_alpha_effective` of its model and window "
+            "(or the feature's own `alpha` where smaller), so `bottomk` ranks features by how close they are to "
+            "the line, and the ratio of the two says how far. It is a gated p-value: 1 while no statistic passes "
+            "its effect-size threshold, else the statistic's p-value under the null (KS from `kstwo`, PSI and JS "
+            "from a Chernoff bound: never below the true one). See docs/statistics.md#family-wise-control."
+        ),
+        added="project",
+    ),
     _m("model_health_drifted_features_ratio", "gauge", _MW, "Share of the model's features that drift.", "ratio"),
+    _m(
+        "model_health_drift_alpha_effective",
+        "gauge",
+        _MW,
+        "Per-feature level of the model's family-wise drift test: alpha_model over the features tested.",
+        note=(
+            "A stationary model flags any feature in one evaluation with a chance of at most `alpha_model` "
+            "(`models[].thresholds.alpha_model`, 1% by default): Bonferroni over the features with at least "
+            "`min_samples` present values in the window. Compare `model_health_feature_drift_pvalue` with it."
+        ),
+        added="project",
+    ),
     _m("model_health_window_samples", "gauge", _MW, "Predictions in the window."),
     # Concept drift and performance.
     _m("model_health_prediction_psi", "gauge", _MW, "Population stability index of predictions vs reference."),

@@ -225,6 +225,14 @@ def reference_build(
 @click.option("--features", multiple=True, help="Only these columns, comma-separated.")
 @click.option("--categorical", multiple=True, help="Columns to treat as categorical (raw reference only).")
 @click.option("--fail-on-drift", is_flag=True, help=f"Exit with status {EXIT_DRIFT} when any feature drifts.")
+@click.option(
+    "--alpha-model",
+    default=0.01,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Family-wise false-alarm rate: the chance that any feature of a stationary data set is flagged "
+    "(the aggregator's models[].thresholds.alpha_model).",
+)
 @_data_command()
 def drift(
     reference_path: Path,
@@ -234,6 +242,7 @@ def drift(
     features: tuple[str, ...],
     categorical: tuple[str, ...],
     fail_on_drift: bool,
+    alpha_model: float,
 ) -> None:
     """Compare CURRENT data against a REFERENCE data set or profile."""
     from exporter.offline.drift import run_drift
@@ -241,7 +250,10 @@ def drift(
     size = current_path.stat().st_size if current_path.is_file() else 0
     # About 8 bytes a cell: a cheap estimate before anything is read.
     if output_format == "html":  # the drift report page (exporter/report), on stdout
+        from detectors.decision import DriftRule
         from exporter.report.offline import write_html_report
+
+        rule = DriftRule(alpha_model=alpha_model)
 
         drifted = write_html_report(
             reference_path,
@@ -250,6 +262,7 @@ def drift(
             features=_split_option(features),
             categorical=_split_option(categorical),
             track=_Progress(size // 8),
+            rule=rule,
         )
         if fail_on_drift and drifted:
             sys.exit(EXIT_DRIFT)
@@ -261,6 +274,7 @@ def drift(
         features=_split_option(features),
         categorical=_split_option(categorical),
         track=_Progress(size // 8),
+        alpha_model=alpha_model,  # the rule is built once the inputs are read (it brings scipy.stats)
     )
     if output_format == "json":
         import json

@@ -66,6 +66,7 @@ class SnapshotCollector(CatalogueCollector):
         "model_health_performance_reference",
         "model_health_window_samples",
         "model_health_drifted_features_ratio",
+        "model_health_drift_alpha_effective",
         *(name for _, name in _FEATURE_METRICS),
         "model_health_feature_drift_detected",
         "model_health_prediction_psi",
@@ -114,6 +115,7 @@ class SnapshotCollector(CatalogueCollector):
                 mvw = [*mv, window]
                 out.add("model_health_window_samples", mvw, result.samples)
                 out.add("model_health_drifted_features_ratio", mvw, result.drifted_ratio)
+                out.add("model_health_drift_alpha_effective", mvw, result.alpha_effective)
                 for feature, drift in result.features.items():
                     labels = [*mv, feature, window]
                     for attribute, name in _FEATURE_METRICS:

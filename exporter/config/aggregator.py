@@ -125,7 +125,13 @@ class FeatureThresholds(Section):
     psi: float | None = Field(None, gt=0, description="PSI effect-size threshold for this feature.")
     ks: float | None = Field(None, gt=0, le=1, description="KS D effect-size threshold for this feature.")
     js: float | None = Field(None, gt=0, le=1, description="Jensen-Shannon distance threshold for this feature.")
-    alpha: float | None = Field(None, gt=0, lt=1, description="False-alarm rate of the null-quantile test.")
+    alpha: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="False-alarm rate of this feature's test on its own; it is tested at the smaller of this and "
+        "the model's family-wise level.",
+    )
     min_samples: int | None = Field(None, ge=0, description="Fewest window samples before the feature can drift.")
 
 
@@ -134,7 +140,18 @@ class Thresholds(Section):
     ks: float = Field(RULE_DEFAULTS.ks_threshold, gt=0, le=1, description="KS D effect-size threshold.")
     js: float = Field(RULE_DEFAULTS.js_threshold, gt=0, le=1, description="Jensen-Shannon distance threshold.")
     alpha: float = Field(
-        RULE_DEFAULTS.alpha, gt=0, lt=1, description="False-alarm rate per feature of the null-quantile test."
+        RULE_DEFAULTS.alpha,
+        gt=0,
+        lt=1,
+        description="False-alarm rate of one feature's test on its own (the model's only feature, or a cap).",
+    )
+    alpha_model: float = Field(
+        RULE_DEFAULTS.alpha_model,
+        gt=0,
+        lt=1,
+        description="Family-wise false-alarm rate: the chance that a stationary model flags any feature in one "
+        "evaluation of a window. Each feature is tested at `min(alpha, alpha_model / N)`, N the features with at "
+        "least `min_samples` values in the window.",
     )
     min_samples: int = Field(
         RULE_DEFAULTS.min_samples, ge=0, description="Fewest window samples before any feature can drift."
@@ -154,7 +171,9 @@ class Thresholds(Section):
         # One ``<method>_threshold`` per gated statistic of the drift-statistics table (a test
         # keeps the fields above equal to the table's decision methods).
         thresholds = {f"{method}_threshold": pick(method) for method in DECISIONS}
-        return DriftRule(**thresholds, alpha=pick("alpha"), min_samples=pick("min_samples"))
+        return DriftRule(
+            **thresholds, alpha=pick("alpha"), min_samples=pick("min_samples"), alpha_model=self.alpha_model
+        )
 
 
 _DROP_DEFAULTS = DropRule()

@@ -44,7 +44,15 @@ class ScrapeJobsConfig(Section):
 
 
 class FeatureDriftAlertConfig(Section):
-    for_duration: PromDuration = Field("30m", description="How long features must drift before the alert fires.")
+    for_duration: PromDuration = Field(
+        "90m",
+        description=(
+            "How long features must drift before the alert fires. Keep it longer than the longest window the alert "
+            "reads (the default window is 1h): then a page needs flags in two windows that share no record, and a "
+            "stationary model pages at most `(30d / (for_duration - window)) * alpha_model**2` times in 30 days per "
+            "window (0.14 with the defaults; docs/statistics.md#alert-persistence-and-false-pages)."
+        ),
+    )
     min_samples: int = Field(
         RULE_DEFAULTS.min_samples, ge=0, description="Fewest predictions in the window for the alert to count it."
     )

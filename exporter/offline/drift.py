@@ -42,6 +42,7 @@ from exporter.profiles import is_profile, load_profile
 if TYPE_CHECKING:
     from detectors.compare import ColumnDrift
     from detectors.decision import DriftRule
+    from detectors.familywise import FamilyLevel
 
 Binning = Literal["reference", "evidently"]
 T = TypeVar("T")
@@ -60,6 +61,7 @@ class DriftReport:
     reference_kind: Literal["data", "profile"]
     features: dict[str, ColumnDrift]
     performance_estimated: EstimatedPerformance | None = None
+    family: FamilyLevel | None = None  # the family-wise level the features were judged at
 
     @property
     def drifted(self) -> list[str]:
@@ -73,6 +75,7 @@ class DriftReport:
             "reference_kind": self.reference_kind,
             "drifted_features": len(self.drifted),
             "drifted_features_ratio": len(self.drifted) / len(self.features) if self.features else 0.0,
+            **_family_keys(self.family),
             "features": {name: result.as_dict() for name, result in self.features.items()},
             **_estimated_dict(self.performance_estimated),
         }
@@ -113,12 +116,35 @@ def estimate_current(profile: ReferenceProfile, current: pa.Table, source: str) 
     return estimate_performance(profile, summary) if summary.count else None
 
 
+def _family_keys(family: FamilyLevel | None) -> dict[str, Any]:
+    """The family-wise test of the report, as the aggregator exports it for a window."""
+    if family is None:
+        return {}
+    return {
+        "alpha_model": family.alpha_model,
+        "features_tested": family.tested,
+        "alpha_effective": family.alpha_effective,
+    }
+
+
+def judge_together(results: dict[str, ColumnDrift], rule: DriftRule) -> tuple[dict[str, ColumnDrift], FamilyLevel]:
+    """The features' verdicts at the family-wise level, as the aggregator judges a window."""
+    from detectors.familywise import apply_family
+
+    return apply_family(results, lambda _: rule, rule.alpha_model)
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v for v in (values or []) if v]
 
 
 def drift_against_profile(
-    profile: ReferenceProfile, current: pa.Table, source: str, features: list[str] | None, track: Track
+    profile: ReferenceProfile,
+    current: pa.Table,
+    source: str,
+    features: list[str] | None,
+    track: Track,
+    rule: DriftRule | None = None,
 ) -> dict[str, ColumnDrift]:
     names = _profile_columns(profile, features)
     with column_errors(source):
@@ -130,7 +156,7 @@ def drift_against_profile(
     from detectors.compare import compare
     from detectors.decision import DriftRule
 
-    rule, epsilon = DriftRule(), profile.metadata.settings.epsilon
+    rule, epsilon = rule or DriftRule(), profile.metadata.settings.epsilon
     return {
         name: compare(profile.features[name], summaries[name], rule, epsilon)
         for name in track(names, len(names), "comparing")
@@ -145,6 +171,7 @@ def drift_against_data(
     categorical: list[str],
     binning: Binning,
     track: Track,
+    rule: DriftRule | None = None,
 ) -> dict[str, ColumnDrift]:
     ref_source, cur_source = sources
     names = _shared_columns(reference.column_names, current.column_names, sources, features)
@@ -157,7 +184,7 @@ def drift_against_data(
     from detectors.decision import DriftRule
 
     settings = ProfileSettings()
-    rule = DriftRule()
+    rule = rule or DriftRule()
     results: dict[str, ColumnDrift] = {}
     for name in track(names, len(names), "comparing"):
         kind = kinds[name]
@@ -240,6 +267,12 @@ def _shared_columns(
     return names
 
 
+def _default_rule(alpha_model: float | None = None) -> DriftRule:
+    from detectors.decision import DriftRule
+
+    return DriftRule() if alpha_model is None else DriftRule(alpha_model=alpha_model)
+
+
 def _require_columns(data: DataFile, names: list[str]) -> None:
     with column_errors(data.path):
         data.require(names)
@@ -252,8 +285,14 @@ def run_drift(
     features: list[str] | None = None,
     categorical: list[str] | None = None,
     track: Track = no_progress,
+    rule: DriftRule | None = None,
+    alpha_model: float | None = None,
 ) -> DriftReport:
-    return run_drift_with_inputs(reference, current, binning, features, categorical, track)[0]
+    """Drift of every feature, judged together at ``rule.alpha_model`` as the aggregator judges
+    a window: replaying a window's records gives the flags the aggregator showed for it. Without
+    ``rule``, the default rule at ``alpha_model`` (built once the inputs are read: the rule
+    brings scipy.stats, and a missing file is reported before that)."""
+    return run_drift_with_inputs(reference, current, binning, features, categorical, track, rule, alpha_model)[0]
 
 
 def run_drift_with_inputs(
@@ -263,6 +302,8 @@ def run_drift_with_inputs(
     features: list[str] | None = None,
     categorical: list[str] | None = None,
     track: Track = no_progress,
+    rule: DriftRule | None = None,
+    alpha_model: float | None = None,
 ) -> tuple[DriftReport, ReferenceProfile | pa.Table, pa.Table]:
     """:func:`run_drift`, also handing back what it compared: the profile (or the reference
     table) and the current table, read once, for the drift report page
@@ -286,9 +327,14 @@ def run_drift_with_inputs(
         outputs = [profile.metadata.prediction, profile.metadata.label]
         extra = [c for c in outputs if c and c in current_data.column_names and c not in names]
         current_table = current_data.read([*names, *extra])
-        results = drift_against_profile(profile, current_table, str(current), features, track)
+        rule = rule or _default_rule(alpha_model)
+        results, family = judge_together(
+            drift_against_profile(profile, current_table, str(current), features, track, rule), rule
+        )
         estimate = estimate_current(profile, current_table, str(current))
-        report = DriftReport(profile.metadata.rows, current_table.num_rows, binning, "profile", results, estimate)
+        report = DriftReport(
+            profile.metadata.rows, current_table.num_rows, binning, "profile", results, estimate, family
+        )
         return report, profile, current_table
     reference_data = open_table(reference)
     sources = (str(reference), str(current))
@@ -297,6 +343,9 @@ def run_drift_with_inputs(
     _require_columns(current_data, names)
     # Only the columns compared: the rest of a wide file is never decoded.
     reference_table, current_table = reference_data.read(names), current_data.read(names)
-    results = drift_against_data(reference_table, current_table, sources, features, categorical, binning, track)
-    report = DriftReport(reference_table.num_rows, current_table.num_rows, binning, "data", results)
+    rule = rule or _default_rule(alpha_model)
+    results, family = judge_together(
+        drift_against_data(reference_table, current_table, sources, features, categorical, binning, track, rule), rule
+    )
+    report = DriftReport(reference_table.num_rows, current_table.num_rows, binning, "data", results, family=family)
     return report, reference_table, current_table

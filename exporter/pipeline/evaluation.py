@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from detectors.compare import ColumnDrift, compare
 from detectors.decision import DriftRule
+from detectors.familywise import apply_family
 from detectors.performance_estimation import DropRule
 from detectors.summary import ColumnSummary
 from exporter.config import ModelConfig
@@ -55,6 +56,26 @@ def _compare(
     return compare(reference, current, rule, epsilon)
 
 
+def _feature_drift(
+    references: Mapping[str, ColumnSummary],
+    currents: Mapping[str, ColumnSummary],
+    rule_for: RuleFor,
+    epsilon: float,
+) -> tuple[dict[str, ColumnDrift], float | None]:
+    """Every feature with rows in the window, judged together at the model's family-wise level
+    (the offline ``drift`` command does the same: :func:`detectors.familywise.apply_family`)."""
+    features: dict[str, ColumnDrift] = {}
+    for feature, reference in references.items():
+        current = currents.get(feature)
+        if current is None or current.rows == 0:
+            continue
+        features[feature] = compare(reference, current, rule_for(feature), epsilon)
+    if not features:
+        return features, None
+    judged, family = apply_family(features, rule_for)
+    return judged, family.alpha_effective
+
+
 def evaluate_model(
     identity: ModelIdentity, store: ModelWindows, rule_for: RuleFor, now: float, drop_rule: DropRule = DEFAULT_DROP_RULE
 ) -> ModelSnapshot:
@@ -64,12 +85,7 @@ def evaluate_model(
     windows: dict[str, WindowResult] = {}
     for name in store.windows:
         total = store.window(name, now)
-        features: dict[str, ColumnDrift] = {}
-        for feature, reference in profile.features.items():
-            current = total.features.get(feature)
-            if current is None or current.rows == 0:
-                continue
-            features[feature] = compare(reference, current, rule_for(feature), epsilon)
+        features, alpha_effective = _feature_drift(profile.features, total.features, rule_for, epsilon)
         performance = total.performance.metrics() if total.performance is not None else {}
         estimated, estimated_dropped = estimate_window(profile, total.prediction, drop_rule)
         windows[name] = WindowResult(
@@ -84,6 +100,7 @@ def evaluate_model(
             estimated_dropped=estimated_dropped,
             prediction_summary=total.prediction,
             summaries=WindowSummaries(profile, total, rule_for),
+            alpha_effective=alpha_effective,
         )
     meta = profile.metadata
     return ModelSnapshot(

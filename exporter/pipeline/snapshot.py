@@ -54,6 +54,8 @@ class WindowResult:
     prediction_summary: ColumnSummary | None = None
     versus_baseline: VersionComparison | None = None
     summaries: WindowSummaries | None = None  # what the drift report charts; None in hand-built results
+    # The family-wise level each feature was tested at (detectors.familywise); None: no features.
+    alpha_effective: float | None = None
 
     @property
     def drifted_ratio(self) -> float:

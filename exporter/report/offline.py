@@ -52,11 +52,11 @@ def build_offline_report(
     features: list[str] | None = None,
     categorical: list[str] | None = None,
     track: Track = no_progress,
+    rule: DriftRule = DriftRule(),
 ) -> ReportData:
     drift, reference_input, current_table = run_drift_with_inputs(
-        reference, current, binning, features, categorical, track
+        reference, current, binning, features, categorical, track, rule
     )
-    rule = DriftRule()  # the rule run_drift applies
     extra = {k: v for k, v in drift.as_dict().items() if k not in _OWN_KEYS}
     common: dict[str, Any] = {
         "reference_rows": drift.reference_rows,
@@ -208,10 +208,11 @@ def write_html_report(
     categorical: list[str] | None = None,
     track: Track = no_progress,
     out: TextIO | None = None,
+    rule: DriftRule = DriftRule(),
 ) -> list[str]:
     """Build the report, write its page to ``out`` (stdout), return the drifted features."""
     from exporter.report.html import render_html
 
-    report = build_offline_report(reference, current, binning, features, categorical, track)
+    report = build_offline_report(reference, current, binning, features, categorical, track, rule)
     (out or sys.stdout).write(render_html(report))
     return report.drifted

@@ -166,14 +166,22 @@ MW = {**MODEL, "window": "1h"}
 POD = {**MODEL, "pod_uid": "pod-1"}
 
 CASES: tuple[Case, ...] = (
-    # Feature drift: drifting features AND enough samples, sustained.
+    # Feature drift: drifting features AND enough samples, sustained past a whole window.
     Case(
-        "feature drift with enough samples, held 30m",
+        "feature drift with enough samples, held 90m",
         r.FEATURE_DRIFT,
         {DRIFT_AMOUNT: const(1)},
-        "35m",
+        "95m",
         (Fires(MW, 1),),
-        also=((r.FEATURE_DRIFT, "25m", ()),),
+        also=((r.FEATURE_DRIFT, "85m", ()),),
+    ),
+    Case(
+        # A noise excursion lasts about as long as the window holds the records behind it: it
+        # may stay flagged longer than 30 minutes, and must not page.
+        "a 70-minute flag inside one window's turnover does not page",
+        r.FEATURE_DRIFT,
+        {DRIFT_AMOUNT: f"0x5 1x70 0x{MINUTES - 77}"},  # flagged from minute 6 to minute 76
+        "76m",
     ),
     Case(
         "feature drift on a window with too few samples",
