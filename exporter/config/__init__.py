@@ -29,6 +29,7 @@ from __future__ import annotations
 from exporter.config.aggregator import (
     AggregatorConfig,
     AggregatorKafkaConfig,
+    DedupConfig,
     EvaluationConfig,
     FeatureThresholds,
     LabelsConfig,
@@ -144,6 +145,7 @@ __all__ = [
     "HttpConfig",
     # aggregator
     "AggregatorKafkaConfig",
+    "DedupConfig",
     "FeatureThresholds",
     "Thresholds",
     "ModelConfig",

@@ -30,6 +30,8 @@ from exporter.config.fields import (
 )
 from exporter.config.loading import Settings
 from exporter.decoders.formats import CONFIGURABLE as CONFIGURABLE_WIRE_FORMATS
+from exporter.decoders.inference_pairs import LOGGER_MODES
+from exporter.pipeline.dedup import DEFAULT_MAX_IDS, DEFAULT_TTL_SECONDS
 
 
 class AggregatorKafkaConfig(Section):
@@ -155,6 +157,48 @@ class ModelConfig(Section):
         None, min_length=1, description="Kubernetes namespace of the model; names Seldon topics and `model_info`."
     )
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Drift decision thresholds.")
+    slots: tuple[NonEmpty, ...] = Field(
+        (),
+        description=(
+            "Deployment slots this version is served under, as the producer names them: KServe's endpoint "
+            "(`default`, or `canary` during a canary rollout). A record that names no version belongs to the "
+            "version whose slots hold its slot; once any version of a model lists slots, a slot no version lists "
+            "is refused. Unset: a record without a version belongs to the model's only version."
+        ),
+    )
+    logger_mode: Literal[LOGGER_MODES] = Field(  # type: ignore[valid-type]
+        "auto",
+        description=(
+            "KServe payload logger `logger.mode` of this model. `all`: requests pair with their responses; "
+            "`request` / `response`: every event is folded at once, with no partner to wait for and no serving "
+            "error counted for the missing half; `auto`: pair, and learn `request` (or `response`) when a "
+            "model's event leaves the join buffer unpaired without the other side ever having been seen."
+        ),
+    )
+    seldon_topics: Literal["model", "pipeline"] = Field(
+        "model",
+        description=(
+            "With `kafka.format: seldon`: read this model's `seldon.<namespace>.model.<name>.inputs|outputs` "
+            "topics, or a Seldon Core 2 pipeline's `seldon.<namespace>.pipeline.<name>.inputs|outputs`."
+        ),
+    )
+
+
+class DedupConfig(Section):
+    max_ids: int = Field(
+        DEFAULT_MAX_IDS,
+        ge=0,
+        description=(
+            "Request ids remembered per model so that the same inference written twice (a client retrying after "
+            "a 5xx, a producer retrying without idempotence) is counted once; `0` turns it off. About 80 bytes "
+            "each."
+        ),
+    )
+    ttl_seconds: float = Field(
+        DEFAULT_TTL_SECONDS,
+        gt=0,
+        description="Request ids older than this behind the model's newest event time are forgotten.",
+    )
 
 
 class WindowConfig(Section):
@@ -223,6 +267,9 @@ class AggregatorConfig(Settings):
     )
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation loop.")
     labels: LabelsConfig = Field(default_factory=LabelsConfig, description="Joining labels to predictions.")
+    dedup: DedupConfig = Field(
+        default_factory=DedupConfig, description="Dropping the same inference written twice, by request id."
+    )
     http: HttpConfig = Field(default_factory=HttpConfig, description="HTTP server.")
     state: StateConfig = Field(default_factory=StateConfig, description="State checkpoints.")
     mlflow: MlflowConfig | None = Field(None, description="MLflow registry for trained times; unset: profile metadata.")
@@ -237,6 +284,24 @@ class AggregatorConfig(Settings):
             if key in seen:
                 raise ValueError(f"model {model.name!r} version {model.version!r} is listed twice")
             seen.add(key)
+        per_model: dict[str, ModelConfig] = {}
+        for index, model in enumerate(models):
+            first = per_model.setdefault(model.name, model)
+            for name in ("logger_mode", "seldon_topics"):
+                if getattr(model, name) != getattr(first, name):
+                    raise ValueError(
+                        f"[{index}].{name}: {getattr(model, name)!r}, but version {first.version!r} of model "
+                        f"{model.name!r} says {getattr(first, name)!r}; it is one per model"
+                    )
+        slots: dict[tuple[str, str], str] = {}
+        for index, model in enumerate(models):
+            for slot in model.slots:
+                other = slots.setdefault((model.name, slot), model.version)
+                if other != model.version:
+                    raise ValueError(
+                        f"[{index}].slots: slot {slot!r} of model {model.name!r} is already served by version "
+                        f"{other!r}; a slot names one version"
+                    )
         return models
 
     @field_validator("windows")

@@ -40,6 +40,11 @@ class Joiners:
     kserve: KServeJoiner = field(default_factory=KServeJoiner)
     seldon: SeldonJoiner = field(default_factory=SeldonJoiner)
 
+    def configure(self, modes: Mapping[str, str]) -> None:
+        """Each model's payload-logger mode (:data:`~exporter.decoders.inference_pairs.LOGGER_MODES`)."""
+        self.kserve.configure(modes)
+        self.seldon.configure(modes)
+
     def expire_into(self, sink: DecodeSink, now: float) -> None:
         self.kserve.expire_into(sink, now)
         self.seldon.expire_into(sink, now)

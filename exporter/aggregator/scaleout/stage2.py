@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.aggregator.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from exporter.aggregator.inputs import Models
+from exporter.aggregator.inputs import Models, logger_modes, model_identity
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.halves import Pairing
 from exporter.aggregator.scaleout.routing import summary_partition
@@ -162,7 +162,10 @@ class MergeStage:
         self.windows = [WindowSpec(w.name, w.bucket_seconds, w.buckets) for w in config.windows]
         # Folds the records paired here as stage 1 folds what it decodes.
         self.folder = Folder(
-            self.profiles, slot_seconds(w.bucket_seconds for w in self.windows), DEFAULT_LATENCY_BUCKETS
+            self.profiles,
+            slot_seconds(w.bucket_seconds for w in self.windows),
+            DEFAULT_LATENCY_BUCKETS,
+            model_identity(config),
         )
         self.versions = self.folder.versions
         self.evaluator = Evaluator({key: model for key, (model, _) in models.items()}, clock, trained_times)
@@ -183,7 +186,7 @@ class MergeStage:
         profiles = {key: self.profiles[key] for key in self.owned_models(partition)}
         joiner = LabelJoiner(self.config.labels.join_ttl_seconds, self.config.labels.max_pending)
         owned = OwnedModels(profiles, self.windows, self.config.allowed_lateness_seconds, joiner)
-        return PartitionState(partition, owned, Pairing(self.config.kafka.predictions_topic))
+        return PartitionState(partition, owned, Pairing(self.config.kafka.predictions_topic, logger_modes(self.config)))
 
     def checkpoint_path(self, partition: int) -> Path:
         return self.state_dir / f"{self.topic}-{partition}.parquet"
@@ -409,6 +412,8 @@ class MergeStage:
         partials: Partials = {}
         for topic, part in decoded.items():
             self._reject_paired(state, topic, part.rejected)
+            if part.duplicates:  # copies of halves already paired, dropped by the join buffer
+                state.owned.counters.duplicates[topic] += part.duplicates
             for table in part.predictions:
                 self.folder.fold_predictions(
                     partials, topic, table, lambda t, items, rows=None: self._reject_paired(state, t, items, rows)

@@ -63,9 +63,11 @@ def test_a_restored_half_pairs_and_its_ttl_keeps_running():
 
 def test_an_unmatched_response_is_dead_lettered_byte_for_byte_after_a_restore():
     joiners = Joiners()
+    joiners.seldon.configure({"iris": "all"})
     value = seldon_response([2])
     decode_batch([WireMessage(value, OUTPUTS, (("x-trace", b"\x00\xff"),), key=b"lonely")], 0.0, joiners)
     restored = Joiners()
+    restored.seldon.configure({"iris": "all"})
     restored.import_state(joiners.export_state())
     [refused] = restored.expire(61.0).rejected
     assert refused.reason is Reason.UNMATCHED_RESPONSE and refused.payload == value

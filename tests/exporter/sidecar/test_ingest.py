@@ -55,7 +55,7 @@ def binary(
 def test_binary_v1_request_then_response_makes_one_record_per_instance():
     with running(sidecar_config()) as (sidecar, log):
         reply = post(sidecar, "/", *binary("ev-1", REQUEST_TYPE, {"instances": IRIS}))
-        assert reply.status_code == 200 and reply.json() == {"records": 0, "rejected": 0, "errors": []}
+        assert reply.status_code == 200 and reply.json() == {"records": 0, "rejected": 0, "duplicates": 0, "errors": []}
         reply = post(sidecar, "/", *binary("ev-1", RESPONSE_TYPE, {"predictions": [1, 2]}, time=T_RESPONSE))
         assert reply.status_code == 200 and reply.json()["records"] == 2
         rows = wait_rows(log, 2)
