@@ -290,8 +290,9 @@ class AggregatorConfig(Settings):
             for name in ("logger_mode", "seldon_topics"):
                 if getattr(model, name) != getattr(first, name):
                     raise ValueError(
-                        f"[{index}].{name}: {getattr(model, name)!r}, but version {first.version!r} of model "
-                        f"{model.name!r} says {getattr(first, name)!r}; it is one per model"
+                        f"entry {index} (model {model.name!r} version {model.version!r}) sets {name} "
+                        f"{getattr(model, name)!r} but version {first.version!r} sets {getattr(first, name)!r}; "
+                        "it is one per model"
                     )
         slots: dict[tuple[str, str], str] = {}
         for index, model in enumerate(models):
@@ -299,8 +300,8 @@ class AggregatorConfig(Settings):
                 other = slots.setdefault((model.name, slot), model.version)
                 if other != model.version:
                     raise ValueError(
-                        f"[{index}].slots: slot {slot!r} of model {model.name!r} is already served by version "
-                        f"{other!r}; a slot names one version"
+                        f"entry {index}: slot {slot!r} of model {model.name!r} is in the slots of versions "
+                        f"{other!r} and {model.version!r}; a slot names one version"
                     )
         return models
 
