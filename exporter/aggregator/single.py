@@ -71,7 +71,7 @@ class Aggregator:
         )
         configure = getattr(decode, "configure", None)  # a decoder that pairs logged halves
         if configure is not None:
-            configure(logger_modes(config))
+            configure(logger_modes(config), config.join.max_pending, config.join.ttl_seconds)
         # One process sees every partition: a copy on any of them is caught (docs/producers.md).
         self.dedup = RecentRequestIds(config.dedup.max_ids, config.dedup.ttl_seconds) if config.dedup.max_ids else None
         joiner = LabelJoiner(config.labels.join_ttl_seconds, config.labels.max_pending)

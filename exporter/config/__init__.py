@@ -32,6 +32,7 @@ from exporter.config.aggregator import (
     DedupConfig,
     EvaluationConfig,
     FeatureThresholds,
+    JoinConfig,
     LabelsConfig,
     MlflowConfig,
     ModelConfig,
@@ -146,6 +147,7 @@ __all__ = [
     # aggregator
     "AggregatorKafkaConfig",
     "DedupConfig",
+    "JoinConfig",
     "FeatureThresholds",
     "Thresholds",
     "ModelConfig",

@@ -201,6 +201,26 @@ class DedupConfig(Section):
     )
 
 
+class JoinConfig(Section):
+    ttl_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "How long a logged request (KServe event, Seldon inputs message) waits for its response, and a "
+            "response for its request."
+        ),
+    )
+    max_pending: int = Field(
+        50_000,
+        ge=1,
+        description=(
+            "Most unpaired halves held; the oldest leave first, counted (a request as `no_response`, a response "
+            "refused). It must hold what one side is read ahead of the other while catching up: a fetch of up to "
+            "1 MB per partition, so about partitions × 1 MB / message size. About 2 KB each with a few features."
+        ),
+    )
+
+
 class WindowConfig(Section):
     name: WindowName = Field(description="Window name, the `window` label value (e.g. `1h`).")
     bucket_seconds: int = Field(gt=0, description="Width of one time bucket.")
@@ -267,6 +287,9 @@ class AggregatorConfig(Settings):
     )
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation loop.")
     labels: LabelsConfig = Field(default_factory=LabelsConfig, description="Joining labels to predictions.")
+    join: JoinConfig = Field(
+        default_factory=JoinConfig, description="Pairing logged requests with their responses (KServe, Seldon)."
+    )
     dedup: DedupConfig = Field(
         default_factory=DedupConfig, description="Dropping the same inference written twice, by request id."
     )

@@ -22,8 +22,8 @@ hold every event for the TTL and then count it as a ``no_response`` error, so ea
 has a mode (:data:`LOGGER_MODES`): ``all`` pairs; ``request`` / ``response`` emit each event
 at once, with a null status (no serving error either way) for a request and ``ok`` for a
 response; ``auto`` (the default) pairs, and *learns* ``request`` (or ``response``) when an
-event of a model leaves the buffer unpaired while the other side has never been seen for
-that model — that event is emitted as in the learned mode, and so is every later one, until
+event of a model leaves the buffer unpaired — its TTL passed or, for KServe, whose two sides
+share a topic, the buffer was full — while the other side has never been seen for that model — that event is emitted as in the learned mode, and so is every later one, until
 the other side shows up. What has been seen and learned is part of the joiner's state, so
 it is checkpointed, and a stage-2 replay learns the same.
 
@@ -93,6 +93,8 @@ def half_digest(half: InferenceHalf) -> bytes:
 
 class InferenceJoiner:
     """Pairs request and response halves (bounded, TTL'd) and writes the resulting rows."""
+
+    SIDES_SHARE_A_TOPIC = True  # both halves travel on one topic (KServe); Seldon's do not
 
     def __init__(
         self,
@@ -219,13 +221,17 @@ class InferenceJoiner:
 
     def _logs_one_side(self, model: ModelId, side: Side, why: Departure) -> bool:
         """Whether an unpaired ``side`` of ``model`` is simply all its logger sends (auto mode:
-        the other side was never seen). Only a half that waited its TTL, or was pushed out of
-        a full buffer, is evidence enough to learn it; one drained at shutdown is not."""
+        the other side was never seen). A half that waited its whole TTL is evidence enough to
+        learn it; so is one pushed out of a full buffer when both sides share a topic (KServe:
+        a full buffer without one response is no logger of responses), but not when they are
+        on two topics (Seldon: one topic may be read far ahead of the other while catching
+        up); one drained at shutdown had no time."""
         if self.modes.get(model[1], "auto") != "auto" or why is Departure.REPLACED:
             return False  # ``all``: a missing partner is a real gap
         if self.learned.get(model) is side:
             return True
-        if why is Departure.DRAINED or self.seen.get(model, set()) != {side}:
+        evidence = why is Departure.EXPIRED or (why is Departure.EVICTED and self.SIDES_SHARE_A_TOPIC)
+        if not evidence or self.seen.get(model, set()) != {side}:
             return False
         self.learned[model] = side
         return True
@@ -240,7 +246,8 @@ class InferenceJoiner:
     def export_models(self) -> dict[str, dict[str, object]]:
         """What each model has shown and (auto) learned, for a checkpoint."""
         out: dict[str, dict[str, object]] = {}
-        for (namespace, model), sides in self.seen.items():
+        for namespace, model in {**self.seen, **self.learned}:
+            sides = self.seen.get((namespace, model), set())
             learned = self.learned.get((namespace, model))
             out[f"{namespace or ''}\x1f{model}"] = {
                 "namespace": namespace,

@@ -132,6 +132,17 @@ class HalfJoiner(Generic[Half]):
     def pending(self) -> int:
         return len(self._waiting)
 
+    def bound(self, max_pending: int | None = None, ttl_seconds: float | None = None) -> None:
+        """Change the bounds (at start, from the configuration)."""
+        if max_pending is not None:
+            if max_pending < 1:
+                raise ValueError("max_pending must be at least 1")
+            self.max_pending = max_pending
+        if ttl_seconds is not None:
+            if not ttl_seconds > 0:
+                raise ValueError("ttl_seconds must be positive")
+            self.ttl_seconds = ttl_seconds
+
     def offer(self, key: Hashable, side: Side, half: Half, now: float, digest: bytes = b"") -> JoinStep[Half]:
         """Add one half; returns its pair if the partner was waiting, and what left meanwhile.
 
@@ -159,8 +170,8 @@ class HalfJoiner(Generic[Half]):
 
     def take_alone(self, key: Hashable, side: Side, now: float, digest: bytes = b"") -> bool:
         """For a half settled on its own (a logger that logs one side only): False if it is a
-        copy of one already taken (counted as a duplicate), else remember it and True."""
-        self.expire(now)
+        copy of one already taken (counted as a duplicate), else remember it and True. The
+        caller expires the buffer first (:meth:`expire`), which also forgets old settled ids."""
         if digest and self._is_copy(key, side, digest):
             self._count_duplicate(side)
             return False

@@ -154,6 +154,10 @@ def _zigzag_varint(value: bytes, position: int) -> tuple[int, int]:
 class SeldonJoiner(InferenceJoiner):
     """Joins a model's inputs and outputs messages by request id; see :class:`InferenceJoiner`."""
 
+    # Inputs and outputs are two topics: one may be read far ahead of the other while catching
+    # up, so a full buffer of inputs is no sign of a model without outputs.
+    SIDES_SHARE_A_TOPIC = False
+
 
 def decode_seldon(
     value: bytes,

@@ -28,9 +28,12 @@ class BatchDecoder:
         self.expected = fixed_format(wire_format)
         self.joiners = Joiners()
 
-    def configure(self, logger_modes: Mapping[str, str]) -> None:
-        """The configured payload-logger mode of each model (the aggregator sets it at start)."""
-        self.joiners.configure(logger_modes)
+    def configure(
+        self, logger_modes: Mapping[str, str], max_pending: int | None = None, ttl_seconds: float | None = None
+    ) -> None:
+        """The configured payload-logger mode of each model and the join buffers' bounds (the
+        aggregator sets them at start)."""
+        self.joiners.configure(logger_modes, max_pending, ttl_seconds)
 
     def __call__(self, messages: list[Message], now: float) -> tuple[Decoded, list[str]]:
         wire = [

@@ -66,10 +66,16 @@ class Pairing:
     predictions topic for KServe, the model's inputs or outputs topic for Seldon.
     """
 
-    def __init__(self, predictions_topic: str, logger_modes: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        predictions_topic: str,
+        logger_modes: Mapping[str, str] | None = None,
+        max_pending: int | None = None,
+        ttl_seconds: float | None = None,
+    ) -> None:
         self.predictions_topic = predictions_topic
         self.joiners = Joiners()
-        self.joiners.configure(logger_modes or {})
+        self.joiners.configure(logger_modes or {}, max_pending, ttl_seconds)
 
     def offer(self, halves: Iterable[tuple[CarriedHalf, Side, InferenceHalf]], now: float) -> dict[str, Decoded]:
         """Offer halves in log order; what they complete (or push out), per source topic."""

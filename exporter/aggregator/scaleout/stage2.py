@@ -186,7 +186,11 @@ class MergeStage:
         profiles = {key: self.profiles[key] for key in self.owned_models(partition)}
         joiner = LabelJoiner(self.config.labels.join_ttl_seconds, self.config.labels.max_pending)
         owned = OwnedModels(profiles, self.windows, self.config.allowed_lateness_seconds, joiner)
-        return PartitionState(partition, owned, Pairing(self.config.kafka.predictions_topic, logger_modes(self.config)))
+        join = self.config.join
+        pairing = Pairing(
+            self.config.kafka.predictions_topic, logger_modes(self.config), join.max_pending, join.ttl_seconds
+        )
+        return PartitionState(partition, owned, pairing)
 
     def checkpoint_path(self, partition: int) -> Path:
         return self.state_dir / f"{self.topic}-{partition}.parquet"
