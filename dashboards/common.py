@@ -300,3 +300,22 @@ def model_link(
         "url": f"/d/{uid(config, 'model')}?${{__url_time_range}}&var-datasource=${{datasource}}"
         "&var-model=${__data.fields.model}&var-model_version=${__data.fields.model_version}",
     }
+
+
+def report_link(config: DashboardsConfig, feature: bool = False) -> dict[str, Any] | None:
+    """A link to the aggregator's drift report of the selected model, version and window; with
+    ``feature``, a data link from a row holding ``feature`` to that feature's chart
+    (``#feature=<name>``). None without ``aggregator_url``. Values are percent-encoded."""
+    if config.aggregator_url is None:
+        return None
+    url = (
+        f"{config.aggregator_url.rstrip('/')}/report/${{model:percentencode}}"
+        "?version=${model_version:percentencode}&window=${window:percentencode}"
+    )
+    if feature:
+        return {
+            "title": "Drift report: ${__data.fields.feature}",
+            "url": url + "#feature=${__data.fields.feature:percentencode}",
+            "targetBlank": True,
+        }
+    return {"title": "Drift report ($window)", "url": url, "targetBlank": True}

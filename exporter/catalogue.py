@@ -133,6 +133,13 @@ _MIG_MEMORY_NOTE = (
     "Memory of the GPU instance a MIG device belongs to: compute instances of one GPU instance share it, so they show "
     "the same value. NVML gives no utilization per MIG device."
 )
+_MODEL_GPU_NOTE = (
+    "The model's share of the GPU, sample by sample: the whole device where its pod holds it alone (the sidecar's "
+    "GPUs; in the node agent, a GPU whose processes are one pod's), else by its processes' NVML per-process SM "
+    "utilization, and on MIG by each instance's compute and memory share. Energy splits the device's energy counter "
+    "by those shares, so the models on a GPU sum to its energy less what no model holds. Counted since the exporting "
+    "process started (sidecar: `model` from its config; node agent: each pod named by its sidecar)."
+)
 
 CATALOGUE: tuple[Metric, ...] = (
     # Feature drift, per window.
@@ -169,6 +176,88 @@ CATALOGUE: tuple[Metric, ...] = (
     _m("model_health_performance", "gauge", f"{_MW}, metric", "Model performance over the window, by metric."),
     _m("model_health_performance_reference", "gauge", f"{_MV}, metric", "Model performance on the reference set."),
     _m("model_health_loss_ks_statistic", "gauge", _MW, "Kolmogorov-Smirnov D of per-record loss vs reference."),
+    # Label-free performance estimation (CBPE over the window's score histogram).
+    _m(
+        "model_health_performance_estimated",
+        "gauge",
+        f"{_MW}, metric",
+        "Performance over the window estimated from prediction scores alone, by metric.",
+        note=(
+            "Confidence-based estimate (docs/performance-estimation.md) of `roc_auc`, `accuracy`, `precision`, "
+            "`recall` and `f1`, from the window's scores and the calibration stored in a profile built from scores and "
+            "labels; absent for profiles without one (class predictions, multiclass, regression). Its band is the "
+            "sibling `model_health_performance_estimated_stderr`: estimate ± k·stderr."
+        ),
+    ),
+    _m(
+        "model_health_performance_estimated_stderr",
+        "gauge",
+        f"{_MW}, metric",
+        "Standard error of the label-free performance estimate.",
+        note=(
+            "The band of `model_health_performance_estimated`, as a sibling gauge with the same labels: σ/√n, the "
+            "spread of the estimate over stationary windows of this size (σ fitted with the calibration). Not the "
+            "spread of the realised metric, which is wider because labels are random too."
+        ),
+        added="project",
+    ),
+    _m(
+        "model_health_performance_estimated_drop_detected",
+        "gauge",
+        f"{_MW}, metric",
+        "1 when the estimate fell below the reference's by the drop rule, else 0.",
+        note=(
+            "The drop rule of `models[].performance_estimation`: reference − estimate > max(k·√(se² + se_ref²), "
+            "min_drop) on a window of at least min_samples scored predictions (k = 3: about 0.13 % false alarms a "
+            "metric). `ModelHealthConceptDrift` reads it while too few labels are joined to judge realised "
+            "performance."
+        ),
+        added="project",
+    ),
+    # Version against version (a canary against its stable version), same window.
+    _m(
+        "model_health_version_prediction_psi",
+        "gauge",
+        "model, model_version, baseline_version, window",
+        "Population stability index of the version's predictions against its baseline version's, same window.",
+        note=(
+            "`baseline_version` is the version this one is compared with (`models[].baseline_version`, or the "
+            "earlier-listed of exactly two configured versions). Over the baseline's coarse bins; a candidate with "
+            "its own profile is re-binned onto them (docs/rollouts.md)."
+        ),
+    ),
+    _m(
+        "model_health_version_prediction_ks_statistic",
+        "gauge",
+        "model, model_version, baseline_version, window",
+        "Kolmogorov-Smirnov D of the version's prediction scores against its baseline version's, same window.",
+        note=(
+            "Over the union of both versions' fine edges; within the sum of the two windows' largest fine-bin "
+            "shares of the exact D when the versions have different profiles (docs/rollouts.md)."
+        ),
+    ),
+    _m(
+        "model_health_version_prediction_drift_detected",
+        "gauge",
+        "model, model_version, baseline_version, window",
+        "1 when the version's predictions drift from its baseline version's by the decision rule, else 0.",
+        note=(
+            "The version's own drift decision rule (thresholds and null quantiles, min_samples on the candidate's "
+            "window) with the baseline version's window in the reference's place: what the rollout gates read."
+        ),
+        added="project",
+    ),
+    _m(
+        "model_health_version_baseline_info",
+        "info",
+        "model, model_version, baseline_version",
+        "The version a configured version is compared with; always 1.",
+        note=(
+            "One series per version that has a baseline: the pairing the version recording rules join on "
+            "(`…_minus_baseline`, `…_over_baseline`), so a rollout gate needs only the model's name."
+        ),
+        added="project",
+    ),
     # Serving.
     _m("model_health_predictions_total", "counter", _MV, "Predictions seen.", owners=_SERVING),
     _m("model_health_prediction_errors_total", "counter", _MV, "Predictions with an error status.", owners=_SERVING),
@@ -336,6 +425,25 @@ CATALOGUE: tuple[Metric, ...] = (
         note=_MIG_MEMORY_NOTE,
         added="project",
     ),
+    # GPU cost per model: the device's energy and time, split among the models on it.
+    _m(
+        "model_health_model_gpu_energy_joules_total",
+        "counter",
+        "model, model_version, gpu_uuid",
+        "GPU energy attributed to the model version on this GPU.",
+        "joules",
+        owners=_GPU_OWNERS,
+        note=_MODEL_GPU_NOTE,
+    ),
+    _m(
+        "model_health_model_gpu_seconds_total",
+        "counter",
+        "model, model_version, gpu_uuid",
+        "GPU time attributed to the model version on this GPU (a whole GPU for a second is 1).",
+        "seconds",
+        owners=_GPU_OWNERS,
+        note=_MODEL_GPU_NOTE,
+    ),
     # The pipeline itself.
     _m(
         "model_health_records_consumed_total",
@@ -439,11 +547,11 @@ CATALOGUE: tuple[Metric, ...] = (
         "model_health_summaries_overlaps_total",
         "counter",
         "",
-        "Partial summaries whose source range overlapped one already merged (merged anyway).",
+        "Partial summaries whose source range overlapped one already merged (refused).",
         note=(
             "Scale-out, exported by the replica that owns the summaries partition: partial summaries whose source range"
-            " overlaps one already merged; merged anyway and logged. Non-zero only if a replica kept publishing after "
-            "losing its partition: worth an alert."
+            " overlaps one already merged; refused (never merged twice) and logged. Stage 1's fence makes it "
+            "impossible: non-zero means a producer outside the protocol wrote to the summaries topic — worth an alert."
         ),
         added="project",
     ),

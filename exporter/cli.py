@@ -489,6 +489,21 @@ def alerts(out: Path, config_path: Path | None) -> None:
     _print_written(write_files(out, config), "file")
 
 
+@cli.command()
+@click.option(
+    "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write into."
+)
+@click.option("--config", "config_path", default=None, type=click.Path(path_type=Path), help="Gates YAML config.")
+def gates(out: Path, config_path: Path | None) -> None:
+    """Write Flagger MetricTemplates (and Canaries), an Argo Rollouts AnalysisTemplate, KEDA ScaledObjects,
+    prometheus-adapter rules and HPAs: rollout gates and latency autoscaling on model-health's metrics."""
+    from exporter.config import GatesConfig, load_config
+    from exporter.gates import write_files
+
+    config = load_config(config_path, GatesConfig) if config_path else GatesConfig()
+    _print_written(write_files(out, config), "file")
+
+
 def _print_written(paths: list[Path], what: str) -> None:
     from rich.table import Table
 

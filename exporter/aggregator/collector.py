@@ -14,11 +14,44 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import Metric
 
 from detectors.drift_statistics import DRIFT_STATISTICS
-from exporter.exposition import CatalogueCollector
-from exporter.pipeline.snapshot import HistogramState, Snapshot
+from exporter.exposition import CatalogueCollector, Families
+from exporter.pipeline.snapshot import HistogramState, Snapshot, WindowResult
 
 # Statistic attribute of ColumnDrift → the feature metric that exports it: the table's exported rows.
 _FEATURE_METRICS = tuple((s.attribute, s.metric) for s in DRIFT_STATISTICS if s.metric is not None)
+ESTIMATED_METRICS = (
+    "model_health_performance_estimated",
+    "model_health_performance_estimated_stderr",
+    "model_health_performance_estimated_drop_detected",
+)
+VERSION_METRICS = (
+    "model_health_version_prediction_psi",
+    "model_health_version_prediction_ks_statistic",
+    "model_health_version_prediction_drift_detected",
+    "model_health_version_baseline_info",
+)
+
+
+def add_estimated(out: Families, labels: list[str], result: WindowResult) -> None:
+    """The window's label-free estimate, its standard error and the drop verdict, per metric."""
+    if result.estimated is None:
+        return
+    for metric, value in sorted(result.estimated.metrics.items()):
+        out.add("model_health_performance_estimated", [*labels, metric], value)
+        out.add("model_health_performance_estimated_stderr", [*labels, metric], result.estimated.stderr.get(metric))
+    for metric, dropped in sorted(result.estimated_dropped.items()):
+        out.add("model_health_performance_estimated_drop_detected", [*labels, metric], int(dropped))
+
+
+def add_versus_baseline(out: Families, labels: list[str], result: WindowResult) -> None:
+    """The window's predictions against the baseline version's (``labels`` end in baseline, window)."""
+    comparison = result.versus_baseline
+    if comparison is None:
+        return
+    drift = comparison.drift
+    out.add("model_health_version_prediction_psi", labels, drift.psi)
+    out.add("model_health_version_prediction_ks_statistic", labels, drift.ks_statistic)
+    out.add("model_health_version_prediction_drift_detected", labels, int(drift.drift))
 
 
 class SnapshotCollector(CatalogueCollector):
@@ -40,6 +73,8 @@ class SnapshotCollector(CatalogueCollector):
         "model_health_label_psi",
         "model_health_loss_ks_statistic",
         "model_health_performance",
+        *ESTIMATED_METRICS,
+        *VERSION_METRICS,
         "model_health_predictions_total",
         "model_health_prediction_errors_total",
         "model_health_labels_joined_total",
@@ -94,6 +129,11 @@ class SnapshotCollector(CatalogueCollector):
                     out.add("model_health_loss_ks_statistic", mvw, result.loss.ks_statistic)
                 for metric, value in sorted(result.performance.items()):
                     out.add("model_health_performance", [*mvw, metric], value)
+                add_estimated(out, mvw, result)
+                if model.baseline_version is not None:
+                    add_versus_baseline(out, [*mv, model.baseline_version, window], result)
+            if model.baseline_version is not None:
+                out.add("model_health_version_baseline_info", [*mv, model.baseline_version], 1)
         pipeline = snapshot.pipeline
         for (model, version), count in pipeline.predictions.items():
             out.add("model_health_predictions_total", [model, version], count)

@@ -112,6 +112,7 @@ class Aggregator:
         """
         self.producer.flush()
         with self.lock:
+            self.owned.fold_joined()
             documents = self.decode.export_state() if hasattr(self.decode, "export_state") else {}
             if self.dedup is not None:
                 documents = {**documents, REQUEST_IDS_DOCUMENTS: self.dedup.export_documents()}

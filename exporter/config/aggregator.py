@@ -15,6 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from detectors.decision import DriftRule
 from detectors.drift_statistics import DECISIONS
+from detectors.performance_estimation import DropRule
 from exporter.config.fields import (
     RULE_DEFAULTS,
     BootstrapServers,
@@ -56,7 +57,7 @@ class AggregatorKafkaConfig(Section):
         description=(
             "`single`: one replica consumes every partition and exports every model. `scale_out`: any number of "
             "replicas in `group_id`; partial summaries go by model onto `summaries_topic` and each model's one "
-            "owner (group `<group_id>-merge`) merges and exports it, exactly once (see the README's Scale-out)."
+            "owner (group `<group_id>-merge`) merges and exports it, exactly once (see the docs' Scale-out page)."
         ),
     )
     partial_flush_seconds: float = Field(
@@ -65,7 +66,16 @@ class AggregatorKafkaConfig(Section):
     partial_flush_records: int = Field(
         20_000, ge=1, description="Scale-out: records in one partition's partial summary that publish it early."
     )
-    format: Literal[("auto", *CONFIGURABLE_WIRE_FORMATS)] = Field(  # the wire-format table's configurable rows
+    snapshot_interval_seconds: float = Field(
+        300.0,
+        ge=0,
+        description=(
+            "Scale-out: how often the owner of a summaries partition publishes its merged state into that "
+            "partition, so the next owner restores it and replays only what came after (0: at every checkpoint)."
+        ),
+    )
+    # The choices are the wire-format table's configurable rows (built at import: mypy cannot read them).
+    format: Literal[("auto", *CONFIGURABLE_WIRE_FORMATS)] = Field(  # type: ignore[valid-type]
         "auto",
         description=(
             "Wire format of the predictions topic; `auto` detects it per message, any other value refuses "
@@ -149,6 +159,28 @@ class Thresholds(Section):
         return DriftRule(**thresholds, alpha=pick("alpha"), min_samples=pick("min_samples"))
 
 
+_DROP_DEFAULTS = DropRule()
+
+
+class PerformanceEstimationConfig(Section):
+    """When a label-free estimate counts as a drop below the reference (``detectors.performance_estimation.DropRule``)."""
+
+    k: float = Field(
+        _DROP_DEFAULTS.k,
+        gt=0,
+        description="Standard errors the estimate must fall below the reference's (3: ~0.13 % false alarms a metric).",
+    )
+    min_drop: float = Field(
+        _DROP_DEFAULTS.min_drop, ge=0, lt=1, description="Smallest drop that counts, however large the window."
+    )
+    min_samples: int = Field(
+        _DROP_DEFAULTS.min_samples, ge=0, description="Fewest scored predictions in the window before a drop counts."
+    )
+
+    def rule(self) -> DropRule:
+        return DropRule(k=self.k, min_drop=self.min_drop, min_samples=self.min_samples)
+
+
 class ModelConfig(Section):
     name: NonEmpty = Field(description="Model name, as records carry it in `model`.")
     version: Version = Field(description="Model version, as records carry it in `model_version` (quote it in YAML).")
@@ -157,6 +189,18 @@ class ModelConfig(Section):
         None, min_length=1, description="Kubernetes namespace of the model; names Seldon topics and `model_info`."
     )
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Drift decision thresholds.")
+    baseline_version: Version | None = Field(
+        None,
+        description=(
+            "Another configured version of this model whose predictions this version's are compared with, window by "
+            "window (a canary's stable version). Unset on every entry of a model with exactly two versions: the one "
+            "listed second is compared with the one listed first."
+        ),
+    )
+    performance_estimation: PerformanceEstimationConfig = Field(
+        default_factory=PerformanceEstimationConfig,
+        description="The drop rule of the label-free performance estimate (profiles with a calibration).",
+    )
     slots: tuple[NonEmpty, ...] = Field(
         (),
         description=(
@@ -273,6 +317,17 @@ class MlflowConfig(Section):
         return uri
 
 
+class AggregatorHttpConfig(HttpConfig):
+    token_file: Path | None = Field(
+        None,
+        description=(
+            "File holding a bearer token that `/metrics`, the drift report (`/report`, `/report/<model>`) and "
+            "`/api/v1/drift` require (`Authorization: Bearer …`); `/healthz` and `/readyz` stay open. "
+            "Unset: no token asked."
+        ),
+    )
+
+
 class AggregatorConfig(Settings):
     """``model-health aggregator --config FILE``."""
 
@@ -293,7 +348,9 @@ class AggregatorConfig(Settings):
     dedup: DedupConfig = Field(
         default_factory=DedupConfig, description="Dropping the same inference written twice, by request id."
     )
-    http: HttpConfig = Field(default_factory=HttpConfig, description="HTTP server.")
+    http: AggregatorHttpConfig = Field(
+        default_factory=AggregatorHttpConfig, description="HTTP server: `/metrics`, the drift report, health."
+    )
     state: StateConfig = Field(default_factory=StateConfig, description="State checkpoints.")
     mlflow: MlflowConfig | None = Field(None, description="MLflow registry for trained times; unset: profile metadata.")
 
@@ -346,6 +403,25 @@ class AggregatorConfig(Settings):
                         f"models[{index}].namespace: required when kafka.format is seldon "
                         "(it names the topics seldon.<namespace>.model.<name>.inputs|outputs)"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _baselines_are_other_configured_versions(self) -> AggregatorConfig:
+        versions: dict[str, set[str]] = {}
+        for model in self.models:
+            versions.setdefault(model.name, set()).add(model.version)
+        for index, model in enumerate(self.models):
+            baseline = model.baseline_version
+            if baseline is None:
+                continue
+            if baseline == model.version:
+                raise ValueError(f"models[{index}].baseline_version: a version cannot be its own baseline")
+            if baseline not in versions[model.name]:
+                known = ", ".join(sorted(versions[model.name] - {model.version})) or "none"
+                raise ValueError(
+                    f"models[{index}].baseline_version: {model.name!r} has no configured version {baseline!r} "
+                    f"(other configured versions: {known})"
+                )
         return self
 
     @field_validator("mlflow")

@@ -3,6 +3,10 @@
 Reference is either raw data (binned here, KS and Wasserstein exact) or a saved
 profile (the streaming path: KS from the fine histograms, with its error bound).
 ``--binning evidently`` reproduces Evidently 0.7's PSI and needs raw reference data.
+
+Against a profile with a calibration (built from a prediction score and labels), current data
+that has the score column but no labels also gets its label-free performance estimate
+(:func:`estimate_current`), the ``"performance_estimated"`` object of ``--format json``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from detectors.columns import category_counts, numeric_values, require_columns
+from detectors.columns import category_counts, is_numeric_type, numeric_values, require_columns
 from detectors.compare import (
     ColumnDrift,
     compare,
@@ -24,6 +28,7 @@ from detectors.compare import (
     compare_numeric_exact,
 )
 from detectors.decision import DriftRule
+from detectors.performance_estimation import BinaryCalibration, EstimatedPerformance, estimate_performance
 from detectors.profile import (
     Kind,
     ProfileSettings,
@@ -54,6 +59,7 @@ class DriftReport:
     binning: Binning
     reference_kind: Literal["data", "profile"]
     features: dict[str, ColumnDrift]
+    performance_estimated: EstimatedPerformance | None = None
 
     @property
     def drifted(self) -> list[str]:
@@ -68,7 +74,43 @@ class DriftReport:
             "drifted_features": len(self.drifted),
             "drifted_features_ratio": len(self.drifted) / len(self.features) if self.features else 0.0,
             "features": {name: result.as_dict() for name, result in self.features.items()},
+            **_estimated_dict(self.performance_estimated),
         }
+
+
+def _estimated_dict(estimate: EstimatedPerformance | None) -> dict[str, Any]:
+    """``performance_estimated`` (the contract's key) and its standard errors, when there is an estimate."""
+    if estimate is None:
+        return {}
+    return {
+        "performance_estimated": estimate.as_dict(),
+        "performance_estimated_stderr": estimate.stderr_dict(),
+        "performance_estimated_rows": estimate.count,
+    }
+
+
+def estimate_current(profile: ReferenceProfile, current: pa.Table, source: str) -> EstimatedPerformance | None:
+    """The label-free estimate of ``current``, when the profile can make one and nothing better exists.
+
+    Needs a binary calibration in the profile and the profile's prediction (score) column in
+    ``current``; labels in ``current`` (any non-null value in the profile's label column) mean
+    the realised performance can be measured instead, so no estimate is made.
+    """
+    meta = profile.metadata
+    if not isinstance(profile.calibration, BinaryCalibration) or meta.prediction is None:
+        return None
+    if meta.prediction not in current.column_names or not is_numeric_type(current.column(meta.prediction).type):
+        return None
+    if meta.label is not None and meta.label in current.column_names:
+        labels = current.column(meta.label)
+        if labels.null_count < len(labels):
+            return None
+    with column_errors(source):
+        scores = numeric_values(current, meta.prediction)
+    if not isinstance(profile.prediction, NumericSummary):  # a binary calibration is fitted over scores
+        return None
+    summary = NumericSummary.fold(profile.prediction.bins, scores)
+    return estimate_performance(profile, summary) if summary.count else None
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -198,7 +240,8 @@ def run_drift(
             raise UserError("--categorical applies to raw reference data; a profile already fixes column kinds")
         profile = load_profile(reference)
         results = drift_against_profile(profile, current_table, str(current), features, track)
-        return DriftReport(profile.metadata.rows, current_table.num_rows, binning, "profile", results)
+        estimate = estimate_current(profile, current_table, str(current))
+        return DriftReport(profile.metadata.rows, current_table.num_rows, binning, "profile", results, estimate)
     reference_table = read_table(reference)
     results = drift_against_data(
         reference_table, current_table, (str(reference), str(current)), features, categorical, binning, track
@@ -230,8 +273,9 @@ def run_drift_with_inputs(
             raise UserError("--categorical applies to raw reference data; a profile already fixes column kinds")
         profile = load_profile(reference)
         results = drift_against_profile(profile, current_table, str(current), features, track)
+        estimate = estimate_current(profile, current_table, str(current))
         return (
-            DriftReport(profile.metadata.rows, current_table.num_rows, binning, "profile", results),
+            DriftReport(profile.metadata.rows, current_table.num_rows, binning, "profile", results, estimate),
             profile,
             current_table,
         )

@@ -464,6 +464,8 @@ def test_configs_agree_with_the_pods(renders: dict[str, Rendered], tmp_path: Pat
                     assert config.kafka.mode == "scale_out"
                 for entry in config.models:
                     assert _under_a_mount(entry.reference, mounts), entry.reference
+                if config.http.token_file is not None:  # the bearer token of /metrics and the report
+                    assert _under_a_mount(config.http.token_file, mounts), config.http.token_file
             if component == "relay":
                 assert str(config.state.dir) in mounts
                 assert _under_a_mount(config.auth.token_file, mounts)
@@ -533,6 +535,18 @@ def test_monitors(renders: dict[str, Rendered]) -> None:
             assert {"action": "replace", "targetLabel": "job", "replacement": expected_jobs[component]} in endpoint[
                 "relabelings"
             ]
+            if component == "aggregator":
+                # Scraped with the bearer token the aggregator asks for, exactly when it asks.
+                tokens = [_aggregator_token_secret(rendered)]
+                expected = {"type": "Bearer", "credentials": {"name": tokens[0], "key": "token"}} if tokens[0] else None
+                assert endpoint.get("authorization") == expected
+            # GPU time per model joins OpenCost's node_gpu_hourly_cost on `node`.
+            node_label = {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "node",
+            }
+            assert (node_label in endpoint["relabelings"]) == (component == "node-agent")
             if component == "injector":
                 assert endpoint["scheme"] == "https"
                 assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": _tls_secret_name(rendered), "key": "ca.crt"}
@@ -548,6 +562,23 @@ def test_monitors(renders: dict[str, Rendered]) -> None:
                 "sourceLabels": ["__meta_kubernetes_pod_uid"],
                 "targetLabel": "pod_uid",
             } in endpoint["relabelings"]
+            assert {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "node",
+            } in endpoint["relabelings"]
+
+
+def _aggregator_token_secret(rendered: Rendered) -> str | None:
+    """The Secret mounted as the aggregator's ``http.token_file``, None without one."""
+    workload = [w for w in rendered.workloads() if component_of(w) == "aggregator"][0]
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+    return volumes["http-token"]["secret"]["secretName"] if "http-token" in volumes else None
+
+
+def test_the_aggregator_token_is_set_only_when_asked_for(renders: dict[str, Rendered]) -> None:
+    assert _aggregator_token_secret(renders["full-values.yaml"]) == "model-health-aggregator-token"
+    assert _aggregator_token_secret(renders["(defaults)"]) is None
 
 
 def test_monitor_selector_labels_from_values(full: Rendered) -> None:

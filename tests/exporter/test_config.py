@@ -286,7 +286,7 @@ AGGREGATOR_ERRORS = [
     ),
     (
         "models: [{name: m, version: '1', reference: p}]\nhttp: {xyz: 1}\n",
-        "http.xyz: unknown key (expected one of: host, port)",
+        "http.xyz: unknown key (expected one of: host, port, token_file)",
     ),
     (
         "models: [{name: m, version: '1', reference: p}]\nkafka: {format: avro}\n",
@@ -372,7 +372,7 @@ AGGREGATOR_ERRORS = [
     ),
     (
         "models: [{name: m, version: '1', reference: p}]\nhttp: 9877\n",
-        "http: Input should be a valid dictionary or instance of HttpConfig",
+        "http: Input should be a valid dictionary or instance of AggregatorHttpConfig",
     ),
     # Several mistakes: all of them, in one line.
     (

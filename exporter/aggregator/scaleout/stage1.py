@@ -11,21 +11,29 @@ refused counts.
 Progress lives in the output, not in the consumer's memory. A flush of partition ``p``
 over ``[a, b)`` runs:
 
-0. commit ``a`` to the group — it fails if this replica no longer owns ``p`` (a rebalance
-   moved it), so a replica that lost ``p`` stops before writing anything;
 1. record the *intent* ``b`` as ``p``'s offset in the member-less progress group
    (:func:`~exporter.aggregator.scaleout.routing.progress_group`) — Kafka's commit metadata would be
    the natural place, but tansu drops it;
-2. produce the range's messages and wait for every acknowledgement;
-3. commit ``b`` to the group.
+2. commit ``a`` to the group — the fence: it fails once this replica no longer owns ``p`` (the
+   coordinator refuses a stale generation's commits), and then nothing is produced;
+3. produce the range's messages and wait for every acknowledgement;
+4. commit ``b`` to the group.
 
-A replica that takes ``p`` over (after a crash anywhere in 0–3, or a rebalance) reads both
+A replica that takes ``p`` over (after a crash anywhere in 1–4, or a rebalance) reads both
 offsets: progress ahead of the group's commit means a flush was in flight, so it re-reads
 exactly ``[a, b)`` and publishes it again as the same range — the log is immutable, so the
 content is the same — before going on. Stage 2 keeps, per model and source partition, the
 end of the last range it merged, and skips a range that ends at or before it. Every source
 record is therefore merged exactly once, whichever replica folded it and however often one
 died on the way.
+
+**Fencing.** The intent is written *before* the ownership check, so a replica that lost ``p``
+cannot publish into the next owner's state: either its check fails (it lost ``p`` before
+step 2) and it produces nothing, or its check passed — then the rebalance that moved ``p``
+came later, the new owner reads the intent already written, and publishes exactly the same
+range, of which stage 2 merges one copy and counts the other as a duplicate. A range that
+overlaps one already merged (it cannot come from this protocol) is refused and counted
+(``model_health_summaries_overlaps_total``), never merged twice.
 
 A flush whose produce fails is rewound the same way (seek back to ``a``, re-read up to ``b``).
 For the content to be the same, decoding must not depend on when it runs: the decoders'
@@ -255,7 +263,7 @@ class PartialStage:
                 except KafkaIOError as error:
                     log.warning("%s[%d]: publishing the range in flight failed: %s", tp.topic, tp.partition, error)
                     if tail and tp in self._open:
-                        # Nothing was produced (steps 0–1): tried again when the records
+                        # Nothing was produced (steps 1–2): tried again when the records
                         # after the cut come back. (After a failed produce the whole range
                         # was already rewound, to be read again.)
                         self._rewind_to(tp, tail[0].offset)
@@ -371,7 +379,7 @@ class PartialStage:
         return self.monotonic() - self._last_flush >= self.config.kafka.partial_flush_seconds
 
     def flush(self) -> bool:
-        """Publish every open range (steps 0–3 of the module docstring); False if it failed.
+        """Publish every open range (steps 1–4 of the module docstring); False if it failed.
 
         A failure is logged and tried again at the next flush, never raised: the caller must
         get back into ``poll`` at once, since a failed commit usually means a rebalance that
@@ -396,13 +404,14 @@ class PartialStage:
         ranges = {tp: self._open[tp] for tp in partitions if tp in self._open}
         if not ranges:
             return
-        # 0: still ours? A replica that lost a partition learns it here, before writing.
-        self.consumer.commit({tp: r.start for tp, r in ranges.items()})
         # 1: the intent. If it fails nothing was written; the range stays open and grows.
         self.progress.commit({tp: r.end for tp, r in ranges.items()})
+        # 2: still ours? The fence: after the intent, so a replica that lost a partition either
+        # learns it here, before producing, or lost it later, to an owner that reads this intent.
+        self.consumer.commit({tp: r.start for tp, r in ranges.items()})
         emitted_at = self.clock()
         try:
-            # 2: the output, acknowledged.
+            # 3: the output, acknowledged.
             for tp, current in ranges.items():
                 for out in self._messages(tp, current, emitted_at):
                     self.producer.send(
@@ -424,7 +433,7 @@ class PartialStage:
             del self._open[tp]
             self._start[tp] = current.end
         self.flushes += 1
-        # 3: done. If this commit fails, the next owner re-publishes ranges stage 2 skips.
+        # 4: done. If this commit fails, the next owner re-publishes ranges stage 2 skips.
         try:
             self.consumer.commit({tp: r.end for tp, r in ranges.items()})
         except CommitFailed as error:

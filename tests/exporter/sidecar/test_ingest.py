@@ -205,6 +205,12 @@ def test_gpu_metrics_share_the_sidecar_endpoint():
             "model_health_predictions_total",
         } <= names
         assert "gpu:" in sidecar.ready()[1]
+        # The pod's GPU is its model's: GPU time accrues under the sidecar's model and version.
+        gpu_seconds = (
+            f'model_health_model_gpu_seconds_total{{gpu_uuid="{load_fake(realtime=False).uuid_of(0)}",'
+            f'model="{config.model.name}",model_version="{config.model.version}"}}'
+        )
+        wait_for(lambda: (metrics(sidecar).get(gpu_seconds) or 0) > 0, what="GPU time of the sidecar's model")
     finally:
         sidecar.stop()
 
