@@ -62,6 +62,9 @@ LOGGER_MODES = ("auto", "all", "request", "response")
 _ONE_SIDE = {"request": Side.REQUEST, "response": Side.RESPONSE}
 
 ModelId = tuple["str | None", str]  # (namespace, model)
+# Models whose sides are tracked (auto mode) at most: halves of unconfigured models pass here
+# too in single mode, and a producer inventing names must not grow the state without end.
+MAX_MODELS_TRACKED = 10_000
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,8 @@ class InferenceJoiner:
     def add_into(self, sink: DecodeSink, side: Side, half: InferenceHalf, now: float) -> None:
         """Offer one half; rows of a completed pair, and of halves that left unpaired, go to ``sink``."""
         model = (half.model_namespace, half.model)
-        self.seen.setdefault(model, set()).add(side)
+        if model in self.seen or len(self.seen) < MAX_MODELS_TRACKED:
+            self.seen.setdefault(model, set()).add(side)
         if self.learned.get(model) not in (None, side):
             del self.learned[model]  # auto learned one side, and the other has shown up after all
         mode = self.mode_of(half)

@@ -8,10 +8,12 @@ model's recent ids is a duplicate: it is dropped **before** it is folded (a summ
 un-count) and counted in ``model_health_records_duplicate_total{topic}``. Records without a
 request id are never duplicates.
 
-Memory is bounded twice per model: at most ``max_ids`` ids (the oldest go first, a batch at
+Request ids must be unique per model for this to hold (the label join assumes it too); a
+producer that reuses them should run with ``dedup.max_ids: 0``. Memory is bounded twice per
+model: at most ``max_ids`` ids (the oldest go first, a batch at
 a time, so the set holds up to ``max_ids`` plus one batch), and none older than
 ``ttl_seconds`` behind the newest event time seen for the model, so an id reused much later
-is fresh again. The state is plain lists of ids, checkpointed with the windows
+is fresh again; and at most :data:`MAX_MODELS` models are remembered. The state is plain lists of ids, checkpointed with the windows
 (:meth:`RecentRequestIds.export_documents`).
 
 Checking is per batch, with set operations: the common batch — no id repeated inside it and
@@ -47,6 +49,9 @@ import pyarrow.compute as pc
 
 DEFAULT_MAX_IDS = 100_000
 DEFAULT_TTL_SECONDS = 600.0
+# Models remembered at most: a producer inventing model names must not grow memory without end
+# (the aggregator only asks for configured models; the sidecar forwards whatever it is sent).
+MAX_MODELS = 1_000
 STATE_VERSION = 1
 
 
@@ -91,10 +96,12 @@ class RecentRequestIds:
         column = table.column("request_id")
         if column.null_count == len(column):
             return table
-        ids: list[Any] = column.to_pylist()
         state = self._models.get(model)
         if state is None:
+            if len(self._models) >= MAX_MODELS:
+                return table
             state = self._models[model] = _Model()
+        ids: list[Any] = column.to_pylist()
         batch = set(ids)
         batch.discard(None)
         keyed = len(ids) - column.null_count
@@ -136,8 +143,12 @@ class RecentRequestIds:
         """Hold the request ids of ``table`` (rows taken for good)."""
         if table.num_rows == 0 or "request_id" not in table.column_names:
             return
+        state = self._models.get(model)
+        if state is None:
+            if len(self._models) >= MAX_MODELS:
+                return
+            state = self._models[model] = _Model()
         ids = table.column("request_id").to_pylist()
-        state = self._models.setdefault(model, _Model())
         fresh = set(ids) - state.ids
         fresh.discard(None)
         self._remember(state, fresh, table)

@@ -84,3 +84,12 @@ def test_every_id_is_kept_exactly_once_when_nothing_is_forgotten(batches):
         seen += [i for i in out if i is not None]
     assert sorted(seen) == sorted({i for ids in batches for i in ids if i is not None})
     assert sum(recent.dropped.values()) == sum(len(ids) - ids.count(None) for ids in batches) - len(seen)
+
+
+def test_models_beyond_the_bound_pass_unchecked(monkeypatch):
+    monkeypatch.setattr("exporter.pipeline.dedup.MAX_MODELS", 2)
+    recent = RecentRequestIds()
+    kept(recent, "a", model="one")
+    kept(recent, "a", model="two")
+    assert kept(recent, "a", "a", model="three") == ["a", "a"]  # not remembered, not checked
+    assert kept(recent, "a", model="one") == []
