@@ -22,10 +22,11 @@ hold every event for the TTL and then count it as a ``no_response`` error, so ea
 has a mode (:data:`LOGGER_MODES`): ``all`` pairs; ``request`` / ``response`` emit each event
 at once, with a null status (no serving error either way) for a request and ``ok`` for a
 response; ``auto`` (the default) pairs, and *learns* ``request`` (or ``response``) when an
-event of a model leaves the buffer unpaired — its TTL passed or, for KServe, whose two sides
-share a topic, the buffer was full — while the other side has never been seen for that model — that event is emitted as in the learned mode, and so is every later one, until
-the other side shows up. What has been seen and learned is part of the joiner's state, so
-it is checkpointed, and a stage-2 replay learns the same.
+event of a model leaves the buffer unpaired (its TTL passed or, for KServe, whose two sides
+share a topic, the buffer was full) while the other side has never been seen for that model.
+That event is emitted as in the learned mode, and so is every later one, until the other
+side shows up. What has been seen and learned is part of the joiner's state, so it is
+checkpointed, and a stage-2 replay learns the same.
 
 **Copies.** A half that repeats one already taken — same id, same content — is dropped
 (:class:`~exporter.decoders.joiner.HalfJoiner`) and counted as a duplicate
