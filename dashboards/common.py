@@ -155,8 +155,8 @@ def table(
 class FeatureHeatmap(g.Panel):
     """Grafana's heatmap panel (v9+) over series: one row per series (e.g. one per feature)."""
 
-    unit = attr.ib(default="short")
-    scheme = attr.ib(default="Oranges")
+    unit: str = attr.ib(default="short")
+    scheme: str = attr.ib(default="Oranges")
 
     def to_json_data(self) -> dict[str, Any]:
         return self.panel_json(
@@ -192,7 +192,7 @@ def heatmap(
     title: str, expr: str, legend: str, *, unit: str = "short", description: str = "", height: int = 10
 ) -> FeatureHeatmap:
     """A full-width heatmap with one row per series of ``expr`` (named by ``legend``)."""
-    return FeatureHeatmap(
+    return FeatureHeatmap(  # type: ignore[call-arg]  # grafanalib's Panel fields, through attrs inheritance
         title=title,
         description=description,
         dataSource=DATASOURCE,

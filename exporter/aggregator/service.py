@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -219,14 +218,3 @@ def trained_times(config: AggregatorConfig) -> TrainedTimes | None:
     registry = MlflowRegistry.with_credentials(config.mlflow.tracking_uri, config.mlflow.timeout_seconds, os.environ)
     log.info("mlflow: trained times from %s every %gs", registry.base, config.mlflow.refresh_interval_seconds)
     return TrainedTimes(registry, [(m.name, m.version) for m in config.models], config.mlflow.model_name_map)
-
-
-def install_signal_handlers(stop: threading.Event, doing: str = "checkpointing and stopping") -> None:
-    """SIGTERM and SIGINT set ``stop``; ``doing`` says in the log what the component does next."""
-
-    def handler(signum: int, frame: object) -> None:
-        log.info("signal %d: %s", signum, doing)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from rich.console import Console
@@ -181,7 +182,7 @@ class LiveDemo:
             }
             # Prometheus first: it starts while everything else does.
             prometheus, note = self._prometheus(stack, workdir, prometheus_port, aggregator_port, sidecar_port)
-            urls["Prometheus"] = f"{prometheus.url}/alerts" if prometheus is not None else note
+            urls["Prometheus"] = f"{prometheus.url}/alerts" if prometheus is not None else (note or "")
             profile = build_profile(workdir, options)
             broker = stack.enter_context(EmbeddedBroker())
             broker.create_topics([PREDICTIONS, LABELS, DEADLETTER], exist_ok=True)
@@ -314,7 +315,7 @@ class _Watch:
                 return result
             time.sleep(1.0)
 
-    def live(self, update: Callable[[object], None]) -> DemoResult:
+    def live(self, update: Callable[[Any], None]) -> DemoResult:
         options = self.options
 
         def show(frame: Frame, elapsed: float) -> None:

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import numpy as np
 import pyarrow as pa
 
-from detectors.columns import ColumnError, category_counts, numeric_values
+from detectors.columns import ColumnError, category_counts, numeric_values, primitive_values
 from detectors.compare import ColumnDrift, compare
 from detectors.decision import DriftRule
 from detectors.profile import (
@@ -195,7 +195,7 @@ def _present(table: pa.Table, name: str) -> np.ndarray:
     """Present values as Evidently bins them: integer columns without nulls stay integer."""
     column = table.column(name)
     if pa.types.is_integer(column.type) and column.null_count == 0:
-        return column.to_numpy()
+        return primitive_values(column)  # to_numpy() would import pandas
     values = numeric_values(table, name)
     return values[np.isfinite(values)]
 

@@ -63,7 +63,7 @@ from exporter.demo.traffic import TrafficGenerator
 from exporter.kafka import ProducerSettings, open_producer
 from exporter.kafka.embedded import EmbeddedBroker, free_port
 from tests.exporter.relay.fake_target import FakeTarget, Received
-from tests.support.gpu import capture_dir
+from tests.support.gpu import add_injected_sidecar, capture_dir
 from tests.support.pagerduty import PagerDutyStandIn
 from tests.support.services import Process, PrometheusApi, binary, log_tail, running, scrape, wait_for, wait_ready
 
@@ -142,11 +142,13 @@ def _write_yaml(path: Path, document: Any) -> Path:
 
 
 def _fake_proc(root: Path, cgroup: str | None) -> Path:
-    """A ``proc_root`` where the capture's GPU process lives in ``cgroup`` (None: it has exited)."""
+    """A ``proc_root`` where the capture's GPU process lives in ``cgroup`` (None: it has exited),
+    in a pod whose injected sidecar serves the demo's model: the GPU-cost panels have data."""
     root.mkdir(parents=True)
     if cgroup is not None:
         (root / str(GPU_PID)).mkdir()
         (root / str(GPU_PID) / "cgroup").write_text(f"0::{cgroup}\n")
+        add_injected_sidecar(root, GPU_PID + 1, POD_UID, MODEL, VERSION)
     return root
 
 
