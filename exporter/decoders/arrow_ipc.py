@@ -146,8 +146,8 @@ def _finish_one(sink: DecodeSink, item: _Pending) -> None:
     except RecordError as error:
         sink.reject(error, item.value, item.headers)
         return
-    for row, error in sorted(problems.items()):
-        sink.rejected.append(Rejected(error.reason, error.detail, row_payload(table, row), item.headers))
+    for row, problem in sorted(problems.items()):
+        sink.rejected.append(Rejected(problem.reason, problem.detail, row_payload(table, row), item.headers))
     if problems:
         decoded = decoded.filter(pa.array([row not in problems for row in range(table.num_rows)]))
     sink.prediction_tables.extend(tables_by_model(decoded))

@@ -317,7 +317,7 @@ def _json_body(data: object) -> dict[str, Any]:
             raise RecordError(Reason.INVALID_JSON, f"body: not JSON: {str(exc)[:200]}") from None
     if type(data) is not dict:
         raise RecordError(Reason.INVALID_JSON, "body: expected a JSON object")
-    return data  # type: ignore[return-value]
+    return data
 
 
 def request_features(body: dict[str, Any], max_features: int = DEFAULT_MAX_FEATURES) -> list[dict[str, object]]:
@@ -342,9 +342,9 @@ def request_features(body: dict[str, Any], max_features: int = DEFAULT_MAX_FEATU
 
 def _instance_features(key: str, instance: object, max_features: int) -> dict[str, object]:
     if type(instance) is dict:
-        if len(instance) > max_features:  # type: ignore[arg-type]
+        if len(instance) > max_features:
             raise RecordError(Reason.TOO_LARGE, f"more than {max_features} features per row")
-        return instance  # type: ignore[return-value]
+        return instance
     if type(instance) is not list:
         return {key: instance}
     values = flattened(instance)
