@@ -498,6 +498,21 @@ CATALOGUE: tuple[Metric, ...] = (
         ),
     ),
     _m(
+        "model_health_records_duplicate_total",
+        "counter",
+        "topic",
+        "Records dropped because the same inference (model and request id) was already taken.",
+        owners=_SERVING,
+        note=(
+            "A client retrying after a 5xx whose records Kafka already had, or a producer retrying without "
+            "idempotence, writes one inference twice; the copy is dropped before it is counted anywhere. The "
+            "aggregator remembers the last `dedup.max_ids` request ids per model (single mode: over every partition; "
+            "scale-out: within one source range of one partition), and pairs KServe/Seldon halves once (per model, "
+            "both modes); the sidecar does not send again records whose delivery Kafka already confirmed. Which "
+            "copies each place can catch: the producers page of the docs."
+        ),
+    ),
+    _m(
         "model_health_records_late_total",
         "counter",
         "model",

@@ -84,6 +84,7 @@ class SnapshotCollector(CatalogueCollector):
         "model_health_records_late_total",
         "model_health_records_consumed_total",
         "model_health_records_rejected_total",
+        "model_health_records_duplicate_total",
         "model_health_consumer_lag_records",
         "model_health_request_duration_seconds",
         "model_health_evaluation_duration_seconds",
@@ -152,6 +153,8 @@ class SnapshotCollector(CatalogueCollector):
             out.add("model_health_records_consumed_total", [topic, fmt], count)
         for (topic, reason), count in pipeline.rejected.items():
             out.add("model_health_records_rejected_total", [topic, reason], count)
+        for topic, count in pipeline.duplicates.items():
+            out.add("model_health_records_duplicate_total", [topic], count)
         for (topic, partition), lag in pipeline.consumer_lag.items():
             out.add("model_health_consumer_lag_records", [topic, str(partition)], lag)
         if self._latency is not None:

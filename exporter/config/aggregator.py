@@ -31,6 +31,8 @@ from exporter.config.fields import (
 )
 from exporter.config.loading import Settings
 from exporter.decoders.formats import CONFIGURABLE as CONFIGURABLE_WIRE_FORMATS
+from exporter.decoders.inference_pairs import LOGGER_MODES
+from exporter.pipeline.dedup import DEFAULT_MAX_IDS, DEFAULT_TTL_SECONDS
 
 
 class AggregatorKafkaConfig(Section):
@@ -218,6 +220,68 @@ class ModelConfig(Section):
         default_factory=PerformanceEstimationConfig,
         description="The drop rule of the label-free performance estimate (profiles with a calibration).",
     )
+    slots: tuple[NonEmpty, ...] = Field(
+        (),
+        description=(
+            "Deployment slots this version is served under, as the producer names them: KServe's endpoint "
+            "(`default`, or `canary` during a canary rollout). A record that names no version belongs to the "
+            "version whose slots hold its slot; once any version of a model lists slots, a slot no version lists "
+            "is refused. Unset: a record without a version belongs to the model's only version."
+        ),
+    )
+    logger_mode: Literal[LOGGER_MODES] = Field(  # type: ignore[valid-type]
+        "auto",
+        description=(
+            "KServe payload logger `logger.mode` of this model. `all`: requests pair with their responses; "
+            "`request` / `response`: every event is folded at once, with no partner to wait for and no serving "
+            "error counted for the missing half; `auto`: pair, and learn `request` (or `response`) when a "
+            "model's event leaves the join buffer unpaired without the other side ever having been seen."
+        ),
+    )
+    seldon_topics: Literal["model", "pipeline"] = Field(
+        "model",
+        description=(
+            "With `kafka.format: seldon`: read this model's `seldon.<namespace>.model.<name>.inputs|outputs` "
+            "topics, or a Seldon Core 2 pipeline's `seldon.<namespace>.pipeline.<name>.inputs|outputs`."
+        ),
+    )
+
+
+class DedupConfig(Section):
+    max_ids: int = Field(
+        DEFAULT_MAX_IDS,
+        ge=0,
+        description=(
+            "Request ids remembered per model so that the same inference written twice (a client retrying after "
+            "a 5xx, a producer retrying without idempotence) is counted once; `0` turns it off. About 80 bytes "
+            "each."
+        ),
+    )
+    ttl_seconds: float = Field(
+        DEFAULT_TTL_SECONDS,
+        gt=0,
+        description="Request ids older than this behind the model's newest event time are forgotten.",
+    )
+
+
+class JoinConfig(Section):
+    ttl_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "How long a logged request (KServe event, Seldon inputs message) waits for its response, and a "
+            "response for its request."
+        ),
+    )
+    max_pending: int = Field(
+        50_000,
+        ge=1,
+        description=(
+            "Most unpaired halves held; the oldest leave first, counted (a request as `no_response`, a response "
+            "refused). It must hold what one side is read ahead of the other while catching up: a fetch of up to "
+            "1 MB per partition, so about partitions × 1 MB / message size. About 2 KB each with a few features."
+        ),
+    )
 
 
 class WindowConfig(Section):
@@ -315,6 +379,12 @@ class AggregatorConfig(Settings):
     )
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation loop.")
     labels: LabelsConfig = Field(default_factory=LabelsConfig, description="Joining labels to predictions.")
+    join: JoinConfig = Field(
+        default_factory=JoinConfig, description="Pairing logged requests with their responses (KServe, Seldon)."
+    )
+    dedup: DedupConfig = Field(
+        default_factory=DedupConfig, description="Dropping the same inference written twice, by request id."
+    )
     http: AggregatorHttpConfig = Field(
         default_factory=AggregatorHttpConfig, description="HTTP server: `/metrics`, the drift report, health."
     )
@@ -331,6 +401,25 @@ class AggregatorConfig(Settings):
             if key in seen:
                 raise ValueError(f"model {model.name!r} version {model.version!r} is listed twice")
             seen.add(key)
+        per_model: dict[str, ModelConfig] = {}
+        for index, model in enumerate(models):
+            first = per_model.setdefault(model.name, model)
+            for name in ("logger_mode", "seldon_topics"):
+                if getattr(model, name) != getattr(first, name):
+                    raise ValueError(
+                        f"entry {index} (model {model.name!r} version {model.version!r}) sets {name} "
+                        f"{getattr(model, name)!r} but version {first.version!r} sets {getattr(first, name)!r}; "
+                        "it is one per model"
+                    )
+        slots: dict[tuple[str, str], str] = {}
+        for index, model in enumerate(models):
+            for slot in model.slots:
+                other = slots.setdefault((model.name, slot), model.version)
+                if other != model.version:
+                    raise ValueError(
+                        f"entry {index}: slot {slot!r} of model {model.name!r} is in the slots of versions "
+                        f"{other!r} and {model.version!r}; a slot names one version"
+                    )
         return models
 
     @field_validator("windows")

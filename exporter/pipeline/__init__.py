@@ -3,6 +3,7 @@
 Modules, in the order a record meets them:
 
 - :mod:`~exporter.pipeline.model_versions` — which configured model version a record names;
+- :mod:`~exporter.pipeline.dedup` — the same inference written twice is counted once;
 - :mod:`~exporter.pipeline.fold` — decoded tables → per-model partial summaries;
 - :mod:`~exporter.pipeline.windows` — event-time buckets of mergeable summaries, per window;
 - :mod:`~exporter.pipeline.label_join` — ground truth joined to predictions by request id;

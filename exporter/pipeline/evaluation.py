@@ -184,6 +184,7 @@ class Evaluator:
             pipeline = PipelineState(
                 consumed=dict(totals.consumed),
                 rejected=dict(totals.rejected),
+                duplicates=dict(totals.duplicates),
                 late=dict(totals.late),
                 predictions=dict(totals.predictions),
                 prediction_errors=dict(totals.errors),

@@ -52,6 +52,7 @@ class Counters:
 
     consumed: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, format)
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, reason)
+    duplicates: Counter[str] = field(default_factory=Counter)  # topic: the same inference again, dropped
     late: Counter[str] = field(default_factory=Counter)  # model
     predictions: Counter[ModelKey] = field(default_factory=Counter)
     errors: Counter[ModelKey] = field(default_factory=Counter)
@@ -67,6 +68,7 @@ class Counters:
         for part in parts:
             out.consumed.update(part.consumed)
             out.rejected.update(part.rejected)
+            out.duplicates.update(part.duplicates)
             out.late.update(part.late)
             out.predictions.update(part.predictions)
             out.errors.update(part.errors)
@@ -78,6 +80,7 @@ class Counters:
         return {
             "consumed": [[*k, v] for k, v in self.consumed.items()],
             "rejected": [[*k, v] for k, v in self.rejected.items()],
+            "duplicates": [[k, v] for k, v in self.duplicates.items()],
             "late": [[k, v] for k, v in self.late.items()],
             "predictions": [[*k, v] for k, v in self.predictions.items()],
             "errors": [[*k, v] for k, v in self.errors.items()],
@@ -92,6 +95,7 @@ class Counters:
         out = cls()
         out.consumed.update(pairs("consumed"))
         out.rejected.update(pairs("rejected"))
+        out.duplicates.update({str(a): int(v) for a, v in data.get("duplicates", [])})  # type: ignore[call-overload]
         out.late.update({str(a): int(v) for a, v in data.get("late", [])})  # type: ignore[call-overload]
         out.predictions.update(pairs("predictions"))
         out.errors.update(pairs("errors"))
@@ -190,6 +194,7 @@ class OwnedModels:
     def merge_pipeline(self, partial: PipelinePartial) -> None:
         self.counters.consumed.update(partial.consumed)
         self.counters.rejected.update(partial.rejected)
+        self.counters.duplicates.update(partial.duplicates)
 
     def expire_windows(self, now: float) -> None:
         """Drop buckets no window reaches any more (the join expires on its own clock)."""

@@ -126,6 +126,7 @@ class PipelineState:
 
     consumed: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, format)
     rejected: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, reason)
+    duplicates: dict[str, int] = field(default_factory=dict)  # topic → copies of an inference dropped
     late: dict[str, int] = field(default_factory=dict)  # model
     predictions: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, version)
     prediction_errors: dict[tuple[str, str], int] = field(default_factory=dict)

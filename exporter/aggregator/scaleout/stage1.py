@@ -62,7 +62,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from exporter.aggregator.inputs import Models, input_topics
+from exporter.aggregator.inputs import Models, input_topics, model_identity
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.halves import read_halves
 from exporter.aggregator.scaleout.routing import pipeline_key, summary_partition
@@ -72,6 +72,7 @@ from exporter.decoders.sink import DecodeSink
 from exporter.decoders.wire_formats import WireFormat
 from exporter.kafka import CommitFailed, Consumer, DeadLetter, KafkaIOError, Message, Producer, TopicPartition
 from exporter.pipeline.decode import Decode
+from exporter.pipeline.dedup import RecentRequestIds
 from exporter.pipeline.fold import Folder, Partials
 from exporter.pipeline.partial import CarriedHalf, ModelPartial
 from exporter.pipeline.windows import slot_seconds
@@ -93,6 +94,9 @@ class _Range:
     rows: int = 0
     models: Partials = field(default_factory=dict)
     pipeline: wire.PipelinePartial = field(default_factory=wire.PipelinePartial)
+    # Request ids seen in this range: a range read again after a crash starts from nothing too,
+    # so it folds the same (docs/producers.md says what that catches).
+    dedup: RecentRequestIds | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,13 @@ class _Outgoing:
     partition: int
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+
+
+def config_dedup(config: AggregatorConfig) -> RecentRequestIds | None:
+    """A fresh set of recent request ids as ``dedup`` configures it (None when it is off)."""
+    if not config.dedup.max_ids:
+        return None
+    return RecentRequestIds(config.dedup.max_ids, config.dedup.ttl_seconds)
 
 
 class PartialStage:
@@ -129,7 +140,7 @@ class PartialStage:
         self.monotonic = monotonic
         self.profiles = {key: profile for key, (_, profile) in models.items()}
         self.slot_seconds = slot_seconds(w.bucket_seconds for w in config.windows)
-        self.folder = Folder(self.profiles, self.slot_seconds, DEFAULT_LATENCY_BUCKETS)
+        self.folder = Folder(self.profiles, self.slot_seconds, DEFAULT_LATENCY_BUCKETS, model_identity(config))
         self.versions = self.folder.versions
         # Halves are read here only in a format the decoder would take (``kafka.format``).
         self.expected: WireFormat | None = getattr(decode, "expected", None)
@@ -275,8 +286,13 @@ class PartialStage:
             # clock) is the broker time of the range's first record: reading the range
             # again after a crash decodes it the same, so it splits into the same parts.
             now = first.timestamp_ms / 1000 if first.timestamp_ms is not None else self.clock()
+            dedup = config_dedup(self.config)
             current = _Range(
-                start=first.offset if start is None else start, end=first.offset, opened_at=self.monotonic(), now=now
+                start=first.offset if start is None else start,
+                end=first.offset,
+                opened_at=self.monotonic(),
+                now=now,
+                dedup=dedup,
             )
             self._open[tp] = current
         return current
@@ -292,7 +308,10 @@ class PartialStage:
             self._reject(current, topic, decoded.rejected)
             reject = functools.partial(self._reject, current)
             for table in decoded.predictions:
-                current.rows += self.folder.fold_predictions(current.models, topic, table, reject)
+                current.rows += self.folder.fold_predictions(current.models, topic, table, reject, current.dedup)
+            if current.dedup is not None:
+                for source, dropped in current.dedup.take_dropped().items():
+                    current.pipeline.duplicates[source] = current.pipeline.duplicates.get(source, 0) + dropped
             for table in decoded.labels:
                 current.rows += self.folder.fold_labels(current.models, topic, table, reject)
         current.end = messages[-1].next_offset

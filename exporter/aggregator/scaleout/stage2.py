@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.aggregator.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint, save_bytes
-from exporter.aggregator.inputs import Models
+from exporter.aggregator.inputs import Models, logger_modes, model_identity
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.halves import Pairing
 from exporter.aggregator.scaleout.routing import summary_partition
@@ -182,7 +182,10 @@ class MergeStage:
         self.windows = [WindowSpec(w.name, w.bucket_seconds, w.buckets) for w in config.windows]
         # Folds the records paired here as stage 1 folds what it decodes.
         self.folder = Folder(
-            self.profiles, slot_seconds(w.bucket_seconds for w in self.windows), DEFAULT_LATENCY_BUCKETS
+            self.profiles,
+            slot_seconds(w.bucket_seconds for w in self.windows),
+            DEFAULT_LATENCY_BUCKETS,
+            model_identity(config),
         )
         self.versions = self.folder.versions
         self.evaluator = Evaluator({key: model for key, (model, _) in models.items()}, clock, trained_times)
@@ -203,7 +206,11 @@ class MergeStage:
         profiles = {key: self.profiles[key] for key in self.owned_models(partition)}
         joiner = LabelJoiner(self.config.labels.join_ttl_seconds, self.config.labels.max_pending)
         owned = OwnedModels(profiles, self.windows, self.config.allowed_lateness_seconds, joiner)
-        return PartitionState(partition, owned, Pairing(self.config.kafka.predictions_topic))
+        join = self.config.join
+        pairing = Pairing(
+            self.config.kafka.predictions_topic, logger_modes(self.config), join.max_pending, join.ttl_seconds
+        )
+        return PartitionState(partition, owned, pairing)
 
     def checkpoint_path(self, partition: int) -> Path:
         return self.state_dir / f"{self.topic}-{partition}.parquet"
@@ -557,6 +564,8 @@ class MergeStage:
 
         for topic, part in decoded.items():
             self._reject_paired(state, topic, part.rejected)
+            if part.duplicates:  # copies of halves already paired, dropped by the join buffer
+                state.owned.counters.duplicates[topic] += part.duplicates
             for table in part.predictions:
                 self.folder.fold_predictions(partials, topic, table, reject)
         for partial in partials.values():

@@ -11,8 +11,8 @@ Two kinds, told apart by the ``model-health-summary-kind`` header:
   :mod:`exporter.aggregator.scaleout.halves`). Keyed by the model name. A
   range too big for one message goes out in parts (``model-health-range-part``), each a
   partial of its own, that add up to the range.
-- ``pipeline`` — the records consumed (by format) and refused (by reason) in one source range
-  of one partition, keyed by :func:`~exporter.aggregator.scaleout.routing.pipeline_key`, so those
+- ``pipeline`` — the records consumed (by format), refused (by reason) and dropped as
+  duplicates in one source range of one partition, keyed by :func:`~exporter.aggregator.scaleout.routing.pipeline_key`, so those
   counters are exact across crashes too.
 
 Every message names its source in headers — topic, partition and the offset range
@@ -496,6 +496,8 @@ def encode_pipeline_partial(partial: PipelinePartial) -> bytes:
             "format": FORMAT_VERSION,
             "consumed": [[*key, count] for key, count in sorted(partial.consumed.items())],
             "rejected": [[*key, count] for key, count in sorted(partial.rejected.items())],
+            # Added with the duplicate counter; a message without it (older) dropped none.
+            "duplicates": [[topic, count] for topic, count in sorted(partial.duplicates.items())],
         }
     ).encode()
 
@@ -523,6 +525,7 @@ def decode_pipeline_partial(value: bytes) -> PipelinePartial:
         return PipelinePartial(
             consumed={(_text(t), _text(f)): _count(n) for t, f, n in document["consumed"]},
             rejected={(_text(t), _text(r)): _count(n) for t, r, n in document["rejected"]},
+            duplicates={_text(t): _count(n) for t, n in document.get("duplicates", [])},
         )
     except WireError:
         raise
