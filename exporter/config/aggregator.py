@@ -358,7 +358,9 @@ class AggregatorHttpConfig(HttpConfig):
     @field_validator("peers")
     @classmethod
     def _peers_are_host_port(cls, value: str | None) -> str | None:
-        for entry in (value or "").split(","):
+        if value is None:
+            return None
+        for entry in value.split(","):
             host, _, port = entry.strip().rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"{entry.strip()!r} is not host:port")

@@ -286,7 +286,7 @@ AGGREGATOR_ERRORS = [
     ),
     (
         "models: [{name: m, version: '1', reference: p}]\nhttp: {xyz: 1}\n",
-        "http.xyz: unknown key (expected one of: host, port, token_file)",
+        "http.xyz: unknown key (expected one of: host, port, token_file, peers)",
     ),
     (
         "models: [{name: m, version: '1', reference: p}]\nkafka: {format: avro}\n",
