@@ -35,7 +35,8 @@ from detectors.profile import (
 )
 from detectors.summary import NumericSummary
 from exporter.errors import UserError
-from exporter.offline.tables import column_errors, read_table
+from exporter.offline.tables import column_errors, read_batches, read_table
+from exporter.pipeline.column_fold import fold_table
 from exporter.profiles import is_profile, load_profile
 
 Binning = Literal["reference", "evidently"]
@@ -76,21 +77,27 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def drift_against_profile(
-    profile: ReferenceProfile, current: pa.Table, source: str, features: list[str] | None, track: Track
+    profile: ReferenceProfile,
+    current: pa.Table | tuple[pa.Schema, Iterable[pa.RecordBatch]],
+    source: str,
+    features: list[str] | None,
+    track: Track,
 ) -> dict[str, ColumnDrift]:
+    """Each feature of ``current`` (a table, or a schema and its batches read lazily) folded
+    into the profile's bins (numeric columns on several cores: :func:`~exporter.pipeline.column_fold.fold_table`)
+    and compared."""
     names = features or list(profile.metadata.features)
     unknown = [n for n in names if n not in profile.features]
     if unknown:
         raise UserError(f"profile has no feature {', '.join(map(repr, unknown))}")
+    schema, batches = (current.schema, [current]) if isinstance(current, pa.Table) else current
     rule = DriftRule()
     results: dict[str, ColumnDrift] = {}
     with column_errors(source):
-        require_columns(current, names)
+        require_columns(schema.empty_table(), names)
+        _, folded = fold_table(batches, {name: profile.features[name] for name in names})
         for name in track(names, len(names), "comparing"):
-            reference = profile.features[name]
-            results[name] = compare(
-                reference, summarise_current(current, name, reference), rule, profile.metadata.settings.epsilon
-            )
+            results[name] = compare(profile.features[name], folded[name], rule, profile.metadata.settings.epsilon)
     return results
 
 
@@ -187,7 +194,6 @@ def run_drift(
 ) -> DriftReport:
     features = _split(features) or None
     categorical = _split(categorical)
-    current_table = read_table(current)
     if is_profile(reference):
         if binning == "evidently":
             raise UserError(
@@ -197,8 +203,12 @@ def run_drift(
         if categorical:
             raise UserError("--categorical applies to raw reference data; a profile already fixes column kinds")
         profile = load_profile(reference)
-        results = drift_against_profile(profile, current_table, str(current), features, track)
-        return DriftReport(profile.metadata.rows, current_table.num_rows, binning, "profile", results)
+        names = features or list(profile.metadata.features)
+        # Read batch by batch and folded as it is read: the file is never in memory whole.
+        schema, rows, batches = read_batches(current, [n for n in names if n in profile.features])
+        results = drift_against_profile(profile, (schema, batches), str(current), features, track)
+        return DriftReport(profile.metadata.rows, rows, binning, "profile", results)
+    current_table = read_table(current)
     reference_table = read_table(reference)
     results = drift_against_data(
         reference_table, current_table, (str(reference), str(current)), features, categorical, binning, track

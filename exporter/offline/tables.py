@@ -6,7 +6,7 @@ paths are fed by people typing commands.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,6 +52,46 @@ def read_table(path: str | Path) -> pa.Table:
     if table.num_rows == 0:
         raise UserError(f"{p}: no rows")
     return table
+
+
+# Rows per batch when a Parquet file is read batch by batch: each batch's buffers are freed
+# before the next is read, so the file never sits in fresh memory whole.
+BATCH_ROWS = 1 << 16
+
+
+def read_batches(path: str | Path, columns: list[str] | None = None) -> tuple[pa.Schema, int, Iterable[pa.RecordBatch]]:
+    """A Parquet file's schema, row count and record batches, read lazily (CSV: read whole).
+
+    The same checks and one-line errors as :func:`read_table`; reading the batches raises
+    :class:`UserError` too.
+    """
+    p = Path(path)
+    try:
+        parquet = p.is_file() and is_parquet(p)
+    except OSError:
+        parquet = False
+    if not parquet:
+        table = read_table(p)
+        return table.schema, table.num_rows, table.to_batches()
+    try:
+        source = pq.ParquetFile(p, pre_buffer=False, buffer_size=1 << 20)
+        rows = source.metadata.num_rows
+        schema = source.schema_arrow
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{p}: unreadable Parquet: {first_line}") from None
+    if rows == 0:
+        raise UserError(f"{p}: no rows")
+    wanted = None if columns is None else [c for c in columns if c in schema.names]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from source.iter_batches(batch_size=BATCH_ROWS, columns=wanted)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{p}: unreadable Parquet: {first_line}") from None
+
+    return schema, rows, batches()
 
 
 @contextmanager
