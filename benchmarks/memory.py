@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code, as benchmarks/scaleout.py
+
 NUMERIC, CATEGORICAL, DRIFTED = 80, 20, 10
 REFERENCE_ROWS = 5_000
 WINDOWS = (("1h", 60, 60), ("1d", 3600, 24))

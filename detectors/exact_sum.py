@@ -132,21 +132,26 @@ def piece_numerators(x: np.ndarray, starts: np.ndarray) -> list[int]:
         bounds = [*starts.tolist(), x.size]
         return [_exact_numerator(x[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
     rest = x
-    for _ in range(_LEVELS):
+    for done in range(1, _LEVELS + 1):
         sigma = math.ldexp(1.0, level)
         q = rest + sigma
         q -= sigma
-        rest = rest - q
+        if done == 1:
+            rest = x - q  # x itself stays as it is
+        else:
+            rest -= q
         for i, total in enumerate(np.add.reduceat(q, starts).tolist()):
             if total:
                 totals[i] += _float_numerator(total)
-        left = np.count_nonzero(rest)
-        if left == 0:
-            return totals
-        if left <= x.size >> 6:  # a few tiny values: cheaper the exact integer way than another level
-            break
         level += headroom - 53
-    where = np.flatnonzero(rest)
+        # Two levels keep 72 bits below the largest value: all of most data. Only then look
+        # for what is left (one pass): a few tiny values take the exact integer way.
+        if done >= 2:
+            where = np.flatnonzero(rest)
+            if where.size <= x.size >> 6:
+                break
+    if not where.size:
+        return totals
     piece = np.searchsorted(starts, where, side="right") - 1
     bounds = np.searchsorted(piece, np.arange(pieces + 1), side="left").tolist()
     for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):

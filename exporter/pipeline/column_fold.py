@@ -1,7 +1,8 @@
 """Numeric columns folded on several cores: the columns of a batch split between threads.
 
 The fold itself (:meth:`detectors.summary.NumericSummary.fold_columns`) is numpy calls
-that release the GIL, so a small pool of threads folds a batch's columns side by side. Each
+that release the GIL, so a small pool of threads folds a batch's columns side by side (one
+task per column for a large batch, one per share of the columns for a matrix). Each
 column is folded whole by one thread and the results are put back in column order, so the
 summaries are the same, bit for bit, whatever the threads' timing; batches under
 :data:`PARALLEL_FROM` values stay on the calling thread (handing them over costs more).
@@ -23,7 +24,7 @@ import pyarrow as pa
 from detectors.binning import NumericBins
 from detectors.columns import numeric_values
 from detectors.profile import summarise_current
-from detectors.summary import ColumnSummary, NumericSummary
+from detectors.summary import UNSORTED_FROM, ColumnSummary, NumericSummary
 from exporter.pipeline.allocator import keep_freed_memory
 
 PARALLEL_FROM = 1 << 18  # values in a batch (rows × numeric columns)
@@ -72,6 +73,23 @@ def fold_numeric_columns(
     return [column for future in futures for column in future.result()]
 
 
+def fold_numeric_arrays(
+    bins: Sequence[NumericBins], arrays: Sequence[np.ndarray], bounds: np.ndarray, threads: int | None = None
+) -> list[list[NumericSummary]]:
+    """:func:`fold_numeric_columns` over separate float64 arrays of one length: a large batch
+    is folded column by column as it is (no copy into one matrix), a small one stacked."""
+    rows = arrays[0].size if arrays else 0
+    if rows < UNSORTED_FROM:
+        return fold_numeric_columns(bins, np.vstack(arrays) if arrays else np.empty((0, 0)), bounds, threads)
+    keep_freed_memory()
+    threads = fold_threads() if threads is None else threads
+    if threads <= 1 or len(arrays) < 2 or rows * len(arrays) < PARALLEL_FROM:
+        return [NumericSummary.fold_groups(b, a, bounds) for b, a in zip(bins, arrays)]
+    pool = _shared_pool()
+    futures = [pool.submit(NumericSummary.fold_groups, b, a, bounds) for b, a in zip(bins, arrays)]
+    return [future.result() for future in futures]
+
+
 def fold_table(
     batches: Iterable[pa.RecordBatch | pa.Table], references: Mapping[str, ColumnSummary]
 ) -> tuple[int, dict[str, ColumnSummary]]:
@@ -90,12 +108,10 @@ def fold_table(
         rows += table.num_rows
         parts: dict[str, ColumnSummary] = {}
         if numeric and table.num_rows:
-            matrix = np.empty((len(numeric), table.num_rows), dtype=np.float64)
-            for i, name in enumerate(numeric):
-                matrix[i] = numeric_values(table, name)
+            arrays = [np.asarray(numeric_values(table, name), dtype=np.float64) for name in numeric]
             bins = [references[name].bins for name in numeric]  # type: ignore[union-attr]
             bounds = np.array([0, table.num_rows], dtype=np.int64)
-            for name, (summary,) in zip(numeric, fold_numeric_columns(bins, matrix, bounds)):  # type: ignore[arg-type]
+            for name, (summary,) in zip(numeric, fold_numeric_arrays(bins, arrays, bounds)):  # type: ignore[arg-type]
                 parts[name] = summary
         for name, reference in references.items():
             if name not in parts:
