@@ -67,9 +67,11 @@ def _chunk_numerator(bits: np.ndarray) -> int:
 
 
 # Values per chunk of :func:`group_numerators` and the unsorted fold: each level of
-# :func:`piece_numerators` then keeps 53 − 17 bits, and a chunk's float64 temporaries (256 KiB)
-# stay in the cache and are reused from the heap (see exporter.pipeline.allocator).
-CHUNK = 1 << 15
+# :func:`piece_numerators` then keeps 53 − 19 bits, and a chunk's float64 temporaries (1 MiB)
+# stay in the cache and are reused from the heap (see exporter.pipeline.allocator). Measured
+# (docs/benchmarks.md): 2**15–2**18 within 10 %, 2**17 the best; smaller chunks pay Python's
+# per-call cost more often, larger ones leave the cache.
+CHUNK = 1 << 17
 # Levels of extraction before the few values left over take the exact integer path.
 _LEVELS = 3
 
@@ -106,7 +108,7 @@ def group_numerators(values: np.ndarray, bounds: np.ndarray) -> list[int]:
     return totals
 
 
-def piece_numerators(x: np.ndarray, starts: np.ndarray) -> list[int]:
+def piece_numerators(x: np.ndarray, starts: np.ndarray, largest: float | None = None) -> list[int]:
     """Exact numerators of the pieces ``x[starts[i]:starts[i + 1]]`` (the last runs to the end).
 
     ``x`` is finite float64, at most 2**51 values; ``starts`` begins with 0 and increases
@@ -123,7 +125,8 @@ def piece_numerators(x: np.ndarray, starts: np.ndarray) -> list[int]:
     totals = [0] * pieces
     if x.size == 0:
         return totals
-    largest = max(float(x.max()), -float(x.min()))
+    if largest is None:  # callers that know the extremes pass max |x| and save two passes
+        largest = max(float(x.max()), -float(x.min()))
     if largest == 0.0:
         return totals
     headroom = (x.size).bit_length() + 1  # 2**(headroom − 1) > len(x)

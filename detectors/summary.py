@@ -337,21 +337,29 @@ def _fold_unsorted(
             index[~finite] = width  # the discarded bin
             low, high = np.where(finite, x, np.inf), np.where(finite, x, -np.inf)
             present[owners] += np.add.reduceat(finite, starts, dtype=np.int64)
-        minimum[owners] = np.minimum(minimum[owners], np.minimum.reduceat(low, starts))
-        maximum[owners] = np.maximum(maximum[owners], np.maximum.reduceat(high, starts))
+        piece_min, piece_max = np.minimum.reduceat(low, starts), np.maximum.reduceat(high, starts)
+        minimum[owners] = np.minimum(minimum[owners], piece_min)
+        maximum[owners] = np.maximum(maximum[owners], piece_max)
+        # max |x| of the chunk's finite values (0 when it has none): spares the sums a pass.
+        largest = max(0.0, -float(piece_min.min()), float(piece_max.max()))
         offsets = np.repeat(np.arange(starts.size, dtype=np.int64) * (width + 1), sizes) if starts.size > 1 else 0
         index += offsets
         piece_counts = np.bincount(index, minlength=starts.size * (width + 1)).reshape(starts.size, width + 1)
         counts[owners] += piece_counts[:, :width]
         with np.errstate(over="ignore"):
             squared = x * x
-        overflow = np.isinf(squared)
+            largest_square = largest * largest
         owner_list = owners.tolist()
-        if overflow.any():
+        if largest_square == np.inf:  # some square may overflow: count those as +inf
+            overflow = np.isinf(squared)
             squared[overflow] = 0.0
             for g, k in zip(owner_list, np.add.reduceat(overflow, starts, dtype=np.int64).tolist()):
                 square_infinities[g] += k
-        for target, parts in ((totals, piece_numerators(x, starts)), (squares, piece_numerators(squared, starts))):
+            largest_square = float(squared.max())
+        for target, parts in (
+            (totals, piece_numerators(x, starts, largest)),
+            (squares, piece_numerators(squared, starts, largest_square)),
+        ):
             for g, numerator in zip(owner_list, parts):
                 target[g] += numerator
         for target, tail, column in ((lower, 0, 0), (upper, width - 1, width - 1)):

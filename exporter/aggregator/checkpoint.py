@@ -74,7 +74,7 @@ def save_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows], chec
     models: dict[str, Any] = {}
     for key, store in stores.items():
         for window, ring in store.buckets.items():
-            for start, packed in sorted(ring.packed.items()):
+            for start, packed in ring.packed_items():
                 performance = None if packed.performance is None else json.dumps(packed.performance.to_dict())
                 rows.append(
                     {

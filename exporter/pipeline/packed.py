@@ -381,42 +381,88 @@ def sum_packed(parts: list[PackedBucket], layout: BucketLayout) -> Bucket:
     )
 
 
+HOT_BUCKETS = 1  # buckets per ring kept unpacked while they are being merged into
+
+
 class PackedRing(MutableMapping[int, Bucket]):
-    """Slot start → bucket, kept packed: stores and reads :class:`Bucket` s."""
+    """Slot start → bucket, kept packed: stores and reads :class:`Bucket` s.
+
+    The bucket being merged into (the current slot's, per poll or partial) stays unpacked —
+    *hot* — until a merge into another bucket: packing it at every merge would cost more than
+    the merge. So a ring holds at most :data:`HOT_BUCKETS` unpacked buckets; reads sum the
+    packed ones without unpacking each and add the hot one.
+    """
 
     def __init__(self, layout: BucketLayout) -> None:
         self.layout = layout
         self.packed: dict[int, PackedBucket] = {}
+        self.hot: dict[int, Bucket] = {}  # disjoint from ``packed``; the most recently merged last
 
     def __getitem__(self, start: int) -> Bucket:
-        return unpack(self.packed[start], self.layout)
+        hot = self.hot.get(start)
+        return hot if hot is not None else unpack(self.packed[start], self.layout)
 
     def __setitem__(self, start: int, bucket: Bucket) -> None:
+        self.hot.pop(start, None)
         self.packed[start] = pack(bucket, self.layout)
 
     def __delitem__(self, start: int) -> None:
-        del self.packed[start]
+        if self.hot.pop(start, None) is None:
+            del self.packed[start]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.packed)
+        yield from list(self.packed)
+        yield from list(self.hot)
 
     def __len__(self) -> int:
-        return len(self.packed)
+        return len(self.packed) + len(self.hot)
 
     def merge(self, start: int, parts: list[Bucket]) -> None:
         """Add ``parts`` to the bucket at ``start`` (created if absent)."""
-        known = self.packed.get(start)
-        if known is not None:
-            parts = [unpack(known, self.layout), *parts]
-        self.packed[start] = pack(Bucket.sum(parts), self.layout)
+        known = self.hot.pop(start, None)
+        if known is None and start in self.packed:
+            known = unpack(self.packed.pop(start), self.layout)
+        self.hot[start] = Bucket.sum(parts if known is None else [known, *parts])
+        while len(self.hot) > HOT_BUCKETS:
+            oldest = next(iter(self.hot))
+            self.packed[oldest] = pack(self.hot.pop(oldest), self.layout)
 
     def sum(self, starts: Iterable[int]) -> Bucket:
-        """The buckets at ``starts`` added up, without unpacking each."""
-        return sum_packed([self.packed[s] for s in starts], self.layout)
+        """The buckets at ``starts`` added up, the packed ones without unpacking each."""
+        wanted = list(starts)
+        hot = [self.hot[s] for s in wanted if s in self.hot]
+        packed = [self.packed[s] for s in wanted if s in self.packed]
+        if not packed:
+            return Bucket.sum(hot)
+        total = sum_packed(packed, self.layout)
+        return Bucket.sum([total, *hot]) if hot else total
+
+    def packed_items(self) -> Iterator[tuple[int, PackedBucket]]:
+        """Every bucket packed (the hot one packed on the way, left hot), by start."""
+        for start in sorted(self):
+            packed = self.packed.get(start)
+            yield start, packed if packed is not None else pack(self.hot[start], self.layout)
 
     @property
     def nbytes(self) -> int:
-        return sum(p.nbytes for p in self.packed.values())
+        """Bytes of the packed arrays, plus the hot buckets' counts (int64) and sums (~8 bytes
+        per 64 bits of each numerator)."""
+        hot = 0
+        for bucket in self.hot.values():
+            summaries = [*bucket.features.values(), bucket.prediction, bucket.label, bucket.loss]
+            for summary in summaries:
+                if summary is None:
+                    continue
+                hot += summary.counts.nbytes
+                if isinstance(summary, NumericSummary):
+                    for total in (
+                        summary.total,
+                        summary.total_squares,
+                        summary.lower_tail_total,
+                        summary.upper_tail_total,
+                    ):
+                        hot += 8 * (total.numerator.bit_length() // 64 + 1)
+        return sum(p.nbytes for p in self.packed.values()) + hot
 
 
 # ---------------------------------------------------------------------------------------------

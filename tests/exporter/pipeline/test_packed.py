@@ -104,3 +104,18 @@ def test_exact_sums_round_trip(parts):
     packed = PackedSums.of(sums)
     assert packed.sums() == sums
     assert packed.numerators() == [n for n, _, _ in parts]
+
+
+def test_only_the_bucket_being_merged_into_stays_unpacked(profile):
+    ring = PackedRing(BucketLayout.of(profile))
+    parts = [_bucket(profile, 50, seed) for seed in range(4)]
+    ring.merge(0, [parts[0]])
+    ring.merge(0, [parts[1]])
+    assert list(ring.hot) == [0] and not ring.packed
+    ring.merge(60, [parts[2]])  # a merge into another bucket packs the previous one
+    assert list(ring.hot) == [60] and list(ring.packed) == [0]
+    ring.merge(0, [parts[3]])  # late data for a packed bucket: unpacked, merged, hot again
+    assert list(ring.hot) == [0] and list(ring.packed) == [60]
+    assert ring[0] == Bucket.sum([parts[0], parts[1], parts[3]]) and ring[60] == parts[2]
+    assert ring.sum([0, 60]) == Bucket.sum(parts)
+    assert [start for start, _ in ring.packed_items()] == [0, 60] and list(ring.hot) == [0]
