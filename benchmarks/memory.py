@@ -25,7 +25,11 @@ counted):
 * the bytes in the packed arrays alone (``ModelWindows.nbytes``), and each window's read
   (``window()``, the sum an evaluation takes) timed, its result checked equal to the
   unpacked buckets' sum;
-* a checkpoint of the store: its file size (``save_checkpoint``, zstd Parquet).
+* a checkpoint of the store: its file size (``save_checkpoint``, format 2, zstd Parquet), next
+  to the same buckets in format 1's layout (one row per summary, counts as int64 lists, sums as
+  text — what the aggregator wrote before 2026-12-07), written the same way;
+* one summary message (``exporter.pipeline.summary_wire``) of a 1-minute and of a 1-hour
+  bucket, in format 2 and in format 1.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ def minute_buckets(profile, per_minute: int) -> list[Any]:  # type: ignore[no-un
 def measure(profile, minutes: list[Any], hour: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from exporter.aggregator.checkpoint import Checkpoint, save_checkpoint
     from exporter.pipeline.buckets import Bucket
+    from exporter.pipeline.summary_wire import SummaryHeader, encode_summary
     from exporter.pipeline.windows import ModelWindows, WindowSpec
 
     now = float(hour + 3600)  # the end of the current hour: 60 minute buckets, 24 hour buckets
@@ -108,6 +113,15 @@ def measure(profile, minutes: list[Any], hour: int) -> dict[str, Any]:  # type: 
         path = Path(tmp) / "state.parquet"
         save_checkpoint(path, {("m", "1"): store}, Checkpoint())
         checkpoint_bytes = path.stat().st_size
+        old = Path(tmp) / "format-1.parquet"
+        _write_format_1(old, unpacked)
+        checkpoint_1_bytes = old.stat().st_size
+    messages = {}
+    for name, _, _ in WINDOWS:
+        start, bucket = max(unpacked[name].items())
+        for version in (1, 2):
+            header = SummaryHeader("m", "1", start, 60, "bench", 0, bucket.records, format_version=version)
+            messages[f"{name} v{version}"] = len(encode_summary(header, bucket))
     return {
         "packed_bytes": packed_bytes - base,
         "unpacked_bytes": both - packed_bytes,
@@ -116,7 +130,41 @@ def measure(profile, minutes: list[Any], hour: int) -> dict[str, Any]:  # type: 
         "records_per_hour_bucket": int(sum(b.records for b in minutes)),
         "window_read_seconds": reads,
         "checkpoint_bytes": checkpoint_bytes,
+        "checkpoint_format_1_bytes": checkpoint_1_bytes,
+        "summary_message_bytes": messages,
     }
+
+
+def _write_format_1(path: Path, rings: dict[str, dict[int, Any]]) -> None:
+    """The buckets in checkpoint format 1's rows: one per bucket and one per summary."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from detectors.profile import SUMMARY_COUNT_FIELDS, summary_counts
+
+    rows = []
+    for window, ring in rings.items():
+        for start, bucket in ring.items():
+            base = {"model": "m", "model_version": "1", "window": window, "bucket_start": start}
+            rows.append({**base, "part": "bucket", "name": "", "records": bucket.records, "labels": bucket.labels})
+            parts = [("feature", name, s) for name, s in bucket.features.items()]
+            parts += [(p, "", getattr(bucket, p)) for p in ("prediction", "label", "loss") if getattr(bucket, p)]
+            rows += [{**base, "part": p, "name": n, **summary_counts(s)} for p, n, s in parts]
+    schema = pa.schema(
+        [
+            ("model", pa.string()),
+            ("model_version", pa.string()),
+            ("window", pa.string()),
+            ("bucket_start", pa.int64()),
+            ("part", pa.string()),
+            ("name", pa.string()),
+            ("records", pa.int64()),
+            ("labels", pa.int64()),
+            *SUMMARY_COUNT_FIELDS,
+            ("payload", pa.string()),
+        ]
+    )
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path, compression="zstd")
 
 
 def main() -> int:
@@ -130,7 +178,8 @@ def main() -> int:
     results: dict[str, Any] = {"features": len(profile.features), "windows": WINDOWS, "rates": {}}
     print(f"{len(profile.features)} features ({NUMERIC} numeric, {CATEGORICAL} categorical), windows 1h + 1d full")
     print(f"{'per minute':>10} {'per second':>10} {'packed MiB':>11} {'unpacked MiB':>13} {'ratio':>6}", end="")
-    print(f" {'arrays MiB':>11} {'read 1h ms':>10} {'read 1d ms':>10} {'checkpoint MiB':>15}")
+    print(f" {'arrays MiB':>11} {'read 1h ms':>10} {'read 1d ms':>10} {'checkpoint MiB (fmt 1)':>23}", end="")
+    print(f" {'message KiB 1 min (fmt 1)':>26} {'message KiB 1 h (fmt 1)':>24}")
     for rate in rates:
         figures = measure(profile, minute_buckets(profile, rate), hour)
         results["rates"][rate] = figures
@@ -138,7 +187,13 @@ def main() -> int:
             f"{rate:>10,} {rate / 60:>10,.1f} {figures['packed_bytes'] / MIB:>11.2f}"
             f" {figures['unpacked_bytes'] / MIB:>13.2f} {figures['unpacked_bytes'] / figures['packed_bytes']:>5.1f}×"
             f" {figures['array_bytes'] / MIB:>11.2f} {figures['window_read_seconds']['1h'] * 1e3:>10.1f}"
-            f" {figures['window_read_seconds']['1d'] * 1e3:>10.1f} {figures['checkpoint_bytes'] / MIB:>15.2f}"
+            f" {figures['window_read_seconds']['1d'] * 1e3:>10.1f}"
+            f" {figures['checkpoint_bytes'] / MIB:>11.2f} ({figures['checkpoint_format_1_bytes'] / MIB:>7.2f})",
+            end="",
+        )
+        m = figures["summary_message_bytes"]
+        print(
+            f" {m['1h v2'] / 1024:>14.0f} ({m['1h v1'] / 1024:>7.0f}) {m['1d v2'] / 1024:>12.0f} ({m['1d v1'] / 1024:>7.0f})"
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
