@@ -21,7 +21,7 @@ all: test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,evidently,broker,confluent,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[test,evidently,broker,confluent,docs,lint]'
 	touch $(STAMP) $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml
@@ -38,11 +38,21 @@ $(ORACLE_STAMP): $(ORACLE_REQUIREMENTS) $(STAMP)
 
 oracle-nannyml: $(ORACLE_STAMP)
 
-# The suite, then the documentation site: tests/docs/ fails on stale generated pages first,
-# and the strict build fails on a dead link.
-test: $(STAMP) $(ORACLE_STAMP) system-packages
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not soak"
+# The linters, the suite, then the documentation site (tests/docs/ fails on stale generated
+# pages, the strict build on a dead link). NannyML's environment is built and its oracle run
+# warmed in the background meanwhile: its tests wait on the oracle's lock, not the whole suite.
+test: $(STAMP) system-packages
+	$(BIN)/python -m tests.detectors.oracle.nannyml_env --warm > .venv-nannyml.log 2>&1 & \
+	$(MAKE) --no-print-directory lint \
+		&& $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not soak"; \
+	status=$$?; wait; exit $$status
 	$(MAKE) --no-print-directory docs
+
+# ruff (lint and format) and mypy, as configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 demo: $(DEMO_STAMP)
 	$(BIN)/model-health demo $(DEMO_ARGS)
@@ -66,12 +76,13 @@ soak: $(STAMP)
 
 CHART := deploy/helm/model-health-exporter
 
-# The Helm chart's generated files: alert rules and dashboards exactly as the commands write
-# them (tests/deploy/test_chart.py fails while they are stale).
+# The Helm chart's generated files: alert rules, dashboards and rollout gates exactly as the
+# commands write them (tests/deploy/ fails while they are stale).
 chart-files: $(STAMP)
-	rm -rf $(CHART)/files/alerts $(CHART)/files/dashboards
+	rm -rf $(CHART)/files/alerts $(CHART)/files/dashboards $(CHART)/files/gates
 	$(BIN)/model-health alerts --out $(CHART)/files/alerts
 	$(BIN)/model-health dashboards --out $(CHART)/files/dashboards
+	$(BIN)/model-health gates --out $(CHART)/files/gates
 
 # The documentation site: the reference pages generated from the code (docs/reference/, committed),
 # then mkdocs-material into site/; --strict turns a dead link or a missing anchor into a failure.
@@ -80,4 +91,4 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) .venv-nannyml .venv-nannyml.lock .venv-whylogs .venv-whylogs.lock .pytest_cache .hypothesis build *.egg-info site
+	rm -rf $(VENV) .venv-nannyml .venv-nannyml.lock .venv-nannyml.log .venv-whylogs .venv-whylogs.lock .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info site

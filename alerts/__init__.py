@@ -12,7 +12,15 @@ Pure functions of the metric catalogue and ``exporter.config.AlertsConfig``:
 from alerts.alertmanager import render_alertmanager
 from alerts.manifests import dump_yaml, render_files, render_prometheus_rule, write_files
 from alerts.promql import PROMETHEUS_SERIES, metric_names
-from alerts.rules import ALERT_NAMES, alert_rules, recording_rule_names, recording_rules, render_rules, runbook_url
+from alerts.rules import (
+    ALERT_NAMES,
+    alert_rules,
+    recording_rule_names,
+    recording_rules,
+    render_rules,
+    report_url,
+    runbook_url,
+)
 
 __all__ = [
     "ALERT_NAMES",
@@ -26,6 +34,7 @@ __all__ = [
     "render_files",
     "render_prometheus_rule",
     "render_rules",
+    "report_url",
     "runbook_url",
     "write_files",
 ]

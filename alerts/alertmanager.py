@@ -35,6 +35,10 @@ def _pagerduty(config: AlertsConfig) -> dict[str, Any]:
         },
         "links": [{"href": "{{ .CommonAnnotations.runbook_url }}", "text": "Runbook"}],
     }
+    if config.aggregator_url is not None:
+        # The first alert's: a group may hold several windows of one model. Alertmanager
+        # leaves out a link whose href renders empty (an alert without a report_url).
+        settings["links"].append({"href": "{{ (index .Alerts 0).Annotations.report_url }}", "text": "Drift report"})
     if pagerduty.url:
         settings["url"] = pagerduty.url
     return {"name": PAGERDUTY_RECEIVER, "pagerduty_configs": [settings]}

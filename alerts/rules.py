@@ -9,14 +9,22 @@ Recording rules follow Prometheus's ``level:metric:operations`` naming. Levels:
   agent's per-process memory also carries); it joins serving latency to the pod's GPUs.
 - ``topic`` — one Kafka topic of the pipeline.
 
+GPU cost per model: the GPU time and energy attributed to each model (``model_health_model_gpu_*``,
+exported by the sidecar in mode ``sidecar`` and by the node agent) as rates, per prediction, and
+— where ``gpu_cost`` sets a price per GPU-hour or per kWh — as a cost per 1,000 predictions in
+that price's currency. Both components may attribute the same GPU to the same model; like the
+serving counters, the rates sum within a job and take the larger job's.
+
 Serving counters (predictions, errors, latency) may come from two jobs at once — the sidecar
 (HTTP ingest) and the aggregator (records it consumed) — for the same requests. Rules first sum
 within a job and then take the ``max`` across jobs, so a model counts once whichever of the two
 (or both) is deployed.
 
 Every alert is named ``ModelHealth…`` and carries ``severity`` (critical, warning or info) and
-the annotations ``summary``, ``description`` and ``runbook_url``. Annotations use only
-``$labels`` and ``printf`` of ``$value``, so their text is predictable (and unit-tested).
+the annotations ``summary``, ``description`` and ``runbook_url``; with ``aggregator_url`` set,
+the drift and retraining alerts also carry ``report_url``, their model's drift report on the
+aggregator. Annotations use only ``$labels`` (``urlquery``-escaped in ``report_url``) and
+``printf`` of ``$value``, so their text is predictable (and unit-tested).
 """
 
 from __future__ import annotations
@@ -70,11 +78,23 @@ LABELS_UNMATCHED_RATE = "model:model_health_labels_unmatched:rate5m"
 DRIFTING_FEATURES = "model:model_health_feature_drift_detected:sum"
 WINDOW_SAMPLES = "model:model_health_window_samples:max"
 PERFORMANCE_DROP = "model:model_health_performance:relative_drop"
+ESTIMATED_DROP = "model:model_health_performance_estimated:relative_drop"
+# Version against its baseline version (the pairing comes from model_health_version_baseline_info).
+VERSION_ERROR_RATIO = "model:model_health_prediction_errors:ratio_rate5m_minus_baseline"
+VERSION_ESTIMATED = "model:model_health_performance_estimated:minus_baseline"
 POD_GPU_UTILIZATION = "pod_uid:model_health_gpu_utilization_ratio:max"
 LAG = "topic:model_health_consumer_lag_records:sum"
 CONSUMED_RATE = "topic:model_health_records_consumed:rate5m"
 REJECTED_RATE = "topic:model_health_records_rejected:rate5m"
 REJECTED_RATIO = "topic:model_health_records_rejected:ratio_rate5m"
+MODEL_GPU_ENERGY_RATE = "model:model_health_model_gpu_energy_joules:rate5m"
+MODEL_GPU_SECONDS_RATE = "model:model_health_model_gpu_seconds:rate5m"
+JOULES_PER_PREDICTION = "model:model_health_model_gpu_energy_joules:per_prediction_rate5m"
+GPU_SECONDS_PER_PREDICTION = "model:model_health_model_gpu_seconds:per_prediction_rate5m"
+GPU_TIME_COST_PER_1K = "model:model_health_model_gpu_seconds:cost_per_1k_predictions_rate5m"
+GPU_ENERGY_COST_PER_1K = "model:model_health_model_gpu_energy_joules:cost_per_1k_predictions_rate5m"
+SECONDS_PER_HOUR = 3600
+JOULES_PER_KWH = 3.6e6
 
 _MODEL = "model, model_version"
 _MODEL_WINDOW = "model, model_version, window"
@@ -94,6 +114,11 @@ def quantile_tag(quantile: float) -> str:
 def model_latency_rule(config: AlertsConfig) -> str:
     """Name of the per-model latency-quantile recording rule."""
     return f"model:model_health_request_duration_seconds:{quantile_tag(config.gpu_latency.latency_quantile)}_rate5m"
+
+
+def version_latency_rule(config: AlertsConfig) -> str:
+    """Name of the rule dividing a version's latency quantile by its baseline version's."""
+    return f"{model_latency_rule(config)}_over_baseline"
 
 
 def pod_latency_rule(config: AlertsConfig) -> str:
@@ -149,6 +174,8 @@ def recording_rules(config: AlertsConfig) -> list[dict[str, str]]:
         ),
         (WINDOW_SAMPLES, f"max by ({_MODEL_WINDOW}) (model_health_window_samples)"),
         (PERFORMANCE_DROP, "\nor\n".join(drop_parts)),
+        *_estimation_rules(config),
+        *_version_rules(config),
         (LAG, "sum by (topic) (model_health_consumer_lag_records)"),
         (CONSUMED_RATE, "sum by (topic) (rate(model_health_records_consumed_total[5m]))"),
         (REJECTED_RATE, "sum by (topic) (rate(model_health_records_rejected_total[5m]))"),
@@ -158,13 +185,44 @@ def recording_rules(config: AlertsConfig) -> list[dict[str, str]]:
             f"{REJECTED_RATE}\n/\n({REJECTED_RATE} + ({CONSUMED_RATE} or {REJECTED_RATE} * 0))",
         ),
     ]
+    rules += _gpu_cost_rules(config)
     return [{"record": name, "expr": expr} for name, expr in rules]
 
 
-def _relative_drop(metrics: tuple[str, ...], *, higher_is_better: bool) -> str:
-    """(reference − window) / reference, or the reverse where lower is better; one series per window."""
+def _gpu_cost_rules(config: AlertsConfig) -> list[tuple[str, str]]:
+    """GPU time and energy per model, per prediction, and priced per 1,000 predictions."""
+    served = f"({PREDICTIONS_RATE} > 0)"  # no traffic: no per-prediction figure, not +Inf
+    rules = [
+        (MODEL_GPU_ENERGY_RATE, _once_per_model("model_health_model_gpu_energy_joules_total")),
+        (MODEL_GPU_SECONDS_RATE, _once_per_model("model_health_model_gpu_seconds_total")),
+        (JOULES_PER_PREDICTION, f"{MODEL_GPU_ENERGY_RATE}\n/\n{served}"),
+        (GPU_SECONDS_PER_PREDICTION, f"{MODEL_GPU_SECONDS_RATE}\n/\n{served}"),
+    ]
+    prices = config.gpu_cost
+    if prices.price_per_gpu_hour is not None:
+        rules.append(
+            (
+                GPU_TIME_COST_PER_1K,
+                f"{GPU_SECONDS_PER_PREDICTION} * 1000 / {SECONDS_PER_HOUR} * {prices.price_per_gpu_hour!r}",
+            )
+        )
+    if prices.price_per_kwh is not None:
+        rules.append(
+            (GPU_ENERGY_COST_PER_1K, f"{JOULES_PER_PREDICTION} * 1000 / {JOULES_PER_KWH:g} * {prices.price_per_kwh!r}")
+        )
+    return rules
+
+
+def _relative_drop(
+    metrics: tuple[str, ...], *, higher_is_better: bool, series: str = "model_health_performance"
+) -> str:
+    """(reference − window) / reference, or the reverse where lower is better; one series per window.
+
+    ``series`` is the window's metric: the realised performance, or the label-free estimate
+    (whose drop is measured from the same reference performance).
+    """
     regex = any_of(metrics)
-    window = f'max by ({_MODEL_WINDOW}, metric) (model_health_performance{{metric=~"{regex}"}})'
+    window = f'max by ({_MODEL_WINDOW}, metric) ({series}{{metric=~"{regex}"}})'
     reference = f'max by ({_MODEL}, metric) (model_health_performance_reference{{metric=~"{regex}"}})'
     if higher_is_better:
         difference = f"  {reference}\n  - on ({_MODEL}, metric) group_right\n  {window}"
@@ -173,6 +231,52 @@ def _relative_drop(metrics: tuple[str, ...], *, higher_is_better: bool) -> str:
     positive = f'max by ({_MODEL}, metric) (model_health_performance_reference{{metric=~"{regex}"}} > 0)'
     # No parenthesis may follow group_left: PromQL would read it as the label list.
     return f"(\n{difference}\n)\n/ on ({_MODEL}, metric) group_left\n{positive}"
+
+
+# Metrics the label-free estimate exports (detectors.performance_estimation.METRICS); all are
+# higher-is-better, so the estimated drop reads the configured higher_is_better ones among them.
+ESTIMATED_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1")
+
+
+def estimated_drop_metrics(config: AlertsConfig) -> tuple[str, ...]:
+    return tuple(m for m in config.concept_drift.higher_is_better if m in ESTIMATED_METRICS)
+
+
+def _estimation_rules(config: AlertsConfig) -> list[tuple[str, str]]:
+    """(reference − estimate) / reference per window and metric: the estimated drop's size."""
+    metrics = estimated_drop_metrics(config)
+    if not metrics:
+        return []
+    return [
+        (ESTIMATED_DROP, _relative_drop(metrics, higher_is_better=True, series="model_health_performance_estimated"))
+    ]
+
+
+def _with_baseline(expr: str) -> str:
+    """``expr`` (by model, model_version, …) for the versions that have a baseline, labelled with it."""
+    info = "max by (model, model_version, baseline_version) (model_health_version_baseline_info)"
+    return f"(\n{_indent(expr)}\n  * on (model, model_version) group_left (baseline_version)\n  {info}\n)"
+
+
+def _as_baseline(expr: str) -> str:
+    """``expr`` with its own version copied into ``baseline_version``, to match the versions it is the baseline of."""
+    return f'label_replace(\n{_indent(expr)},\n  "baseline_version", "$1", "model_version", "(.+)"\n)'
+
+
+def _versus_baseline(expr: str, operator: str, on: str = "") -> str:
+    """A version's ``expr`` ``operator`` its baseline version's, labelled model, model_version, baseline_version."""
+    keys = f"model, baseline_version{on}"
+    return f"{_with_baseline(expr)}\n{operator} on ({keys}) group_left\n{_as_baseline(expr)}"
+
+
+def _version_rules(config: AlertsConfig) -> list[tuple[str, str]]:
+    """Error ratio, latency quantile and estimated performance of a version against its baseline's."""
+    estimated = f"max by ({_MODEL_WINDOW}, metric) (model_health_performance_estimated)"
+    return [
+        (VERSION_ERROR_RATIO, _versus_baseline(ERROR_RATIO, "-")),
+        (version_latency_rule(config), _versus_baseline(model_latency_rule(config), "/")),
+        (VERSION_ESTIMATED, _versus_baseline(estimated, "-", ", window, metric")),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,12 +295,43 @@ def _feature_drift_condition(config: AlertsConfig) -> str:
 
 def _performance_drop_condition(config: AlertsConfig) -> str:
     concept = config.concept_drift
-    joined = f"sum by (model) (increase(model_health_labels_joined_total[{concept.labels_range}]))"
     return (
         f"max by ({_MODEL_WINDOW}) (\n"
         f"  {selector(PERFORMANCE_DROP, window=_windows(config))} > {concept.max_performance_drop}\n)\n"
-        f"and on (model)\n({joined} >= {concept.min_joined_labels})"
+        f"and on (model)\n{_labels_joined(config)}"
     )
+
+
+def _labels_joined(config: AlertsConfig) -> str:
+    """Models with enough labels joined recently for their realised performance to count."""
+    concept = config.concept_drift
+    joined = f"sum by (model) (increase(model_health_labels_joined_total[{concept.labels_range}]))"
+    return f"({joined} >= {concept.min_joined_labels})"
+
+
+def _estimated_drop_condition(config: AlertsConfig) -> str:
+    """The estimate fell significantly (the exporter's drop rule) while too few labels are joined.
+
+    The value is the largest relative drop of the flagged metrics, measured as the realised
+    signal measures it, so both signals read the same on a page.
+    """
+    return (
+        f"max by ({_MODEL_WINDOW}) (\n"
+        f"  {selector(ESTIMATED_DROP, window=_windows(config))}\n"
+        f"  and on ({_MODEL_WINDOW}, metric)\n"
+        f"  (model_health_performance_estimated_drop_detected == 1)\n)\n"
+        f"unless on (model)\n{_labels_joined(config)}"
+    )
+
+
+def _concept_drift_expr(config: AlertsConfig) -> str:
+    """Realised performance drop where labels are joined, the estimated drop where they are not,
+    and prediction drift: one alert, told apart by its ``signal`` label."""
+    parts = [_tagged(_performance_drop_condition(config), "signal", "performance_drop")]
+    if estimated_drop_metrics(config):
+        parts.append(_tagged(_estimated_drop_condition(config), "signal", "estimated_performance_drop"))
+    parts.append(_tagged(_prediction_drift_condition(config), "signal", "prediction_drift"))
+    return "\nor\n".join(parts)
 
 
 def _prediction_drift_condition(config: AlertsConfig) -> str:
@@ -264,12 +399,12 @@ def _alerts(config: AlertsConfig) -> list[_Alert]:
             f'{model}: {{{{ printf "%.0f" $value }}}} features drift in the {{{{ $labels.window }}}} window',
             f"{model} has had at least {config.feature_drift.min_drifted_features} drifting feature(s) for "
             f"{config.feature_drift.for_duration}, in a {{{{ $labels.window }}}} window of at least "
-            f"{config.feature_drift.min_samples} predictions. The model sees inputs unlike its reference data.",
+            f"{config.feature_drift.min_samples} predictions: the drift outlasted the records it was first seen in. "
+            "The model sees inputs unlike its reference data.",
         ),
         _Alert(
             CONCEPT_DRIFT,
-            f"{_tagged(_performance_drop_condition(config), 'signal', 'performance_drop')}\n"
-            f"or\n{_tagged(_prediction_drift_condition(config), 'signal', 'prediction_drift')}",
+            _concept_drift_expr(config),
             config.concept_drift.for_duration,
             config.concept_drift.severity,
             f"{model}: concept drift ({{{{ $labels.signal }}}}) in the {{{{ $labels.window }}}} window",
@@ -277,6 +412,8 @@ def _alerts(config: AlertsConfig) -> list[_Alert]:
             f"{config.concept_drift.for_duration} — a performance_drop is the relative fall below the "
             f"reference (limit {config.concept_drift.max_performance_drop:g}, with at least "
             f"{config.concept_drift.min_joined_labels} labels joined in {config.concept_drift.labels_range}); "
+            f"an estimated_performance_drop is the same fall estimated from the scores alone, while fewer labels "
+            f"are joined, where the drop rule finds it significant; "
             f"a prediction_drift is the prediction PSI or KS D (limits {config.concept_drift.prediction_psi:g} / "
             f"{config.concept_drift.prediction_ks:g}).",
         ),
@@ -391,6 +528,37 @@ def runbook_url(config: AlertsConfig, alert: str) -> str:
     return f"{config.runbook_base_url.rstrip('/')}/{alert}.md"
 
 
+# Alerts about one model's drift: with ``aggregator_url`` set they link to its drift report.
+REPORT_LINKED: tuple[str, ...] = (FEATURE_DRIFT, CONCEPT_DRIFT, RETRAIN)
+
+
+def report_url(config: AlertsConfig, alert: str) -> str | None:
+    """The ``report_url`` annotation: the aggregator's drift report of the alert's model,
+    version and window (the retraining alert, which has no window, gets the first one).
+    Label values go through Go's ``urlquery``, so any model name makes a valid URL."""
+    if config.aggregator_url is None or alert not in REPORT_LINKED:
+        return None
+    url = (
+        f"{config.aggregator_url.rstrip('/')}/report/{{{{ $labels.model | urlquery }}}}"
+        "?version={{ $labels.model_version | urlquery }}"
+    )
+    if alert != RETRAIN:
+        url += "&window={{ $labels.window | urlquery }}"
+    return url
+
+
+def _annotations(config: AlertsConfig, alert: _Alert) -> dict[str, str]:
+    annotations = {
+        "summary": alert.summary,
+        "description": alert.description,
+        "runbook_url": runbook_url(config, alert.name),
+    }
+    link = report_url(config, alert.name)
+    if link is not None:
+        annotations["report_url"] = link
+    return annotations
+
+
 def alert_rules(config: AlertsConfig) -> list[dict[str, Any]]:
     """The alerting rules as Prometheus rule-file entries."""
     return [
@@ -399,11 +567,7 @@ def alert_rules(config: AlertsConfig) -> list[dict[str, Any]]:
             "expr": alert.expr,
             "for": alert.for_duration,
             "labels": {**config.labels, "severity": alert.severity},
-            "annotations": {
-                "summary": alert.summary,
-                "description": alert.description,
-                "runbook_url": runbook_url(config, alert.name),
-            },
+            "annotations": _annotations(config, alert),
         }
         for alert in _alerts(config)
     ]

@@ -1,6 +1,7 @@
 """Side-by-side drift benchmark: Evidently 0.7's DataDriftPreset against our detectors.
 
-    python benchmarks/detectors_vs_evidently.py [--rows N] [--repeats 3] [--json PATH]
+    python benchmarks/detectors_vs_evidently.py [--rows N] [--repeats 3] [--process-repeats 5]
+                                                [--startup-repeats 20] [--baseline DIR] [--json PATH]
 
 Data: ``exporter.demo.synthetic.synthetic_table`` — ``--rows`` reference rows (seed S) and
 ``--rows`` current rows (seed S+1, ``drift=True``), 20 numeric + 5 categorical columns,
@@ -50,6 +51,33 @@ Memory, per contender, in its own process:
 Checks in the same run: Evidently's per-column PSI (from the ``ValueDrift`` metrics of
 the snapshot) against ours in ``binning="evidently"`` mode, max abs difference
 (target ≤ 1e-9); the features each contender flags against the 6 injected.
+
+Whole processes (what a user waits for, from the shell prompt back to it), after the
+contenders above, on the same files. Each command is a fresh ``python`` process, run
+``--process-repeats`` times round-robin (one untimed warm-up each first, so every side
+finds its files in the page cache); wall time around ``subprocess.run``, CPU time
+(user + sys) from ``RUSAGE_CHILDREN``:
+
+* ``evidently-process``   ``python -c EVIDENTLY_SCRIPT ref.parquet cur.parquet``: imports
+  Evidently, reads both files into pandas, ``DataDriftPreset(method="psi")``, prints each
+  column's PSI and the flagged columns as JSON.
+* ``ours-profile``        ``model-health drift --reference profile.parquet --current
+  cur.parquet --format json`` (the profile built once beforehand by ``model-health
+  reference build``, not timed).
+* ``ours-evidently``      ``model-health drift --reference ref.parquet --current
+  cur.parquet --binning evidently --format json``.
+* ``ours-reference``      the same in reference mode (exact KS), for information.
+
+Start-up, in the same run: ``python -c pass``, ``model-health --help`` and ``model-health
+drift --help``, ``--startup-repeats`` times round-robin. ``model-health`` is its console
+script's body (``python -c "import sys; from exporter.cli import main; sys.exit(main())"``)
+run from this checkout with it first on ``PYTHONPATH``, so it is this tree's code whatever
+is installed; ``--baseline DIR`` adds the same commands with another checkout's code (say,
+the commit before a change) to the same rounds, for before/after figures from one run. Every process may write and read bytecode (in a temporary
+``PYTHONPYCACHEPREFIX``, filled by the warm-up), as an installed package ships it: with
+``PYTHONDONTWRITEBYTECODE`` set, only this checkout's modules would be compiled afresh
+on every run while site-packages keep theirs. Targets: ``--help`` within 10× of ``python -c pass``; whole
+process ≥ 10× Evidently's with a profile and ≥ 5× in Evidently mode.
 """
 
 from __future__ import annotations
@@ -64,6 +92,7 @@ import platform
 import queue
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,12 +101,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
+# This checkout's code, not whatever ``exporter`` is installed (spawned children inherit sys.path).
+sys.path.insert(0, str(ROOT))
+
 NUMERIC = 20
 CATEGORICAL = 5
 DRIFTED = 6
 PSI_PARITY_TOLERANCE = 1e-9
 STREAMING_TARGET = 50.0
 EVIDENTLY_MODE_TARGET = 10.0
+STARTUP_TARGET = 10.0  # --help within this many times a bare interpreter
+PROCESS_PROFILE_TARGET = 10.0  # whole process, with a profile, vs Evidently's whole process
+PROCESS_EVIDENTLY_MODE_TARGET = 5.0  # whole process, --binning evidently, vs Evidently's
 
 CONTENDERS: dict[str, dict[str, str]] = {
     "evidently-psi": {
@@ -677,6 +713,301 @@ def _report(
     return {"contenders": out, "psi_parity": parity, "verdicts": verdicts}
 
 
+# ------------------------------------------------------------------ whole processes
+
+# What a user of Evidently runs on two Parquet files: the counterpart of `model-health drift`.
+EVIDENTLY_SCRIPT = """
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+import pyarrow as pa, pyarrow.parquet as pq
+from evidently import DataDefinition, Dataset, Report
+from evidently.presets import DataDriftPreset
+ref, cur = pq.read_table(sys.argv[1]), pq.read_table(sys.argv[2])
+numerical = [f.name for f in ref.schema if pa.types.is_floating(f.type) or pa.types.is_integer(f.type)]
+categorical = [f.name for f in ref.schema if f.name not in numerical]
+definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+snapshot = Report([DataDriftPreset(method="psi")]).run(
+    Dataset.from_pandas(cur.to_pandas(), data_definition=definition),
+    Dataset.from_pandas(ref.to_pandas(), data_definition=definition),
+)
+drift = [m for m in snapshot.dict()["metrics"] if m["config"].get("type", "").endswith("ValueDrift")]
+print(json.dumps({
+    "psi": {m["config"]["column"]: float(m["value"]) for m in drift},
+    "flagged": [m["config"]["column"] for m in drift if float(m["value"]) >= m["config"]["threshold"]],
+}))
+"""
+# The body of the installed ``model-health`` console script.
+CONSOLE_SCRIPT = "import sys; from exporter.cli import main; sys.exit(main())"
+
+STARTUP = ("bare", "help", "drift-help")
+PROCESSES = ("evidently-process", "ours-profile", "ours-evidently", "ours-reference")
+OURS = ("help", "drift-help", "ours-profile", "ours-evidently", "ours-reference")
+PROCESS_LABELS = {
+    "bare": "python -c pass",
+    "help": "model-health --help",
+    "drift-help": "model-health drift --help",
+    "evidently-process": "Evidently 0.7 PSI script",
+    "ours-profile": "model-health drift, profile",
+    "ours-evidently": "model-health drift --binning evidently",
+    "ours-reference": "model-health drift, raw reference (exact KS)",
+}
+BASELINE = "@baseline"
+
+
+def _child_env(root: Path, folder: Path) -> dict[str, str]:
+    """The environment of a timed process: ``root``'s code first on the import path, and
+    bytecode cached (in ``folder``) as an installed package has it. Where
+    PYTHONDONTWRITEBYTECODE is set, a source checkout would otherwise recompile its own
+    modules on every run, while site-packages (Evidently, scipy…) keep their bytecode."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
+    return env
+
+
+def _process_commands(ref_path: str, cur_path: str, profile_path: str) -> dict[str, list[str]]:
+    python = sys.executable
+    model_health = [python, "-c", CONSOLE_SCRIPT]
+    drift = [*model_health, "drift", "--reference"]
+    current = ["--current", cur_path, "--format", "json"]
+    return {
+        "bare": [python, "-c", "pass"],
+        "help": [*model_health, "--help"],
+        "drift-help": [*model_health, "drift", "--help"],
+        "evidently-process": [python, "-c", EVIDENTLY_SCRIPT, ref_path, cur_path],
+        "ours-profile": [*drift, profile_path, *current],
+        "ours-evidently": [*drift, ref_path, *current, "--binning", "evidently"],
+        "ours-reference": [*drift, ref_path, *current],
+    }
+
+
+def _shown(argv: list[str], folder: Path) -> str:
+    """A command as the report prints it: ``python``, ``model-health``, ``$TMP`` for the data folder."""
+    words = " ".join(
+        "python" if a == sys.executable else "EVIDENTLY_SCRIPT" if a == EVIDENTLY_SCRIPT else a for a in argv
+    )
+    return words.replace(f"python -c {CONSOLE_SCRIPT}", "model-health").replace(str(folder), "$TMP")
+
+
+def _run_once(argv: list[str], root: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall and CPU (user + sys) seconds of one whole process, and its stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, cwd=root, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} … exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.stdout
+
+
+class _Runs:
+    """The timed commands: each of this checkout, and of the ``--baseline`` checkout where one is given."""
+
+    def __init__(self, commands: dict[str, list[str]], folder: Path, baseline: Path | None) -> None:
+        self.commands, self.folder = commands, folder
+        self.roots = {"": ROOT, **({BASELINE: baseline} if baseline else {})}
+        self.envs = {key: _child_env(root, folder) for key, root in self.roots.items()}
+
+    def keys(self, names: tuple[str, ...]) -> list[str]:
+        """Every name, and after each of ours its baseline twin."""
+        return [name + suffix for name in names for suffix in self.roots if not suffix or name in OURS]
+
+    def run(self, key: str) -> tuple[float, float, str]:
+        name, _, suffix = key.partition("@")
+        suffix = "@" + suffix if suffix else ""
+        return _run_once(self.commands[name], self.roots[suffix], self.envs[suffix])
+
+    def round_robin(self, names: tuple[str, ...], repeats: int, console: Any, what: str) -> dict[str, Any]:
+        """Each command once untimed (it fills the bytecode cache), then ``repeats`` rounds of all in turn."""
+        keys = self.keys(names)
+        results: dict[str, Any] = {key: {"times": [], "cpu_times": []} for key in keys}
+        with console.status(f"{what}: warm-up") as status:
+            for key in keys:
+                results[key]["stdout"] = self.run(key)[2]
+            for i in range(repeats):
+                for key in keys:
+                    status.update(f"{what}: round {i + 1}/{repeats}, {key}")
+                    wall, cpu, _ = self.run(key)
+                    results[key]["times"].append(wall)
+                    results[key]["cpu_times"].append(cpu)
+        return results
+
+    @staticmethod
+    def label(key: str) -> str:
+        name, _, baseline = key.partition("@")
+        return PROCESS_LABELS[name] + (" — baseline" if baseline else "")
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else math.nan
+
+
+def _table(title: str, headers: tuple[tuple[str, str], ...]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for header, justify in headers:
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    return table
+
+
+def _startup(runs: _Runs, repeats: int, console: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    results = runs.round_robin(STARTUP, repeats, console, "start-up")
+    bare = statistics.median(results["bare"]["times"])
+    table = _table(
+        f"Start-up: median of {repeats} fresh processes each, round-robin",
+        (
+            ("command", "left"),
+            ("median ms", "right"),
+            ("min / max ms", "right"),
+            ("CPU ms", "right"),
+            ("× python -c pass", "right"),
+        ),
+    )
+    figures: dict[str, Any] = {}
+    for key, r in results.items():
+        times, cpu = r["times"], r["cpu_times"]
+        x = _ratio(statistics.median(times), bare)
+        table.add_row(
+            runs.label(key),
+            f"{statistics.median(times) * 1e3:.0f}",
+            f"{min(times) * 1e3:.0f} / {max(times) * 1e3:.0f}",
+            f"{statistics.median(cpu) * 1e3:.0f}",
+            f"{x:.1f}×",
+        )
+        figures[key] = {
+            "command": _shown(runs.commands[key.partition("@")[0]], runs.folder),
+            "seconds": _stats(times),
+            "times": times,
+            "cpu_seconds": cpu,
+            "times_bare": x,
+        }
+    console.print(table)
+    verdicts = {}
+    for name in ("help", "drift-help"):
+        x = figures[name]["times_bare"]
+        ok = x <= STARTUP_TARGET
+        verdicts[f"startup_{name}"] = {"times_bare": x, "target": STARTUP_TARGET, "pass": ok}
+        console.print(
+            f"[{'green' if ok else 'red'}]Verdict: {PROCESS_LABELS[name]} takes {x:.1f}× python -c pass "
+            f"— target ≤ {STARTUP_TARGET:g}×: {'MET' if ok else 'MISSED'}"
+        )
+    return figures, verdicts
+
+
+def _processes(runs: _Runs, repeats: int, injected: list[str], console: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    results = runs.round_robin(PROCESSES, repeats, console, "whole processes")
+    evidently = results["evidently-process"]
+    ev_wall, ev_cpu = statistics.median(evidently["times"]), statistics.median(evidently["cpu_times"])
+    table = _table(
+        f"Whole process: median of {repeats} fresh processes each, round-robin (one untimed warm-up each); "
+        "same files as above",
+        (
+            ("command", "left"),
+            ("median s", "right"),
+            ("min / max s", "right"),
+            ("CPU s", "right"),
+            ("vs Evidently (wall)", "right"),
+            ("vs Evidently (CPU)", "right"),
+            ("flagged drifted", "left"),
+        ),
+    )
+    figures: dict[str, Any] = {}
+    psi: dict[str, dict[str, float]] = {}
+    for key, r in results.items():
+        times, cpu = r["times"], r["cpu_times"]
+        output = json.loads(r["stdout"])
+        if key == "evidently-process":
+            flagged, psi[key] = output["flagged"], output["psi"]
+        else:
+            flagged = [c for c, f in output["features"].items() if f["drift"]]
+            psi[key] = {c: f["psi"] for c, f in output["features"].items()}
+        flag_text, exact = _flag_text(flagged, injected)
+        x_wall, x_cpu = _ratio(ev_wall, statistics.median(times)), _ratio(ev_cpu, statistics.median(cpu))
+        table.add_row(
+            runs.label(key),
+            f"{statistics.median(times):.3f}",
+            f"{min(times):.3f} / {max(times):.3f}",
+            f"{statistics.median(cpu):.3f}",
+            f"{x_wall:,.1f}×",
+            f"{x_cpu:,.1f}×",
+            ("[green]" if exact else "[yellow]") + flag_text,
+        )
+        figures[key] = {
+            "command": _shown(runs.commands[key.partition("@")[0]], runs.folder),
+            "seconds": _stats(times),
+            "times": times,
+            "cpu_seconds": cpu,
+            "speedup_vs_evidently_wall": x_wall,
+            "speedup_vs_evidently_cpu": x_cpu,
+            "flagged": flagged,
+            "flagged_exactly_injected": exact,
+        }
+    console.print(table)
+    console.print("[bold]What each row runs[/bold] (model-health = its console script, run from the checkout)")
+    for name in PROCESSES:
+        console.print(f"  {PROCESS_LABELS[name]:<46} {_shown(runs.commands[name], runs.folder)}", highlight=False)
+    if BASELINE in runs.roots:
+        console.print(f"  — baseline: the same command with the code of {runs.roots[BASELINE]}", highlight=False)
+    verdicts: dict[str, Any] = {}
+    theirs, ours = psi["evidently-process"], psi["ours-evidently"]
+    diff = max((abs(theirs[c] - ours[c]) for c in theirs if c in ours), default=math.nan)
+    parity = set(theirs) == set(ours) and diff <= PSI_PARITY_TOLERANCE
+    verdicts["process_psi_parity"] = {"max_abs_diff": diff, "tolerance": PSI_PARITY_TOLERANCE, "pass": parity}
+    console.print(
+        f"[{'green' if parity else 'red'}]PSI parity, whole processes (ours --binning evidently vs Evidently): "
+        f"max |Δ| = {diff:.3e} → {'PASS' if parity else 'FAIL'} (tolerance {PSI_PARITY_TOLERANCE:g})"
+    )
+    for name, target in (("ours-profile", PROCESS_PROFILE_TARGET), ("ours-evidently", PROCESS_EVIDENTLY_MODE_TARGET)):
+        entry = figures[name]
+        ok = entry["speedup_vs_evidently_wall"] >= target
+        verdicts[f"process_{name}"] = {
+            "speedup_wall": entry["speedup_vs_evidently_wall"],
+            "speedup_cpu": entry["speedup_vs_evidently_cpu"],
+            "target": target,
+            "pass": ok,
+        }
+        console.print(
+            f"[{'green' if ok else 'red'}]Verdict: whole-process {PROCESS_LABELS[name]} is "
+            f"{entry['speedup_vs_evidently_wall']:,.1f}× faster than Evidently's whole process "
+            f"(CPU time {entry['speedup_vs_evidently_cpu']:,.1f}×) — target ≥ {target:g}×: {'MET' if ok else 'MISSED'}"
+        )
+    busy = [
+        runs.label(key)
+        for key, r in results.items()
+        if statistics.median(r["times"]) > 1.2 * statistics.median(r["cpu_times"])
+    ]
+    if busy:
+        console.print(
+            "[yellow]  Warning: wall time exceeds CPU time by > 20% for "
+            + "; ".join(busy)
+            + " — other work on the machine may have inflated these timings (the CPU column is steadier)."
+        )
+    return figures, verdicts
+
+
+def _whole_process(
+    ref_path: str, cur_path: str, folder: Path, injected: list[str], options: dict[str, Any], console: Any
+) -> dict[str, Any]:
+    """Start-up and whole-process figures, side by side in this run; printed and returned."""
+    profile_path = str(folder / "profile.parquet")
+    runs = _Runs(_process_commands(ref_path, cur_path, profile_path), folder, options["baseline"])
+    figures: dict[str, Any] = {"baseline": str(options["baseline"]) if options["baseline"] else None}
+    verdicts: dict[str, Any] = {}
+    if options["startup_repeats"]:
+        figures["startup"], found = _startup(runs, options["startup_repeats"], console)
+        verdicts.update(found)
+    if options["process_repeats"]:
+        build = [sys.executable, "-c", CONSOLE_SCRIPT, "reference", "build", ref_path]
+        _run_once([*build, "--model", "benchmark", "--model-version", "1", "--out", profile_path], ROOT, runs.envs[""])
+        figures["whole_process"], found = _processes(runs, options["process_repeats"], injected, console)
+        verdicts.update(found)
+    return {**figures, "verdicts": verdicts}
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -714,10 +1045,41 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="after timing, profile one extra run of our contenders and print the top N functions",
     )
+    parser.add_argument(
+        "--process-repeats",
+        type=int,
+        default=5,
+        help="whole-process runs of Evidently and of model-health drift, round-robin (default 5; 0 skips them)",
+    )
+    parser.add_argument(
+        "--startup-repeats",
+        type=int,
+        default=20,
+        help="runs of python -c pass, model-health --help and drift --help, round-robin (default 20; 0 skips them)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of this repository (e.g. a worktree of the commit before a change): its "
+        "model-health runs too, in the same rounds, as extra '— baseline' rows",
+    )
+    parser.add_argument(
+        "--no-in-process",
+        action="store_true",
+        help="skip the in-process contenders (whole processes and start-up only)",
+    )
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.contenders.split(",") if n.strip()]
+    names = [] if args.no_in_process else [n.strip() for n in args.contenders.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONTENDERS]
-    if unknown or not names or args.rows < 1 or args.repeats < 1 or args.warmup < 0:
+    if (
+        unknown
+        or not (names or args.process_repeats or args.startup_repeats)
+        or args.rows < 1
+        or args.repeats < 1
+        or args.warmup < 0
+        or args.process_repeats < 0
+        or args.startup_repeats < 0
+    ):
         parser.error(f"bad arguments (unknown contenders: {unknown})" if unknown else "rows and repeats must be ≥ 1")
 
     from rich.console import Console
@@ -731,6 +1093,9 @@ def main(argv: list[str] | None = None) -> int:
         "tracemalloc": not args.no_tracemalloc,
         "cprofile": args.cprofile,
         "malloc_env": args.malloc_env,
+        "process_repeats": args.process_repeats,
+        "startup_repeats": args.startup_repeats,
+        "baseline": args.baseline.resolve() if args.baseline else None,
     }
     versions = _versions()
     if args.malloc_env:
@@ -749,11 +1114,17 @@ def main(argv: list[str] | None = None) -> int:
             f"data: {info['rows']:,} rows × {info['columns']} columns each, Parquet {info['parquet_bytes']['reference'] / 2**20:.1f} + "
             f"{info['parquet_bytes']['current'] / 2**20:.1f} MiB, generated and written in {info['generate_and_write_seconds']:.2f} s (not timed)"
         )
-        results = _run_contenders(names, ref_path, cur_path, options, console)
-    for name, r in results.items():
-        if "error" in r:
-            console.print(f"[red]{name} failed:[/red]\n{r['error']}", markup=True, highlight=False)
-    figures = _report(results, injected, info, options, console)
+        results = _run_contenders(names, ref_path, cur_path, options, console) if names else {}
+        for name, r in results.items():
+            if "error" in r:
+                console.print(f"[red]{name} failed:[/red]\n{r['error']}", markup=True, highlight=False)
+        figures = _report(results, injected, info, options, console) if results else {}
+        try:
+            processes = _whole_process(ref_path, cur_path, Path(folder), injected, options, console)
+        except (RuntimeError, OSError, ValueError, KeyError) as exc:
+            console.print(f"[red]whole-process runs failed:[/red] {exc}", markup=True, highlight=False)
+            processes = {"error": str(exc)}
+    figures["processes"] = processes
     elapsed = time.perf_counter() - wall
     console.print(
         f"benchmark wall time: {elapsed:.1f} s (1-min load average {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end)"
@@ -775,7 +1146,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(_json_ready(payload), indent=2, allow_nan=False) + "\n")
         console.print(f"figures written to {args.json}")
-    return 0 if all("error" not in r for r in results.values()) else 1
+    return 0 if all("error" not in r for r in (*results.values(), processes)) else 1
 
 
 def _json_ready(value: Any) -> Any:

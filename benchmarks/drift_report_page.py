@@ -7,9 +7,15 @@ Debian's headless Chromium (the tests' set-up) a few times and prints the page's
 navigation to charts drawn. Not a timed test: a report to read.
 
     .venv/bin/python benchmarks/drift_report_page.py [--rows N] [--loads N] [--screenshot PNG]
+                                                     [--live-screenshot PNG]
 
 ``--screenshot`` instead writes the documentation's picture (docs/images/drift-report.png):
 a small model with a couple of drifted features, one of them categorical.
+
+``--live-screenshot`` runs the live demo (``model-health demo``'s loop: synthetic model →
+sidecar → broker → aggregator, without Prometheus), waits until the aggregator's drift
+report shows the features the traffic moved, and photographs that live page as the
+aggregator serves it (docs/images/live-report.png, the README's picture).
 """
 
 from __future__ import annotations
@@ -84,14 +90,72 @@ def screenshot(root: Path, out: Path) -> None:
     print(f"wrote {out} (1280×{height})")
 
 
+def live_screenshot(root: Path, out: Path) -> None:
+    import io
+    import json
+    import threading
+    import time
+    import urllib.request
+
+    from rich.console import Console
+
+    from exporter.demo.live import MODEL, VERSION, DemoOptions, LiveDemo, report_path
+    from exporter.kafka.embedded import free_port
+
+    port = free_port()
+    options = DemoOptions(
+        rate=300.0,
+        drift_after=20.0,
+        bucket_seconds=5,
+        window_seconds=30,
+        port=port,
+        duration=90.0,
+        workdir=root / "demo",
+        prometheus=False,
+    )
+    expected = set(options.shape.drifted_columns())
+    demo = threading.Thread(target=lambda: LiveDemo(options, Console(file=io.StringIO())).run(headless=True))
+    demo.start()
+    api = f"http://127.0.0.1:{port}/api/v1/drift?model={MODEL}&version={VERSION}&window={options.window}"
+    drifted: set[str] = set()
+    deadline = time.monotonic() + 80
+    while time.monotonic() < deadline and drifted != expected:
+        time.sleep(1.0)
+        try:
+            with urllib.request.urlopen(api, timeout=5) as response:
+                features = json.load(response)["features"]
+            drifted = {name for name, feature in features.items() if feature["drift"]}
+        except OSError:
+            continue  # not up or not evaluated yet
+    assert drifted == expected, f"the report shows {sorted(drifted)}, expected {sorted(expected)}"
+    url = f"http://127.0.0.1:{port}{report_path(options)}"
+    with browser_page(width=1280, height=1000) as (page, log):
+        page.goto(url)
+        page.wait_for_selector("html[data-charts-ready]")
+        second = page.locator("article.feature[id^='feature-']").nth(1).bounding_box()
+        height = int(second["y"] + second["height"] + 12) if second else 2000
+        page.set_viewport_size({"width": 1280, "height": height})
+        over = page.locator("article.feature[id^='feature-'] .u-over").first.bounding_box()
+        if over:
+            page.mouse.move(over["x"] + over["width"] * 0.55, over["y"] + over["height"] * 0.6)
+        page.screenshot(path=str(out))
+        assert not log.console_errors and not log.page_errors and log.requests == [url], log
+    print(f"wrote {out} (1280×{height}) from {url} during the demo, drifted: {sorted(drifted)}")
+    demo.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--screenshot", type=Path)
+    parser.add_argument("--live-screenshot", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if args.live_screenshot:
+            live_screenshot(root, args.live_screenshot)
+            return
         if args.screenshot:
             screenshot(root, args.screenshot)
             return

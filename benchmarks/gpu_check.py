@@ -1,4 +1,5 @@
-"""GPU check: the real collector beside ``nvidia-smi`` while PyTorch loads the GPU.
+"""GPU check: the real collector beside ``nvidia-smi`` while PyTorch loads the GPU, and the GPU
+cost attribution of two processes sharing it.
 
     python3 benchmarks/gpu_check.py [--seconds 60] [--interval 0.5] [--out DIR] [--dry-run]
 
@@ -13,25 +14,38 @@ What it does, in one run (~``--seconds`` plus PyTorch start-up, well under 3 min
    and the slow read (adds the energy counter and PCIe throughput), median of several.
 2. Starts the real collector (``start_gpu_collector``, mode ``node``, real pynvml) on its
    own ``CollectorRegistry``.
-3. Starts a PyTorch worker in a subprocess (bf16 8192² matmuls on ``cuda:0``) that runs
-   four phases of ``--seconds / 4`` each: ``idle``, ``saturated`` (back-to-back matmuls),
-   ``half`` (50 % duty in 100 ms cycles), ``memory`` (holds an extra 16 GB, idle).
+3. Starts two PyTorch workers in subprocesses (bf16 8192² matmuls on ``cuda:0``), released
+   together once both are ready. Worker A runs five phases of ``--seconds / 5`` each:
+   ``idle``, ``saturated`` (back-to-back matmuls), ``half`` (50 % duty in 100 ms cycles),
+   ``memory`` (holds an extra 16 GB, idle), ``shared`` (saturated again). Worker B sleeps
+   through the first four and runs 30 % duty in ``shared``: the GPU is time-sliced between
+   them. The collector attributes each worker's process to a model of its own (``worker-a``,
+   ``worker-b``), as the node agent attributes pods.
 4. About once a second, after a settling time at the start of each phase, scrapes the
    registry (``generate_latest`` → ``text_string_to_metric_families``) and runs
    ``nvidia-smi --query-gpu=utilization.gpu,memory.used,memory.total,power.draw,
    temperature.gpu,clocks.sm`` and ``nvidia-smi --query-compute-apps=pid,used_memory``.
+   In ``shared`` it also runs ``nvidia-smi pmon -c 1 -s u`` (per-process SM %).
 5. Prints, per phase and metric, the medians of ours and nvidia-smi's, their difference and
    whether it is within a tolerance (utilization ±10 points, memory ±64 MiB, power ±10 %,
    temperature ±2 °C, SM clock ±10 %), plus the scrape time; writes ``gpu_check.json`` and
    ``gpu_check.md`` to ``--out`` (default ``$OUT`` when set).
+6. Attribution, over the ``shared`` phase (first to last observation): the two models' energy
+   (``model_health_model_gpu_energy_joules_total`` increases) against our device energy counter
+   (must sum to it within 1 %), our device energy against nvidia-smi's ``power.draw``
+   integrated over the same observations (±10 %), and worker A's share of the energy against
+   its share of nvidia-smi pmon's SM % (±10 points).
 
 Both sides read the same NVML counters at slightly different moments, so steady phases
 should agree closely; the half-duty phase shows sampling jitter. nvidia-smi's
 ``memory.used`` excludes the driver-reserved memory, as our v2 ``memory_used_bytes`` does.
 
 ``--dry-run`` runs the same code path without a GPU: the fake NVML replays the recorded H200
-trace (one trace phase per check phase), and "nvidia-smi" is the trace row rendered in
-nvidia-smi's CSV format. It proves the script, not the GPU.
+trace (one trace phase per check phase) with a second process replaying the recorded worker
+later in the trace (``exporter.gpu.fake.Tenant``), and "nvidia-smi" is the trace row rendered
+in nvidia-smi's CSV and pmon formats. It proves the script, not the GPU: the trace advances in
+whole rows between observations, so of the attribution checks only "models sum to the device
+energy" means anything there.
 """
 
 from __future__ import annotations
@@ -58,13 +72,20 @@ if str(REPO) not in sys.path:
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from exporter.gpu import start_gpu_collector  # noqa: E402
+from exporter.gpu import ModelRef, PodProcesses, start_gpu_collector  # noqa: E402
 from exporter.gpu.sampler import NvmlReader  # noqa: E402
 
 MIB = 2**20
-PHASES = ("idle", "saturated", "half", "memory")
+PHASES = ("idle", "saturated", "half", "memory", "shared")
 # Check phase → the recorded trace phase the dry run replays for it.
-DRY_PHASES = {"idle": "idle", "saturated": "heavy", "half": "half", "memory": "mem_ramp"}
+DRY_PHASES = {"idle": "idle", "saturated": "heavy", "half": "half", "memory": "mem_ramp", "shared": "heavy"}
+# The models the two workers' processes are attributed to.
+MODEL_A, MODEL_B = "worker-a", "worker-b"
+# Worker B's duty cycle in the shared phase (A runs flat out).
+TENANT_DUTY = 0.3
+# The dry run's second process: the recorded worker replayed 31 rows (~8 s) later, so while
+# the trace's worker runs its full matmuls, the tenant runs the 50 % duty phase.
+DRY_TENANT_PID, DRY_TENANT_OFFSET = 9001, 31
 SMI_GPU_FIELDS = (
     "uuid",
     "utilization.gpu",
@@ -77,13 +98,19 @@ SMI_GPU_FIELDS = (
 
 WORKER = r"""
 import sys, time, torch
-phases = [(name, float(sec)) for name, sec in (arg.split("=") for arg in sys.argv[1:])]
+# name=seconds[:duty]; a busy phase with no duty runs flat out.
+phases = []
+for arg in sys.argv[1:]:
+    name, spec = arg.split("=")
+    seconds, _, duty = spec.partition(":")
+    phases.append((name, float(seconds), float(duty) if duty else None))
 dev = "cuda:0"
 a = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
 b = torch.randn_like(a)
 (a @ b).sum().item()
 torch.cuda.synchronize()
 print("ready", time.time(), flush=True)
+sys.stdin.readline()  # both workers start their phases together
 keep = []
 
 def busy(seconds, duty):
@@ -96,9 +123,11 @@ def busy(seconds, duty):
             torch.cuda.synchronize()
         time.sleep(0.1 * (1 - duty))
 
-for name, seconds in phases:
+for name, seconds, duty in phases:
     print("phase", name, time.time(), flush=True)
-    if name == "saturated":
+    if duty is not None:
+        busy(seconds, duty)
+    elif name in ("saturated", "shared"):
         busy(seconds, 1.0)
     elif name == "half":
         busy(seconds, 0.5)
@@ -162,8 +191,9 @@ def read_ours(registry: CollectorRegistry, uuid: str | None, worker_pid: int | N
         "model_health_gpu_temperature_celsius": "temperature",
         "model_health_gpu_sm_clock_hertz": "sm_clock",
         "model_health_gpu_collector_up": "up",
+        "model_health_gpu_energy_joules_total": "energy",
     }
-    values: dict[str, Any] = {"processes": {}}
+    values: dict[str, Any] = {"processes": {}, "models": {}}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if uuid is not None and sample.labels.get("gpu_uuid") not in (None, uuid):
@@ -176,6 +206,8 @@ def read_ours(registry: CollectorRegistry, uuid: str | None, worker_pid: int | N
                 values["driver"] = sample.labels["driver_version"]
             elif sample.name == "model_health_gpu_process_memory_used_bytes":
                 values["processes"][int(sample.labels["pid"])] = sample.value
+            elif sample.name == "model_health_model_gpu_energy_joules_total":
+                values["models"][sample.labels["model"]] = sample.value
     if worker_pid is not None:
         values["worker_memory"] = values["processes"].get(worker_pid)
     return values, elapsed
@@ -204,6 +236,19 @@ def parse_smi_apps(text: str) -> dict[int, float]:
     return apps
 
 
+def parse_pmon(text: str) -> dict[int, float]:
+    """``nvidia-smi pmon -c 1 -s u`` → {pid: SM %}; processes with ``-`` (no sample) are left out."""
+    out: dict[int, float] = {}
+    for line in text.splitlines():
+        cells = line.split()
+        if not cells or line.lstrip().startswith("#") or len(cells) < 4 or not cells[1].isdigit():
+            continue
+        sm = _number(cells[3])
+        if sm is not None:
+            out[int(cells[1])] = out.get(int(cells[1]), 0.0) + sm
+    return out
+
+
 def _number(text: str) -> float | None:
     try:
         return float(text)
@@ -227,8 +272,11 @@ class RealGpu:
         self._process: subprocess.Popen[str] | None = None
         self._ready = threading.Event()
         self._done = threading.Event()
+        self._tenant: subprocess.Popen[str] | None = None
+        self._tenant_ready = threading.Event()
         self.notes: list[str] = []
         self.worker_pid: int | None = None
+        self.tenant_pid: int | None = None
         self._idle_until: float | None = None
         if shutil.which("nvidia-smi") is None:
             self.notes.append("nvidia-smi not on PATH: its column is empty")
@@ -239,22 +287,49 @@ class RealGpu:
 
     def start_load(self) -> bool:
         args = [f"{name}={self._phase_seconds:.2f}" for name in PHASES]
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", WORKER, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.worker_pid = self._process.pid
+        before = self._phase_seconds * (len(PHASES) - 1)
+        tenant_args = [f"wait={before:.2f}", f"shared={self._phase_seconds:.2f}:{TENANT_DUTY}"]
+        self._process = self._spawn(args)
+        self._tenant = self._spawn(tenant_args)
+        self.worker_pid, self.tenant_pid = self._process.pid, self._tenant.pid
         threading.Thread(target=self._follow, daemon=True).start()
-        if not self._ready.wait(180):
-            self.notes.append("PyTorch worker did not start within 180 s")
-        elif self._process.poll() is None:
+        threading.Thread(target=self._follow_tenant, daemon=True).start()
+        if not (self._ready.wait(180) and self._tenant_ready.wait(180)):
+            self.notes.append("PyTorch workers did not start within 180 s")
+        elif self._process.poll() is None and self._tenant.poll() is None:
+            for worker in (self._process, self._tenant):
+                assert worker.stdin is not None
+                worker.stdin.write("go\n")
+                worker.stdin.flush()
             return True
         else:
-            self.notes.append(f"PyTorch worker exited with status {self._process.returncode}")
+            self.notes.append(
+                f"PyTorch worker exited with status {self._process.returncode} / {self._tenant.returncode}"
+            )
         # No load: still compare the idle GPU for one phase's length.
         self.stop()
         self._phase = "idle"
         self._idle_until = time.monotonic() + self._phase_seconds
         return False
+
+    @staticmethod
+    def _spawn(args: list[str]) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-c", WORKER, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def _follow_tenant(self) -> None:
+        assert self._tenant is not None and self._tenant.stdout is not None
+        for line in self._tenant.stdout:
+            if line.split()[:1] == ["ready"]:
+                self._tenant_ready.set()
+            elif line.strip() and not line.startswith("phase"):
+                self.notes.append("worker B: " + line.strip()[:200])
+        self._tenant_ready.set()
 
     def _follow(self) -> None:
         assert self._process is not None and self._process.stdout is not None
@@ -289,13 +364,17 @@ class RealGpu:
             _run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"])
         )
 
+    def smi_pmon(self) -> dict[int, float]:
+        return parse_pmon(_run(["nvidia-smi", "pmon", "-c", "1", "-s", "u"]))
+
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
+        for worker in (self._process, self._tenant):
+            if worker is not None and worker.poll() is None:
+                worker.terminate()
+                try:
+                    worker.wait(10)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
 
 
 def _run(command: list[str]) -> str:
@@ -311,16 +390,22 @@ class DryRun:
     dry_run = True
 
     def __init__(self, phase_seconds: float) -> None:
-        from exporter.gpu.fake import FakeNvml
+        from exporter.gpu.fake import FakeNvml, Tenant
 
-        # Sleep each call its recorded cost, so the timings show the real relative costs.
-        self.nvml = FakeNvml(call_costs=1.0)
+        # Sleep each call its recorded cost, so the timings show the real relative costs. A
+        # tenant replays the recorded worker later in the trace: two processes share the GPU.
+        self.nvml = FakeNvml(call_costs=1.0, tenants=[Tenant(DRY_TENANT_PID, DRY_TENANT_OFFSET)])
         self._phase_seconds = phase_seconds
         self._phases = list(PHASES)
         self._phase = "starting"
-        self._phase_started = 0.0
-        self.notes = ["dry run: fake NVML replaying the recorded H200 trace; no PyTorch, no nvidia-smi"]
+        self._phase_started = self._ticked = 0.0
+        self.notes = [
+            "dry run: fake NVML replaying the recorded H200 trace; no PyTorch, no nvidia-smi",
+            "dry run: the trace advances in whole rows between observations; of the attribution checks only "
+            "'models sum to the device energy' is meaningful",
+        ]
         self.worker_pid: int | None = None
+        self.tenant_pid: int | None = DRY_TENANT_PID
 
     @property
     def phase(self) -> str:
@@ -335,16 +420,20 @@ class DryRun:
             self._phase = "end"
             return
         self._phase = self._phases.pop(0)
-        self._phase_started = time.monotonic()
+        self._phase_started = self._ticked = time.monotonic()
         self.nvml.seek_phase(DRY_PHASES[self._phase], fraction=0.25)
         row = self.nvml.current_row()
         self.worker_pid = row.procs[0]["pid"] if row.procs else self.worker_pid
 
     def tick(self) -> None:
-        if time.monotonic() - self._phase_started >= self._phase_seconds:
+        now = time.monotonic()
+        if now - self._phase_started >= self._phase_seconds:
             self._next_phase()
         else:
-            self.nvml.advance(1)
+            # Replay the trace at its own pace, so its energy counter and power agree in time.
+            rows = int((now - self._ticked) / self.nvml.capture.period)
+            self.nvml.advance(rows)
+            self._ticked += rows * self.nvml.capture.period
 
     def finished(self) -> bool:
         return self._phase == "end"
@@ -369,6 +458,22 @@ class DryRun:
         row = self.nvml.current_row()
         return parse_smi_apps("\n".join(f"{p['pid']}, {p['usedGpuMemory'] // MIB}" for p in row.procs))
 
+    def smi_pmon(self) -> dict[int, float]:
+        """The replayed row's per-process samples in pmon's layout (pmon reads the same NVML buffer)."""
+        from exporter.gpu.fake import FakeHandle
+        from exporter.gpu.nvml import NVMLError
+
+        try:
+            samples = self.nvml.nvmlDeviceGetProcessUtilization(FakeHandle(0), 0)
+        except NVMLError:
+            samples = []
+        lines = ["# gpu         pid   type     sm    mem    enc    dec    jpg    ofa    command"]
+        lines += [
+            f"    0 {s.pid:>11}     C {s.smUtil:>6} {s.memUtil:>6}      -      -      -      -    python"
+            for s in samples
+        ]
+        return parse_pmon("\n".join(lines))
+
     def stop(self) -> None:
         pass
 
@@ -384,6 +489,8 @@ class Observation:
     smi: dict[str, float | None]
     apps: dict[int, float]
     scrape_seconds: float
+    at: float = 0.0
+    pmon: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -391,6 +498,7 @@ class Result:
     device: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    attribution: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     dry_run: bool = False
 
@@ -422,10 +530,14 @@ def run(env: RealGpu | DryRun, seconds: float, interval: float, settle: float) -
     result = Result(dry_run=env.dry_run)
     result.timing.update(time_reads(env.nvml))
     registry = CollectorRegistry()
+    # The energy counter every second: the shared phase spans several of its readings.
     config = SimpleNamespace(
-        mode="node", interval_seconds=interval, slow_interval_seconds=max(5.0, interval), slow_queries=True
+        mode="node", interval_seconds=interval, slow_interval_seconds=max(1.0, interval), slow_queries=True
     )
-    runtime = start_gpu_collector(config, registry, nvml=env.nvml)
+    # Each worker's process is a model of its own (the node agent would name its pod's model).
+    models: dict[str, ModelRef] = {}
+    ownership = PodProcesses(models.get, holder_of=lambda process: f"pid:{process.pid}")
+    runtime = start_gpu_collector(config, registry, nvml=env.nvml, ownership=ownership)
     observations: list[Observation] = []
     try:
         runtime.wait_for_sample(30)
@@ -436,6 +548,9 @@ def run(env: RealGpu | DryRun, seconds: float, interval: float, settle: float) -
             result.notes.append(f"collector_up is {ours.get('up')}: {runtime.ready()[1]}")
         if not env.start_load():
             result.notes.append("no load: the comparison covers whatever phase the GPU is in")
+        for pid, model in ((env.worker_pid, MODEL_A), (env.tenant_pid, MODEL_B)):
+            if pid is not None:
+                models[f"pid:{pid}"] = ModelRef(model, "1")
         deadline = time.monotonic() + seconds + 60
         phase, phase_since = env.phase, time.monotonic()
         while not env.finished() and time.monotonic() < deadline:
@@ -445,10 +560,12 @@ def run(env: RealGpu | DryRun, seconds: float, interval: float, settle: float) -
                 # Let the sampler see the same state nvidia-smi is about to.
                 time.sleep(interval)
                 smi = env.smi_gpus()
+                at = time.monotonic()
                 ours, scrape = read_ours(registry, uuid, env.worker_pid)
                 apps = env.smi_apps()
+                pmon = env.smi_pmon() if phase == "shared" else {}
                 if env.phase == phase:  # a phase change mid-observation would mix states
-                    observations.append(Observation(phase, ours, smi.get(uuid or "", {}), apps, scrape))
+                    observations.append(Observation(phase, ours, smi.get(uuid or "", {}), apps, scrape, at, pmon))
             time.sleep(max(0.0, 1.0 - interval))
             env.tick()
     finally:
@@ -456,6 +573,7 @@ def run(env: RealGpu | DryRun, seconds: float, interval: float, settle: float) -
         runtime.stop()
     result.notes += env.notes
     result.rows = summarise(observations, env.worker_pid)
+    result.attribution = attribution(observations, env.worker_pid, env.tenant_pid)
     scrapes = [o.scrape_seconds for o in observations]
     if scrapes:
         result.timing["scrape_ms_median"] = statistics.median(scrapes) * 1e3
@@ -497,6 +615,50 @@ def summarise(observations: list[Observation], worker_pid: int | None) -> list[d
     return rows
 
 
+def attribution(observations: list[Observation], worker_pid: int | None, tenant_pid: int | None) -> dict[str, Any]:
+    """The shared phase, first to last observation: our per-model energy against our device
+    counter and nvidia-smi's integrated power, and worker A's share against pmon's SM share."""
+    seen = [o for o in observations if o.phase == "shared"]
+    if len(seen) < 2:
+        return {"error": f"{len(seen)} observation(s) in the shared phase; need two"}
+    first, last = seen[0], seen[-1]
+    out: dict[str, Any] = {"seconds": round(last.at - first.at, 2), "observations": len(seen)}
+    energy = {
+        model: last.ours["models"].get(model, 0.0) - first.ours["models"].get(model, 0.0)
+        for model in (MODEL_A, MODEL_B)
+    }
+    out["model_joules"] = {model: round(value, 1) for model, value in energy.items()}
+    device = None
+    if first.ours.get("energy") is not None and last.ours.get("energy") is not None:
+        device = last.ours["energy"] - first.ours["energy"]
+        out["device_joules"] = round(device, 1)
+    powers = [(o.at, o.smi.get("power.draw")) for o in seen]
+    powers = [(at, watts) for at, watts in powers if watts is not None]
+    if len(powers) >= 2:
+        out["nvidia_smi_joules"] = round(
+            sum((b_at - a_at) * (a_w + b_w) / 2 for (a_at, a_w), (b_at, b_w) in zip(powers, powers[1:])), 1
+        )
+    total = sum(energy.values())
+    checks: dict[str, bool] = {}
+    if device:
+        out["models_over_device"] = round(total / device, 4)
+        checks["models sum to the device energy (±1 %)"] = abs(total / device - 1) <= 0.01
+    if device and out.get("nvidia_smi_joules"):
+        out["device_over_nvidia_smi"] = round(device / out["nvidia_smi_joules"], 4)
+        checks["device energy vs nvidia-smi power × time (±10 %)"] = abs(out["device_over_nvidia_smi"] - 1) <= 0.10
+    sm = {pid: sum(o.pmon.get(pid, 0.0) for o in seen) for pid in (worker_pid, tenant_pid) if pid is not None}
+    if total > 0 and sum(sm.values()) > 0 and worker_pid in sm:
+        out["share_a_ours"] = round(energy[MODEL_A] / total, 3)
+        out["share_a_pmon"] = round(sm[worker_pid] / sum(sm.values()), 3)
+        checks["worker A's share vs pmon's SM share (±10 points)"] = (
+            abs(out["share_a_ours"] - out["share_a_pmon"]) <= 0.10
+        )
+    elif not any(o.pmon for o in seen):
+        out["note"] = "nvidia-smi pmon gave no per-process samples (its pids may not be ours: a PID namespace?)"
+    out["checks"] = checks
+    return out
+
+
 def markdown(result: Result) -> str:
     lines = [
         f"# GPU check{' (dry run)' if result.dry_run else ''}",
@@ -512,6 +674,8 @@ def markdown(result: Result) -> str:
             f"| {row['phase']} | {row['metric']} | {row.get('ours', '—')} | {row.get('nvidia_smi', '—')} | "
             f"{row.get('diff', '—')} | {row['n']} | {within} |"
         )
+    if result.attribution:
+        lines += ["", "Attribution (shared phase): " + json.dumps(result.attribution, sort_keys=True)]
     lines += [
         "",
         "Timing: "
@@ -550,6 +714,8 @@ def show(result: Result) -> None:
     console.print(
         "timing: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.timing.items())
     )
+    if result.attribution:
+        console.print("attribution (shared phase): " + json.dumps(result.attribution, sort_keys=True))
     for note in result.notes:
         console.print(f"note: {note}")
 

@@ -155,8 +155,8 @@ def table(
 class FeatureHeatmap(g.Panel):
     """Grafana's heatmap panel (v9+) over series: one row per series (e.g. one per feature)."""
 
-    unit = attr.ib(default="short")
-    scheme = attr.ib(default="Oranges")
+    unit: str = attr.ib(default="short")
+    scheme: str = attr.ib(default="Oranges")
 
     def to_json_data(self) -> dict[str, Any]:
         return self.panel_json(
@@ -192,7 +192,7 @@ def heatmap(
     title: str, expr: str, legend: str, *, unit: str = "short", description: str = "", height: int = 10
 ) -> FeatureHeatmap:
     """A full-width heatmap with one row per series of ``expr`` (named by ``legend``)."""
-    return FeatureHeatmap(
+    return FeatureHeatmap(  # type: ignore[call-arg]  # grafanalib's Panel fields, through attrs inheritance
         title=title,
         description=description,
         dataSource=DATASOURCE,
@@ -300,3 +300,22 @@ def model_link(
         "url": f"/d/{uid(config, 'model')}?${{__url_time_range}}&var-datasource=${{datasource}}"
         "&var-model=${__data.fields.model}&var-model_version=${__data.fields.model_version}",
     }
+
+
+def report_link(config: DashboardsConfig, feature: bool = False) -> dict[str, Any] | None:
+    """A link to the aggregator's drift report of the selected model, version and window; with
+    ``feature``, a data link from a row holding ``feature`` to that feature's chart
+    (``#feature=<name>``). None without ``aggregator_url``. Values are percent-encoded."""
+    if config.aggregator_url is None:
+        return None
+    url = (
+        f"{config.aggregator_url.rstrip('/')}/report/${{model:percentencode}}"
+        "?version=${model_version:percentencode}&window=${window:percentencode}"
+    )
+    if feature:
+        return {
+            "title": "Drift report: ${__data.fields.feature}",
+            "url": url + "#feature=${__data.fields.feature:percentencode}",
+            "targetBlank": True,
+        }
+    return {"title": "Drift report ($window)", "url": url, "targetBlank": True}

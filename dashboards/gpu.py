@@ -1,10 +1,12 @@
-"""GPUs: utilization, memory, power, temperature, clocks, and memory per pod (NVML)."""
+"""GPUs: utilization, memory, power, temperature, clocks, memory per pod (NVML), and each model's
+share of the GPUs' energy and time."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from dashboards.common import dashboard, layout, query_variable, row, stat, table, timeseries
+from dashboards.queries import per_gpu_rate
 from exporter.config import DashboardsConfig
 
 KEY = "gpu"
@@ -120,12 +122,53 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
         join_on=("instance", "gpu", "gpu_uuid", "gpu_model", "driver_version"),
         width=10,
     )
-    panels = layout([[row("GPUs")], overview, usage, memory, power, [row("Inventory")], [processes, inventory]])
+    by_model = "model, model_version"
+    model_energy = per_gpu_rate("model_health_model_gpu_energy_joules_total", GPU, by_model)
+    cost = [
+        timeseries(
+            "Power by model",
+            [
+                (model_energy, "{{model}} v{{model_version}}"),
+                (
+                    f"{per_gpu_rate('model_health_gpu_energy_joules_total', GPU, '')}\n"
+                    f"- (sum({model_energy}) or vector(0))",
+                    "not attributed",
+                ),
+            ],
+            unit="watt",
+            stacked=True,
+            description=(
+                "Each model's share of the GPUs' energy per second: its pods' share of each GPU (the whole GPU "
+                "where a pod holds it alone, else by per-process SM utilization; MIG by instance), times the "
+                "energy counter. Not attributed: idle GPUs and pods serving no monitored model."
+            ),
+        ),
+        timeseries(
+            "GPU time by model",
+            [(per_gpu_rate("model_health_model_gpu_seconds_total", GPU, by_model), "{{model}} v{{model_version}}")],
+            stacked=True,
+            description="GPUs' worth of time each model holds (1 = one whole GPU), the basis of its GPU-hour cost.",
+        ),
+    ]
+    panels = layout(
+        [
+            [row("GPUs")],
+            overview,
+            usage,
+            memory,
+            power,
+            [row("Cost by model")],
+            cost,
+            [row("Inventory")],
+            [processes, inventory],
+        ]
+    )
     return dashboard(
         config,
         KEY,
         "GPU",
-        "NVML GPU utilization, memory, power and per-pod memory from the sidecars and node agents.",
+        "NVML GPU utilization, memory, power, per-pod memory and each model's energy and GPU time, from the "
+        "sidecars and node agents.",
         panels,
         variables,
     )

@@ -1,4 +1,5 @@
-"""One model: traffic, latency, errors, feature drift, concept drift, performance, labels, staleness.
+"""One model: traffic, latency, errors, feature drift, concept drift, performance, labels, staleness,
+and what its predictions cost on the GPU.
 
 Variables: the datasource, then ``model``, ``model_version`` and the drift ``window``, each
 listing what the aggregators export.
@@ -8,8 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.common import dashboard, heatmap, layout, query_variable, row, stat, table, timeseries
-from dashboards.queries import age, latency_quantile, once_per_model
+from dashboards.common import (
+    dashboard,
+    heatmap,
+    layout,
+    query_variable,
+    report_link,
+    row,
+    stat,
+    table,
+    timeseries,
+)
+from dashboards.queries import age, latency_quantile, once_per_model, per_gpu_rate
 from detectors.drift_statistics import DRIFT_STATISTICS
 from exporter.config import DashboardsConfig, duration_seconds
 
@@ -34,6 +45,109 @@ def _statistic_columns(top: int) -> list[tuple[str, str]]:
         query = _by_feature(statistic.metric)
         columns.append((statistic.title, f"topk({top}, {query})" if statistic.attribute == "psi" else query))
     return columns
+
+
+def _link_the_drift_report(config: DashboardsConfig, drift_table: Any) -> None:
+    """With ``aggregator_url``: the drift table links to the drift report (a panel link) and
+    each feature to its chart there (a data link on the ``feature`` column)."""
+    page, feature = report_link(config), report_link(config, feature=True)
+    if page is None or feature is None:
+        return
+    drift_table.links = [page]
+    drift_table.overrides.insert(
+        0, {"matcher": {"id": "byName", "options": "feature"}, "properties": [{"id": "links", "value": [feature]}]}
+    )
+
+
+# Joules in a kWh, seconds in an hour: prices are per kWh and per GPU-hour.
+_JOULES_PER_KWH = 3.6e6
+_SECONDS_PER_HOUR = 3600
+
+
+def _gpu_cost(config: DashboardsConfig) -> list[list[Any]]:
+    """Energy and GPU time per prediction, and their cost where the config sets a price."""
+    predictions = once_per_model("model_health_predictions_total", MV, by="model")
+    energy = per_gpu_rate("model_health_model_gpu_energy_joules_total", MV, "model")
+    gpu_time = per_gpu_rate("model_health_model_gpu_seconds_total", MV, "model")
+    per_prediction = f"/ ({predictions} > 0)"
+    stats = [
+        stat(
+            "Energy per prediction",
+            f"{energy} {per_prediction}",
+            unit="joule",
+            width=6,
+            description="The model's share of its GPUs' energy per second, over its predictions per second.",
+        ),
+        stat(
+            "GPU-seconds per 1k predictions",
+            f"{gpu_time} {per_prediction} * 1000",
+            unit="s",
+            width=6,
+            description="GPU time the model holds (a whole GPU for a second is 1 s) per 1,000 predictions.",
+        ),
+    ]
+    prices = config.gpu_cost
+    if prices.price_per_gpu_hour is not None:
+        stats.append(
+            stat(
+                "Cost per 1k predictions (GPU-hours)",
+                f"{gpu_time} {per_prediction} * 1000 / {_SECONDS_PER_HOUR} * {prices.price_per_gpu_hour!r}",
+                decimals=4,
+                width=6,
+                description=f"GPU time per 1,000 predictions at {prices.price_per_gpu_hour!r} per GPU-hour.",
+            )
+        )
+    if prices.price_per_kwh is not None:
+        stats.append(
+            stat(
+                "Cost per 1k predictions (energy)",
+                f"{energy} {per_prediction} * 1000 / {_JOULES_PER_KWH:g} * {prices.price_per_kwh!r}",
+                decimals=6,
+                width=6,
+                description=f"GPU energy per 1,000 predictions at {prices.price_per_kwh!r} per kWh.",
+            )
+        )
+    series = [
+        timeseries(
+            "GPU power of the model",
+            [(per_gpu_rate("model_health_model_gpu_energy_joules_total", MV, "gpu_uuid"), "{{gpu_uuid}}")],
+            unit="watt",
+            stacked=True,
+            description="The model's share of each GPU's energy per second.",
+        ),
+        timeseries(
+            "Energy per prediction",
+            [(f"{energy} {per_prediction}", "joules / prediction")],
+            unit="joule",
+            description="Falls as batching fills the GPU; rises when the GPU idles between requests.",
+        ),
+    ]
+    return [stats, series]
+
+
+def _estimated_performance() -> Any:
+    """The label-free estimate with its band (± 3 standard errors, the drop rule's k)."""
+    estimate = f"max by (metric) (model_health_performance_estimated{{{MVW}}})"
+    stderr = f"max by (metric) (model_health_performance_estimated_stderr{{{MVW}}})"
+    return timeseries(
+        "Estimated performance (no labels)",
+        [
+            (estimate, "{{metric}}"),
+            (f"{estimate} - 3 * {stderr}", "{{metric}} (band)"),
+            (f"{estimate} + 3 * {stderr}", "{{metric}} (band)"),
+        ],
+        width=8,
+        overrides=[
+            {
+                "matcher": {"id": "byRegexp", "options": ".*\\(band\\)"},
+                "properties": [{"id": "custom.lineStyle", "value": {"fill": "dot"}}],
+            }
+        ],
+        description=(
+            "Estimated from the window's scores and the profile's calibration (docs/performance-estimation.md), "
+            "dotted: ± 3 standard errors. Present for profiles built from a score and labels."
+        ),
+    )
 
 
 def build(config: DashboardsConfig) -> dict[str, Any]:
@@ -152,6 +266,7 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
             },
         ],
     )
+    _link_the_drift_report(config, drift_table)
     ks = timeseries(
         "KS D by feature",
         [(_by_feature("model_health_feature_ks_statistic"), "{{feature}}")],
@@ -169,7 +284,7 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
                 (f"max(model_health_label_psi{{{MVW}}})", "label PSI"),
                 (f"max(model_health_loss_ks_statistic{{{MVW}}})", "loss KS D"),
             ],
-            width=12,
+            width=8,
             threshold=config.psi_threshold,
         ),
         timeseries(
@@ -178,7 +293,6 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
                 (f"max by (metric) (model_health_performance{{{MVW}}})", "{{metric}}"),
                 (f"max by (metric) (model_health_performance_reference{{{MV}}})", "{{metric}} (reference)"),
             ],
-            width=12,
             overrides=[
                 {
                     "matcher": {"id": "byRegexp", "options": ".*\\(reference\\)"},
@@ -186,7 +300,9 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
                 }
             ],
             description="Windowed performance from joined labels; dashed: the reference set's.",
+            width=8,
         ),
+        _estimated_performance(),
     ]
     labels = [
         timeseries(
@@ -263,6 +379,8 @@ def build(config: DashboardsConfig) -> dict[str, Any]:
             labels,
             [row("Staleness")],
             staleness,
+            [row("GPU cost")],
+            *_gpu_cost(config),
         ]
     )
     return dashboard(

@@ -24,3 +24,14 @@ def latency_quantile(quantile: float, matchers: str = "", by: str = "model, mode
 def age(timestamp_expr: str) -> str:
     """Seconds since a timestamp series (the catalogue exports timestamps, never ages)."""
     return f"time() - {timestamp_expr}"
+
+
+def per_gpu_rate(counter: str, matchers: str, by: str) -> str:
+    """The rate of a per-GPU counter summed ``by`` labels, each GPU counted once.
+
+    The sidecar (mode ``sidecar``) and the node agent may both export the same GPU's series: the
+    largest per ``gpu_uuid`` (and ``by``) counts, as the recording rules take the larger job's.
+    """
+    labels = ", ".join(dict.fromkeys(["gpu_uuid", *(label.strip() for label in by.split(",") if label.strip())]))
+    inner = f"max by ({labels}) (rate({counter}{{{matchers}}}[{RATE}]))"
+    return f"sum by ({by}) ({inner})" if by else f"sum({inner})"

@@ -107,7 +107,7 @@ class FineLookup:
             first, last = self.origin  # type: ignore[misc]
             offset = np.clip(_ordered_bits(values), first, last)  # outside the edges: the end cells
             offset -= np.int64(first)
-            offset >>= self.scale  # type: ignore[arg-type]
+            offset >>= self.scale
             return np.minimum(offset, self.cells - 1, out=offset)
         with np.errstate(over="ignore", invalid="ignore"):
             position = values - self.origin

@@ -11,13 +11,13 @@ Three ways in, one result type:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from detectors.categorical import chi2_pvalue, js_distance
-from detectors.decision import DriftRule, fired_methods
+from detectors.decision import DriftRule, column_pvalue, fired_at, method_pvalues
 from detectors.drift_statistics import BY_ATTRIBUTE, DRIFT_STATISTICS, Kind, decision_inputs
 from detectors.ecdf import merged_ecdf
 from detectors.ks import SCIPY_EXACT_MAX_N, KSResult, ks_binned, ks_exact, ks_from_merged
@@ -32,6 +32,10 @@ class ColumnDrift:
 
     Each statistic field is a row of :data:`~detectors.drift_statistics.DRIFT_STATISTICS`
     (checked below), which says which kinds it applies to and what its JSON key is.
+
+    ``drift`` and ``fired`` are the column's verdict tested on its own (level
+    ``rule.alpha_single``); :func:`detectors.familywise.apply_family` re-reads them from
+    ``method_pvalues`` at the model's family-wise level.
     """
 
     kind: Kind
@@ -48,6 +52,9 @@ class ColumnDrift:
     wasserstein_normed: float | None = None
     js_distance: float | None = None
     chi2_pvalue: float | None = None
+    drift_pvalue: float | None = None
+    # Each decision method's gated p-value: it fires at per-method level ``a`` iff this is ≤ ``a``.
+    method_pvalues: dict[str, float] = field(default_factory=dict, hash=False)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: NaN becomes None, fields that don't apply are left out."""
@@ -65,7 +72,7 @@ class ColumnDrift:
 
 
 # The verdict's own fields; every other field is a statistic of the table, and every statistic a field.
-_VERDICT_FIELDS = {"kind", "reference_count", "current_count", "drift", "fired"}
+_VERDICT_FIELDS = {"kind", "reference_count", "current_count", "drift", "fired", "method_pvalues"}
 _field_names = {f.name for f in fields(ColumnDrift)}
 if _field_names - _VERDICT_FIELDS != {s.attribute for s in DRIFT_STATISTICS}:
     raise ImportError("detectors.compare: ColumnDrift's statistic fields and DRIFT_STATISTICS disagree")
@@ -91,10 +98,27 @@ def _numeric_result(
         "ks_error_bound": ks.error_bound,
         "wasserstein_normed": wasserstein,
     }
-    fired = fired_methods(
+    pvalues = method_pvalues(
         decision_inputs("numeric", statistics), rule.numeric_methods, n, m, rule, psi_histograms, epsilon
     )
-    return ColumnDrift(kind="numeric", reference_count=n, current_count=m, drift=bool(fired), fired=fired, **statistics)
+    return _verdict("numeric", n, m, statistics, pvalues, rule)
+
+
+def _verdict(
+    kind: Kind, n: int, m: int, statistics: dict[str, Any], pvalues: dict[str, float], rule: DriftRule
+) -> ColumnDrift:
+    """The column's verdict tested on its own; the family-wise one re-reads ``pvalues``."""
+    fired = fired_at(pvalues, rule.alpha_single)
+    return ColumnDrift(
+        kind=kind,
+        reference_count=n,
+        current_count=m,
+        drift=bool(fired),
+        fired=fired,
+        drift_pvalue=column_pvalue(pvalues),
+        method_pvalues=pvalues,
+        **statistics,
+    )
 
 
 def _categorical_result(
@@ -114,7 +138,7 @@ def _categorical_result(
         "js_distance": js_distance(ref_counts, cur_counts),
         "chi2_pvalue": chi2_pvalue(ref_counts, cur_counts),
     }
-    fired = fired_methods(
+    pvalues = method_pvalues(
         decision_inputs("categorical", statistics),
         rule.categorical_methods,
         n,
@@ -123,9 +147,7 @@ def _categorical_result(
         (ref_counts, cur_counts),
         epsilon,
     )
-    return ColumnDrift(
-        kind="categorical", reference_count=n, current_count=m, drift=bool(fired), fired=fired, **statistics
-    )
+    return _verdict("categorical", n, m, statistics, pvalues, rule)
 
 
 def compare(

@@ -13,6 +13,18 @@ A column drifts when any of its methods fires; splitting ``alpha`` over the meth
 gate stops huge windows from flagging trivia; the null quantile stops small windows
 from flapping on noise.
 
+That is the rule for one column on its own, at ``alpha``. A model tests all its features at
+once, at a smaller level (:mod:`detectors.familywise`): each method therefore reports a
+*gated p-value* (:func:`method_pvalue`), the smallest per-method level at which it fires,
+and fires at level ``a`` exactly when that p-value is at most ``a``. At the one-column level
+``a₁ = min(alpha, alpha_model) / len(methods)`` this is the quantile comparison above, bit
+for bit; below ``a₁`` a method must also pass a deeper test:
+
+* KS: ``kstwo.sf(D, round(n·m/(n+m))) ≤ a`` — the same distribution, read at ``a``.
+* PSI and JS: the Chernoff bound of :mod:`detectors.tail_bound` at ``a`` — exact moment
+  generating functions, no sampling; a bootstrap would need millions of draws per column to
+  resolve 1e-5, and extrapolating a small one misses the far bumps rare categories make.
+
 Null quantiles:
 
 * KS: ``kstwo.isf(a, round(n·m/(n+m)))``.
@@ -36,6 +48,7 @@ from scipy import special, stats
 
 from detectors.drift_statistics import DECISION_METHODS, DECISIONS, methods_for
 from detectors.psi import DEFAULT_EPSILON
+from detectors.tail_bound import tail_bound
 
 NUMERIC_METHODS = methods_for("numeric")
 CATEGORICAL_METHODS = methods_for("categorical")
@@ -57,10 +70,13 @@ class DriftRule:
     min_samples: int = 500
     numeric_methods: tuple[str, ...] = NUMERIC_METHODS
     categorical_methods: tuple[str, ...] = CATEGORICAL_METHODS
+    alpha_model: float = 0.01
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1), got {self.alpha}")
+        if not 0 < self.alpha_model < 1:
+            raise ValueError(f"alpha_model must lie in (0, 1), got {self.alpha_model}")
         if self.min_samples < 0:
             raise ValueError(f"min_samples must be >= 0, got {self.min_samples}")
         for methods in (self.numeric_methods, self.categorical_methods):
@@ -74,6 +90,11 @@ class DriftRule:
 
     def threshold(self, method: str) -> float:
         return float(getattr(self, f"{method}_threshold"))
+
+    @property
+    def alpha_single(self) -> float:
+        """The column's level when it is its model's only feature tested."""
+        return min(self.alpha, self.alpha_model)
 
 
 # Why a method does not apply to a kind, where there is more to say than that it does not.
@@ -162,26 +183,148 @@ def bootstrap_null_quantile(
     >>> bool(abs(q / approx - 1) < 0.1)
     True
     """
+    draws = _null_draws(method, reference_counts, m, alpha, epsilon, seed)
+    return math.inf if draws is None else float(np.quantile(draws, 1 - alpha))
+
+
+def bootstrap_tail_share(
+    method: str,
+    reference_counts: np.ndarray,
+    m: int,
+    alpha: float,
+    value: float,
+    epsilon: float | None = DEFAULT_EPSILON,
+    seed: int = 0,
+) -> float:
+    """The level at which ``value`` meets the bootstrap's quantile: the inverse of
+    :func:`bootstrap_null_quantile` over the same draws (the ones level ``alpha`` makes).
+
+    ``value > bootstrap_null_quantile(…, a)`` holds for exactly the ``a`` above it (between
+    draws, the quantile interpolates linearly, and so does this).
+
+    >>> ref = np.full(10, 1000)
+    >>> q = bootstrap_null_quantile("psi", ref, 1000, 0.01)
+    >>> round(bootstrap_tail_share("psi", ref, 1000, 0.01, q), 6)
+    0.01
+    """
+    draws = _null_draws(method, reference_counts, m, alpha, epsilon, seed)
+    if draws is None:
+        return 1.0
+    last = draws.size - 1
+    above = int(np.searchsorted(draws, value, side="left"))  # draws[above - 1] < value <= draws[above]
+    if above == 0:
+        return 1.0
+    if above > last:
+        return 0.0
+    low, high = float(draws[above - 1]), float(draws[above])
+    position = above - 1 + (value - low) / (high - low)
+    return min(max(1.0 - position / last, 0.0), 1.0)
+
+
+def _null_draws(
+    method: str, reference_counts: np.ndarray, m: int, alpha: float, epsilon: float | None, seed: int
+) -> np.ndarray | None:
     ref = np.ascontiguousarray(reference_counts, dtype=np.int64)
     if ref.sum() == 0 or m <= 0 or np.count_nonzero(ref) < 2:
-        return math.inf
-    return _bootstrap_quantile(method, ref.tobytes(), window_size_grid(m), alpha, epsilon, seed)
+        return None
+    return _bootstrap_draws(method, ref.tobytes(), window_size_grid(m), bootstrap_draws(alpha), epsilon, seed)
 
 
-@functools.lru_cache(maxsize=4096)
-def _bootstrap_quantile(method: str, reference: bytes, m: int, alpha: float, epsilon: float | None, seed: int) -> float:
+@functools.lru_cache(maxsize=256)  # 40 KB an entry at the default level (5,000 draws), 400 KB at most
+def _bootstrap_draws(method: str, reference: bytes, m: int, draws: int, epsilon: float | None, seed: int) -> np.ndarray:
     # Memoised: a profile's reference counts are fixed, and window sizes snap to a grid,
-    # so a steady stream of evaluations reuses a handful of bootstraps.
+    # so a steady stream of evaluations reuses a handful of bootstraps. Sorted and frozen:
+    # quantiles and their inverse read the same array.
     counts = np.frombuffer(reference, dtype=np.int64)
     occupied = counts[counts > 0]
     n = int(occupied.sum())
     shares = occupied / n
     rng = np.random.default_rng(seed)
-    draws = bootstrap_draws(alpha)
     ref_draws = rng.multinomial(n, shares, size=draws).astype(np.float64)
     cur_draws = rng.multinomial(m, shares, size=draws).astype(np.float64)
     values = psi_rows(ref_draws, cur_draws, epsilon) if method == "psi" else js_rows(ref_draws, cur_draws)
-    return float(np.quantile(values, 1 - alpha))
+    values.sort()
+    values.flags.writeable = False
+    return values
+
+
+def method_pvalue(
+    method: str,
+    value: float,
+    n: int,
+    m: int,
+    rule: DriftRule,
+    methods: int,
+    histograms: tuple[np.ndarray, np.ndarray] | None = None,
+    epsilon: float | None = DEFAULT_EPSILON,
+) -> float:
+    """The gated p-value of one method: it fires at per-method level ``a`` iff this is ≤ ``a``.
+
+    1 below ``min_samples`` or the effect-size threshold (it fires at no level). Otherwise,
+    with ``a₁ = rule.alpha_single / methods`` (the one-column level): if the value is beyond
+    its null quantile at ``a₁``, the deeper test's p-value capped at ``a₁``; if not, a number
+    above ``a₁`` (the bootstrap's tail share at the value, or KS's p-value).
+
+    >>> rule = DriftRule()
+    >>> method_pvalue("ks", 0.05, 100_000, 5_000, rule, 2)  # under the 0.1 threshold
+    1.0
+    >>> p = method_pvalue("ks", 0.12, 100_000, 5_000, rule, 2)
+    >>> bool(p == stats.kstwo.sf(0.12, 4762) < 1e-59)
+    True
+    """
+    if m < rule.min_samples or math.isnan(value) or value < rule.threshold(method):
+        return 1.0
+    single = rule.alpha_single / methods
+    if DECISIONS[method].null_quantile == "kolmogorov":
+        beyond = value > ks_null_quantile(n, m, single)
+        deeper = float(stats.kstwo.sf(value, max(int(round(n * m / (n + m))), 1)))
+    elif histograms is None:
+        return 1.0
+    else:
+        beyond = value > bootstrap_null_quantile(method, histograms[0], m, single, epsilon)
+        if beyond:
+            bound = tail_bound(method, histograms[0], window_size_grid(m), epsilon)
+            deeper = 1.0 if bound is None else bound.tail(value)
+        else:
+            deeper = bootstrap_tail_share(method, histograms[0], m, single, value, epsilon)
+    if beyond:
+        return min(deeper, single)
+    return min(max(deeper, math.nextafter(single, 1.0)), 1.0)
+
+
+def method_pvalues(
+    statistics: dict[str, float],
+    methods: tuple[str, ...],
+    n: int,
+    m: int,
+    rule: DriftRule,
+    histograms: tuple[np.ndarray, np.ndarray] | None = None,
+    epsilon: float | None = DEFAULT_EPSILON,
+) -> dict[str, float]:
+    """Every method's gated p-value (:func:`method_pvalue`), in ``methods`` order."""
+    return {
+        method: method_pvalue(method, statistics.get(method, math.nan), n, m, rule, len(methods), histograms, epsilon)
+        for method in methods
+    }
+
+
+def fired_at(pvalues: dict[str, float], level: float) -> tuple[str, ...]:
+    """The methods that fire when their column is tested at ``level``, split over its methods.
+
+    >>> fired_at({"psi": 1.0, "ks": 0.004}, 0.01), fired_at({"psi": 1.0, "ks": 0.004}, 0.001)
+    (('ks',), ())
+    """
+    per_method = level / len(pvalues) if pvalues else level
+    return tuple(method for method, p in pvalues.items() if p <= per_method)
+
+
+def column_pvalue(pvalues: dict[str, float]) -> float:
+    """The column's gated p-value: the smallest column level at which one of its methods fires.
+
+    >>> column_pvalue({"psi": 1.0, "ks": 0.004})
+    0.008
+    """
+    return min(1.0, *(len(pvalues) * p for p in pvalues.values()))
 
 
 def fired_methods(
@@ -192,8 +335,10 @@ def fired_methods(
     rule: DriftRule,
     histograms: tuple[np.ndarray, np.ndarray] | None = None,
     epsilon: float | None = DEFAULT_EPSILON,
+    level: float | None = None,
 ) -> tuple[str, ...]:
-    """The methods whose statistic passes both its threshold and its null quantile.
+    """The methods whose statistic passes both its threshold and its null quantile, the
+    column tested at ``level`` (default: on its own, ``rule.alpha_single``).
 
     ``statistics`` maps method → value; ``histograms`` are the reference and current
     counts over the bins PSI and JS were computed on, ``epsilon`` PSI's zero fill.
@@ -204,20 +349,5 @@ def fired_methods(
     >>> fired_methods({"psi": 0.5, "ks": 0.5}, ("psi", "ks"), 10_000, 100, DriftRule(), (ref, cur[:1] // 10))
     ()
     """
-    if m < rule.min_samples:
-        return ()
-    level = rule.alpha / len(methods)
-    fired = []
-    for method in methods:
-        value = statistics.get(method, math.nan)
-        if math.isnan(value) or value < rule.threshold(method):
-            continue
-        if DECISIONS[method].null_quantile == "kolmogorov":
-            quantile = ks_null_quantile(n, m, level)
-        elif histograms is None:
-            continue
-        else:
-            quantile = bootstrap_null_quantile(method, histograms[0], m, level, epsilon)
-        if value > quantile:
-            fired.append(method)
-    return tuple(fired)
+    pvalues = method_pvalues(statistics, methods, n, m, rule, histograms, epsilon)
+    return fired_at(pvalues, rule.alpha_single if level is None else level)

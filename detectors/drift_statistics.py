@@ -99,6 +99,12 @@ DRIFT_STATISTICS: tuple[DriftStatistic, ...] = (
         title="Missing",
     ),
     DriftStatistic("reference_missing_ratio", BOTH, json_key="reference_missing_ratio", metric=None, title=None),
+    # The verdict's own number: the smallest level at which the rule flags the column (1 when
+    # no statistic passes its effect-size threshold); the model flags it when this is at most
+    # its family-wise level (detectors.familywise).
+    DriftStatistic(
+        "drift_pvalue", BOTH, json_key="drift_pvalue", metric="model_health_feature_drift_pvalue", title="Drift p"
+    ),
 )
 
 BY_ATTRIBUTE: MappingProxyType[str, DriftStatistic] = MappingProxyType({s.attribute: s for s in DRIFT_STATISTICS})

@@ -92,8 +92,8 @@ def _classification_scores(y_true: Any, y_pred: Any, positive: object, average: 
         codes = codes.ravel()
         tc, pc = codes[: t.size], codes[t.size :]
         k = labels.size
-        tp = np.bincount(tc[tc == pc], minlength=k)
-        return _macro_scores(tp, np.bincount(pc, minlength=k), np.bincount(tc, minlength=k))
+        matched = np.bincount(tc[tc == pc], minlength=k)
+        return _macro_scores(matched, np.bincount(pc, minlength=k), np.bincount(tc, minlength=k))
     raise ValueError(f"average must be 'binary' or 'macro', got {average!r}")
 
 

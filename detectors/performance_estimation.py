@@ -106,11 +106,6 @@ import numpy as np
 from detectors.binning import NumericBins
 from detectors.summary import NumericSummary
 
-try:  # scipy >= 1.12 has a C implementation of pool-adjacent-violators
-    from scipy.optimize import isotonic_regression as _scipy_isotonic_regression
-except ImportError:  # pragma: no cover - older scipy: the pure-Python one below
-    _scipy_isotonic_regression = None
-
 if TYPE_CHECKING:  # the profile imports this module to fit; this one only reads profiles
     from detectors.profile import ReferenceProfile
 
@@ -147,9 +142,13 @@ def pool_adjacent_violators(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def _isotonic(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    if _scipy_isotonic_regression is not None:
-        return np.asarray(_scipy_isotonic_regression(y, weights=weights, increasing=True).x, dtype=np.float64)
-    return pool_adjacent_violators(y, weights)  # pragma: no cover
+    # Imported here, where a calibration is fitted: scipy.optimize is a tenth of a second
+    # that reading a profile (every ``model-health drift`` against one) does not need.
+    try:  # scipy >= 1.12 has a C implementation of pool-adjacent-violators
+        from scipy.optimize import isotonic_regression
+    except ImportError:  # pragma: no cover - older scipy: the pure-Python one above
+        return pool_adjacent_violators(y, weights)
+    return np.asarray(isotonic_regression(y, weights=weights, increasing=True).x, dtype=np.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -479,7 +478,7 @@ class BinaryCalibration:
         )
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+        return type(other) is type(self) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -655,7 +654,7 @@ class MulticlassCalibration:
         )
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+        return type(other) is type(self) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -89,6 +89,14 @@ CONFIG_PAGES = (
         "alerts-and-dashboards.md",
         "top_features: 50",
     ),
+    ConfigPage(
+        "gates",
+        "GatesConfig",
+        "Rollout gates and autoscaling configuration",
+        "model-health gates --out DIR --config FILE",
+        "rollouts.md",
+        "window: 1d",
+    ),
 )
 
 

@@ -133,6 +133,13 @@ _MIG_MEMORY_NOTE = (
     "Memory of the GPU instance a MIG device belongs to: compute instances of one GPU instance share it, so they show "
     "the same value. NVML gives no utilization per MIG device."
 )
+_MODEL_GPU_NOTE = (
+    "The model's share of the GPU, sample by sample: the whole device where its pod holds it alone (the sidecar's "
+    "GPUs; in the node agent, a GPU whose processes are one pod's), else by its processes' NVML per-process SM "
+    "utilization, and on MIG by each instance's compute and memory share. Energy splits the device's energy counter "
+    "by those shares, so the models on a GPU sum to its energy less what no model holds. Counted since the exporting "
+    "process started (sidecar: `model` from its config; node agent: each pod named by its sidecar)."
+)
 
 CATALOGUE: tuple[Metric, ...] = (
     # Feature drift, per window.
@@ -160,7 +167,33 @@ CATALOGUE: tuple[Metric, ...] = (
     ),
     _m("model_health_feature_missing_ratio", "gauge", _FW, "Share of window records missing the feature.", "ratio"),
     _m("model_health_feature_drift_detected", "gauge", _FW, "1 when the feature drifts by the decision rule, else 0."),
+    _m(
+        "model_health_feature_drift_pvalue",
+        "gauge",
+        _FW,
+        "Smallest level at which the decision rule flags the feature (1 below every effect-size threshold).",
+        note=(
+            "The feature drifts when this is at most `model_health_drift_alpha_effective` of its model and window "
+            "(or the feature's own `alpha` where smaller), so `bottomk` ranks features by how close they are to "
+            "the line, and the ratio of the two says how far. It is a gated p-value: 1 while no statistic passes "
+            "its effect-size threshold, else the statistic's p-value under the null (KS from `kstwo`, PSI and JS "
+            "from a Chernoff bound: never below the true one). See docs/statistics.md#family-wise-control."
+        ),
+        added="project",
+    ),
     _m("model_health_drifted_features_ratio", "gauge", _MW, "Share of the model's features that drift.", "ratio"),
+    _m(
+        "model_health_drift_alpha_effective",
+        "gauge",
+        _MW,
+        "Per-feature level of the model's family-wise drift test: alpha_model over the features tested.",
+        note=(
+            "A stationary model flags any feature in one evaluation with a chance of at most `alpha_model` "
+            "(`models[].thresholds.alpha_model`, 1% by default): Bonferroni over the features with at least "
+            "`min_samples` present values in the window. Compare `model_health_feature_drift_pvalue` with it."
+        ),
+        added="project",
+    ),
     _m("model_health_window_samples", "gauge", _MW, "Predictions in the window."),
     # Concept drift and performance.
     _m("model_health_prediction_psi", "gauge", _MW, "Population stability index of predictions vs reference."),
@@ -169,6 +202,88 @@ CATALOGUE: tuple[Metric, ...] = (
     _m("model_health_performance", "gauge", f"{_MW}, metric", "Model performance over the window, by metric."),
     _m("model_health_performance_reference", "gauge", f"{_MV}, metric", "Model performance on the reference set."),
     _m("model_health_loss_ks_statistic", "gauge", _MW, "Kolmogorov-Smirnov D of per-record loss vs reference."),
+    # Label-free performance estimation (CBPE over the window's score histogram).
+    _m(
+        "model_health_performance_estimated",
+        "gauge",
+        f"{_MW}, metric",
+        "Performance over the window estimated from prediction scores alone, by metric.",
+        note=(
+            "Confidence-based estimate (docs/performance-estimation.md) of `roc_auc`, `accuracy`, `precision`, "
+            "`recall` and `f1`, from the window's scores and the calibration stored in a profile built from scores and "
+            "labels; absent for profiles without one (class predictions, multiclass, regression). Its band is the "
+            "sibling `model_health_performance_estimated_stderr`: estimate ± k·stderr."
+        ),
+    ),
+    _m(
+        "model_health_performance_estimated_stderr",
+        "gauge",
+        f"{_MW}, metric",
+        "Standard error of the label-free performance estimate.",
+        note=(
+            "The band of `model_health_performance_estimated`, as a sibling gauge with the same labels: σ/√n, the "
+            "spread of the estimate over stationary windows of this size (σ fitted with the calibration). Not the "
+            "spread of the realised metric, which is wider because labels are random too."
+        ),
+        added="project",
+    ),
+    _m(
+        "model_health_performance_estimated_drop_detected",
+        "gauge",
+        f"{_MW}, metric",
+        "1 when the estimate fell below the reference's by the drop rule, else 0.",
+        note=(
+            "The drop rule of `models[].performance_estimation`: reference − estimate > max(k·√(se² + se_ref²), "
+            "min_drop) on a window of at least min_samples scored predictions (k = 3: about 0.13 % false alarms a "
+            "metric). `ModelHealthConceptDrift` reads it while too few labels are joined to judge realised "
+            "performance."
+        ),
+        added="project",
+    ),
+    # Version against version (a canary against its stable version), same window.
+    _m(
+        "model_health_version_prediction_psi",
+        "gauge",
+        "model, model_version, baseline_version, window",
+        "Population stability index of the version's predictions against its baseline version's, same window.",
+        note=(
+            "`baseline_version` is the version this one is compared with (`models[].baseline_version`, or the "
+            "earlier-listed of exactly two configured versions). Over the baseline's coarse bins; a candidate with "
+            "its own profile is re-binned onto them (docs/rollouts.md)."
+        ),
+    ),
+    _m(
+        "model_health_version_prediction_ks_statistic",
+        "gauge",
+        "model, model_version, baseline_version, window",
+        "Kolmogorov-Smirnov D of the version's prediction scores against its baseline version's, same window.",
+        note=(
+            "Over the union of both versions' fine edges; within the sum of the two windows' largest fine-bin "
+            "shares of the exact D when the versions have different profiles (docs/rollouts.md)."
+        ),
+    ),
+    _m(
+        "model_health_version_prediction_drift_detected",
+        "gauge",
+        "model, model_version, baseline_version, window",
+        "1 when the version's predictions drift from its baseline version's by the decision rule, else 0.",
+        note=(
+            "The version's own drift decision rule (thresholds and null quantiles, min_samples on the candidate's "
+            "window) with the baseline version's window in the reference's place: what the rollout gates read."
+        ),
+        added="project",
+    ),
+    _m(
+        "model_health_version_baseline_info",
+        "info",
+        "model, model_version, baseline_version",
+        "The version a configured version is compared with; always 1.",
+        note=(
+            "One series per version that has a baseline: the pairing the version recording rules join on "
+            "(`…_minus_baseline`, `…_over_baseline`), so a rollout gate needs only the model's name."
+        ),
+        added="project",
+    ),
     # Serving.
     _m("model_health_predictions_total", "counter", _MV, "Predictions seen.", owners=_SERVING),
     _m("model_health_prediction_errors_total", "counter", _MV, "Predictions with an error status.", owners=_SERVING),
@@ -336,6 +451,25 @@ CATALOGUE: tuple[Metric, ...] = (
         note=_MIG_MEMORY_NOTE,
         added="project",
     ),
+    # GPU cost per model: the device's energy and time, split among the models on it.
+    _m(
+        "model_health_model_gpu_energy_joules_total",
+        "counter",
+        "model, model_version, gpu_uuid",
+        "GPU energy attributed to the model version on this GPU.",
+        "joules",
+        owners=_GPU_OWNERS,
+        note=_MODEL_GPU_NOTE,
+    ),
+    _m(
+        "model_health_model_gpu_seconds_total",
+        "counter",
+        "model, model_version, gpu_uuid",
+        "GPU time attributed to the model version on this GPU (a whole GPU for a second is 1).",
+        "seconds",
+        owners=_GPU_OWNERS,
+        note=_MODEL_GPU_NOTE,
+    ),
     # The pipeline itself.
     _m(
         "model_health_records_consumed_total",
@@ -361,6 +495,21 @@ CATALOGUE: tuple[Metric, ...] = (
             "scale-out it is exported by the owner of each source partition's pipeline summaries, not by the replica "
             "that happens to consume it, so it stays exact across crashes: its `sum()` over replicas equals a single "
             "process's."
+        ),
+    ),
+    _m(
+        "model_health_records_duplicate_total",
+        "counter",
+        "topic",
+        "Records dropped because the same inference (model and request id) was already taken.",
+        owners=_SERVING,
+        note=(
+            "A client retrying after a 5xx whose records Kafka already had, or a producer retrying without "
+            "idempotence, writes one inference twice; the copy is dropped before it is counted anywhere. The "
+            "aggregator remembers the last `dedup.max_ids` request ids per model (single mode: over every partition; "
+            "scale-out: within one source range of one partition), and pairs KServe/Seldon halves once (per model, "
+            "both modes); the sidecar does not send again records whose delivery Kafka already confirmed. Which "
+            "copies each place can catch: the producers page of the docs."
         ),
     ),
     _m(
@@ -424,11 +573,11 @@ CATALOGUE: tuple[Metric, ...] = (
         "model_health_summaries_overlaps_total",
         "counter",
         "",
-        "Partial summaries whose source range overlapped one already merged (merged anyway).",
+        "Partial summaries whose source range overlapped one already merged (refused).",
         note=(
             "Scale-out, exported by the replica that owns the summaries partition: partial summaries whose source range"
-            " overlaps one already merged; merged anyway and logged. Non-zero only if a replica kept publishing after "
-            "losing its partition: worth an alert."
+            " overlaps one already merged; refused (never merged twice) and logged. Stage 1's fence makes it "
+            "impossible: non-zero means a producer outside the protocol wrote to the summaries topic — worth an alert."
         ),
         added="project",
     ),

@@ -1,40 +1,48 @@
-"""The ``model-health`` command line."""
+"""The ``model-health`` command line.
+
+It starts at once: importing this module costs click and a few standard-library modules.
+Each command imports its implementation inside its function, so ``model-health --help``
+and ``model-health drift --help`` load no scipy, pyarrow, numpy, rich, pydantic,
+prometheus_client or Kafka client (``tests/exporter/test_cli_imports.py`` holds it to
+that). The long-running roles (aggregator, sidecar, relay, injector, node) share one
+start-up, :func:`_run_role`: logging, config, signal handlers, then serve until a signal.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
 import sys
-import tempfile
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from detectors.columns import ColumnError
-from detectors.profile import ProfileSettings, build_profile
-from exporter import __version__
 from exporter.errors import UserError
-from exporter.offline.drift import run_drift
-from exporter.offline.report import print_report, report_console
-from exporter.offline.tables import column_errors, read_table
-from exporter.profiles import save_profile
+
+if TYPE_CHECKING:
+    import threading
+
+    from rich.console import Console
+
+    from exporter.config.loading import Settings
 
 T = TypeVar("T")
+C = TypeVar("C", bound="Settings")  # a role's config model
 # Above this many cells a comparison takes long enough that a bar beats silence.
 PROGRESS_MIN_CELLS = 2_000_000
 EXIT_USAGE = 2
 EXIT_DRIFT = 3
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def _stderr() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True)
 
 
@@ -64,12 +72,15 @@ class _Progress:
     """Rich progress on stderr, shown only for inputs large enough to wait for."""
 
     def __init__(self, cells: int) -> None:
-        self.enabled = cells >= PROGRESS_MIN_CELLS
+        # Off the terminal a transient bar shows nothing, so rich is not even imported.
+        self.enabled = cells >= PROGRESS_MIN_CELLS and sys.stderr.isatty()
 
     def __call__(self, items: Iterable[T], total: int, description: str) -> Iterable[T]:
         if not self.enabled:
             yield from items
             return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=_stderr(), transient=True) as progress:
             task = progress.add_task(description, total=total)
@@ -78,8 +89,54 @@ class _Progress:
                 progress.advance(task)
 
 
+@contextmanager
+def _data_command() -> Iterator[None]:
+    """Start-up economies for a one-shot data command (``drift``, ``reference build``).
+
+    * One BLAS thread. These commands make no BLAS call, yet OpenBLAS (numpy's, and
+      scipy's own copy) starts a thread per core as it loads, and they spin: a sixth of a
+      ``model-health drift``'s CPU time. Set only before numpy is loaded, only where the
+      user has not chosen, and only while the command runs.
+    * The cyclic garbage collector paused. The imports (scipy.stats alone is a few hundred
+      thousand objects) set off full collections that trace them all to find no garbage:
+      the arrays and tables a command makes are freed by reference counting.
+    """
+    import gc
+
+    blas = "OPENBLAS_NUM_THREADS"
+    set_blas = "numpy" not in sys.modules and blas not in os.environ
+    if set_blas:
+        os.environ[blas] = "1"
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+        if set_blas:
+            os.environ.pop(blas, None)
+
+
+def _show_version(context: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--version``, as click's version_option prints it; the version is looked up only here."""
+    if not value or context.resilient_parsing:
+        return
+    from exporter import __version__
+
+    click.echo(f"model-health, version {__version__}")
+    context.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="model-health")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and exit.",
+)
 def cli() -> None:
     """Drift and model-health monitoring for ML models, exposed as Prometheus metrics."""
 
@@ -102,6 +159,7 @@ def reference() -> None:
 @click.option("--fine-bins", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--psi-bins", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--top-k", default=50, show_default=True, type=click.IntRange(min=1))
+@_data_command()
 def reference_build(
     data: Path,
     model: str,
@@ -117,6 +175,12 @@ def reference_build(
     top_k: int,
 ) -> None:
     """Build a reference profile from DATA (Parquet or CSV)."""
+    import time
+
+    from detectors.profile import ProfileSettings, build_profile
+    from exporter.offline.tables import column_errors, read_table
+    from exporter.profiles import save_profile
+
     trained = parse_timestamp(trained_at) if trained_at else None
     if fine_bins % psi_bins:
         raise click.BadParameter(f"--fine-bins ({fine_bins}) must be a multiple of --psi-bins ({psi_bins})")
@@ -161,6 +225,15 @@ def reference_build(
 @click.option("--features", multiple=True, help="Only these columns, comma-separated.")
 @click.option("--categorical", multiple=True, help="Columns to treat as categorical (raw reference only).")
 @click.option("--fail-on-drift", is_flag=True, help=f"Exit with status {EXIT_DRIFT} when any feature drifts.")
+@click.option(
+    "--alpha-model",
+    default=0.01,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Family-wise false-alarm rate: the chance that any feature of a stationary data set is flagged "
+    "(the aggregator's models[].thresholds.alpha_model).",
+)
+@_data_command()
 def drift(
     reference_path: Path,
     current_path: Path,
@@ -169,12 +242,18 @@ def drift(
     features: tuple[str, ...],
     categorical: tuple[str, ...],
     fail_on_drift: bool,
+    alpha_model: float,
 ) -> None:
     """Compare CURRENT data against a REFERENCE data set or profile."""
+    from exporter.offline.drift import run_drift
+
     size = current_path.stat().st_size if current_path.is_file() else 0
     # About 8 bytes a cell: a cheap estimate before anything is read.
     if output_format == "html":  # the drift report page (exporter/report), on stdout
+        from detectors.decision import DriftRule
         from exporter.report.offline import write_html_report
+
+        rule = DriftRule(alpha_model=alpha_model)
 
         drifted = write_html_report(
             reference_path,
@@ -183,6 +262,7 @@ def drift(
             features=_split_option(features),
             categorical=_split_option(categorical),
             track=_Progress(size // 8),
+            rule=rule,
         )
         if fail_on_drift and drifted:
             sys.exit(EXIT_DRIFT)
@@ -194,10 +274,15 @@ def drift(
         features=_split_option(features),
         categorical=_split_option(categorical),
         track=_Progress(size // 8),
+        alpha_model=alpha_model,  # the rule is built once the inputs are read (it brings scipy.stats)
     )
     if output_format == "json":
+        import json
+
         click.echo(json.dumps(report.as_dict(), indent=2, allow_nan=False))
     else:
+        from exporter.offline.report import print_report, report_console
+
         print_report(report, report_console())
     if fail_on_drift and report.drifted:
         sys.exit(EXIT_DRIFT)
@@ -270,7 +355,10 @@ def demo(
     if offline:
         _offline_demo(rows, out, seed)
         return
+    import json
+
     from exporter.demo.live import DemoOptions, LiveDemo
+    from exporter.offline.report import report_console
 
     options = DemoOptions(
         rate=rate,
@@ -308,9 +396,17 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _offline_demo(rows: int, out: Path | None, seed: int) -> None:
     """Generate a reference and a drifted current set, build the profile, show the drift."""
+    import tempfile
+    import time
+
     import pyarrow.parquet as pq
 
+    from detectors.profile import build_profile
     from exporter.demo.synthetic import drifted_columns, synthetic_table
+    from exporter.offline.drift import run_drift
+    from exporter.offline.report import print_report, report_console
+    from exporter.offline.tables import read_table
+    from exporter.profiles import save_profile
 
     console = report_console()
     workdir = out or Path(tempfile.mkdtemp(prefix="model-health-demo-"))
@@ -334,102 +430,118 @@ def _offline_demo(rows: int, out: Path | None, seed: int) -> None:
     print_report(run_drift(profile_path, current_path), console)
 
 
+# --------------------------------------------------------------------------- the roles
+
+
+def install_signal_handlers(stop: threading.Event, doing: str = "checkpointing and stopping") -> None:
+    """SIGTERM and SIGINT set ``stop``; ``doing`` says in the log what the component does next."""
+    import logging
+
+    log = logging.getLogger(__name__)
+
+    def handler(signum: int, frame: object) -> None:
+        log.info("signal %d: %s", signum, doing)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _run_role(
+    config_path: Path,
+    config_type: type[C],
+    log_level: str,
+    serve: Callable[[C, threading.Event], None],
+    doing: str = "stopping",
+    quiet: tuple[str, ...] = (),
+) -> None:
+    """What every long-running role does: logging, then its config (a bad file fails the
+    start, naming the field), then SIGTERM/SIGINT handlers, then ``serve(config, stop)``
+    until a signal sets ``stop``.
+
+    ``doing`` is logged on a signal; ``quiet`` loggers (chatty clients) show warnings only.
+    """
+    import logging
+    import threading
+
+    from exporter.config import load_config
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in quiet:
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
+    config = load_config(config_path, config_type)
+    stop = threading.Event()
+    install_signal_handlers(stop, doing)
+    serve(config, stop)
+
+
+def _role_options(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``--config FILE`` (required) and ``--log-level``, which every role takes."""
+
+    config = click.option(
+        "--config", "config_path", required=True, type=click.Path(path_type=Path), help=f"{what} YAML config."
+    )
+    log_level = click.option("--log-level", default="INFO", show_default=True, type=click.Choice(LOG_LEVELS))
+
+    def decorate(function: Callable[..., None]) -> Callable[..., None]:
+        return config(log_level(function))
+
+    return decorate
+
+
 @cli.command()
-@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Aggregator YAML config.")
-@click.option(
-    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
-)
+@_role_options("Aggregator")
 def aggregator(config_path: Path, log_level: str) -> None:
     """Consume prediction logs from Kafka and serve drift metrics on /metrics."""
-    import logging
-    import threading
-
-    from exporter.aggregator.service import install_signal_handlers, serve
-    from exporter.config import AggregatorConfig, load_config
+    from exporter.aggregator.service import serve
+    from exporter.config import AggregatorConfig
     from exporter.pipeline.decode import BatchDecoder
 
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    def run(config: AggregatorConfig, stop: threading.Event) -> None:
+        serve(config, BatchDecoder(config.kafka.labels_topic, config.kafka.format), stop)
+
     # The Kafka client narrates every connection at INFO; its warnings are what matter.
-    for noisy in ("kafka", "apscheduler"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
-    config = load_config(config_path, AggregatorConfig)
-    stop = threading.Event()
-    install_signal_handlers(stop)
-    serve(config, BatchDecoder(config.kafka.labels_topic, config.kafka.format), stop)
+    _run_role(config_path, AggregatorConfig, log_level, run, "checkpointing and stopping", ("kafka", "apscheduler"))
 
 
 @cli.command()
-@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Sidecar YAML config.")
-@click.option(
-    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
-)
+@_role_options("Sidecar")
 def sidecar(config_path: Path, log_level: str) -> None:
     """Take prediction logs over HTTP (KServe logger, native JSON), serve pod metrics, forward to Kafka."""
-    import logging
-    import threading
+    from exporter.config import SidecarConfig
+    from exporter.sidecar import serve
 
-    from exporter.aggregator.service import install_signal_handlers
-    from exporter.config import SidecarConfig, load_config
-    from exporter.sidecar import serve as serve_sidecar
-
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
-    config = load_config(config_path, SidecarConfig)
-    stop = threading.Event()
-    install_signal_handlers(stop, "flushing the queue and stopping")
-    serve_sidecar(config, stop)
+    _run_role(config_path, SidecarConfig, log_level, serve, "flushing the queue and stopping", ("kafka",))
 
 
 @cli.command()
-@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Injector YAML config.")
-@click.option(
-    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
-)
+@_role_options("Injector")
 def injector(config_path: Path, log_level: str) -> None:
     """Admission webhook (HTTPS, POST /mutate) that injects the model-health sidecar into model pods."""
-    import logging
-    import threading
+    from exporter.config import InjectorConfig
+    from exporter.injector.service import serve
 
-    from exporter.aggregator.service import install_signal_handlers
-    from exporter.config import InjectorConfig, load_config
-    from exporter.injector.service import serve as serve_injector
-
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_config(config_path, InjectorConfig)
-    stop = threading.Event()
-    install_signal_handlers(stop, "stopping")
-    serve_injector(config, stop)
+    _run_role(config_path, InjectorConfig, log_level, serve)
 
 
 @cli.command()
-@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Relay YAML config.")
-@click.option(
-    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
-)
+@_role_options("Relay")
 def relay(config_path: Path, log_level: str) -> None:
     """Turn Alertmanager's retrain alerts (POST /v1/alertmanager) into signed retraining webhooks."""
-    import logging
-    import threading
+    from exporter.config import RelayConfig
+    from exporter.relay.service import serve
 
-    from exporter.aggregator.service import install_signal_handlers
-    from exporter.config import RelayConfig, load_config
-    from exporter.relay.service import serve as serve_relay
+    def run(config: RelayConfig, stop: threading.Event) -> None:
+        try:
+            serve(config, stop)
+        except UserError as exc:  # a secret file or the state directory: name the config it came from
+            raise UserError(f"{config_path}: {exc}") from None
 
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_config(config_path, RelayConfig)
-    stop = threading.Event()
-    install_signal_handlers(stop, "stopping; pending deliveries stay on disk")
-    try:
-        serve_relay(config, stop)
-    except UserError as exc:  # a secret file or the state directory: name the config it came from
-        raise UserError(f"{config_path}: {exc}") from None
+    _run_role(config_path, RelayConfig, log_level, run, "stopping; pending deliveries stay on disk")
 
 
 @cli.command()
-@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Node agent YAML config.")
-@click.option(
-    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
-)
+@_role_options("Node agent")
 @click.option(
     "--fake-nvml",
     "fake_nvml",
@@ -439,26 +551,24 @@ def relay(config_path: Path, log_level: str) -> None:
 )
 def node(config_path: Path, log_level: str, fake_nvml: Path | None) -> None:
     """GPU node agent (DaemonSet): every GPU of the node, processes attributed to pods, on /metrics."""
-    import logging
-    import threading
+    from exporter.config import NodeConfig
+    from exporter.gpu.node import serve
 
-    from exporter.aggregator.service import install_signal_handlers
-    from exporter.config import NodeConfig, load_config
-    from exporter.gpu.node import serve as serve_node
+    def run(config: NodeConfig, stop: threading.Event) -> None:
+        nvml = None
+        if fake_nvml is not None:
+            from exporter.gpu.fake import load_fake
 
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_config(config_path, NodeConfig)
-    nvml = None
-    if fake_nvml is not None:
-        from exporter.gpu.fake import load_fake
+            try:
+                nvml = load_fake(fake_nvml)
+            except (OSError, ValueError, KeyError) as exc:  # json.JSONDecodeError is a ValueError
+                raise UserError(f"--fake-nvml {fake_nvml}: not an NVML capture ({exc})") from None
+        serve(config, stop, nvml=nvml)
 
-        try:
-            nvml = load_fake(fake_nvml)
-        except (OSError, ValueError, KeyError) as exc:  # json.JSONDecodeError is a ValueError
-            raise UserError(f"--fake-nvml {fake_nvml}: not an NVML capture ({exc})") from None
-    stop = threading.Event()
-    install_signal_handlers(stop, "stopping")
-    serve_node(config, stop, nvml=nvml)
+    _run_role(config_path, NodeConfig, log_level, run)
+
+
+# ------------------------------------------------------------------- the generators
 
 
 @cli.command()
@@ -489,6 +599,21 @@ def alerts(out: Path, config_path: Path | None) -> None:
     _print_written(write_files(out, config), "file")
 
 
+@cli.command()
+@click.option(
+    "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write into."
+)
+@click.option("--config", "config_path", default=None, type=click.Path(path_type=Path), help="Gates YAML config.")
+def gates(out: Path, config_path: Path | None) -> None:
+    """Write Flagger MetricTemplates (and Canaries), an Argo Rollouts AnalysisTemplate, KEDA ScaledObjects,
+    prometheus-adapter rules and HPAs: rollout gates and latency autoscaling on model-health's metrics."""
+    from exporter.config import GatesConfig, load_config
+    from exporter.gates import write_files
+
+    config = load_config(config_path, GatesConfig) if config_path else GatesConfig()
+    _print_written(write_files(out, config), "file")
+
+
 def _print_written(paths: list[Path], what: str) -> None:
     from rich.table import Table
 
@@ -504,8 +629,30 @@ def _fmt(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items()) if not math.isnan(v))
 
 
+def _is_column_error(exc: Exception) -> bool:
+    """A :class:`detectors.columns.ColumnError`, without importing detectors (and numpy) to ask."""
+    columns = sys.modules.get("detectors.columns")
+    return columns is not None and isinstance(exc, columns.ColumnError)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: bad input ends in one ``error:`` line and exit status 2, never a traceback."""
+    """Entry point: bad input ends in one ``error:`` line and exit status 2, never a traceback.
+
+    Without ``argv`` this is the process's entry point (the console script, ``python -m
+    exporter``): once the command is done, the objects it made are frozen out of the cyclic
+    garbage collector, so the interpreter's shutdown does not trace them all once more
+    (after scipy.stats, that pass took longer than the comparison itself).
+    """
+    try:
+        _main(argv)
+    finally:
+        if argv is None:
+            import gc
+
+            gc.freeze()
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="model-health", standalone_mode=False)
     except click.exceptions.Abort:
@@ -514,10 +661,13 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (UserError, ColumnError) as exc:
+    except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+        if _is_column_error(exc):
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
         if os.environ.get("MODEL_HEALTH_DEBUG"):
             raise
         first = str(exc).splitlines()[0] if str(exc) else ""

@@ -42,7 +42,10 @@ class Histogram(Protocol):
     def total(self) -> float: ...
 
 
-def family(metric: CatalogueMetric) -> Metric:
+SampleFamily = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
+
+
+def family(metric: CatalogueMetric) -> SampleFamily:
     """An empty prometheus_client family for a catalogue entry.
 
     Counters go by their family name (prometheus_client adds ``_total`` back to the sample);
@@ -69,9 +72,9 @@ class Families:
 
     def __init__(self, declared: Iterable[str]) -> None:
         self._declared = frozenset(declared)
-        self._families: dict[str, Metric] = {}
+        self._families: dict[str, SampleFamily] = {}
 
-    def _get(self, name: str) -> Metric:
+    def _get(self, name: str) -> SampleFamily:
         found = self._families.get(name)
         if found is None:
             if name not in self._declared:
@@ -84,11 +87,15 @@ class Families:
         """One sample; an absent or NaN value is absent, not NaN."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return
-        self._get(name).add_metric(list(labels), float(value))
+        found = self._get(name)
+        assert not isinstance(found, HistogramMetricFamily), f"{name} is a histogram"
+        found.add_metric(list(labels), float(value))
 
     def histogram(self, name: str, labels: Sequence[str], state: Histogram) -> None:
-        buckets = [(repr(float(b)), c) for b, c in zip(state.bounds, state.counts)] + [("+Inf", state.count)]
-        self._get(name).add_metric(list(labels), buckets, state.total)  # type: ignore[call-arg]
+        buckets = [(repr(float(b)), float(c)) for b, c in zip(state.bounds, state.counts)] + [("+Inf", state.count)]
+        found = self._get(name)
+        assert isinstance(found, HistogramMetricFamily), f"{name} is not a histogram"
+        found.add_metric(list(labels), buckets, state.total)
 
     def __iter__(self) -> Iterator[Metric]:
         return iter([self._families[name] for name in in_catalogue_order(self._families)])

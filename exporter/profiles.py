@@ -46,7 +46,8 @@ def load_profile(path: str | Path) -> ReferenceProfile:
     if not p.exists():
         raise UserError(f"{p}: no such profile")
     try:
-        table = pq.read_table(p)
+        # ParquetFile, not pq.read_table: the latter's dataset layer imports pandas.
+        table = pq.ParquetFile(p).read()
     except (OSError, pa.ArrowException) as exc:
         raise UserError(f"{p}: unreadable profile: {str(exc).splitlines()[0]}") from None
     try:

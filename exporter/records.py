@@ -18,7 +18,11 @@ FEATURE_PREFIX = "f."
 # Columns every decoded prediction table has, in this order, before its f.* columns.
 PREDICTION_FIELDS = (
     pa.field("model", pa.string(), nullable=False),
-    pa.field("model_version", pa.string()),
+    pa.field("model_version", pa.string()),  # an explicit version, as the producer names it
+    # Where the producer served it, when it names no version: KServe's endpoint (``default``,
+    # ``canary``). Only the configuration can map a slot to a version
+    # (:mod:`exporter.pipeline.model_versions`).
+    pa.field("deployment_slot", pa.string()),
     pa.field("model_namespace", pa.string()),
     pa.field("request_id", pa.string()),
     pa.field("timestamp", pa.float64(), nullable=False),  # event time, epoch seconds
@@ -77,11 +81,13 @@ class Decoded:
     predictions: list[pa.Table] = field(default_factory=list)
     labels: list[pa.Table] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    duplicates: int = 0  # copies of an inference already taken, dropped (request/response halves)
 
     def extend(self, other: Decoded) -> None:
         self.predictions.extend(other.predictions)
         self.labels.extend(other.labels)
         self.rejected.extend(other.rejected)
+        self.duplicates += other.duplicates
 
     @property
     def prediction_rows(self) -> int:

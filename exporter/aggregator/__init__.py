@@ -12,5 +12,6 @@ Modules, in the order data meets them:
 - :mod:`~exporter.aggregator.broker_watch`, :mod:`~exporter.aggregator.assignment_watch` —
   what ``/readyz`` reports;
 - :mod:`~exporter.aggregator.trained_times` — trained times from an MLflow registry;
-- :mod:`~exporter.aggregator.collector` — the snapshot rendered at scrape time.
+- :mod:`~exporter.aggregator.collector` — the snapshot rendered at scrape time; the same
+  snapshot's drift report is served by :mod:`exporter.report.routes`.
 """

@@ -67,9 +67,9 @@ class Checkpoint:
     documents: dict[str, list[str]] = field(default_factory=dict)
 
 
-def save_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows], checkpoint: Checkpoint) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+def encode_checkpoint(stores: dict[ModelKey, ModelWindows], checkpoint: Checkpoint) -> bytes:
+    """State and offsets as the bytes of one Parquet file (what :func:`save_checkpoint` writes,
+    and what scale-out publishes as a shared snapshot)."""
     rows: list[dict[str, Any]] = []
     models: dict[str, Any] = {}
     for key, store in stores.items():
@@ -106,10 +106,23 @@ def save_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows], chec
     table = pa.Table.from_pylist(rows, schema=_PACKED_SCHEMA).replace_schema_metadata(
         {METADATA_KEY: json.dumps(metadata).encode()}
     )
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def save_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows], checkpoint: Checkpoint) -> None:
+    save_bytes(path, encode_checkpoint(stores, checkpoint))
+
+
+def save_bytes(path: str | Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically: temporary file, fsync, rename, fsync of the folder."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)
@@ -132,7 +145,12 @@ def load_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows]) -> C
     source = Path(path)
     if not source.exists():
         return None
-    table = pq.read_table(source)
+    return decode_checkpoint(source.read_bytes(), stores, str(source))
+
+
+def decode_checkpoint(data: bytes, stores: dict[ModelKey, ModelWindows], source: str = "checkpoint") -> Checkpoint:
+    """Restore buckets from :func:`encode_checkpoint`'s bytes into ``stores``; the offsets and extras."""
+    table = pq.read_table(pa.BufferReader(data))
     metadata = json.loads((table.schema.metadata or {})[METADATA_KEY])
     version = metadata.get("format_version")
     if version not in READABLE_VERSIONS:
@@ -168,7 +186,7 @@ def load_checkpoint(path: str | Path, stores: dict[ModelKey, ModelWindows]) -> C
 
 
 def _load_packed_rows(
-    source: Path,
+    source: str,
     table: pa.Table,
     stores: dict[ModelKey, ModelWindows],
     usable: set[ModelKey],

@@ -14,11 +14,44 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import Metric
 
 from detectors.drift_statistics import DRIFT_STATISTICS
-from exporter.exposition import CatalogueCollector
-from exporter.pipeline.snapshot import HistogramState, Snapshot
+from exporter.exposition import CatalogueCollector, Families
+from exporter.pipeline.snapshot import HistogramState, Snapshot, WindowResult
 
 # Statistic attribute of ColumnDrift → the feature metric that exports it: the table's exported rows.
 _FEATURE_METRICS = tuple((s.attribute, s.metric) for s in DRIFT_STATISTICS if s.metric is not None)
+ESTIMATED_METRICS = (
+    "model_health_performance_estimated",
+    "model_health_performance_estimated_stderr",
+    "model_health_performance_estimated_drop_detected",
+)
+VERSION_METRICS = (
+    "model_health_version_prediction_psi",
+    "model_health_version_prediction_ks_statistic",
+    "model_health_version_prediction_drift_detected",
+    "model_health_version_baseline_info",
+)
+
+
+def add_estimated(out: Families, labels: list[str], result: WindowResult) -> None:
+    """The window's label-free estimate, its standard error and the drop verdict, per metric."""
+    if result.estimated is None:
+        return
+    for metric, value in sorted(result.estimated.metrics.items()):
+        out.add("model_health_performance_estimated", [*labels, metric], value)
+        out.add("model_health_performance_estimated_stderr", [*labels, metric], result.estimated.stderr.get(metric))
+    for metric, dropped in sorted(result.estimated_dropped.items()):
+        out.add("model_health_performance_estimated_drop_detected", [*labels, metric], int(dropped))
+
+
+def add_versus_baseline(out: Families, labels: list[str], result: WindowResult) -> None:
+    """The window's predictions against the baseline version's (``labels`` end in baseline, window)."""
+    comparison = result.versus_baseline
+    if comparison is None:
+        return
+    drift = comparison.drift
+    out.add("model_health_version_prediction_psi", labels, drift.psi)
+    out.add("model_health_version_prediction_ks_statistic", labels, drift.ks_statistic)
+    out.add("model_health_version_prediction_drift_detected", labels, int(drift.drift))
 
 
 class SnapshotCollector(CatalogueCollector):
@@ -33,6 +66,7 @@ class SnapshotCollector(CatalogueCollector):
         "model_health_performance_reference",
         "model_health_window_samples",
         "model_health_drifted_features_ratio",
+        "model_health_drift_alpha_effective",
         *(name for _, name in _FEATURE_METRICS),
         "model_health_feature_drift_detected",
         "model_health_prediction_psi",
@@ -40,6 +74,8 @@ class SnapshotCollector(CatalogueCollector):
         "model_health_label_psi",
         "model_health_loss_ks_statistic",
         "model_health_performance",
+        *ESTIMATED_METRICS,
+        *VERSION_METRICS,
         "model_health_predictions_total",
         "model_health_prediction_errors_total",
         "model_health_labels_joined_total",
@@ -48,6 +84,7 @@ class SnapshotCollector(CatalogueCollector):
         "model_health_records_late_total",
         "model_health_records_consumed_total",
         "model_health_records_rejected_total",
+        "model_health_records_duplicate_total",
         "model_health_consumer_lag_records",
         "model_health_request_duration_seconds",
         "model_health_evaluation_duration_seconds",
@@ -79,6 +116,7 @@ class SnapshotCollector(CatalogueCollector):
                 mvw = [*mv, window]
                 out.add("model_health_window_samples", mvw, result.samples)
                 out.add("model_health_drifted_features_ratio", mvw, result.drifted_ratio)
+                out.add("model_health_drift_alpha_effective", mvw, result.alpha_effective)
                 for feature, drift in result.features.items():
                     labels = [*mv, feature, window]
                     for attribute, name in _FEATURE_METRICS:
@@ -93,6 +131,11 @@ class SnapshotCollector(CatalogueCollector):
                     out.add("model_health_loss_ks_statistic", mvw, result.loss.ks_statistic)
                 for metric, value in sorted(result.performance.items()):
                     out.add("model_health_performance", [*mvw, metric], value)
+                add_estimated(out, mvw, result)
+                if model.baseline_version is not None:
+                    add_versus_baseline(out, [*mv, model.baseline_version, window], result)
+            if model.baseline_version is not None:
+                out.add("model_health_version_baseline_info", [*mv, model.baseline_version], 1)
         pipeline = snapshot.pipeline
         for (model, version), count in pipeline.predictions.items():
             out.add("model_health_predictions_total", [model, version], count)
@@ -110,6 +153,8 @@ class SnapshotCollector(CatalogueCollector):
             out.add("model_health_records_consumed_total", [topic, fmt], count)
         for (topic, reason), count in pipeline.rejected.items():
             out.add("model_health_records_rejected_total", [topic, reason], count)
+        for topic, count in pipeline.duplicates.items():
+            out.add("model_health_records_duplicate_total", [topic], count)
         for (topic, partition), lag in pipeline.consumer_lag.items():
             out.add("model_health_consumer_lag_records", [topic, str(partition)], lag)
         if self._latency is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from detectors.profile import ReferenceProfile
 from exporter.config import AggregatorConfig, ModelConfig
 from exporter.kafka import ConsumerSettings
-from exporter.pipeline.model_versions import ModelKey
+from exporter.pipeline.model_versions import ModelIdentity, ModelKey
 from exporter.profiles import load_profile
 
 Models = dict[ModelKey, tuple[ModelConfig, ReferenceProfile]]
@@ -18,9 +18,21 @@ def input_topics(config: AggregatorConfig) -> list[str]:
     if kafka.format != "seldon":
         return [kafka.predictions_topic, kafka.labels_topic]
     seldon = {
-        f"seldon.{m.namespace}.model.{m.name}.{side}": None for m in config.models for side in ("inputs", "outputs")
+        f"seldon.{m.namespace}.{m.seldon_topics}.{m.name}.{side}": None
+        for m in config.models
+        for side in ("inputs", "outputs")
     }
     return [*seldon, kafka.labels_topic]
+
+
+def model_identity(config: AggregatorConfig) -> ModelIdentity:
+    """The configured versions and the deployment slots each serves (the model-identity rule)."""
+    return ModelIdentity.of((m.name, m.version, m.slots) for m in config.models)
+
+
+def logger_modes(config: AggregatorConfig) -> dict[str, str]:
+    """Each model's payload-logger mode, where it is not ``auto`` (one mode per model name)."""
+    return {m.name: m.logger_mode for m in config.models if m.logger_mode != "auto"}
 
 
 def load_models(config: AggregatorConfig) -> Models:

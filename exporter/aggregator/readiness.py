@@ -23,12 +23,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TypeAlias
 
 from exporter.kafka.probe import BrokerAddress, probe
 
 log = logging.getLogger(__name__)
 
-Check = Callable[[str, float], list[BrokerAddress]]
+Check: TypeAlias = Callable[[str, float], list[BrokerAddress]]
 # An ordinary join or rebalance leaves a member without partitions for a few session
 # timeouts at most (seconds here); half a minute without any is not one.
 GRACE_SECONDS = 30.0
@@ -45,9 +46,6 @@ class Readiness:
 
     def __call__(self) -> tuple[bool, str]:
         return self._state
-
-
-Check = Callable[[str, float], list[BrokerAddress]]
 
 
 class BrokerWatch:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -34,13 +33,16 @@ from exporter.aggregator.single import Aggregator
 from exporter.aggregator.trained_times import MlflowRegistry, TrainedTimes
 from exporter.config import AggregatorConfig
 from exporter.exposition import BuildInfoCollector
-from exporter.httpd.server import HttpServer, health_app
+from exporter.httpd.auth import read_secret
+from exporter.httpd.server import HttpServer, WSGIApp, health_app
 from exporter.kafka import KafkaIOError, ProducerSettings, open_consumer, open_producer, wait_for_broker
 from exporter.pipeline.decode import Decode
 from exporter.pipeline.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
+
+from exporter.report.routes import ScrapeGate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -121,15 +123,14 @@ def serve(
     registry = CollectorRegistry()
     holder: dict[str, Any] = {}  # "a": the running mode's stage that evaluates (snapshot(), latency())
     empty = Snapshot(evaluated_at=0.0)
+
+    def current() -> Snapshot:
+        return holder["a"].snapshot() if "a" in holder else empty
+
     registry.register(BuildInfoCollector(__version__))
-    registry.register(
-        SnapshotCollector(
-            lambda: holder["a"].snapshot() if "a" in holder else empty,
-            lambda: holder["a"].latency() if "a" in holder else {},
-        )
-    )
-    server = HttpServer(health_app(registry, readiness), config.http.host, config.http.port).start()
-    log.info("serving /metrics on %s:%d", config.http.host, server.port)
+    registry.register(SnapshotCollector(current, lambda: holder["a"].latency() if "a" in holder else {}))
+    server = HttpServer(http_app(config, registry, readiness, current), config.http.host, config.http.port).start()
+    log.info("serving /metrics and the drift report (/report) on %s:%d", config.http.host, server.port)
     if on_ready is not None:
         on_ready(server.port)
     try:
@@ -141,6 +142,26 @@ def serve(
             run_single(config, decode, models, readiness, stop, holder, trained, assignment)
     finally:
         server.stop()
+
+
+def http_app(
+    config: AggregatorConfig,
+    registry: CollectorRegistry,
+    readiness: Readiness,
+    snapshot: Callable[[], Snapshot],
+    gate: ScrapeGate | None = None,
+) -> WSGIApp:
+    """``/metrics``, ``/healthz``, ``/readyz`` and the drift report over ``snapshot()``; with
+    ``http.token_file``, ``/metrics`` and the report ask for its bearer token. ``gate``
+    counts scrapes in flight for the report's renders to step aside (a fresh one by default)."""
+    from exporter.report.peers import Peers
+    from exporter.report.routes import ReportRoutes, ScrapeGate
+
+    token = read_secret(config.http.token_file, "http.token_file") if config.http.token_file is not None else None
+    gate = gate or ScrapeGate()
+    peers = Peers(config.http.peers, token) if config.http.peers else None
+    report = ReportRoutes(snapshot, gate, peers)
+    return health_app(registry, readiness, report.routes(), token=token, wrap_metrics=gate.wrap)
 
 
 def run_single(
@@ -199,14 +220,3 @@ def trained_times(config: AggregatorConfig) -> TrainedTimes | None:
     registry = MlflowRegistry.with_credentials(config.mlflow.tracking_uri, config.mlflow.timeout_seconds, os.environ)
     log.info("mlflow: trained times from %s every %gs", registry.base, config.mlflow.refresh_interval_seconds)
     return TrainedTimes(registry, [(m.name, m.version) for m in config.models], config.mlflow.model_name_map)
-
-
-def install_signal_handlers(stop: threading.Event, doing: str = "checkpointing and stopping") -> None:
-    """SIGTERM and SIGINT set ``stop``; ``doing`` says in the log what the component does next."""
-
-    def handler(signum: int, frame: object) -> None:
-        log.info("signal %d: %s", signum, doing)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)

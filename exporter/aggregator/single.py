@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from exporter.aggregator.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from exporter.aggregator.inputs import Models, input_topics
+from exporter.aggregator.inputs import Models, input_topics, logger_modes, model_identity
 from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig
 from exporter.kafka import Consumer, DeadLetter, Message, Producer, TopicPartition
 from exporter.pipeline.decode import Decode
+from exporter.pipeline.dedup import RecentRequestIds
 from exporter.pipeline.evaluation import Evaluator
 from exporter.pipeline.fold import Folder, Partials
 from exporter.pipeline.label_join import LabelJoiner
@@ -37,6 +38,7 @@ from exporter.records import Rejected
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "aggregator-checkpoint.parquet"
+REQUEST_IDS_DOCUMENTS = "request_ids"  # the checkpoint's documents of recent request ids
 COMMIT_BACKOFF_SECONDS = 10.0
 
 
@@ -61,7 +63,17 @@ class Aggregator:
         self.clock = clock
         profiles = {key: profile for key, (_, profile) in models.items()}
         windows = [WindowSpec(w.name, w.bucket_seconds, w.buckets) for w in config.windows]
-        self.folder = Folder(profiles, slot_seconds(w.bucket_seconds for w in windows), DEFAULT_LATENCY_BUCKETS)
+        self.folder = Folder(
+            profiles,
+            slot_seconds(w.bucket_seconds for w in windows),
+            DEFAULT_LATENCY_BUCKETS,
+            model_identity(config),
+        )
+        configure = getattr(decode, "configure", None)  # a decoder that pairs logged halves
+        if configure is not None:
+            configure(logger_modes(config), config.join.max_pending, config.join.ttl_seconds)
+        # One process sees every partition: a copy on any of them is caught (docs/producers.md).
+        self.dedup = RecentRequestIds(config.dedup.max_ids, config.dedup.ttl_seconds) if config.dedup.max_ids else None
         joiner = LabelJoiner(config.labels.join_ttl_seconds, config.labels.max_pending)
         self.owned = OwnedModels(profiles, windows, config.allowed_lateness_seconds, joiner)
         self.evaluator = Evaluator({key: model for key, (model, _) in models.items()}, clock, trained_times)
@@ -89,6 +101,8 @@ class Aggregator:
         self.owned.import_state(checkpoint.extra)
         if hasattr(self.decode, "import_state"):  # a decoder that keeps join buffers
             self.decode.import_state(checkpoint.documents)
+        if self.dedup is not None:
+            self.dedup.import_documents(checkpoint.documents.get(REQUEST_IDS_DOCUMENTS, ()))
         log.info("restored checkpoint covering %d partitions", len(self.offsets))
 
     def checkpoint(self, commit: bool = True) -> None:
@@ -98,7 +112,10 @@ class Aggregator:
         """
         self.producer.flush()
         with self.lock:
+            self.owned.fold_joined()
             documents = self.decode.export_state() if hasattr(self.decode, "export_state") else {}
+            if self.dedup is not None:
+                documents = {**documents, REQUEST_IDS_DOCUMENTS: self.dedup.export_documents()}
             state = Checkpoint(dict(self.offsets), self.owned.export_state(), documents)
             save_checkpoint(self.checkpoint_path, self.owned.stores, state)
             offsets = dict(self.offsets)
@@ -153,9 +170,13 @@ class Aggregator:
         for fmt in formats:
             self.owned.counters.consumed[(topic, fmt)] += 1
         self._reject(topic, decoded.rejected)
+        if decoded.duplicates:
+            self.owned.counters.duplicates[topic] += decoded.duplicates
         partials: Partials = {}
         for table in decoded.predictions:
-            self.folder.fold_predictions(partials, topic, table, self._reject)
+            self.folder.fold_predictions(partials, topic, table, self._reject, self.dedup)
+        if self.dedup is not None:
+            self.owned.counters.duplicates.update(self.dedup.take_dropped())
         for table in decoded.labels:
             self.folder.fold_labels(partials, topic, table, self._reject)
         for partial in partials.values():

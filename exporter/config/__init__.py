@@ -12,11 +12,11 @@ The modules, in the order a config file meets them:
     What every role's sections are built from: the ``Section`` base (unknown keys refused, frozen),
     the annotated field types (``Topic``, ``Port``, ``Version``, ``BootstrapServers``,
     ``PromDuration`` …), ``split_servers``, ``duration_seconds`` and the ``http`` section.
-``aggregator``, ``sidecar``, ``relay``, ``injector``, ``generators``
+``aggregator``, ``sidecar``, ``relay``, ``injector``, ``generators``, ``gates``
     Validating it, one module per role: ``AggregatorConfig``; ``SidecarConfig`` and the GPU node
     agent's ``NodeConfig``; ``RelayConfig`` and its target kinds; ``InjectorConfig`` and the
     injected sidecar's settings; ``AlertsConfig`` and ``DashboardsConfig`` for the generated
-    alerts and dashboards.
+    alerts and dashboards; ``GatesConfig`` for the generated rollout gates and autoscalers.
 ``reference``
     Documenting it: ``config_reference`` renders the Markdown table of every key (the README's
     configuration references), ``field_paths`` lists the same keys.
@@ -28,12 +28,16 @@ from __future__ import annotations
 
 from exporter.config.aggregator import (
     AggregatorConfig,
+    AggregatorHttpConfig,
     AggregatorKafkaConfig,
+    DedupConfig,
     EvaluationConfig,
     FeatureThresholds,
+    JoinConfig,
     LabelsConfig,
     MlflowConfig,
     ModelConfig,
+    PerformanceEstimationConfig,
     StateConfig,
     Thresholds,
     WindowConfig,
@@ -51,6 +55,14 @@ from exporter.config.fields import (
     duration_seconds,
     split_servers,
 )
+from exporter.config.gates import (
+    AnalysisConfig,
+    AutoscalingConfig,
+    CanaryConfig,
+    GateConditions,
+    GatesConfig,
+    ScaledModelConfig,
+)
 from exporter.config.generators import (
     AbsenceAlertConfig,
     AlertmanagerConfig,
@@ -63,6 +75,7 @@ from exporter.config.generators import (
     ExporterDownAlertConfig,
     FeatureDriftAlertConfig,
     GpuCollectorAlertConfig,
+    GpuCostConfig,
     GpuLatencyAlertConfig,
     LabelName,
     PagerDutyReceiverConfig,
@@ -144,8 +157,12 @@ __all__ = [
     "HttpConfig",
     # aggregator
     "AggregatorKafkaConfig",
+    "DedupConfig",
+    "JoinConfig",
+    "AggregatorHttpConfig",
     "FeatureThresholds",
     "Thresholds",
+    "PerformanceEstimationConfig",
     "ModelConfig",
     "WindowConfig",
     "EvaluationConfig",
@@ -203,6 +220,7 @@ __all__ = [
     "DeadLetterAlertConfig",
     "EvaluationStalledAlertConfig",
     "GpuCollectorAlertConfig",
+    "GpuCostConfig",
     "RetrainReason",
     "RetrainAlertConfig",
     "PrometheusRuleConfig",
@@ -211,6 +229,13 @@ __all__ = [
     "AlertmanagerConfig",
     "AlertsConfig",
     "DashboardsConfig",
+    # gates
+    "GateConditions",
+    "AnalysisConfig",
+    "CanaryConfig",
+    "ScaledModelConfig",
+    "AutoscalingConfig",
+    "GatesConfig",
     # reference
     "config_reference",
     "field_paths",

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from detectors.decision import DriftRule
 from detectors.drift_statistics import DECISIONS
+from detectors.performance_estimation import DropRule
 from exporter.config.fields import (
     RULE_DEFAULTS,
     BootstrapServers,
@@ -30,6 +31,8 @@ from exporter.config.fields import (
 )
 from exporter.config.loading import Settings
 from exporter.decoders.formats import CONFIGURABLE as CONFIGURABLE_WIRE_FORMATS
+from exporter.decoders.inference_pairs import LOGGER_MODES
+from exporter.pipeline.dedup import DEFAULT_MAX_IDS, DEFAULT_TTL_SECONDS
 
 
 class AggregatorKafkaConfig(Section):
@@ -54,7 +57,7 @@ class AggregatorKafkaConfig(Section):
         description=(
             "`single`: one replica consumes every partition and exports every model. `scale_out`: any number of "
             "replicas in `group_id`; partial summaries go by model onto `summaries_topic` and each model's one "
-            "owner (group `<group_id>-merge`) merges and exports it, exactly once (see the README's Scale-out)."
+            "owner (group `<group_id>-merge`) merges and exports it, exactly once (see the docs' Scale-out page)."
         ),
     )
     partial_flush_seconds: float = Field(
@@ -63,7 +66,16 @@ class AggregatorKafkaConfig(Section):
     partial_flush_records: int = Field(
         20_000, ge=1, description="Scale-out: records in one partition's partial summary that publish it early."
     )
-    format: Literal[("auto", *CONFIGURABLE_WIRE_FORMATS)] = Field(  # the wire-format table's configurable rows
+    snapshot_interval_seconds: float = Field(
+        300.0,
+        ge=0,
+        description=(
+            "Scale-out: how often the owner of a summaries partition publishes its merged state into that "
+            "partition, so the next owner restores it and replays only what came after (0: at every checkpoint)."
+        ),
+    )
+    # The choices are the wire-format table's configurable rows (built at import: mypy cannot read them).
+    format: Literal[("auto", *CONFIGURABLE_WIRE_FORMATS)] = Field(  # type: ignore[valid-type]
         "auto",
         description=(
             "Wire format of the predictions topic; `auto` detects it per message, any other value refuses "
@@ -115,7 +127,13 @@ class FeatureThresholds(Section):
     psi: float | None = Field(None, gt=0, description="PSI effect-size threshold for this feature.")
     ks: float | None = Field(None, gt=0, le=1, description="KS D effect-size threshold for this feature.")
     js: float | None = Field(None, gt=0, le=1, description="Jensen-Shannon distance threshold for this feature.")
-    alpha: float | None = Field(None, gt=0, lt=1, description="False-alarm rate of the null-quantile test.")
+    alpha: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="False-alarm rate of this feature's test on its own; it is tested at the smaller of this and "
+        "the model's family-wise level.",
+    )
     min_samples: int | None = Field(None, ge=0, description="Fewest window samples before the feature can drift.")
 
 
@@ -124,7 +142,18 @@ class Thresholds(Section):
     ks: float = Field(RULE_DEFAULTS.ks_threshold, gt=0, le=1, description="KS D effect-size threshold.")
     js: float = Field(RULE_DEFAULTS.js_threshold, gt=0, le=1, description="Jensen-Shannon distance threshold.")
     alpha: float = Field(
-        RULE_DEFAULTS.alpha, gt=0, lt=1, description="False-alarm rate per feature of the null-quantile test."
+        RULE_DEFAULTS.alpha,
+        gt=0,
+        lt=1,
+        description="False-alarm rate of one feature's test on its own (the model's only feature, or a cap).",
+    )
+    alpha_model: float = Field(
+        RULE_DEFAULTS.alpha_model,
+        gt=0,
+        lt=1,
+        description="Family-wise false-alarm rate: the chance that a stationary model flags any feature in one "
+        "evaluation of a window. Each feature is tested at `min(alpha, alpha_model / N)`, N the features with at "
+        "least `min_samples` values in the window.",
     )
     min_samples: int = Field(
         RULE_DEFAULTS.min_samples, ge=0, description="Fewest window samples before any feature can drift."
@@ -144,7 +173,31 @@ class Thresholds(Section):
         # One ``<method>_threshold`` per gated statistic of the drift-statistics table (a test
         # keeps the fields above equal to the table's decision methods).
         thresholds = {f"{method}_threshold": pick(method) for method in DECISIONS}
-        return DriftRule(**thresholds, alpha=pick("alpha"), min_samples=pick("min_samples"))
+        return DriftRule(
+            **thresholds, alpha=pick("alpha"), min_samples=pick("min_samples"), alpha_model=self.alpha_model
+        )
+
+
+_DROP_DEFAULTS = DropRule()
+
+
+class PerformanceEstimationConfig(Section):
+    """When a label-free estimate counts as a drop below the reference (``detectors.performance_estimation.DropRule``)."""
+
+    k: float = Field(
+        _DROP_DEFAULTS.k,
+        gt=0,
+        description="Standard errors the estimate must fall below the reference's (3: ~0.13 % false alarms a metric).",
+    )
+    min_drop: float = Field(
+        _DROP_DEFAULTS.min_drop, ge=0, lt=1, description="Smallest drop that counts, however large the window."
+    )
+    min_samples: int = Field(
+        _DROP_DEFAULTS.min_samples, ge=0, description="Fewest scored predictions in the window before a drop counts."
+    )
+
+    def rule(self) -> DropRule:
+        return DropRule(k=self.k, min_drop=self.min_drop, min_samples=self.min_samples)
 
 
 class ModelConfig(Section):
@@ -155,6 +208,80 @@ class ModelConfig(Section):
         None, min_length=1, description="Kubernetes namespace of the model; names Seldon topics and `model_info`."
     )
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Drift decision thresholds.")
+    baseline_version: Version | None = Field(
+        None,
+        description=(
+            "Another configured version of this model whose predictions this version's are compared with, window by "
+            "window (a canary's stable version). Unset on every entry of a model with exactly two versions: the one "
+            "listed second is compared with the one listed first."
+        ),
+    )
+    performance_estimation: PerformanceEstimationConfig = Field(
+        default_factory=PerformanceEstimationConfig,
+        description="The drop rule of the label-free performance estimate (profiles with a calibration).",
+    )
+    slots: tuple[NonEmpty, ...] = Field(
+        (),
+        description=(
+            "Deployment slots this version is served under, as the producer names them: KServe's endpoint "
+            "(`default`, or `canary` during a canary rollout). A record that names no version belongs to the "
+            "version whose slots hold its slot; once any version of a model lists slots, a slot no version lists "
+            "is refused. Unset: a record without a version belongs to the model's only version."
+        ),
+    )
+    logger_mode: Literal[LOGGER_MODES] = Field(  # type: ignore[valid-type]
+        "auto",
+        description=(
+            "KServe payload logger `logger.mode` of this model. `all`: requests pair with their responses; "
+            "`request` / `response`: every event is folded at once, with no partner to wait for and no serving "
+            "error counted for the missing half; `auto`: pair, and learn `request` (or `response`) when a "
+            "model's event leaves the join buffer unpaired without the other side ever having been seen."
+        ),
+    )
+    seldon_topics: Literal["model", "pipeline"] = Field(
+        "model",
+        description=(
+            "With `kafka.format: seldon`: read this model's `seldon.<namespace>.model.<name>.inputs|outputs` "
+            "topics, or a Seldon Core 2 pipeline's `seldon.<namespace>.pipeline.<name>.inputs|outputs`."
+        ),
+    )
+
+
+class DedupConfig(Section):
+    max_ids: int = Field(
+        DEFAULT_MAX_IDS,
+        ge=0,
+        description=(
+            "Request ids remembered per model so that the same inference written twice (a client retrying after "
+            "a 5xx, a producer retrying without idempotence) is counted once; `0` turns it off. About 80 bytes "
+            "each."
+        ),
+    )
+    ttl_seconds: float = Field(
+        DEFAULT_TTL_SECONDS,
+        gt=0,
+        description="Request ids older than this behind the model's newest event time are forgotten.",
+    )
+
+
+class JoinConfig(Section):
+    ttl_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "How long a logged request (KServe event, Seldon inputs message) waits for its response, and a "
+            "response for its request."
+        ),
+    )
+    max_pending: int = Field(
+        50_000,
+        ge=1,
+        description=(
+            "Most unpaired halves held; the oldest leave first, counted (a request as `no_response`, a response "
+            "refused). It must hold what one side is read ahead of the other while catching up: a fetch of up to "
+            "1 MB per partition, so about partitions × 1 MB / message size. About 2 KB each with a few features."
+        ),
+    )
 
 
 class WindowConfig(Section):
@@ -209,6 +336,35 @@ class MlflowConfig(Section):
         return uri
 
 
+class AggregatorHttpConfig(HttpConfig):
+    token_file: Path | None = Field(
+        None,
+        description=(
+            "File holding a bearer token that `/metrics`, the drift report (`/report`, `/report/<model>`) and "
+            "`/api/v1/drift` require (`Authorization: Bearer …`); `/healthz` and `/readyz` stay open. "
+            "Unset: no token asked."
+        ),
+    )
+    peers: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "Scale-out: `host:port` of the other replicas (comma-separated; a name resolving to every replica, "
+            "such as a headless Service, counts for all of them). A report of a model another replica owns is "
+            "fetched from it, so any replica answers a `report_url`. Unset: such a request is a 404."
+        ),
+    )
+
+    @field_validator("peers")
+    @classmethod
+    def _peers_are_host_port(cls, value: str | None) -> str | None:
+        for entry in (value or "").split(","):
+            host, _, port = entry.strip().rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{entry.strip()!r} is not host:port")
+        return value
+
+
 class AggregatorConfig(Settings):
     """``model-health aggregator --config FILE``."""
 
@@ -223,7 +379,15 @@ class AggregatorConfig(Settings):
     )
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation loop.")
     labels: LabelsConfig = Field(default_factory=LabelsConfig, description="Joining labels to predictions.")
-    http: HttpConfig = Field(default_factory=HttpConfig, description="HTTP server.")
+    join: JoinConfig = Field(
+        default_factory=JoinConfig, description="Pairing logged requests with their responses (KServe, Seldon)."
+    )
+    dedup: DedupConfig = Field(
+        default_factory=DedupConfig, description="Dropping the same inference written twice, by request id."
+    )
+    http: AggregatorHttpConfig = Field(
+        default_factory=AggregatorHttpConfig, description="HTTP server: `/metrics`, the drift report, health."
+    )
     state: StateConfig = Field(default_factory=StateConfig, description="State checkpoints.")
     mlflow: MlflowConfig | None = Field(None, description="MLflow registry for trained times; unset: profile metadata.")
 
@@ -237,6 +401,25 @@ class AggregatorConfig(Settings):
             if key in seen:
                 raise ValueError(f"model {model.name!r} version {model.version!r} is listed twice")
             seen.add(key)
+        per_model: dict[str, ModelConfig] = {}
+        for index, model in enumerate(models):
+            first = per_model.setdefault(model.name, model)
+            for name in ("logger_mode", "seldon_topics"):
+                if getattr(model, name) != getattr(first, name):
+                    raise ValueError(
+                        f"entry {index} (model {model.name!r} version {model.version!r}) sets {name} "
+                        f"{getattr(model, name)!r} but version {first.version!r} sets {getattr(first, name)!r}; "
+                        "it is one per model"
+                    )
+        slots: dict[tuple[str, str], str] = {}
+        for index, model in enumerate(models):
+            for slot in model.slots:
+                other = slots.setdefault((model.name, slot), model.version)
+                if other != model.version:
+                    raise ValueError(
+                        f"entry {index}: slot {slot!r} of model {model.name!r} is in the slots of versions "
+                        f"{other!r} and {model.version!r}; a slot names one version"
+                    )
         return models
 
     @field_validator("windows")
@@ -257,6 +440,25 @@ class AggregatorConfig(Settings):
                         f"models[{index}].namespace: required when kafka.format is seldon "
                         "(it names the topics seldon.<namespace>.model.<name>.inputs|outputs)"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _baselines_are_other_configured_versions(self) -> AggregatorConfig:
+        versions: dict[str, set[str]] = {}
+        for model in self.models:
+            versions.setdefault(model.name, set()).add(model.version)
+        for index, model in enumerate(self.models):
+            baseline = model.baseline_version
+            if baseline is None:
+                continue
+            if baseline == model.version:
+                raise ValueError(f"models[{index}].baseline_version: a version cannot be its own baseline")
+            if baseline not in versions[model.name]:
+                known = ", ".join(sorted(versions[model.name] - {model.version})) or "none"
+                raise ValueError(
+                    f"models[{index}].baseline_version: {model.name!r} has no configured version {baseline!r} "
+                    f"(other configured versions: {known})"
+                )
         return self
 
     @field_validator("mlflow")

@@ -44,7 +44,15 @@ class ScrapeJobsConfig(Section):
 
 
 class FeatureDriftAlertConfig(Section):
-    for_duration: PromDuration = Field("30m", description="How long features must drift before the alert fires.")
+    for_duration: PromDuration = Field(
+        "90m",
+        description=(
+            "How long features must drift before the alert fires. Keep it longer than the longest window the alert "
+            "reads (the default window is 1h): then a page needs flags in two windows that share no record, and a "
+            "stationary model pages at most `(30d / (for_duration - window)) * alpha_model**2` times in 30 days per "
+            "window (0.14 with the defaults; docs/statistics.md#alert-persistence-and-false-pages)."
+        ),
+    )
     min_samples: int = Field(
         RULE_DEFAULTS.min_samples, ge=0, description="Fewest predictions in the window for the alert to count it."
     )
@@ -140,6 +148,19 @@ class GpuCollectorAlertConfig(Section):
     severity: Severity = Field("warning", description="`severity` label of `ModelHealthGpuCollectorDown`.")
 
 
+class GpuCostConfig(Section):
+    """Prices that turn the GPU time and energy attributed to each model into a cost.
+
+    Any currency: the cost rules and panels carry the number, not the unit. For a price per GPU
+    that differs by node, join OpenCost's `node_gpu_hourly_cost` instead (docs/gpu.md).
+    """
+
+    price_per_gpu_hour: float | None = Field(
+        None, ge=0, description="Price of one GPU for one hour; unset: no cost from GPU time."
+    )
+    price_per_kwh: float | None = Field(None, ge=0, description="Price of one kWh; unset: no cost from GPU energy.")
+
+
 RetrainReason = Literal["feature_drift", "performance_drop", "stale"]
 
 
@@ -223,6 +244,15 @@ class AlertsConfig(Settings):
         "https://github.com/model-health/model-health-exporter/blob/main/docs/runbooks",
         description="Where `docs/runbooks/` is published; `runbook_url` is this + `/<AlertName>.md`.",
     )
+    aggregator_url: HttpUrl | None = Field(
+        None,
+        description=(
+            "External URL of the aggregator as a browser reaches it (its Ingress, e.g. "
+            "`https://model-health.example.com`). Set, the drift, concept-drift and retraining alerts carry a "
+            "`report_url` annotation linking to the drift report of their model, version and window, and "
+            "PagerDuty incidents a `Drift report` link. Unset: no link."
+        ),
+    )
     feature_drift: FeatureDriftAlertConfig = Field(
         default_factory=FeatureDriftAlertConfig, description="Feature drift."
     )
@@ -246,6 +276,10 @@ class AlertsConfig(Settings):
         default_factory=GpuCollectorAlertConfig, description="NVML sampling."
     )
     retrain: RetrainAlertConfig = Field(default_factory=RetrainAlertConfig, description="Retraining recommendation.")
+    gpu_cost: GpuCostConfig = Field(
+        default_factory=GpuCostConfig,
+        description="Prices for the recording rules of GPU cost per 1,000 predictions (each rule only when its price is set).",
+    )
     prometheus_rule: PrometheusRuleConfig = Field(
         default_factory=PrometheusRuleConfig, description="The `PrometheusRule` manifest."
     )
@@ -270,3 +304,15 @@ class DashboardsConfig(Settings):
     gpu_utilization: float = Field(0.85, gt=0, le=1, description="GPU busy share drawn as saturation.")
     max_model_age: PromDuration = Field("30d", description="Model age drawn as stale.")
     top_features: int = Field(20, ge=1, le=200, description="Rows of the most-drifted-features table.")
+    aggregator_url: HttpUrl | None = Field(
+        None,
+        description=(
+            "External URL of the aggregator as a browser reaches it; set, the model dashboard links to the drift "
+            "report of the selected model, version and window, and each feature of its drift table to that "
+            "feature's chart. Unset: no links."
+        ),
+    )
+    gpu_cost: GpuCostConfig = Field(
+        default_factory=GpuCostConfig,
+        description="Prices for the model dashboard's GPU cost panels (each panel only when its price is set).",
+    )

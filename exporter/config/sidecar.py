@@ -24,6 +24,7 @@ from exporter.config.fields import (
     split_servers,
 )
 from exporter.config.loading import Settings
+from exporter.decoders.inference_pairs import LOGGER_MODES
 
 # Prometheus client's default buckets, in seconds: a familiar starting point for latency.
 DEFAULT_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -76,6 +77,15 @@ class KServeJoinConfig(Section):
     join_max_pending: int = Field(
         10_000, ge=1, description="Most unpaired request/response events held; the oldest leave first, counted."
     )
+    logger_mode: Literal[LOGGER_MODES] = Field(  # type: ignore[valid-type]
+        "auto",
+        description=(
+            "The payload logger's `logger.mode`. `all`: requests pair with their responses; `request` / "
+            "`response`: every event is taken at once, with no partner to wait for and no serving error counted "
+            "for the missing half; `auto`: pair, and learn `request` (or `response`) when an event leaves "
+            "unpaired without the other side ever having been seen."
+        ),
+    )
 
 
 class GpuConfig(Section):
@@ -116,6 +126,15 @@ class QueueConfig(Section):
             "When ingest answers 2xx in `records` mode: once Kafka has the records (`delivered`: a `kill -9` loses "
             "nothing answered for), or once they are in this in-memory queue (`queued`: no wait, but a `kill -9` "
             "loses what it holds). `summaries` mode answers once records are folded into a summary."
+        ),
+    )
+    delivered_ids: int = Field(
+        100_000,
+        ge=0,
+        description=(
+            "With `acknowledge: delivered`, request ids of records Kafka confirmed that are remembered, so a client "
+            "that retries after a 5xx although its records arrived is answered 2xx without sending them twice; "
+            "`0` turns it off. About 80 bytes each."
         ),
     )
     acknowledge_timeout_seconds: float = Field(

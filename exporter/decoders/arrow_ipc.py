@@ -41,7 +41,7 @@ FILE_MAGIC = b"ARROW1"
 RowProblems = dict[int, RecordError]
 
 _TIME_UNITS_PER_SECOND = MappingProxyType({"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000})
-_OPTIONAL_TEXT = ("model_version", "model_namespace", "request_id", "status")
+_OPTIONAL_TEXT = ("model_version", "deployment_slot", "model_namespace", "request_id", "status")
 
 
 def looks_like_arrow(value: bytes) -> bool:
@@ -146,8 +146,8 @@ def _finish_one(sink: DecodeSink, item: _Pending) -> None:
     except RecordError as error:
         sink.reject(error, item.value, item.headers)
         return
-    for row, error in sorted(problems.items()):
-        sink.rejected.append(Rejected(error.reason, error.detail, row_payload(table, row), item.headers))
+    for row, problem in sorted(problems.items()):
+        sink.rejected.append(Rejected(problem.reason, problem.detail, row_payload(table, row), item.headers))
     if problems:
         decoded = decoded.filter(pa.array([row not in problems for row in range(table.num_rows)]))
     sink.prediction_tables.extend(tables_by_model(decoded))
@@ -214,6 +214,7 @@ def normalised_predictions(table: pa.Table, now: float) -> tuple[pa.Table, RowPr
     arrays = [
         model,
         texts["model_version"],
+        texts["deployment_slot"],
         texts["model_namespace"],
         texts["request_id"],
         timestamp,

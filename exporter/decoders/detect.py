@@ -40,6 +40,15 @@ class Joiners:
     kserve: KServeJoiner = field(default_factory=KServeJoiner)
     seldon: SeldonJoiner = field(default_factory=SeldonJoiner)
 
+    def configure(
+        self, modes: Mapping[str, str], max_pending: int | None = None, ttl_seconds: float | None = None
+    ) -> None:
+        """Each model's payload-logger mode (:data:`~exporter.decoders.inference_pairs.LOGGER_MODES`),
+        and the buffers' bounds when given."""
+        for joiner in (self.kserve, self.seldon):
+            joiner.configure(modes)
+            joiner.halves.bound(max_pending, ttl_seconds)
+
     def expire_into(self, sink: DecodeSink, now: float) -> None:
         self.kserve.expire_into(sink, now)
         self.seldon.expire_into(sink, now)

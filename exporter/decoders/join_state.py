@@ -6,7 +6,12 @@ half must come back with the state or its partner can never pair. A joiner's sta
 list of documents — first a header with the joiner's counters, then one document per
 waiting half in arrival order, its raw payload and headers in base64 (the dead letter of
 an unmatched response needs them byte for byte). Each half keeps its arrival time, so
-its TTL runs on across the restart rather than starting over.
+its TTL runs on across the restart rather than starting over. The header also keeps what
+each model has shown and learned (logger modes, :mod:`exporter.decoders.inference_pairs`) and
+the ids settled within the TTL, whose copies are duplicates.
+
+Documents written before the deployment slot had its own field name it ``fallback_version``;
+they are read as the slot.
 
 >>> from exporter.decoders.kserve import KServeJoiner
 >>> joiner = KServeJoiner()
@@ -21,15 +26,22 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.decoders.inference_pairs import InferenceHalf, InferenceJoiner
-from exporter.decoders.joiner import Side, Waiting
+from exporter.decoders.inference_pairs import InferenceHalf, InferenceJoiner, half_digest
+from exporter.decoders.joiner import Settled, Side, Waiting
 
 STATE_VERSION = 1
 
 
 def export_joiner(joiner: InferenceJoiner) -> list[str]:
     """The joiner's counters and waiting halves, oldest first, as JSON texts."""
-    header = json.dumps({"version": STATE_VERSION, "counts": joiner.halves.counts()})
+    header = json.dumps(
+        {
+            "version": STATE_VERSION,
+            "counts": joiner.halves.counts(),
+            "models": joiner.export_models(),
+            "settled": [[_key_json(s.key), s.since, s.digests] for s in joiner.halves.settled()],
+        }
+    )
     return [header, *(_half_document(waiting) for waiting in joiner.halves.waiting())]
 
 
@@ -40,7 +52,11 @@ def import_joiner(joiner: InferenceJoiner, documents: Sequence[str]) -> None:
     header = json.loads(documents[0])
     if header.get("version") != STATE_VERSION:
         raise ValueError(f"join buffer state version {header.get('version')!r} is not {STATE_VERSION}")
-    joiner.halves.restore([_waiting(json.loads(text)) for text in documents[1:]], header.get("counts", {}))
+    settled = [Settled(_key(key), float(since), dict(digests)) for key, since, digests in header.get("settled", [])]
+    joiner.halves.restore(
+        [_waiting(json.loads(text)) for text in documents[1:]], header.get("counts", {}), settled, half_digest
+    )
+    joiner.import_models(header.get("models", {}))
 
 
 def half_document(waiting: Waiting[InferenceHalf]) -> str:
@@ -53,18 +69,26 @@ def half_from_document(text: str) -> Waiting[InferenceHalf]:
     return _waiting(json.loads(text))
 
 
+def _key_json(key: object) -> object:
+    return list(key) if isinstance(key, tuple) else key
+
+
+def _key(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _half_document(waiting: Waiting[InferenceHalf]) -> str:
     half = waiting.half
-    key = list(half.key) if isinstance(half.key, tuple) else half.key
     document: dict[str, Any] = {
-        "key": key,
+        "key": _key_json(half.key),
         "side": waiting.side.value,
         "since": waiting.since,
         "request_id": half.request_id,
         "model": half.model,
         "model_namespace": half.model_namespace,
         "model_version": half.model_version,
-        "fallback_version": half.fallback_version,
+        "deployment_slot": half.deployment_slot,
+        "status": half.status,
         "time": half.time,
         # Features and predictions are JSON values already: decoders build them from JSON
         # or from tensors whose elements are numbers, booleans and text.
@@ -77,19 +101,19 @@ def _half_document(waiting: Waiting[InferenceHalf]) -> str:
 
 
 def _waiting(document: dict[str, Any]) -> Waiting[InferenceHalf]:
-    key = document["key"]
     predictions = document["predictions"]
     half = InferenceHalf(
-        key=tuple(key) if isinstance(key, list) else key,
+        key=_key(document["key"]),
         request_id=document["request_id"],
         model=document["model"],
         model_namespace=document["model_namespace"],
         model_version=document["model_version"],
-        fallback_version=document["fallback_version"],
+        deployment_slot=document.get("deployment_slot", document.get("fallback_version")),
         time=document["time"],
         features=document["features"],
         predictions=[(p[0], p[1]) for p in predictions] if predictions is not None else None,
         payload=base64.b64decode(document["payload"]),
         headers=tuple((name, base64.b64decode(value)) for name, value in document["headers"]),
+        status=document.get("status"),
     )
     return Waiting(half.key, Side(document["side"]), half, float(document["since"]))

@@ -8,12 +8,25 @@ of structured events). The cloudevents library reads binary and structured mode
 two events share ``ce-id`` and have types ``org.kubeflow.serving.inference.request`` /
 ``...response``.
 
-Identity: ``ce-inferenceservicename`` is the model and ``ce-namespace`` its namespace;
-the version is ``ce-modelversion`` when present, else a v2 response's ``model_version``,
-else ``ce-endpoint`` (``default``/``canary``, the slot that tells a canary apart). A
-component other than the predictor (a transformer, an explainer) logs under
-``<service>-<component>``, like its Kubernetes service, so that its traffic — different
-inputs — never mixes with the predictor's.
+Identity: ``ce-inferenceservicename`` is the model and ``ce-namespace`` its namespace. An
+explicit version is ``ce-modelversion`` when present, else a v2 response's
+``model_version``; KServe's own agent sends neither. ``ce-endpoint`` is the *deployment
+slot* (the controller starts the agent with ``--endpoint`` from the pod's ``endpoint``
+label: ``default``, or ``canary``), never a version: it goes in the ``deployment_slot``
+column, and only the configuration maps a slot to a version
+(:mod:`exporter.pipeline.model_versions`). A component other than the predictor (a
+transformer, an explainer) logs under ``<service>-<component>``, like its Kubernetes
+service, so that its traffic — different inputs — never mixes with the predictor's.
+
+Extensions the agent adds (``pkg/logger/worker.go``): ``metadata``, the JSON object of the
+request headers named in ``logger.metadataHeaders`` (``{"X-Request-Id": ["…"]}``, Go's
+canonical names). Its ``X-Request-Id`` (any case) becomes the rows' request id — the id a
+label pipeline knows, where ``ce-id`` is the client's ``Ce-Id`` header or a random UUID;
+pairing still uses ``ce-id``. Every metadata header also becomes a feature
+``header.<name in lower case>`` (its first value), so a tenant or segment header can be
+monitored like any categorical feature. ``statuscode`` (the ``logAllResponses`` option
+proposed in kserve/kserve#6036, unreleased as of 2026-12) marks a response the server
+answered with an error: a non-2xx code gives status ``http_<code>`` and no prediction.
 
 Bodies: V1 ``{"instances": [...]}`` (rows as objects, or lists whose values become
 ``instances_<j>``) / ``{"predictions": [...]}``, and Open Inference Protocol v2
@@ -35,7 +48,7 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from exporter.decoders.field_values import Prediction, prediction_parts
-from exporter.decoders.inference_pairs import InferenceHalf, InferenceJoiner
+from exporter.decoders.inference_pairs import STATUS_OK, InferenceHalf, InferenceJoiner
 from exporter.decoders.joiner import Side
 from exporter.decoders.message_headers import Headers, HeadersIn, header_text, normalise_headers
 from exporter.decoders.oip_tensors import (
@@ -55,6 +68,8 @@ RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 PREDICTOR_COMPONENTS = frozenset({"", "predictor"})
+REQUEST_ID_HEADER = "x-request-id"
+HEADER_FEATURE_PREFIX = "header."
 
 _SIDES = MappingProxyType({REQUEST_TYPE: Side.REQUEST, RESPONSE_TYPE: Side.RESPONSE})
 
@@ -175,33 +190,89 @@ def read_kserve_event(
     namespace = _extension(event, "namespace")
     component = _extension(event, "component") or ""
     model = service if component.lower() in PREDICTOR_COMPONENTS else f"{service}-{component}"
+    metadata = _metadata(event)
+    status = _answer_status(event) if side is Side.RESPONSE else None
     features: list[dict[str, object]] | None = None
     predictions: list[Prediction] | None = None
     body_version: str | None = None
     try:
-        body = _json_body(event.get_data())
-        if side is Side.REQUEST:
-            features = request_features(body, max_features)
-        else:
-            predictions = response_predictions(body)
-            version = body.get("model_version")
-            body_version = version if type(version) is str else None
+        if status is None or status == STATUS_OK:
+            body = _json_body(event.get_data())
+            if side is Side.REQUEST:
+                features = request_features(body, max_features)
+                if metadata:
+                    features = [{**row, **_header_features(metadata)} for row in features]
+            else:
+                predictions = response_predictions(body)
+                version = body.get("model_version")
+                body_version = version if type(version) is str else None
     except RecordError as error:
         sink.reject(error, value, headers)
+    request_id = _metadata_request_id(metadata) or event.get_id()
     half = InferenceHalf(
         key=(namespace, model, event.get_id()),
-        request_id=event.get_id(),
+        request_id=request_id,
         model=model,
         model_namespace=namespace,
         model_version=_extension(event, "modelversion") or body_version,
-        fallback_version=_extension(event, "endpoint"),
+        deployment_slot=_extension(event, "endpoint"),
         time=_event_seconds(event),
         features=features,
         predictions=predictions,
         payload=value,
         headers=headers,
+        status=status,
     )
     return side, half
+
+
+def _metadata(event: CloudEvent) -> dict[str, list[str]]:
+    """The ``metadata`` extension: request headers the agent was told to pass on."""
+    text = event.get_extension("metadata")
+    if type(text) is not str or not text:
+        return {}
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        return {}  # metadata is a courtesy: a broken one costs nothing else
+    if type(document) is not dict:
+        return {}
+    out: dict[str, list[str]] = {}
+    for name, values in document.items():
+        if type(values) is list:
+            texts = [v for v in values if type(v) is str]
+            if texts:
+                out[str(name)] = texts
+        elif type(values) is str:
+            out[str(name)] = [values]
+    return out
+
+
+def _metadata_request_id(metadata: dict[str, list[str]]) -> str | None:
+    for name, values in metadata.items():
+        if name.lower() == REQUEST_ID_HEADER:
+            return values[0] or None
+    return None
+
+
+def _header_features(metadata: dict[str, list[str]]) -> dict[str, object]:
+    return {
+        f"{HEADER_FEATURE_PREFIX}{name.lower()}": values[0]
+        for name, values in metadata.items()
+        if name.lower() != REQUEST_ID_HEADER
+    }
+
+
+def _answer_status(event: CloudEvent) -> str | None:
+    """``ok`` or ``http_<code>`` from the ``statuscode`` extension; None without one."""
+    code = event.get_extension("statuscode")
+    if isinstance(code, bool):
+        return None
+    if isinstance(code, str) and code.strip().isdigit():
+        code = int(code.strip())
+    if not isinstance(code, int):
+        return None
+    return STATUS_OK if 200 <= code < 300 else f"http_{code}"
 
 
 def _cloud_event(value: bytes, headers: Headers) -> _LoggedEvent:
@@ -246,7 +317,7 @@ def _json_body(data: object) -> dict[str, Any]:
             raise RecordError(Reason.INVALID_JSON, f"body: not JSON: {str(exc)[:200]}") from None
     if type(data) is not dict:
         raise RecordError(Reason.INVALID_JSON, "body: expected a JSON object")
-    return data  # type: ignore[return-value]
+    return data
 
 
 def request_features(body: dict[str, Any], max_features: int = DEFAULT_MAX_FEATURES) -> list[dict[str, object]]:
@@ -271,9 +342,9 @@ def request_features(body: dict[str, Any], max_features: int = DEFAULT_MAX_FEATU
 
 def _instance_features(key: str, instance: object, max_features: int) -> dict[str, object]:
     if type(instance) is dict:
-        if len(instance) > max_features:  # type: ignore[arg-type]
+        if len(instance) > max_features:
             raise RecordError(Reason.TOO_LARGE, f"more than {max_features} features per row")
-        return instance  # type: ignore[return-value]
+        return instance
     if type(instance) is not list:
         return {key: instance}
     values = flattened(instance)

@@ -156,7 +156,7 @@ def _add_prediction(sink: DecodeSink, record: dict[str, object], now: float, pay
         prediction_class=klass,
         latency_ms=latency_ms,
         status=status,
-        features=features,  # type: ignore[arg-type]
+        features=features,
         source=(payload, headers),
     )
 

@@ -116,6 +116,7 @@ def _normalised(table: pa.Table, now: float) -> tuple[str, pa.Table]:
     arrays = [
         pa.array([model] * rows, pa.string()) if rows else pa.nulls(0, pa.string()),
         texts["model_version"],
+        pa.nulls(rows, pa.string()),  # deployment_slot: a KServe notion native records do not carry
         texts["model_namespace"],
         texts["request_id"],
         timestamp,

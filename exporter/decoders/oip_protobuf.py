@@ -15,6 +15,7 @@ protobuf's default pool — these live in a pool of their own.
 from __future__ import annotations
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import Message
 
 _Field = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "inference"
@@ -22,7 +23,7 @@ _PACKAGE = "inference"
 
 def _field(
     name: str, number: int, kind: int, *, repeated: bool = False, message: str = "", oneof: int | None = None
-) -> _Field:
+) -> descriptor_pb2.FieldDescriptorProto:
     field = _Field(name=name, number=number, type=kind)
     field.label = _Field.LABEL_REPEATED if repeated else _Field.LABEL_OPTIONAL
     if message:
@@ -130,7 +131,7 @@ def _schema() -> descriptor_pb2.FileDescriptorProto:
     return schema
 
 
-def _message_classes() -> tuple[type, ...]:
+def _message_classes() -> tuple[type[Message], ...]:
     pool = descriptor_pool.DescriptorPool()
     pool.Add(_schema())
     names = ("ModelInferRequest", "ModelInferResponse", "InferTensorContents", "InferParameter")

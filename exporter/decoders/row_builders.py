@@ -30,6 +30,7 @@ class PredictionRows:
     def __init__(self, model: str) -> None:
         self.model = model
         self.model_version: list[str | None] = []
+        self.deployment_slot: list[str | None] = []
         self.model_namespace: list[str | None] = []
         self.request_id: list[str | None] = []
         self.timestamp: list[float] = []
@@ -61,8 +62,10 @@ class PredictionRows:
         status: str | None,
         features: Features,
         source: Source,
+        deployment_slot: str | None = None,
     ) -> None:
         self.model_version.append(model_version)
+        self.deployment_slot.append(deployment_slot)
         self.model_namespace.append(model_namespace)
         self.request_id.append(request_id)
         self.timestamp.append(timestamp)
@@ -81,6 +84,7 @@ class PredictionRows:
     def extend(self, other: PredictionRows) -> None:
         """Add ``other``'s rows (read line by line) after these."""
         self.model_version.extend(other.model_version)
+        self.deployment_slot.extend(other.deployment_slot)
         self.model_namespace.extend(other.model_namespace)
         self.request_id.extend(other.request_id)
         self.timestamp.extend(other.timestamp)
@@ -107,6 +111,7 @@ class PredictionRows:
         arrays = [
             text_array([self.model] * rows),
             text_array(self.model_version),
+            text_array(self.deployment_slot),
             text_array(self.model_namespace),
             text_array(self.request_id),
             pa.array(self.timestamp, type=pa.float64()),
@@ -147,6 +152,7 @@ class PredictionRows:
         part = PredictionRows(self.model)
         for name in (
             "model_version",
+            "deployment_slot",
             "model_namespace",
             "request_id",
             "timestamp",

@@ -1,11 +1,31 @@
-"""Seldon Core v2 model topics: ``seldon.<namespace>.model.<model>.inputs|outputs``.
+"""Seldon Core 2 topics: ``seldon.<namespace>.model|pipeline.<name>.inputs|outputs``.
 
-Values are Open Inference Protocol protobufs — ``ModelInferRequest`` on ``inputs``,
-``ModelInferResponse`` on ``outputs`` — and the Kafka key is the request id (the
-message's ``id`` field, then an ``x-request-id`` header, when there is no key). Tensor
-values come from ``contents`` or from ``raw_*_contents`` (little-endian), and map to
-features and predictions as in :mod:`exporter.decoders.oip_tensors`. Model and
-namespace come from the topic; the version from the messages' ``model_version``.
+What Seldon's gateways write, and where each fact comes from (SeldonIO/seldon-core v2):
+
+* **Topics** (``scheduler/pkg/kafka/topics.go``): a model's ``seldon.<ns>.model.<model>.inputs``
+  and ``.outputs``, a pipeline's ``seldon.<ns>.pipeline.<pipeline>.inputs`` and ``.outputs``.
+  The model (or pipeline) and its namespace come from the topic.
+* **Values**: Open Inference Protocol protobufs — ``ModelInferRequest`` on ``inputs``,
+  ``ModelInferResponse`` on ``outputs``. With a schema registry configured
+  (``scheduler/pkg/kafka/schema/schema.go``, since v2.9) the gateways frame them the way
+  Confluent's protobuf serializer does: magic byte ``0``, the schema id (4 bytes, big-endian),
+  the message-index path (zig-zag varints: a count, then the indexes; a single ``0`` for the
+  file's first message), then the protobuf. A protobuf never starts with a zero byte (field 0
+  does not exist), so a framed value is told apart by its first byte and unframed here.
+* **Request id**: the ``x-request-id`` header (``scheduler/pkg/util/ids.go``), which the
+  pipeline gateway adds when missing and the model gateway copies to the outputs. It comes
+  first because the Kafka key is not the request id on current releases
+  (``scheduler/pkg/kafka/pipeline/kafkamanager.go``): ``<resource>.<id>`` since v2.8,
+  ``<partition>.<resource>.<id>`` since v2.9 — only v2.7 and before keyed by the bare id.
+  Then the key, then the message's ``id`` field. The ``pipeline`` header names the resource.
+* **Version**: the model gateway pins ``model_version`` to ``1`` for every model it calls
+  (``scheduler/pkg/util/model.go``: ``GetPinnedModelVersion``), and the server answers under the
+  agent's internal name ``<model>_<n>`` (``n`` Seldon's own generation counter, not a version
+  the user chose). An outputs message under that internal name therefore carries no
+  explicit version; any other ``model_version`` is taken as one.
+
+Tensor values come from ``contents`` or from ``raw_*_contents`` (little-endian), and map to
+features and predictions as in :mod:`exporter.decoders.oip_tensors`.
 
 Protobufs carry no time: the broker's record time of the inputs message is the event
 time when the caller passes it (else ``now``), and the gap to the outputs message's
@@ -39,8 +59,14 @@ from exporter.decoders.record_error import RecordError
 from exporter.decoders.sink import DecodeSink
 from exporter.records import Decoded, Reason
 
-# Namespaces are DNS labels (no dots); model names may hold dots.
-TOPIC_PATTERN = re.compile(r"seldon\.(?P<namespace>[^.]+)\.model\.(?P<model>.+)\.(?P<side>inputs|outputs)")
+# Namespaces are DNS labels (no dots); model and pipeline names may hold dots.
+TOPIC_PATTERN = re.compile(
+    r"seldon\.(?P<namespace>[^.]+)\.(?P<kind>model|pipeline)\.(?P<model>.+)\.(?P<side>inputs|outputs)"
+)
+REQUEST_ID_HEADER = "x-request-id"
+CONFLUENT_MAGIC = 0
+# Seldon's agent loads model ``m`` into the server as ``m_<n>`` and pins its version to "1".
+_INTERNAL_NAME = re.compile(r"(?P<model>.+)_(?P<generation>[0-9]+)")
 
 # Which InferTensorContents field holds each datatype's values.
 CONTENTS_FIELD = MappingProxyType(
@@ -64,15 +90,23 @@ CONTENTS_FIELD = MappingProxyType(
 @dataclass(frozen=True)
 class SeldonTopic:
     namespace: str
-    model: str
+    model: str  # the model's name, or the pipeline's
     side: Side
+    kind: str = "model"  # "model" or "pipeline"
+
+    def name(self) -> str:
+        """The topic's name again."""
+        side = "inputs" if self.side is Side.REQUEST else "outputs"
+        return f"seldon.{self.namespace}.{self.kind}.{self.model}.{side}"
 
 
 def seldon_topic(topic: str) -> SeldonTopic | None:
-    """What a Seldon model topic name says, or None for any other topic.
+    """What a Seldon model or pipeline topic name says, or None for any other topic.
 
     >>> seldon_topic("seldon.prod.model.iris.inputs")
-    SeldonTopic(namespace='prod', model='iris', side=<Side.REQUEST: 'request'>)
+    SeldonTopic(namespace='prod', model='iris', side=<Side.REQUEST: 'request'>, kind='model')
+    >>> seldon_topic("seldon.prod.pipeline.iris-pipe.outputs").kind
+    'pipeline'
     >>> seldon_topic("model-predictions") is None
     True
     """
@@ -80,11 +114,49 @@ def seldon_topic(topic: str) -> SeldonTopic | None:
     if match is None:
         return None
     side = Side.REQUEST if match["side"] == "inputs" else Side.RESPONSE
-    return SeldonTopic(match["namespace"], match["model"], side)
+    return SeldonTopic(match["namespace"], match["model"], side, match["kind"])
+
+
+def unframed(value: bytes) -> bytes:
+    """The protobuf inside Confluent's schema-registry framing, or ``value`` when unframed.
+
+    >>> unframed(b"\\x00\\x00\\x00\\x00\\x07\\x00\\x0a\\x04iris")  # schema 7, message index [0]
+    b'\\n\\x04iris'
+    >>> unframed(b"\\x0a\\x04iris")
+    b'\\n\\x04iris'
+    """
+    if not value or value[0] != CONFLUENT_MAGIC:
+        return value
+    if len(value) < 6:
+        raise RecordError(Reason.INVALID_PROTOBUF, "schema-registry framing: shorter than its 5-byte header")
+    position = 5  # magic byte and schema id
+    count, position = _zigzag_varint(value, position)
+    if count < 0 or count > 64:
+        raise RecordError(Reason.INVALID_PROTOBUF, f"schema-registry framing: {count} message indexes")
+    for _ in range(count):
+        _, position = _zigzag_varint(value, position)
+    return value[position:]
+
+
+def _zigzag_varint(value: bytes, position: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if position >= len(value) or shift > 63:
+            raise RecordError(Reason.INVALID_PROTOBUF, "schema-registry framing: truncated message index")
+        byte = value[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return (result >> 1) ^ -(result & 1), position
 
 
 class SeldonJoiner(InferenceJoiner):
     """Joins a model's inputs and outputs messages by request id; see :class:`InferenceJoiner`."""
+
+    # Inputs and outputs are two topics: one may be read far ahead of the other while catching
+    # up, so a full buffer of inputs is no sign of a model without outputs.
+    SIDES_SHARE_A_TOPIC = False
 
 
 def decode_seldon(
@@ -136,7 +208,8 @@ def seldon_half(
     cannot be identified (scale-out pairs halves in stage 2)."""
     where = seldon_topic(topic)
     if where is None:
-        sink.reject(RecordError(Reason.UNKNOWN_FORMAT, f"{topic[:200]!r} is not a Seldon model topic"), value, headers)
+        detail = f"{topic[:200]!r} is not a Seldon model or pipeline topic"
+        sink.reject(RecordError(Reason.UNKNOWN_FORMAT, detail), value, headers)
         return None
     try:
         half = _read_half(sink, where, value, headers, key, record_time, max_features)
@@ -157,12 +230,14 @@ def _read_half(
 ) -> InferenceHalf:
     kind = ModelInferRequest if where.side is Side.REQUEST else ModelInferResponse
     try:
-        message: Any = kind.FromString(value)
+        message: Any = kind.FromString(unframed(value))
     except (DecodeError, ValueError, RuntimeError) as exc:
         raise RecordError(Reason.INVALID_PROTOBUF, f"not a {kind.__name__}: {str(exc)[:200]}") from None
-    request_id = (key.decode("utf-8", "replace") if key else "") or message.id or header_text(headers, "x-request-id")
+    request_id = (
+        header_text(headers, REQUEST_ID_HEADER) or (key.decode("utf-8", "replace") if key else "") or message.id
+    )
     if not request_id:
-        raise RecordError(Reason.MISSING_FIELD, "request id: no Kafka key, id field or x-request-id header")
+        raise RecordError(Reason.MISSING_FIELD, "request id: no x-request-id header, Kafka key or id field")
     features: list[dict[str, object]] | None = None
     predictions: list[Prediction] | None = None
     try:
@@ -177,18 +252,41 @@ def _read_half(
         sink.reject(error, value, headers)
     time = record_time if record_time is not None and math.isfinite(record_time) else None
     return InferenceHalf(
-        key=(where.namespace, where.model, request_id),
+        key=seldon_key(where, request_id),
         request_id=request_id,
         model=where.model,
         model_namespace=where.namespace,
-        model_version=message.model_version or None,
-        fallback_version=None,
+        model_version=_explicit_version(message, where),
+        deployment_slot=None,
         time=time,
         features=features,
         predictions=predictions,
         payload=value,
         headers=headers,
     )
+
+
+def seldon_key(where: SeldonTopic, request_id: str) -> tuple[str, ...]:
+    """The join key of a half: a pipeline's halves never pair with a model's of the same name."""
+    if where.kind == "model":
+        return (where.namespace, where.model, request_id)
+    return (where.namespace, where.model, request_id, where.kind)
+
+
+def topic_of(side: Side, half: InferenceHalf) -> str:
+    """The topic a half was read from (its key says model or pipeline)."""
+    key = half.key if isinstance(half.key, tuple) else ()
+    kind = str(key[3]) if len(key) > 3 else "model"
+    return SeldonTopic(str(half.model_namespace), half.model, side, kind).name()
+
+
+def _explicit_version(message: Any, where: SeldonTopic) -> str | None:
+    """The message's ``model_version``, unless it is the one Seldon pins on its internal names."""
+    version = message.model_version or None
+    internal = _INTERNAL_NAME.fullmatch(message.model_name or "")
+    if version is not None and internal is not None and internal["model"] == where.model:
+        return None  # "<model>_<n>" answering with the pinned "1": no version of the user's
+    return version
 
 
 def _tensors(declared: Any, raw: Any, reason: Reason) -> list[Tensor]:

@@ -32,6 +32,7 @@ class DecodeSink:
         self.prediction_tables: list[pa.Table] = []
         self.label_tables: list[pa.Table] = []
         self.rejected: list[Rejected] = []
+        self.duplicates = 0  # copies dropped (the join buffers count them here)
         self._deferred: dict[Callable[[DecodeSink, list[Any]], None], list[Any]] = {}
 
     def predictions_for(self, model: str) -> PredictionRows:
@@ -72,7 +73,10 @@ class DecodeSink:
         for finisher, items in deferred.items():
             finisher(self, items)
         decoded = Decoded(
-            predictions=merged_runs(self.prediction_tables), labels=self.label_tables, rejected=self.rejected
+            predictions=merged_runs(self.prediction_tables),
+            labels=self.label_tables,
+            rejected=self.rejected,
+            duplicates=self.duplicates,
         )
         for rows in self._predictions.values():
             try:

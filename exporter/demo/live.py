@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from rich.console import Console
@@ -117,6 +118,7 @@ class DemoResult:
     gpu_source: str = ""
     prometheus_note: str | None = None
     urls: dict[str, str] = field(default_factory=dict)
+    report_drifted: tuple[str, ...] | None = None  # what the aggregator's drift report shows; None: not read
 
     @property
     def readings(self) -> Readings:
@@ -153,6 +155,7 @@ class DemoResult:
             },
             "prometheus": prometheus,
             "urls": self.urls,
+            "report": {"drifted": None if self.report_drifted is None else sorted(self.report_drifted)},
         }
 
 
@@ -174,11 +177,12 @@ class LiveDemo:
             aggregator_port, sidecar_port, prometheus_port = options.ports()
             urls = {
                 "aggregator /metrics": f"http://127.0.0.1:{aggregator_port}/metrics",
+                "drift report": f"http://127.0.0.1:{aggregator_port}{report_path(options)}",
                 "sidecar /metrics": f"http://127.0.0.1:{sidecar_port}/metrics",
             }
             # Prometheus first: it starts while everything else does.
             prometheus, note = self._prometheus(stack, workdir, prometheus_port, aggregator_port, sidecar_port)
-            urls["Prometheus"] = f"{prometheus.url}/alerts" if prometheus is not None else note
+            urls["Prometheus"] = f"{prometheus.url}/alerts" if prometheus is not None else (note or "")
             profile = build_profile(workdir, options)
             broker = stack.enter_context(EmbeddedBroker())
             broker.create_topics([PREDICTIONS, LABELS, DEADLETTER], exist_ok=True)
@@ -244,13 +248,18 @@ class LiveDemo:
             note = NO_PROMETHEUS if self.options.prometheus else "Prometheus left out (--no-prometheus)"
             self.console.print(note)
             return None, note
-        config = demo_alerts_config()
+        config = demo_alerts_config(f"http://127.0.0.1:{aggregator_port}")
         # The job names the generated rules expect of the aggregator and the sidecars.
         jobs = {str(config.jobs.aggregator): aggregator_port, str(config.jobs.sidecar): sidecar_port}
         targets = {job: f"127.0.0.1:{target}" for job, target in jobs.items()}
         prometheus = stack.enter_context(running_prometheus(binary, workdir / "prometheus", port, targets, config))
         self.console.print(f"Prometheus ({binary}) on {prometheus.url}, with the generated rules")
         return prometheus, None
+
+
+def report_path(options: DemoOptions) -> str:
+    """The drift report page of the demo's model and window on the aggregator."""
+    return f"/report/{MODEL}?version={VERSION}&window={options.window}"
 
 
 def _short(gpu_source: str) -> str:
@@ -306,7 +315,7 @@ class _Watch:
                 return result
             time.sleep(1.0)
 
-    def live(self, update: Callable[[object], None]) -> DemoResult:
+    def live(self, update: Callable[[Any], None]) -> DemoResult:
         options = self.options
 
         def show(frame: Frame, elapsed: float) -> None:
@@ -344,7 +353,19 @@ class _Watch:
             )
 
         result = self._loop(show, ask_prometheus=line_due)
-        return self._settled(result)
+        return dataclasses.replace(self._settled(result), report_drifted=self.report_drifted())
+
+    def report_drifted(self) -> tuple[str, ...] | None:
+        """The drifted features the aggregator's drift report shows now (its JSON), None if unreadable."""
+        base = self.aggregator_url.removesuffix("/metrics")
+        url = f"{base}/api/v1/drift?model={MODEL}&version={VERSION}&window={self.options.window}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                report = json.load(response)
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            log.warning("drift report %s unreadable: %s", url, error)
+            return None
+        return tuple(name for name, feature in report.get("features", {}).items() if feature.get("drift"))
 
     def _settled(self, result: DemoResult) -> DemoResult:
         """The summary with Prometheus's view once every target has been scraped (bounded wait)."""

@@ -39,12 +39,14 @@ def find_prometheus() -> str | None:
     return shutil.which("prometheus")
 
 
-def demo_alerts_config() -> AlertsConfig:
-    """The default alerting config with ``for`` durations a demo can wait for."""
+def demo_alerts_config(aggregator_url: str | None = None) -> AlertsConfig:
+    """The default alerting config with ``for`` durations a demo can wait for; with the
+    aggregator's URL, the drift alerts link to its drift report (``report_url``)."""
     return AlertsConfig(
         feature_drift={"for_duration": "15s"},
         concept_drift={"for_duration": "15s", "min_joined_labels": 100, "labels_range": "1m"},
         retrain={"for_duration": "30s"},
+        aggregator_url=aggregator_url,
     )
 
 

@@ -103,6 +103,7 @@ def prediction_log(
     columns: dict[str, pa.Array] = {
         "model": pa.array([model] * rows, pa.string()),
         "model_version": pa.array([model_version] * rows, pa.string()),
+        "deployment_slot": pa.nulls(rows, pa.string()),
         "model_namespace": pa.nulls(rows, pa.string()),
         "request_id": pa.array([f"{id_prefix}-{i}" for i in range(rows)], pa.string()),
         "timestamp": pa.array(np.asarray(timestamps, dtype=np.float64)),

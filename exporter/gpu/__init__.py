@@ -25,9 +25,20 @@ The ``gpu`` label is NVML's device index *as this process sees it* (in sidecar m
 index among the pod's GPUs); ``gpu_uuid`` is the stable identity to join on. ``nvml`` is any
 object with pynvml's call names: None for the real library, or ``exporter.gpu.fake.FakeNvml``.
 
+What each model costs on the GPU — ``model_health_model_gpu_energy_joules_total`` and
+``model_health_model_gpu_seconds_total`` — comes from an energy ledger the sampler feeds after
+every read (``energy``): in mode ``sidecar`` the pod's GPUs are wholly its model's (``model=``),
+in mode ``node`` each GPU is split among the pods of its processes and each pod named by its
+model-health sidecar's config (``pod_models``). ``ownership=`` overrides either.
+
+Modules, in the order a sample meets them: ``nvml`` (the one door to pynvml), ``fake`` (the
+recorded H200 instead), ``attribution`` (process → pod), ``sampler`` (NVML → ``sample``'s
+immutable snapshot), ``energy`` (snapshot → joules and GPU-seconds per model), ``pod_models``
+(pod → model, for the node agent), ``collector`` (snapshot → scrape), ``node`` (the node agent).
+
 This package needs only ``pynvml`` and ``prometheus_client`` at run time (``config`` is any
-object with GpuConfig's fields), so ``benchmarks/gpu_check.py`` runs it where the rest of the
-project is not installed.
+object with GpuConfig's fields; the node agent's pod → model lookup also reads YAML), so
+``benchmarks/gpu_check.py`` runs it where the rest of the project is not installed.
 """
 
 from __future__ import annotations
@@ -42,7 +53,9 @@ from prometheus_client import CollectorRegistry
 
 from exporter.gpu.attribution import PodAttributor, PodRef
 from exporter.gpu.collector import GpuCollector, stale_after
-from exporter.gpu.sample import GpuReading, GpuSnapshot, MigReading, ProcessReading
+from exporter.gpu.energy import EnergyLedger, ModelRef, Ownership, PodProcesses, WholeDevices
+from exporter.gpu.pod_models import SidecarModels
+from exporter.gpu.sample import GpuReading, GpuSnapshot, MigReading, ModelGpuUsage, ProcessReading
 from exporter.gpu.sampler import GpuSampler, NvmlReader
 
 if TYPE_CHECKING:
@@ -96,11 +109,17 @@ def start_gpu_collector(
     nvml: object | None = None,
     proc_root: Path = Path("/proc"),
     clock: Callable[[], float] = time.time,
+    model: ModelRef | None = None,
+    ownership: Ownership | None = None,
 ) -> GpuRuntime:
     """Start sampling NVML per ``config`` and register the GPU collector in ``registry``.
 
     Never raises for a missing driver or GPU: the sampler reports it as
     ``model_health_gpu_collector_up 0`` and logs the reason once.
+
+    GPU cost per model: ``ownership`` when given; else in mode ``sidecar`` the whole of every
+    GPU it sees goes to ``model`` (none without one), and in mode ``node`` each GPU is split
+    among its processes' pods, named by their sidecars found under ``proc_root``.
     """
     mode = str(config.mode)
     if mode == "off":
@@ -111,11 +130,17 @@ def start_gpu_collector(
         nvml = real_nvml()
     attribute: Callable[[int], PodRef] | None = PodAttributor(proc_root) if mode == "node" else None
     reader = NvmlReader(nvml, attribute=attribute, slow_queries=bool(getattr(config, "slow_queries", True)))
+    if ownership is None:
+        if mode == "node":
+            ownership = PodProcesses(SidecarModels(proc_root))
+        elif model is not None:
+            ownership = WholeDevices(model)
     sampler = GpuSampler(
         reader,
         interval_seconds=float(config.interval_seconds),
         slow_interval_seconds=float(config.slow_interval_seconds),
         clock=clock,
+        ledger=EnergyLedger(ownership) if ownership is not None else None,
     )
     collector = GpuCollector(
         lambda: sampler.latest, stale_after_seconds=stale_after(float(config.interval_seconds)), clock=clock
@@ -126,15 +151,22 @@ def start_gpu_collector(
 
 
 __all__ = [
+    "EnergyLedger",
     "GpuCollector",
     "GpuReading",
     "GpuRuntime",
     "GpuSampler",
     "GpuSnapshot",
     "MigReading",
+    "ModelGpuUsage",
+    "ModelRef",
     "NvmlReader",
+    "Ownership",
+    "PodProcesses",
     "PodAttributor",
     "PodRef",
     "ProcessReading",
+    "SidecarModels",
+    "WholeDevices",
     "start_gpu_collector",
 ]

@@ -10,6 +10,10 @@ were still read whole are exported beside it — and also when the last sample i
 ``stale_after_seconds``: an NVML call that hangs (a GPU falling off the bus can do that)
 stops the sampler, and frozen values would look like a healthy, idle GPU. Stale GPU series
 are left out. Before the first sample nothing at all is exported.
+
+``model_health_model_gpu_energy_joules_total`` and ``…_seconds_total`` render the running
+totals the sampler's energy ledger put in the snapshot (``exporter.gpu.energy``); they are
+counters since this process started and, like the GPU series, withheld while samples are stale.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ GPU_METRICS: tuple[str, ...] = (
     "model_health_gpu_mig_memory_total_bytes",
     "model_health_gpu_process_memory_used_bytes",
     "model_health_gpu_process_utilization_ratio",
+    "model_health_model_gpu_energy_joules_total",
+    "model_health_model_gpu_seconds_total",
 )
 
 # GpuReading attribute → the per-GPU gauge or counter that exports it.
@@ -100,6 +106,10 @@ class GpuCollector(CatalogueCollector):
         if fresh:
             for gpu in snapshot.gpus:
                 _render_gpu(out, gpu, snapshot.driver_version)
+            for usage in snapshot.models:
+                labels = [usage.model, usage.model_version, usage.gpu_uuid]
+                out.add("model_health_model_gpu_energy_joules_total", labels, usage.energy_joules)
+                out.add("model_health_model_gpu_seconds_total", labels, usage.gpu_seconds)
         yield from out
 
     def _note_staleness(self, fresh: bool, age: float) -> None:

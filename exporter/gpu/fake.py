@@ -30,8 +30,18 @@ What is *not* from the capture (the H200 ran with MIG disabled): MIG mode (``mig
 NVML's documentation — device utilization and per-process utilization are "Not Supported"
 on a MIG-enabled GPU, MIG device handles come from ``nvmlDeviceGetMigDeviceHandleByIndex``
 (``Not Found`` for empty slots) and report their GPU instance's memory, their own compute
-processes, and their GPU/compute instance IDs. Extra devices (``devices=2``…) are copies of
-the captured one with their own UUIDs. PCIe throughput is the snapshot's constant.
+processes, their GPU/compute instance IDs and (``nvmlDeviceGetAttributes``, MIG handles only)
+their slice counts. Extra devices (``devices=2``…) are copies of the captured one with their
+own UUIDs. PCIe throughput is the snapshot's constant.
+
+Sharing (``tenants=``): the capture ran one worker. A :class:`Tenant` is a second process on
+the GPU that replays the same recorded worker ``offset_rows`` rows later (wrapping around): its
+memory and its per-process utilization samples are the recorded worker's at that other moment,
+under its own pid, so two processes load the GPU differently at once. The device's own readings
+(utilization, power, energy) stay the recorded ones — the one worker's — so a tenant is for
+testing how the device is *shared*, not what two workers would draw together. Tenant samples
+carry the current row's sample timestamp (200 ms before the row when the worker had none, which
+keeps every timestamp rising as NVML's do).
 
 Replay position: by default a cursor the caller moves (``seek``, ``seek_phase``,
 ``advance``); with ``clock=`` the trace plays in real time (times ``speed``) and loops,
@@ -213,6 +223,23 @@ class MigInstance:
     memory_used_bytes: int = 0
     # (pid, used GPU memory in bytes) of the processes running on it.
     processes: tuple[tuple[int, int], ...] = ()
+    # Slices of its GPU instance and of this compute instance (an H200 has 7 compute slices).
+    gpu_instance_slices: int = 1
+    compute_instance_slices: int = 1
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """Another process on the (non-MIG) GPUs: the recorded worker replayed ``offset_rows`` later."""
+
+    pid: int
+    offset_rows: int
+
+
+# A tenant's sample, on a row where the recorded worker has none, is stamped this long before
+# the row: later than any earlier row's sample (the capture's samples trail their row by
+# -12…195 ms and rows are 250 ms apart), earlier than this row's.
+_TENANT_STAMP_LEAD_US = 200_000
 
 
 @dataclass(frozen=True)
@@ -247,6 +274,7 @@ class FakeNvml:
         devices: int = 1,
         mig: Sequence[MigInstance] | None = None,
         call_costs: float = 0.0,
+        tenants: Sequence[Tenant] = (),
     ) -> None:
         if devices < 1:
             raise ValueError("devices must be at least 1")
@@ -258,6 +286,7 @@ class FakeNvml:
         self._started = clock() if clock is not None else 0.0
         self._devices = devices
         self._mig = tuple(mig) if mig is not None else None
+        self._tenants = tuple(tenants)
         self._call_costs = call_costs
         self._lock = threading.Lock()
         self._init_count = 0
@@ -543,7 +572,15 @@ class FakeNvml:
             assert self._mig is not None
             return [self._process(pid, used, inst) for inst in self._mig for pid, used in inst.processes]
         _, row = self._row()
-        return [N.FriendlyObject(dict(proc)) for proc in row.procs]
+        listed = [N.FriendlyObject(dict(proc)) for proc in row.procs]
+        for tenant, source in self._tenant_rows():
+            for proc in source.procs:
+                listed.append(N.FriendlyObject({**proc, "pid": tenant.pid}))
+        return listed
+
+    def _tenant_rows(self) -> list[tuple[Tenant, TraceRow]]:
+        index, rows = self.row_index, self.capture.rows
+        return [(tenant, rows[(index + tenant.offset_rows) % len(rows)]) for tenant in self._tenants]
 
     def nvmlDeviceGetGraphicsRunningProcesses(self, handle: object) -> list[Any]:
         self._enter("nvmlDeviceGetGraphicsRunningProcesses")
@@ -556,7 +593,11 @@ class FakeNvml:
         if device.mig is not None or self._mig_enabled(device.device):
             raise N.error(N.ERROR_NOT_SUPPORTED)
         loop, row = self._row()
-        if row.proc_util is None:
+        recorded = list(row.proc_util or ())
+        stamp = recorded[0]["timeStamp"] if recorded else int(row.t * 1e6) - _TENANT_STAMP_LEAD_US
+        for tenant, source in self._tenant_rows():
+            recorded += [{**s, "pid": tenant.pid, "timeStamp": stamp} for s in source.proc_util or ()]
+        if not recorded:
             raise N.error(N.ERROR_NOT_FOUND)
         shift = int(round(loop * self.capture.duration * 1e6))
         samples = [
@@ -568,7 +609,7 @@ class FakeNvml:
                 encUtil=s["encUtil"],
                 decUtil=s["decUtil"],
             )
-            for s in row.proc_util
+            for s in recorded
             if s["timeStamp"] + shift > timeStamp
         ]
         if not samples:
@@ -622,6 +663,21 @@ class FakeNvml:
             raise N.error(N.ERROR_INVALID_ARGUMENT)
         return self._mig_instance(device).gpu_instance_id
 
+    def nvmlDeviceGetAttributes(self, handle: object) -> Any:
+        """Slice counts and memory of a MIG device (NVML answers this for MIG handles only)."""
+        self._enter("nvmlDeviceGetAttributes")
+        device = self._device(handle)
+        if device.mig is None:
+            raise N.error(N.ERROR_NOT_SUPPORTED)
+        instance = self._mig_instance(device)
+        return N.DeviceAttributes(
+            # An H200's 132 SMs in 7 slices (what a 1g instance gets).
+            multiprocessorCount=16 * instance.compute_instance_slices,
+            gpuInstanceSliceCount=instance.gpu_instance_slices,
+            computeInstanceSliceCount=instance.compute_instance_slices,
+            memorySizeMB=instance.memory_total_bytes // 2**20,
+        )
+
     def nvmlDeviceGetComputeInstanceId(self, handle: object) -> int:
         self._enter("nvmlDeviceGetComputeInstanceId")
         device = self._device(handle)
@@ -670,6 +726,7 @@ __all__ = [
     "FakeHandle",
     "FakeNvml",
     "MigInstance",
+    "Tenant",
     "TraceRow",
     "DEFAULT_FIXTURES",
     "PHASES",

@@ -1,8 +1,11 @@
 """``model-health node``: the GPU node agent, one per GPU node (a DaemonSet).
 
 It samples every GPU of the node through NVML, attributes each compute process to its pod
-and container from ``<proc_root>/<pid>/cgroup``, and serves ``/metrics``, ``/healthz`` and
-``/readyz`` (ready once the first sample is taken; the text says whether NVML answered).
+and container from ``<proc_root>/<pid>/cgroup``, splits each GPU's energy and time among the
+models its pods serve (each pod named by its model-health sidecar's config, read through
+``<proc_root>/<pid>/root``: the agent needs the sidecars' UID or ``CAP_SYS_PTRACE``), and
+serves ``/metrics``, ``/healthz`` and ``/readyz`` (ready once the first sample is taken; the
+text says whether NVML answered).
 A node without a driver or GPU keeps serving, with ``model_health_gpu_collector_up 0``.
 
 Kubernetes needs: ``hostPID: true`` (NVML names host PIDs; with it, ``/proc`` shows them),

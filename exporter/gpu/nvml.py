@@ -28,6 +28,7 @@ MemoryV2 = pynvml.c_nvmlMemory_v2_t
 Utilization = pynvml.c_nvmlUtilization_t
 ProcessUtilizationSample = pynvml.c_nvmlProcessUtilizationSample_t
 BAR1Memory = pynvml.c_nvmlBAR1Memory_t
+DeviceAttributes = pynvml.c_nvmlDeviceAttributes
 FriendlyObject = pynvml.nvmlFriendlyObject
 
 MEMORY_V2 = pynvml.nvmlMemory_v2

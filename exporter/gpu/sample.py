@@ -25,6 +25,9 @@ class ProcessReading:
     # MIG placement; None outside MIG mode.
     gpu_instance_id: int | None = None
     compute_instance_id: int | None = None
+    # Mean SM busy share over every per-process sample NVML returned since the previous read
+    # (several per read: NVML samples faster than we read); what energy attribution weighs.
+    sm_utilization_mean: float | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,10 @@ class MigReading:
     compute_instance_id: int
     memory_used_bytes: int | None
     memory_total_bytes: int | None
+    # From nvmlDeviceGetAttributes: the slices of the GPU instance and of this compute
+    # instance (None where NVML does not say), which make its compute share of the board.
+    gpu_instance_slices: int | None = None
+    compute_instance_slices: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,11 +62,28 @@ class GpuReading:
     sm_clock_hertz: float | None = None
     # Slow queries, carried from the last slow sample.
     energy_joules: float | None = None
+    # When ``energy_joules`` was read (it is carried between slow samples): a newer time
+    # means a fresh counter value to split among models.
+    energy_sampled_at: float | None = None
     pcie_transmit_bytes_per_second: float | None = None
     pcie_receive_bytes_per_second: float | None = None
     mig_enabled: bool | None = None
+    # Compute slices a MIG-enabled GPU has (nvmlDeviceGetMaxMigDeviceCount: 7 on an H200).
+    mig_slices: int | None = None
     mig: tuple[MigReading, ...] = ()
     processes: tuple[ProcessReading, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelGpuUsage:
+    """Energy and GPU-seconds attributed to one model version on one GPU, since this process started."""
+
+    model: str
+    model_version: str
+    gpu_uuid: str
+    gpu_seconds: float
+    # None until a first energy reading could be split (no counter, no power: never).
+    energy_joules: float | None
 
 
 @dataclass(frozen=True)
@@ -73,3 +97,5 @@ class GpuSnapshot:
     reason: str = ""
     driver_version: str = ""
     gpus: tuple[GpuReading, ...] = ()
+    # Running totals per (model, version, GPU), when this process attributes GPUs to models.
+    models: tuple[ModelGpuUsage, ...] = ()

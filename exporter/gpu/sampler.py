@@ -7,11 +7,20 @@ queries are due, and logs each change of health once.
 
 Cheap calls, every interval (1–10 µs each on the captured H200): utilization, v2 memory
 info (v1 where the driver lacks v2), power, temperature, SM clock, compute processes, and
-per-process utilization (a sample-buffer read, ~2.7 ms). Costly calls, every
+per-process utilization (a sample-buffer read, ~2.7 ms). Besides each process's newest sample,
+the reader keeps the mean of the samples it received over the last ``PROCESS_WINDOW_SECONDS``
+(or since the previous read, when that is longer): NVML adds a sample every 200–400 ms on the
+captured H200, so a faster read often gets none while the process is busy, and a mean over one
+read alone would call it idle. Costly calls, every
 ``slow_interval_seconds`` and only when ``slow_queries`` is on: the total-energy counter
 (~3 ms) and PCIe throughput (~21 ms each direction, it samples for 20 ms). Their last values
-are carried between slow samples. The MIG layout (mode and MIG devices, ~160 µs) is read at
-start and again every slow interval, whether or not the slow queries are on.
+are carried between slow samples, with the time the counter was read. The MIG layout (mode,
+MIG devices and their slice counts, ~160 µs) is read at start and again every slow interval,
+whether or not the slow queries are on.
+
+After each read, an optional ledger (``exporter.gpu.energy.EnergyLedger``) splits the GPUs'
+energy and time among models and the snapshot carries its running totals; the ledger runs in
+this thread, so a scrape still only renders.
 
 Errors: NVML answers that mean "no such reading here" (Not Supported, Not Found, No
 Permission, …; see ``nvml.ABSENT_CODES``) leave that series out and are logged once per GPU
@@ -32,19 +41,31 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from exporter.gpu import nvml as N
 from exporter.gpu.attribution import UNKNOWN, PodRef
-from exporter.gpu.sample import GpuReading, GpuSnapshot, MigReading, ProcessReading
+from exporter.gpu.sample import GpuReading, GpuSnapshot, MigReading, ModelGpuUsage, ProcessReading
 
 log = logging.getLogger(__name__)
 
 Attribute = Callable[[int], PodRef]
+
+
+class Ledger(Protocol):
+    """Splits each snapshot's GPU energy and time among models; returns the running totals."""
+
+    def observe(self, snapshot: GpuSnapshot) -> tuple[ModelGpuUsage, ...]: ...
+
+
 # NVML reports PCIe throughput in KB/s; NVML's KB is 1024 bytes.
 KIB = 1024
+# Per-process samples averaged for energy attribution: those received this long ago at most
+# (longer when reads are further apart). Several NVML samples, whatever the read interval.
+PROCESS_WINDOW_SECONDS = 1.0
 
 
 @dataclass
@@ -53,6 +74,8 @@ class _MigDevice:
     uuid: str
     gpu_instance_id: int
     compute_instance_id: int
+    gpu_instance_slices: int | None = None
+    compute_instance_slices: int | None = None
 
 
 @dataclass
@@ -65,10 +88,15 @@ class _Device:
     name: str
     memory_v2: bool = True
     mig_enabled: bool | None = None
+    mig_slices: int | None = None
     mig: list[_MigDevice] = field(default_factory=list)
     # Newest per-process utilization sample seen (µs): NVML returns only newer ones.
     process_samples_since: int = 0
+    # (received at, pid, SM share) of the samples within the averaging window; when read last.
+    recent_samples: deque[tuple[float, int, float]] = field(default_factory=deque)
+    last_read_at: float | None = None
     energy_joules: float | None = None
+    energy_at: float | None = None
     pcie_transmit: float | None = None
     pcie_receive: float | None = None
 
@@ -113,7 +141,7 @@ class NvmlReader:
             try:
                 if slow_due:
                     self._read_layout(device)
-                gpus.append(self._read_device(device, slow_due))
+                gpus.append(self._read_device(device, slow_due, now))
             except _Failed as failed:
                 failures.append(f"GPU {device.index} ({device.uuid}): {failed}")
         if failures:
@@ -156,11 +184,14 @@ class NvmlReader:
         mode = self._optional(device, "nvmlDeviceGetMigMode", nvml.nvmlDeviceGetMigMode, device.handle)
         device.mig_enabled = None if mode is None else int(mode[0]) == N.MIG_ENABLE
         device.mig = []
+        device.mig_slices = None
         if not device.mig_enabled:
             return
         slots = self._optional(
             device, "nvmlDeviceGetMaxMigDeviceCount", nvml.nvmlDeviceGetMaxMigDeviceCount, device.handle
         )
+        # As many MIG devices as the GPU has compute slices (seven 1-slice instances at most).
+        device.mig_slices = int(slots) if slots else None
         for slot in range(int(slots or 0)):
             try:
                 handle = nvml.nvmlDeviceGetMigDeviceHandleByIndex(device.handle, slot)
@@ -168,9 +199,12 @@ class NvmlReader:
                 if N.is_absent(exc) or (N.is_nvml_error(exc) and exc.value == N.ERROR_INVALID_ARGUMENT):  # type: ignore[attr-defined]
                     continue  # an empty slot
                 raise _Failed("nvmlDeviceGetMigDeviceHandleByIndex", exc) from exc
+            attributes = self._optional(device, "nvmlDeviceGetAttributes", nvml.nvmlDeviceGetAttributes, handle)
             device.mig.append(
                 _MigDevice(
                     handle=handle,
+                    gpu_instance_slices=_slices(attributes, "gpuInstanceSliceCount"),
+                    compute_instance_slices=_slices(attributes, "computeInstanceSliceCount"),
                     uuid=N.text(self._call("nvmlDeviceGetUUID", nvml.nvmlDeviceGetUUID, handle)),
                     gpu_instance_id=int(
                         self._call("nvmlDeviceGetGpuInstanceId", nvml.nvmlDeviceGetGpuInstanceId, handle)
@@ -184,9 +218,15 @@ class NvmlReader:
     # ---------------------------------------------------------------------------------
     # One GPU.
 
-    def _read_device(self, device: _Device, slow_due: bool) -> GpuReading:
+    def _read_device(self, device: _Device, slow_due: bool, now: float) -> GpuReading:
         nvml, h = self._nvml, device.handle
-        reading = GpuReading(index=device.index, uuid=device.uuid, name=device.name, mig_enabled=device.mig_enabled)
+        reading = GpuReading(
+            index=device.index,
+            uuid=device.uuid,
+            name=device.name,
+            mig_enabled=device.mig_enabled,
+            mig_slices=device.mig_slices,
+        )
         utilization = self._optional(device, "nvmlDeviceGetUtilizationRates", nvml.nvmlDeviceGetUtilizationRates, h)
         if utilization is not None:
             reading = replace(
@@ -209,6 +249,7 @@ class NvmlReader:
                 device, "nvmlDeviceGetPcieThroughput", nvml.nvmlDeviceGetPcieThroughput, h, N.PCIE_RX_BYTES
             )
             device.energy_joules = None if energy_mj is None else energy_mj / 1000.0
+            device.energy_at = None if energy_mj is None else now
             device.pcie_transmit = None if tx is None else float(tx * KIB)
             device.pcie_receive = None if rx is None else float(rx * KIB)
         return replace(
@@ -220,10 +261,11 @@ class NvmlReader:
             temperature_celsius=None if temperature is None else float(temperature),
             sm_clock_hertz=None if sm_mhz is None else sm_mhz * 1e6,
             energy_joules=device.energy_joules,
+            energy_sampled_at=device.energy_at,
             pcie_transmit_bytes_per_second=device.pcie_transmit,
             pcie_receive_bytes_per_second=device.pcie_receive,
             mig=tuple(self._read_mig(device)),
-            processes=self._processes(device),
+            processes=self._processes(device, now),
         )
 
     def _memory(self, device: _Device, handle: Any) -> tuple[int | None, int | None, int | None]:
@@ -257,11 +299,13 @@ class NvmlReader:
                     compute_instance_id=mig.compute_instance_id,
                     memory_used_bytes=None if info is None else int(info.used),
                     memory_total_bytes=None if info is None else int(info.total),
+                    gpu_instance_slices=mig.gpu_instance_slices,
+                    compute_instance_slices=mig.compute_instance_slices,
                 )
             )
         return readings
 
-    def _processes(self, device: _Device) -> tuple[ProcessReading, ...]:
+    def _processes(self, device: _Device, now: float) -> tuple[ProcessReading, ...]:
         nvml = self._nvml
         listed = self._optional(
             device, "nvmlDeviceGetComputeRunningProcesses", nvml.nvmlDeviceGetComputeRunningProcesses, device.handle
@@ -282,7 +326,7 @@ class NvmlReader:
                 )
         if not listed:
             return ()
-        utilization = self._process_utilization(device)
+        newest, mean = self._process_utilization(device, now)
         by_pid: dict[int, ProcessReading] = {}
         for process in listed:
             pid = int(process.pid)
@@ -291,7 +335,8 @@ class NvmlReader:
             by_pid[pid] = ProcessReading(
                 pid=pid,
                 used_memory_bytes=None if used is None else int(used),
-                sm_utilization=utilization.get(pid),
+                sm_utilization=newest.get(pid),
+                sm_utilization_mean=mean.get(pid),
                 pod_uid=ref.pod_uid,
                 container_id=ref.container_id,
                 gpu_instance_id=_instance_id(getattr(process, "gpuInstanceId", None)),
@@ -299,8 +344,9 @@ class NvmlReader:
             )
         return tuple(by_pid[pid] for pid in sorted(by_pid))
 
-    def _process_utilization(self, device: _Device) -> dict[int, float]:
-        """pid → SM busy share from the newest per-process sample; {} when NVML has none."""
+    def _process_utilization(self, device: _Device, now: float) -> tuple[dict[int, float], dict[int, float]]:
+        """(pid → SM busy share of this read's newest sample, pid → mean of the samples received
+        within the averaging window); {} where NVML gave none."""
         samples = self._optional(
             device,
             "nvmlDeviceGetProcessUtilization",
@@ -309,12 +355,26 @@ class NvmlReader:
             device.process_samples_since,
         )
         newest: dict[int, tuple[int, float]] = {}
+        recent = device.recent_samples
         for sample in samples or ():
-            stamp = int(sample.timeStamp)
+            stamp, pid, share = int(sample.timeStamp), int(sample.pid), sample.smUtil / 100.0
             device.process_samples_since = max(device.process_samples_since, stamp)
-            if stamp >= newest.get(int(sample.pid), (-1, 0.0))[0]:
-                newest[int(sample.pid)] = (stamp, sample.smUtil / 100.0)
-        return {pid: share for pid, (_, share) in newest.items()}
+            if stamp >= newest.get(pid, (-1, 0.0))[0]:
+                newest[pid] = (stamp, share)
+            recent.append((now, pid, share))
+        since_last = 0.0 if device.last_read_at is None else now - device.last_read_at
+        device.last_read_at = now
+        oldest = now - max(PROCESS_WINDOW_SECONDS, since_last)
+        while recent and recent[0][0] <= oldest:
+            recent.popleft()
+        sums: dict[int, tuple[float, int]] = {}
+        for _, pid, share in recent:
+            total, count = sums.get(pid, (0.0, 0))
+            sums[pid] = (total + share, count + 1)
+        return (
+            {pid: share for pid, (_, share) in newest.items()},
+            {pid: total / count for pid, (total, count) in sums.items()},
+        )
 
     # ---------------------------------------------------------------------------------
     # Calling NVML.
@@ -347,6 +407,11 @@ class NvmlReader:
             )
 
 
+def _slices(attributes: Any, name: str) -> int | None:
+    value = None if attributes is None else getattr(attributes, name, None)
+    return int(value) if value else None
+
+
 def _instance_id(value: object) -> int | None:
     if value is None:
         return None
@@ -364,8 +429,10 @@ class GpuSampler:
         interval_seconds: float,
         slow_interval_seconds: float,
         clock: Callable[[], float] = time.time,
+        ledger: Ledger | None = None,
     ) -> None:
         self._reader = reader
+        self._ledger = ledger
         self._interval = interval_seconds
         self._slow_interval = slow_interval_seconds
         self._clock = clock
@@ -398,6 +465,13 @@ class GpuSampler:
                 log.warning("GPU sampling failed unexpectedly", exc_info=True)
         if slow_due or not was_initialised:
             self._last_slow = now
+        if self._ledger is not None:
+            try:
+                snapshot = replace(snapshot, models=self._ledger.observe(snapshot))
+            except Exception:  # noqa: BLE001 - attribution must not stop the readings
+                log.warning("GPU energy attribution failed; its totals are left as they were", exc_info=True)
+                if self._latest is not None:
+                    snapshot = replace(snapshot, models=self._latest.models)
         self._latest = snapshot
         self._report(snapshot)
         self._sampled.set()

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import io
 import socket
-from typing import Any
-from wsgiref.simple_server import ServerHandler, WSGIRequestHandler
+from http.server import BaseHTTPRequestHandler
+from typing import IO, Any, cast
+from wsgiref.headers import Headers
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 IDLE_TIMEOUT_SECONDS = 60.0
 MAX_REQUEST_LINE = 65536
@@ -111,6 +113,8 @@ class _Response(ServerHandler):
 
     http_version = "1.1"
     connection: KeepAliveHandler
+    request_handler: BaseHTTPRequestHandler  # wsgiref's log_message goes through it
+    headers: Headers  # set by wsgiref's start_response before cleanup_headers runs
 
     def cleanup_headers(self) -> None:
         super().cleanup_headers()
@@ -170,10 +174,14 @@ class KeepAliveHandler(WSGIRequestHandler):
             # wsgiref would send the application's body after a HEAD response.
             self.close_connection = True
         # wsgiref sets wsgi.input to the stdin it is given: give it the bounded body.
-        response = _Response(environ["wsgi.input"], self.wfile, self.get_stderr(), environ, multithread=True)
+        response = _Response(
+            environ["wsgi.input"], cast(IO[bytes], self.wfile), self.get_stderr(), environ, multithread=True
+        )
         response.connection = self
         response.request_handler = self  # wsgiref logs through it
-        response.run(self.server.get_app())
+        app = cast(WSGIServer, self.server).get_app()
+        assert app is not None, "the server is serving an application"
+        response.run(app)
         self.wfile.flush()
         if not body.finished:
             # Unread body bytes would be taken for the next request line.

@@ -1,8 +1,12 @@
-"""The small HTTP surface every component serves: /metrics, /healthz, /readyz.
+"""The small HTTP surface every component serves: /metrics, /healthz, /readyz, and routes.
 
 ``/metrics`` is prometheus_client's own WSGI app over a registry passed in (text format,
 or OpenMetrics when the scraper asks for it). Anything else is 404, and a method other
 than GET/HEAD on these paths is 405: a bad request never stops the server.
+
+With a bearer token (the aggregator's ``http.token_file``), ``/metrics`` and every extra
+route answer 401 without ``Authorization: Bearer <token>``; ``/healthz`` and ``/readyz``
+stay open, since the kubelet's probes carry no token and say nothing about the data.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from wsgiref.simple_server import make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from exporter.httpd.auth import token_problem
 from exporter.httpd.connection import KeepAliveHandler
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -30,20 +35,49 @@ def _plain(
     return [data]
 
 
+PREFIX = "/*"
+"""A route key ending in ``/*`` (``"/report/*"``) takes every path under that prefix."""
+
+
+def _route_for(routes: dict[str, Route], path: str) -> Route | None:
+    route = routes.get(path)
+    if route is not None:
+        return route
+    for key, prefixed in routes.items():
+        if key.endswith(PREFIX) and path.startswith(key[: -len(PREFIX)] + "/"):
+            return prefixed
+    return None
+
+
 def health_app(
-    registry: CollectorRegistry, ready: Callable[[], tuple[bool, str]], routes: dict[str, Route] | None = None
+    registry: CollectorRegistry,
+    ready: Callable[[], tuple[bool, str]],
+    routes: dict[str, Route] | None = None,
+    token: str | None = None,
+    wrap_metrics: Callable[[WSGIApp], WSGIApp] | None = None,
 ) -> WSGIApp:
     """WSGI app: /metrics from ``registry``, /healthz always, /readyz from ``ready()``.
 
-    ``routes`` adds paths (e.g. the sidecar's POST endpoints), each its own WSGI app.
+    ``routes`` adds paths (e.g. the sidecar's POST endpoints, the aggregator's drift report),
+    each its own WSGI app; a key ending in ``/*`` takes a whole prefix. ``token``, when set,
+    guards ``/metrics`` and the routes. ``wrap_metrics`` wraps the ``/metrics`` app (the
+    aggregator counts scrapes in flight, so a report render can step aside for them).
     """
     metrics = make_wsgi_app(registry)
+    if wrap_metrics is not None:
+        metrics = wrap_metrics(metrics)
     extra_routes = routes or {}
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path in extra_routes:
-            return extra_routes[path](environ, start_response)
+        route = _route_for(extra_routes, path)
+        if token is not None and (route is not None or path == "/metrics"):
+            why = token_problem(environ.get("HTTP_AUTHORIZATION", ""), token)
+            if why is not None:
+                challenge = [("WWW-Authenticate", 'Bearer realm="model-health"')]
+                return _plain(start_response, "401 Unauthorized", f"{why}\n", challenge)
+        if route is not None:
+            return route(environ, start_response)
         if path not in ("/metrics", "/healthz", "/readyz"):
             return _plain(start_response, "404 Not Found", "not found\n")
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):

@@ -55,7 +55,11 @@ class SidecarConfigValidator:
     """
 
     def __init__(self) -> None:
-        self._sections = {name: TypeAdapter(info.annotation) for name, info in SidecarConfig.model_fields.items()}
+        self._sections = {
+            name: TypeAdapter(info.annotation)
+            for name, info in SidecarConfig.model_fields.items()
+            if info.annotation is not None
+        }
         self._required = {name for name, info in SidecarConfig.model_fields.items() if info.is_required()}
 
     def check(self, config: Mapping[str, Any]) -> None:
@@ -203,7 +207,7 @@ def _gpu_mode(annotations: Mapping[str, str], sidecar: InjectedSidecarConfig, wa
     if requested is None:
         return sidecar.gpu.mode
     try:
-        return GpuConfig(mode=requested).mode  # type: ignore[arg-type]
+        return GpuConfig(mode=requested).mode
     except ValidationError:
         warnings.append(f"{names.GPU_MODE} is {requested!r}, not sidecar, node or off; using {sidecar.gpu.mode}")
         return sidecar.gpu.mode

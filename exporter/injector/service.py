@@ -169,7 +169,7 @@ def mutate_route(injector: Injector, counts: AdmissionCounts, max_body_bytes: in
             counts.add("malformed")
             log.warning("refused a request to /mutate: %s", exc)
             return _text(start_response, "400 Bad Request", str(exc))
-        outcome, document = injector.handle(review, scopes[0])  # type: ignore[arg-type]
+        outcome, document = injector.handle(review, scopes[0])
         counts.add(outcome)
         return _reply(start_response, "200 OK", json.dumps(document).encode(), "application/json")
 

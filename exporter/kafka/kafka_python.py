@@ -53,7 +53,7 @@ def _ours(tps: Iterable[kafka.TopicPartition]) -> list[TopicPartition]:
     return sorted(TopicPartition(tp.topic, tp.partition) for tp in tps)
 
 
-class _Listener(kafka.ConsumerRebalanceListener):  # type: ignore[misc]
+class _Listener(kafka.ConsumerRebalanceListener):
     def __init__(self, on_assign: PartitionsCallback | None, on_revoke: PartitionsCallback | None) -> None:
         self._on_assign = on_assign
         self._on_revoke = on_revoke

@@ -75,5 +75,21 @@ def report_console() -> Console:
     return console if console.is_terminal else Console(width=max(console.width, 140))
 
 
+def estimated_table(report: DriftReport) -> Table | None:
+    """The label-free performance estimate (current data with scores and no labels), if any."""
+    estimate = report.performance_estimated
+    if estimate is None:
+        return None
+    table = Table(title=f"Estimated performance without labels ({estimate.count:,} scored rows)", title_justify="left")
+    for header in ("metric", "estimate", "± stderr"):
+        table.add_column(header, justify="left" if header == "metric" else "right", no_wrap=True)
+    for metric, value in estimate.metrics.items():
+        table.add_row(metric, _number(value), _number(estimate.stderr.get(metric)))
+    return table
+
+
 def print_report(report: DriftReport, console: Console) -> None:
     console.print(drift_table(report))
+    estimated = estimated_table(report)
+    if estimated is not None:
+        console.print(estimated)

@@ -3,10 +3,13 @@
 Modules, in the order a record meets them:
 
 - :mod:`~exporter.pipeline.model_versions` — which configured model version a record names;
+- :mod:`~exporter.pipeline.dedup` — the same inference written twice is counted once;
 - :mod:`~exporter.pipeline.fold` — decoded tables → per-model partial summaries;
 - :mod:`~exporter.pipeline.windows` — event-time buckets of mergeable summaries, per window;
 - :mod:`~exporter.pipeline.label_join` — ground truth joined to predictions by request id;
 - :mod:`~exporter.pipeline.evaluation` — windows × reference profile → model results;
-- :mod:`~exporter.pipeline.snapshot` — the immutable snapshot a scrape renders;
+- :mod:`~exporter.pipeline.estimation` — a window's label-free performance estimate (in evaluation);
+- :mod:`~exporter.pipeline.versions` — each version's predictions against its baseline version's;
+- :mod:`~exporter.pipeline.snapshot` — the immutable snapshot a scrape and the drift report render;
 - :mod:`~exporter.pipeline.summary_wire` — the summary message a sidecar in edge mode sends.
 """

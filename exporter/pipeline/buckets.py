@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 
 from detectors.columns import as_strings, non_numeric_rows
 from detectors.performance import ClassificationSummary, RegressionSummary, per_record_loss
+from detectors.performance_estimation import DEFAULT_THRESHOLD
 from detectors.profile import PerformanceSummary, ReferenceProfile
 from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
 from exporter.pipeline.column_fold import fold_numeric_columns
@@ -131,6 +132,20 @@ class Joined:
     label_values: np.ndarray | None = None  # numeric labels, for regression
 
 
+def concat_joined(parts: list[Joined]) -> Joined:
+    """Joined pairs of one shape (all with scores or all without, likewise classes) as one."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    return Joined(
+        timestamps=np.concatenate([p.timestamps for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        scores=None if first.scores is None else np.concatenate([p.scores for p in parts]),  # type: ignore[misc]
+        classes=None if first.classes is None else np.concatenate([p.classes for p in parts]),  # type: ignore[misc]
+        label_values=None if first.label_values is None else np.concatenate([p.label_values for p in parts]),  # type: ignore[misc]
+    )
+
+
 def slot_starts(timestamps: np.ndarray, slot_seconds: int) -> np.ndarray:
     """The start of the slot each event time falls in."""
     return np.floor(timestamps / slot_seconds).astype(np.int64) * slot_seconds
@@ -210,7 +225,9 @@ def _performance(
         scores = joined.scores[rows] if joined.scores is not None else None
         if scores is not None and meta.positive is not None:
             negative = meta.classes[0] if meta.classes[1] == meta.positive else meta.classes[1]
-            y_pred = np.where(scores >= 0.5, meta.positive, negative)
+            # The model's decision threshold, as the profile states it (0.5 when it says none).
+            threshold = getattr(profile.calibration, "threshold", DEFAULT_THRESHOLD)
+            y_pred = np.where(scores >= threshold, meta.positive, negative)
             losses = per_record_loss("classification", y_true, scores, positive=meta.positive)
         else:
             classes = joined.classes if joined.classes is not None else np.full(joined.labels.size, "")

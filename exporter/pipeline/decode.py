@@ -9,7 +9,7 @@ are checkpointed with the aggregator's state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from exporter.decoders.detect import Joiners, WireMessage, decode_batch
 from exporter.decoders.fixed_format import fixed_format
@@ -27,6 +27,13 @@ class BatchDecoder:
         self.labels_topic = labels_topic
         self.expected = fixed_format(wire_format)
         self.joiners = Joiners()
+
+    def configure(
+        self, logger_modes: Mapping[str, str], max_pending: int | None = None, ttl_seconds: float | None = None
+    ) -> None:
+        """The configured payload-logger mode of each model and the join buffers' bounds (the
+        aggregator sets them at start)."""
+        self.joiners.configure(logger_modes, max_pending, ttl_seconds)
 
     def __call__(self, messages: list[Message], now: float) -> tuple[Decoded, list[str]]:
         wire = [

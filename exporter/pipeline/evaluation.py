@@ -3,7 +3,9 @@
 :func:`evaluate_model` is pure over its inputs — the window store, the rules and ``now``.
 :class:`Evaluator` runs it over everything a consumer owns, in a scheduler thread under the
 state lock, and publishes the result as one immutable snapshot (the same for single mode
-and scale-out).
+and scale-out). Each window also gets its label-free performance estimate
+(:mod:`~exporter.pipeline.estimation`), and once every model is evaluated each version with a
+baseline is compared with it (:mod:`~exporter.pipeline.versions`), outside the lock.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from dataclasses import dataclass, replace
 
 from detectors.compare import ColumnDrift, compare
 from detectors.decision import DriftRule
+from detectors.familywise import apply_family
+from detectors.performance_estimation import DropRule
 from detectors.summary import ColumnSummary
 from exporter.config import ModelConfig
+from exporter.pipeline.estimation import estimate_window
 from exporter.pipeline.model_versions import ModelKey
 from exporter.pipeline.owner import Counters, OwnedModels
 from exporter.pipeline.snapshot import (
@@ -27,10 +32,13 @@ from exporter.pipeline.snapshot import (
     PipelineState,
     Snapshot,
     WindowResult,
+    WindowSummaries,
 )
+from exporter.pipeline.versions import baseline_versions, with_version_comparisons
 from exporter.pipeline.windows import ModelWindows
 
 RuleFor = Callable[[str], DriftRule]  # feature name → rule
+DEFAULT_DROP_RULE = DropRule()
 
 
 @dataclass(frozen=True)
@@ -48,20 +56,38 @@ def _compare(
     return compare(reference, current, rule, epsilon)
 
 
-def evaluate_model(identity: ModelIdentity, store: ModelWindows, rule_for: RuleFor, now: float) -> ModelSnapshot:
+def _feature_drift(
+    references: Mapping[str, ColumnSummary],
+    currents: Mapping[str, ColumnSummary],
+    rule_for: RuleFor,
+    epsilon: float,
+) -> tuple[dict[str, ColumnDrift], float | None]:
+    """Every feature with rows in the window, judged together at the model's family-wise level
+    (the offline ``drift`` command does the same: :func:`detectors.familywise.apply_family`)."""
+    features: dict[str, ColumnDrift] = {}
+    for feature, reference in references.items():
+        current = currents.get(feature)
+        if current is None or current.rows == 0:
+            continue
+        features[feature] = compare(reference, current, rule_for(feature), epsilon)
+    if not features:
+        return features, None
+    judged, family = apply_family(features, rule_for)
+    return judged, family.alpha_effective
+
+
+def evaluate_model(
+    identity: ModelIdentity, store: ModelWindows, rule_for: RuleFor, now: float, drop_rule: DropRule = DEFAULT_DROP_RULE
+) -> ModelSnapshot:
     profile = store.profile
     epsilon = profile.metadata.settings.epsilon
     default_rule = rule_for("")
     windows: dict[str, WindowResult] = {}
     for name in store.windows:
         total = store.window(name, now)
-        features: dict[str, ColumnDrift] = {}
-        for feature, reference in profile.features.items():
-            current = total.features.get(feature)
-            if current is None or current.rows == 0:
-                continue
-            features[feature] = compare(reference, current, rule_for(feature), epsilon)
+        features, alpha_effective = _feature_drift(profile.features, total.features, rule_for, epsilon)
         performance = total.performance.metrics() if total.performance is not None else {}
+        estimated, estimated_dropped = estimate_window(profile, total.prediction, drop_rule)
         windows[name] = WindowResult(
             samples=total.records,
             features=features,
@@ -70,6 +96,11 @@ def evaluate_model(identity: ModelIdentity, store: ModelWindows, rule_for: RuleF
             loss=_compare(profile.loss, total.loss, default_rule, epsilon),
             performance=performance,
             labels_joined=getattr(total.performance, "count", 0) if total.performance is not None else 0,
+            estimated=estimated,
+            estimated_dropped=estimated_dropped,
+            prediction_summary=total.prediction,
+            summaries=WindowSummaries(profile, total, rule_for),
+            alpha_effective=alpha_effective,
         )
     meta = profile.metadata
     return ModelSnapshot(
@@ -104,6 +135,8 @@ class Evaluator:
         self.clock = clock
         # Trained times from a registry (MLflow), where it has them; else the profile's.
         self.trained_times = trained_times or dict
+        self.baselines = baseline_versions(models)
+        self._epsilons: dict[ModelKey, float] = {}
         self.checkpoint_at: float | None = None
         self._snapshot = Snapshot(evaluated_at=0.0)
         self._latency: dict[ModelKey, HistogramState] = {}
@@ -131,7 +164,9 @@ class Evaluator:
                 for key, store in state.stores.items():
                     config = self.models[key]
                     identity = ModelIdentity(key[0], key[1], config.namespace or "")
-                    result = evaluate_model(identity, store, config.thresholds.rule, now)
+                    drop_rule = config.performance_estimation.rule()
+                    result = evaluate_model(identity, store, config.thresholds.rule, now, drop_rule)
+                    self._epsilons[key] = store.profile.metadata.settings.epsilon
                     if key in trained:
                         result = replace(result, trained_at=trained[key])
                     results.append(result)
@@ -149,6 +184,7 @@ class Evaluator:
             pipeline = PipelineState(
                 consumed=dict(totals.consumed),
                 rejected=dict(totals.rejected),
+                duplicates=dict(totals.duplicates),
                 late=dict(totals.late),
                 predictions=dict(totals.predictions),
                 prediction_errors=dict(totals.errors),
@@ -156,6 +192,10 @@ class Evaluator:
                 labels_unmatched=dict(unmatched),
                 labels_pending=dict(pending),
                 consumer_lag=lag(),
+            )
+        if self.baselines:
+            results = with_version_comparisons(
+                results, self.baselines, lambda key: self.models[key].thresholds.rule(), self._epsilons.__getitem__
             )
         order = {key: i for i, key in enumerate(self.models)}
         results.sort(key=lambda m: order.get((m.model, m.model_version), len(order)))

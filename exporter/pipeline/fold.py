@@ -4,9 +4,11 @@
 source range, the records scale-out's stage 2 makes by pairing KServe/Seldon halves, or a
 sidecar's records in edge mode) and folds it into :class:`~exporter.pipeline.partial.ModelPartial` s:
 
-1. prediction rows are grouped by ``(model, model_version)`` and mapped to a configured
-   version by the one model-identity rule (:mod:`exporter.pipeline.model_versions`); rows of
-   no configured version are refused as ``unknown_model``;
+1. prediction rows are grouped by ``(model, model_version, deployment_slot)`` and mapped to a
+   configured version by the one model-identity rule (:mod:`exporter.pipeline.model_versions`);
+   rows of no configured version are refused as ``unknown_model``, the detail saying which
+   rule failed; with a :class:`~exporter.pipeline.dedup.RecentRequestIds`, rows whose request
+   id the model has already seen are dropped as duplicates before anything is counted;
 2. each group is folded into slot buckets (:func:`~exporter.pipeline.buckets.prediction_buckets`);
    rows whose numeric features hold text are refused as ``bad_feature_value``;
 3. the serving counters are counted (:mod:`exporter.pipeline.serving`), and the rows the
@@ -28,7 +30,8 @@ import pyarrow.compute as pc
 
 from detectors.profile import ReferenceProfile
 from exporter.pipeline.buckets import add_into, label_buckets, prediction_buckets
-from exporter.pipeline.model_versions import ModelKey, resolve_model, versions_by_model
+from exporter.pipeline.dedup import RecentRequestIds
+from exporter.pipeline.model_versions import ModelIdentity, ModelKey, versions_by_model
 from exporter.pipeline.partial import LABEL_ROLE, PREDICTION_ROLE, ModelPartial, VersionPartial, concat
 from exporter.pipeline.serving import error_count, latency_seconds
 from exporter.pipeline.snapshot import HistogramState
@@ -45,12 +48,18 @@ class Folder:
     """Folds prediction and label tables into the partials of the models they name."""
 
     def __init__(
-        self, profiles: Mapping[ModelKey, ReferenceProfile], slot_seconds: int, latency_bounds: tuple[float, ...]
+        self,
+        profiles: Mapping[ModelKey, ReferenceProfile],
+        slot_seconds: int,
+        latency_bounds: tuple[float, ...],
+        identity: ModelIdentity | None = None,
     ) -> None:
         self.profiles = profiles
         self.slot_seconds = slot_seconds
         self.latency_bounds = latency_bounds
         self.versions = versions_by_model(profiles)
+        # The configured versions and the deployment slots they serve (none mapped by default).
+        self.identity = identity if identity is not None else ModelIdentity.of_keys(profiles)
 
     def version_partial(self, partials: Partials, key: ModelKey) -> VersionPartial:
         model = partials.setdefault(key[0], ModelPartial(key[0], self.slot_seconds))
@@ -59,15 +68,23 @@ class Folder:
             part = model.versions[key[1]] = VersionPartial(self.profiles[key].metadata.created_at)
         return part
 
-    def fold_predictions(self, partials: Partials, topic: str, table: pa.Table, reject: Reject) -> int:
-        """Fold one prediction table; returns the rows of configured models it held."""
+    def fold_predictions(
+        self, partials: Partials, topic: str, table: pa.Table, reject: Reject, dedup: RecentRequestIds | None = None
+    ) -> int:
+        """Fold one prediction table; returns the rows of configured models it held (less
+        the duplicates ``dedup`` dropped, which it counts by topic)."""
         rows = 0
-        for (model, version), part in by_model_version(table):
-            key = resolve_model(self.versions, model, version)
+        for (model, version, slot), part in by_identity(table):
+            resolved = self.identity.resolve(model, version, slot)
+            key = resolved.key
             if key is None:
-                detail = f"{part.num_rows} records for model {model!r} version {version!r}, which is not configured"
+                detail = f"{part.num_rows} records: {resolved.problem}"
                 reject(topic, [Rejected(Reason.UNKNOWN_MODEL, detail, ipc_bytes(part))], part.num_rows)
                 continue
+            if dedup is not None:
+                part = dedup.keep_first(model, topic, part)
+                if part.num_rows == 0:
+                    continue
             rows += part.num_rows
             target = self.version_partial(partials, key)
             folded = prediction_buckets(self.profiles[key], part, self.slot_seconds)
@@ -122,6 +139,45 @@ def _keep_newest(part: VersionPartial, role: str, newest: Mapping[int, float]) -
         known = part.newest.get(key)
         if known is None or time > known:
             part.newest[key] = time
+
+
+Identity = tuple[str, "str | None", "str | None"]  # model, explicit version, deployment slot
+
+
+def by_identity(table: pa.Table) -> list[tuple[Identity, pa.Table]]:
+    """The table's rows grouped by what they say of their identity: (model, model_version,
+    deployment_slot); one group (the usual case) is the whole table, found with a min/max per
+    column instead of a hash group-by."""
+    if "deployment_slot" not in table.column_names:  # a table from before the slot column
+        return [((model, version, None), part) for (model, version), part in by_model_version(table)]
+    single = _single_group(table)
+    if single is not None:
+        slot = _single_text(table.column("deployment_slot"))
+        if slot is not _MIXED:
+            return [((*single, slot), table)]  # type: ignore[list-item]
+    columns = ["model", "model_version", "deployment_slot"]
+    groups = table.group_by(columns, use_threads=False).aggregate([])
+    out: list[tuple[Identity, pa.Table]] = []
+    for model, version, slot in zip(*(groups.column(c).to_pylist() for c in columns)):
+        mask = pc.equal(table.column("model"), model)
+        for name, value in (("model_version", version), ("deployment_slot", slot)):
+            same = pc.is_null(table.column(name)) if value is None else pc.equal(table.column(name), value)
+            mask = pc.and_(mask, same)
+        out.append(((model, version, slot), table.filter(pc.fill_null(mask, False))))
+    return out
+
+
+_MIXED = object()
+
+
+def _single_text(column: pa.ChunkedArray) -> object:
+    """The one value of a text column (None when all null), or ``_MIXED``."""
+    if column.null_count == len(column):
+        return None
+    if column.null_count:
+        return _MIXED
+    bounds = pc.min_max(column)
+    return bounds["min"].as_py() if bounds["min"] == bounds["max"] else _MIXED
 
 
 def by_model_version(table: pa.Table) -> list[tuple[tuple[str, str | None], pa.Table]]:

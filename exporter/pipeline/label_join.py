@@ -226,9 +226,11 @@ class _Side:
         self.alive[window] = True
         self.models[window] = model
         self.requests[window] = requests
-        self.index.setdefault(model, {}).update(
-            numbered if numbered is not None else zip(requests, range(self.end, self.end + count))
-        )
+        index = self.index.setdefault(model, {})
+        if numbered is not None:
+            index.update(numbered)  # type: ignore[arg-type]  # the caller numbered ``requests``: no None among them
+        else:
+            index.update(zip(requests, range(self.end, self.end + count)))
         self.end += count
         self.live += count
 
@@ -354,7 +356,7 @@ class LabelJoiner:
         if ids:
             self._predictions.append_fresh(
                 model,
-                ids,  # type: ignore[arg-type]  # no None: checked above
+                ids,
                 {
                     "version": version,
                     "timestamp": times,
@@ -537,8 +539,8 @@ class LabelJoiner:
             self._predictions.put(
                 str(m),
                 str(r),
-                {"version": str(v), "timestamp": float(t), "score": s, "predicted": c, "arrived": float(a)},
-            )  # type: ignore[arg-type]
+                {"version": str(v), "timestamp": float(t), "score": s, "predicted": c, "arrived": float(a)},  # type: ignore[arg-type]  # JSON numbers
+            )
         for m, r, text, value, a in state.get("labels", []):
             self._labels.put(str(m), str(r), {"text": text, "value": value, "arrived": float(a)})  # type: ignore[arg-type]
         self.counts = {str(m): JoinCounts(int(j), int(u)) for m, j, u in state.get("counts", [])}  # type: ignore[call-overload]

@@ -10,7 +10,11 @@ are merged here, by one piece of code:
    accepted records, late records, errors and latency are counted;
 3. label slots are added (never late);
 4. the predictions' join rows and then the partial's labels are offered to the label join;
-   pairs it completes are folded into performance at the prediction's event time.
+   pairs it completes are folded into performance at the prediction's event time — in
+   batches: pairs wait (at most :data:`JOINED_BATCH` per model version) and are folded before
+   any evaluation or checkpoint reads the windows. Performance summaries are exact and add
+   in any order, so the batching changes nothing but the cost (one fold per slot per batch,
+   not per merge).
 
 The label join's clock is the caller's: wall-clock time in single mode, the partition's
 watermark (publication time) in stage 2, so a replay joins and expires exactly as the first
@@ -24,11 +28,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from detectors.profile import ReferenceProfile
+from exporter.pipeline.buckets import Joined, concat_joined
 from exporter.pipeline.label_join import LabelJoiner
 from exporter.pipeline.model_versions import ModelKey, versions_by_model
 from exporter.pipeline.partial import LABEL_ROLE, PREDICTION_ROLE, ModelPartial, PipelinePartial
 from exporter.pipeline.snapshot import HistogramState
 from exporter.pipeline.windows import ModelWindows, WindowSpec
+
+JOINED_BATCH = 50_000  # joined pairs a model version holds before they are folded
 
 
 class PartialMismatch(ValueError):
@@ -45,6 +52,7 @@ class Counters:
 
     consumed: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, format)
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, reason)
+    duplicates: Counter[str] = field(default_factory=Counter)  # topic: the same inference again, dropped
     late: Counter[str] = field(default_factory=Counter)  # model
     predictions: Counter[ModelKey] = field(default_factory=Counter)
     errors: Counter[ModelKey] = field(default_factory=Counter)
@@ -60,6 +68,7 @@ class Counters:
         for part in parts:
             out.consumed.update(part.consumed)
             out.rejected.update(part.rejected)
+            out.duplicates.update(part.duplicates)
             out.late.update(part.late)
             out.predictions.update(part.predictions)
             out.errors.update(part.errors)
@@ -71,6 +80,7 @@ class Counters:
         return {
             "consumed": [[*k, v] for k, v in self.consumed.items()],
             "rejected": [[*k, v] for k, v in self.rejected.items()],
+            "duplicates": [[k, v] for k, v in self.duplicates.items()],
             "late": [[k, v] for k, v in self.late.items()],
             "predictions": [[*k, v] for k, v in self.predictions.items()],
             "errors": [[*k, v] for k, v in self.errors.items()],
@@ -85,6 +95,7 @@ class Counters:
         out = cls()
         out.consumed.update(pairs("consumed"))
         out.rejected.update(pairs("rejected"))
+        out.duplicates.update({str(a): int(v) for a, v in data.get("duplicates", [])})  # type: ignore[call-overload]
         out.late.update({str(a): int(v) for a, v in data.get("late", [])})  # type: ignore[call-overload]
         out.predictions.update(pairs("predictions"))
         out.errors.update(pairs("errors"))
@@ -111,6 +122,10 @@ class OwnedModels:
         self.versions = versions_by_model(self.stores)
         self.joiner = joiner
         self.counters = Counters()
+        # Joined pairs not yet folded, per model version and shape (which of scores/classes
+        # they carry decides how they are folded, so only like pairs are folded together).
+        self._joined: dict[tuple[ModelKey, bool, bool], list[Joined]] = {}
+        self._joined_rows: dict[ModelKey, int] = {}
 
     def merge(self, partial: ModelPartial, now: float) -> None:
         """Merge one model's partial (the rules of the module docstring); ``now`` is the join's clock.
@@ -154,22 +169,42 @@ class OwnedModels:
                     now,
                 )
                 for joined_key, pairs in joined.items():
-                    self.stores[joined_key].fold_joined(pairs)
+                    self._hold(joined_key, pairs)
         if partial.labels is not None and partial.labels.num_rows:
             for joined_key, pairs in self.joiner.add_labels(partial.labels, now).items():
-                self.stores[joined_key].fold_joined(pairs)
+                self._hold(joined_key, pairs)
+
+    def _hold(self, key: ModelKey, pairs: Joined) -> None:
+        shape = (key, pairs.scores is not None, pairs.classes is not None)
+        self._joined.setdefault(shape, []).append(pairs)
+        self._joined_rows[key] = self._joined_rows.get(key, 0) + int(pairs.timestamps.size)
+        if self._joined_rows[key] >= JOINED_BATCH:
+            self._fold_joined(key)
+
+    def fold_joined(self) -> None:
+        """Fold every joined pair still held: before anything reads or writes the windows."""
+        for key in list(self._joined_rows):
+            self._fold_joined(key)
+
+    def _fold_joined(self, key: ModelKey) -> None:
+        for shape in [shape for shape in self._joined if shape[0] == key]:
+            self.stores[key].fold_joined(concat_joined(self._joined.pop(shape)))
+        self._joined_rows.pop(key, None)
 
     def merge_pipeline(self, partial: PipelinePartial) -> None:
         self.counters.consumed.update(partial.consumed)
         self.counters.rejected.update(partial.rejected)
+        self.counters.duplicates.update(partial.duplicates)
 
     def expire_windows(self, now: float) -> None:
         """Drop buckets no window reaches any more (the join expires on its own clock)."""
+        self.fold_joined()
         for store in self.stores.values():
             store.expire(now)
 
     def export_state(self) -> dict[str, object]:
-        """What a checkpoint keeps besides the windows (which it writes itself)."""
+        """What a checkpoint keeps besides the windows (which it writes itself: call
+        :meth:`fold_joined` first, so no joined pair is left out of them)."""
         return {"joiner": self.joiner.export_state(), "counters": self.counters.export()}
 
     def import_state(self, state: Mapping[str, object]) -> None:

@@ -88,10 +88,12 @@ class ModelPartial:
 
 @dataclass
 class PipelinePartial:
-    """Records consumed (by format) and refused (by reason) in one batch or source range."""
+    """Records consumed (by format), refused (by reason) and dropped as duplicates in one batch
+    or source range."""
 
     consumed: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, format)
     rejected: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, reason)
+    duplicates: dict[str, int] = field(default_factory=dict)  # topic → copies dropped
 
 
 def concat(current: pa.Table | None, more: pa.Table) -> pa.Table:

@@ -6,11 +6,34 @@ whatever snapshot is current, so it never waits on evaluation, folding or I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from detectors.compare import ColumnDrift
+from detectors.decision import DriftRule
+from detectors.performance_estimation import EstimatedPerformance
+from detectors.profile import ReferenceProfile
+from detectors.summary import ColumnSummary
+from detectors.version_comparison import VersionComparison
+from exporter.pipeline.buckets import Bucket
+
+
+@dataclass(frozen=True)
+class WindowSummaries:
+    """What the drift report draws for one window, held by reference, never copied.
+
+    ``reference`` is the model's profile and ``current`` the window's summed
+    :class:`~exporter.pipeline.buckets.Bucket`, the one evaluation compared the reference
+    with; ``rule_for`` gives each feature's decision rule (its thresholds). Summaries are
+    immutable values: a later fold replaces a ring's buckets instead of changing them, so
+    the HTTP thread can chart these without the state lock while the consumer goes on.
+    """
+
+    reference: ReferenceProfile
+    current: Bucket
+    rule_for: Callable[[str], DriftRule]
 
 
 @dataclass(frozen=True)
@@ -22,6 +45,17 @@ class WindowResult:
     loss: ColumnDrift | None = None
     performance: dict[str, float] = field(default_factory=dict)
     labels_joined: int = 0
+    # Label-free estimate of the window's performance (a profile with a binary calibration),
+    # and per metric whether it fell below the reference by the model's drop rule.
+    estimated: EstimatedPerformance | None = None
+    estimated_dropped: dict[str, bool] = field(default_factory=dict)
+    # The window's prediction summary (what the version comparison reads) and, for a version
+    # with a baseline, its predictions against the baseline version's over the same window.
+    prediction_summary: ColumnSummary | None = None
+    versus_baseline: VersionComparison | None = None
+    summaries: WindowSummaries | None = None  # what the drift report charts; None in hand-built results
+    # The family-wise level each feature was tested at (detectors.familywise); None: no features.
+    alpha_effective: float | None = None
 
     @property
     def drifted_ratio(self) -> float:
@@ -42,6 +76,7 @@ class ModelSnapshot:
     last_prediction_at: float | None = None
     last_label_at: float | None = None
     task: str = ""
+    baseline_version: str | None = None  # the version this one's predictions are compared with
 
 
 @dataclass(frozen=True)
@@ -91,6 +126,7 @@ class PipelineState:
 
     consumed: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, format)
     rejected: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, reason)
+    duplicates: dict[str, int] = field(default_factory=dict)  # topic → copies of an inference dropped
     late: dict[str, int] = field(default_factory=dict)  # model
     predictions: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, version)
     prediction_errors: dict[tuple[str, str], int] = field(default_factory=dict)

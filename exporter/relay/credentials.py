@@ -1,8 +1,8 @@
 """Secrets the relay reads from files: Alertmanager's bearer token, the signing secret, target tokens.
 
 Files, not config values, so a Kubernetes Secret can be mounted and the config file stays
-shareable. Each is read once at start; a missing, empty or malformed file fails the start with
-the config field that names it.
+shareable. Each is read once at start (:func:`exporter.httpd.auth.read_secret`); a missing,
+empty or malformed file fails the start with the config field that names it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from exporter.config import RelayConfig
 from exporter.errors import UserError
+from exporter.httpd.auth import read_secret
 
 
 @dataclass(frozen=True)
@@ -24,21 +25,6 @@ class Credentials:
     auth_token: str
     webhook: Webhook | None
     target_token: str | None
-
-
-def read_secret(path: Path, field: str) -> str:
-    """The file's text without surrounding whitespace (editors and ``echo`` add a newline)."""
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise UserError(f"{field}: cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{field}: {path} is not UTF-8 text") from None
-    if not text:
-        raise UserError(f"{field}: {path} is empty")
-    if any(char.isspace() or not char.isprintable() for char in text):
-        raise UserError(f"{field}: {path} must hold one token without spaces or control characters")
-    return text
 
 
 def load_webhook(path: Path, field: str) -> Webhook:

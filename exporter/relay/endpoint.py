@@ -11,12 +11,12 @@ record the notification is a 500, which Alertmanager retries.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from exporter.httpd.auth import token_problem
 from exporter.httpd.body import BodyError, read_body
 from exporter.httpd.connection import CHUNKED_KEY
 from exporter.relay.intake import Intake
@@ -61,18 +61,9 @@ def _drain(environ: dict[str, Any]) -> None:
         return
 
 
-def bearer_token(header: str) -> str | None:
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
 def alertmanager_endpoint(
     intake: Intake, token: str, max_body_bytes: int, stats: RelayStats
 ) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
-    expected = token.encode()
-
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         def refuse(status: str, reason: str, message: str, extra: list[tuple[str, str]] | None = None) -> list[bytes]:
             # Only a body left unread: past broken framing the rest of the stream is not a body,
@@ -85,10 +76,8 @@ def alertmanager_endpoint(
 
         if environ.get("REQUEST_METHOD") != "POST":
             return refuse("405 Method Not Allowed", "method", "use POST", [("Allow", "POST")])
-        given = bearer_token(environ.get("HTTP_AUTHORIZATION", ""))
-        # compare_digest: the time taken must not reveal how much of a guess was right.
-        if given is None or not hmac.compare_digest(given.encode(), expected):
-            why = "missing bearer token" if given is None else "wrong bearer token"
+        why = token_problem(environ.get("HTTP_AUTHORIZATION", ""), token)
+        if why is not None:
             return refuse(
                 "401 Unauthorized", "unauthorized", why, [("WWW-Authenticate", 'Bearer realm="model-health-relay"')]
             )

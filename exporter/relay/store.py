@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from exporter.relay.events import Candidate, RetrainEvent
-from exporter.relay.payload import Notification
+from exporter.relay.payload import Alert, Notification
 
 DB_NAME = "relay.sqlite3"
 SCHEMA_VERSION = 1
@@ -158,7 +158,7 @@ class RelayStore:
         admitted: list[Delivery] = []
         with self._transaction() as db:
             for candidate in candidates:
-                fresh = []
+                fresh: list[Alert] = []
                 for alert in candidate.alerts:
                     seen = db.execute(
                         "SELECT 1 FROM seen_alerts WHERE fingerprint = ? AND starts_at = ?",

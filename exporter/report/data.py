@@ -209,6 +209,8 @@ class ReportData:
     label: FeatureReport | None = None
     performance: dict[str, dict[str, float | None]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    evaluated_at: float | None = None
+    """The live report: when the aggregator evaluated the window (Unix seconds)."""
 
     @property
     def drifted(self) -> list[str]:
@@ -249,7 +251,12 @@ class ReportData:
         for key, value in self.extra.items():
             out.setdefault(key, value)
         out["rule"] = self.rule_dict()
-        for key, value in (("model", self.model), ("model_version", self.model_version), ("window", self.window)):
+        for key, value in (
+            ("model", self.model),
+            ("model_version", self.model_version),
+            ("window", self.window),
+            ("evaluated_at", self.evaluated_at),
+        ):
             if value is not None:
                 out[key] = value
         for role, feature in (("prediction", self.prediction), ("label", self.label)):

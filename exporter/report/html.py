@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
 from html import escape
 from importlib import resources
@@ -23,8 +25,13 @@ CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'
 
 
 @cache
-def _static(name: str) -> str:
+def static_text(name: str) -> str:
     return resources.files("exporter.report").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def utc_text(seconds: float) -> str:
+    """A Unix time as the page shows it: ``2026-12-07 10:00:00 UTC``."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _e(value: object) -> str:
@@ -130,6 +137,8 @@ def _summary(report: ReportData, anchors: dict[str, str]) -> str:
     ]
     if report.window:
         facts.insert(0, ("window", report.window))
+    if report.evaluated_at is not None:
+        facts.insert(1 if report.window else 0, ("evaluated", utc_text(report.evaluated_at)))
     if report.prediction is not None:
         verdict_text = "drift" if report.prediction.drift.drift else "no drift"
         facts.append(("prediction", f"{verdict_text}, PSI {_number(report.prediction.drift.psi, 3)}"))
@@ -236,7 +245,8 @@ def _feature_section(feature: FeatureReport, anchor: str, index: int, report: Re
     css = "card feature drifted" if feature.drift.drift else "card feature"
     title = f"{_e(role)}: " if role else ""
     return (
-        f'<article class="{css}" id="{anchor}" data-drift="{str(feature.drift.drift).lower()}">'
+        f'<article class="{css}" id="{anchor}" data-drift="{str(feature.drift.drift).lower()}" '
+        f'data-name="{_e(feature.name)}">'
         f'<h3>{title}<span class="name">{_e(feature.name)}</span>{_badge(feature)}'
         f'<span class="badge kind">{_e(feature.kind)}</span></h3>'
         f'<div class="body"><div><div class="chart" data-chart="{index}"></div>{_chart_notes(feature)}</div>'
@@ -285,12 +295,14 @@ def _licence_footer() -> str:
         "values (numeric bin boundaries and the reference's top category names aside). It needs no "
         "network to view.</p>"
         "<details><summary>Charts drawn with uPlot 1.6.32 (MIT licence)</summary>"
-        f"<pre>{_e(_static('uPlot.LICENSE'))}</pre></details></footer>"
+        f"<pre>{_e(static_text('uPlot.LICENSE'))}</pre></details></footer>"
     )
 
 
-def render_html(report: ReportData) -> str:
-    """The whole page, one string: summary, overview, outputs, then one section per feature."""
+def render_html(report: ReportData, between: Callable[[], None] = lambda: None) -> str:
+    """The whole page, one string: summary, overview, outputs, then one section per feature.
+
+    ``between()`` runs after each section (the live report yields to scrapes there)."""
     features = report.ordered_features
     anchors = {f.name: f"feature-{i}" for i, f in enumerate(features)}
     charts: list[dict[str, Any]] = []
@@ -303,6 +315,7 @@ def render_html(report: ReportData) -> str:
     for feature in features:
         sections.append(_feature_section(feature, anchors[feature.name], len(charts), report))
         charts.append(feature.chart.as_dict())
+        between()
     title = report.title or "Drift report"
     subtitle = ""
     if report.window:
@@ -315,13 +328,13 @@ def render_html(report: ReportData) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title>"
-        f"<style>{_static('uPlot.min.css')}</style><style>{_static('report.css')}</style></head><body><main>"
+        f"<style>{static_text('uPlot.min.css')}</style><style>{static_text('report.css')}</style></head><body><main>"
         f"<header><h1>{_e(title)}</h1>{subtitle}</header>"
         f"{_summary(report, anchors)}{_overview(report, anchors)}"
         f'<h2 id="features">Features, drifted first</h2>{_key()}{"".join(sections)}'
         f"{outputs_html}{_performance(report)}"
         f"{_licence_footer()}</main>"
         f'<script type="application/json" id="drift-report-charts">{_json_for_script(charts)}</script>'
-        f"<script>{_static('uPlot.iife.min.js')}</script><script>{_static('report.js')}</script>"
+        f"<script>{static_text('uPlot.iife.min.js')}</script><script>{static_text('report.js')}</script>"
         "</body></html>\n"
     )

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import numpy as np
 import pyarrow as pa
 
-from detectors.columns import ColumnError, category_counts, numeric_values
+from detectors.columns import ColumnError, category_counts, numeric_values, primitive_values
 from detectors.compare import ColumnDrift, compare
 from detectors.decision import DriftRule
 from detectors.profile import (
@@ -52,11 +52,11 @@ def build_offline_report(
     features: list[str] | None = None,
     categorical: list[str] | None = None,
     track: Track = no_progress,
+    rule: DriftRule = DriftRule(),
 ) -> ReportData:
     drift, reference_input, current_table = run_drift_with_inputs(
-        reference, current, binning, features, categorical, track
+        reference, current, binning, features, categorical, track, rule
     )
-    rule = DriftRule()  # the rule run_drift applies
     extra = {k: v for k, v in drift.as_dict().items() if k not in _OWN_KEYS}
     common: dict[str, Any] = {
         "reference_rows": drift.reference_rows,
@@ -195,7 +195,7 @@ def _present(table: pa.Table, name: str) -> np.ndarray:
     """Present values as Evidently bins them: integer columns without nulls stay integer."""
     column = table.column(name)
     if pa.types.is_integer(column.type) and column.null_count == 0:
-        return column.to_numpy()
+        return primitive_values(column)  # to_numpy() would import pandas
     values = numeric_values(table, name)
     return values[np.isfinite(values)]
 
@@ -208,10 +208,11 @@ def write_html_report(
     categorical: list[str] | None = None,
     track: Track = no_progress,
     out: TextIO | None = None,
+    rule: DriftRule = DriftRule(),
 ) -> list[str]:
     """Build the report, write its page to ``out`` (stdout), return the drifted features."""
     from exporter.report.html import render_html
 
-    report = build_offline_report(reference, current, binning, features, categorical, track)
+    report = build_offline_report(reference, current, binning, features, categorical, track, rule)
     (out or sys.stdout).write(render_html(report))
     return report.drifted

@@ -69,6 +69,7 @@ from exporter.decoders.kserve import (
 from exporter.decoders.native_json import decode_native_json_into
 from exporter.decoders.sink import DecodeSink
 from exporter.httpd.body import BodyError, check_length, read_body
+from exporter.pipeline.dedup import RecentRequestIds
 from exporter.records import Decoded, Reason, Rejected
 from exporter.sidecar.queue import Outcome, Outgoing, Receipt, RecordQueue
 from exporter.sidecar.serving import ServingStats
@@ -156,8 +157,19 @@ class Ingest:
         )
         self.max_body_bytes = config.http.max_body_bytes
         self.joiner = KServeJoiner(
-            config.kserve.join_max_pending, config.kserve.join_ttl_seconds, default_version=config.model.version
+            config.kserve.join_max_pending,
+            config.kserve.join_ttl_seconds,
+            default_version=config.model.version,
+            modes={config.model.name: config.kserve.logger_mode},
         )
+        # Request ids Kafka confirmed: a client retrying after a 5xx although its records
+        # arrived (the answer was lost) gets 2xx, and nothing is sent twice.
+        self.delivered = (
+            RecentRequestIds(config.queue.delivered_ids)
+            if self.waits_for_delivery and config.queue.delivered_ids
+            else None
+        )
+        self._delivered_lock = threading.Lock()
         # Rows of completed pairs gather here and become one table per batch: building an
         # Arrow table per inference would cost as much again as decoding it.
         self._pairs = DecodeSink()
@@ -272,6 +284,7 @@ class Ingest:
                 decode_kserve_into(pairs, body, headers, now, self.joiner)
             gathered = pairs.pending_rows - rows_before
             rejected, pairs.rejected = pairs.rejected, []
+            duplicates, pairs.duplicates = pairs.duplicates, 0  # this event was a copy of one taken
             batch_full = pairs.pending_rows >= self.pair_batch_rows
             receipt = self._pair_receipt if gathered and self.waits_for_delivery else None
             self._publish_unpaired()
@@ -280,7 +293,7 @@ class Ingest:
             self.flush_pairs()
         elif receipt is not None:
             self.queue.wake()  # the forwarder gathers the pairs on its next turn
-        return Decoded(rejected=rejected[background:]), gathered, receipt
+        return Decoded(rejected=rejected[background:], duplicates=duplicates), gathered, receipt
 
     def flush_pairs(self) -> None:
         """Queue the rows of the pairs completed so far, as one table per model."""
@@ -305,6 +318,12 @@ class Ingest:
                 )
             )
         decoded.labels = []
+        if self.delivered is not None and decoded.predictions:
+            with self._delivered_lock:
+                decoded.predictions = [
+                    self.delivered.drop_seen(_model_of(table), self.topic, table) for table in decoded.predictions
+                ]
+                decoded.duplicates += sum(self.delivered.take_dropped().values())
         return decoded, 0, None
 
     # ------------------------------------------------------------------ handing on
@@ -319,11 +338,20 @@ class Ingest:
             self._await(receipt, tables)
             for table in tables:  # served traffic once it is sure not to come again
                 self.stats.observe(table)
+            if self.delivered is not None:
+                with self._delivered_lock:
+                    for table in tables:
+                        self.delivered.remember(_model_of(table), table)
         if pairs is not None:
             self._await(pairs, [])
         own = [r for r in decoded.rejected if r.reason not in _NOT_THIS_REQUEST]
         errors = [{"reason": r.reason.value, "detail": r.detail} for r in decoded.rejected[:MAX_ERRORS_SHOWN]]
-        answer = {"records": records, "rejected": len(decoded.rejected), "errors": errors}
+        answer = {
+            "records": records,
+            "rejected": len(decoded.rejected),
+            "duplicates": decoded.duplicates,
+            "errors": errors,
+        }
         if own:
             self.stats.request_refused(own[0].reason.value)
             return _json(start_response, "400 Bad Request", answer)
@@ -343,6 +371,7 @@ class Ingest:
         tables = [self._stamped(table) for table in decoded.predictions if table.num_rows]
         for rejected in decoded.rejected:
             self.stats.records_refused(self.topic, rejected.reason.value)
+        self.stats.records_duplicate(self.topic, decoded.duplicates)
         records = sum(table.num_rows for table in tables)
         if receipt is not None:
             receipt.expect(len(tables))
@@ -427,6 +456,11 @@ class Ingest:
                 ("response", "replaced"): halves.replaced_responses,
             }
         )
+
+
+def _model_of(table: pa.Table) -> str:
+    """The model of a decoded table (the decoders build one table per model)."""
+    return str(table.column("model")[0].as_py()) if table.num_rows else ""
 
 
 def _replace(table: pa.Table, name: str, column: Any) -> pa.Table:

@@ -76,9 +76,11 @@ def start_gpu(config: SidecarConfig, registry: CollectorRegistry, nvml: object |
     if config.gpu.mode == "off":
         return None
     # Imported here: pynvml and the sampler are loaded only when GPUs are watched.
-    from exporter.gpu import start_gpu_collector
+    from exporter.gpu import ModelRef, start_gpu_collector
 
-    return start_gpu_collector(config.gpu, registry, nvml=nvml)
+    # The pod's GPUs are its model's: their energy and time are exported under its name.
+    model = ModelRef(config.model.name, config.model.version)
+    return start_gpu_collector(config.gpu, registry, nvml=nvml, model=model)
 
 
 class Sidecar:

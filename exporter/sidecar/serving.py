@@ -38,6 +38,7 @@ class ServingSnapshot:
     last_prediction: dict[ModelKey, float] = field(default_factory=dict)
     requests_rejected: dict[str, int] = field(default_factory=dict)
     records_rejected: dict[tuple[str, str], int] = field(default_factory=dict)
+    records_duplicate: dict[str, int] = field(default_factory=dict)
     unpaired: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -53,6 +54,7 @@ class ServingStats:
         self._last: dict[ModelKey, float] = {}
         self._requests_rejected: Counter[str] = Counter()
         self._records_rejected: Counter[tuple[str, str]] = Counter()
+        self._records_duplicate: Counter[str] = Counter()
         self._unpaired: dict[tuple[str, str], int] = {}
         if model is not None:
             self._predictions[model] = 0
@@ -88,6 +90,13 @@ class ServingStats:
         with self._lock:
             self._records_rejected[(topic, reason)] += count
 
+    def records_duplicate(self, topic: str, count: int = 1) -> None:
+        """Records not sent again: the same inference was already taken (see exporter.pipeline.dedup)."""
+        if count <= 0:
+            return
+        with self._lock:
+            self._records_duplicate[topic] += count
+
     def set_unpaired(self, counts: dict[tuple[str, str], int]) -> None:
         """The join buffer's totals of halves that left unpaired, keyed (side, reason)."""
         with self._lock:
@@ -102,6 +111,7 @@ class ServingStats:
                 last_prediction=dict(self._last),
                 requests_rejected=dict(self._requests_rejected),
                 records_rejected=dict(self._records_rejected),
+                records_duplicate=dict(self._records_duplicate),
                 unpaired=dict(self._unpaired),
             )
 
@@ -118,6 +128,7 @@ class SidecarCollector(CatalogueCollector):
         "model_health_request_duration_seconds",
         "model_health_last_prediction_timestamp_seconds",
         "model_health_records_rejected_total",
+        "model_health_records_duplicate_total",
         "model_health_ingest_requests_rejected_total",
         "model_health_inference_unpaired_total",
         "model_health_ingest_queue_records",
@@ -140,6 +151,8 @@ class SidecarCollector(CatalogueCollector):
             out.add("model_health_last_prediction_timestamp_seconds", [model, version], when)
         for (topic, reason), count in sorted(snap.records_rejected.items()):
             out.add("model_health_records_rejected_total", [topic, reason], count)
+        for topic, count in sorted(snap.records_duplicate.items()):
+            out.add("model_health_records_duplicate_total", [topic], count)
         for reason, count in sorted(snap.requests_rejected.items()):
             out.add("model_health_ingest_requests_rejected_total", [reason], count)
         for (side, reason), count in sorted(snap.unpaired.items()):

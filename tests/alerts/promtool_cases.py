@@ -60,6 +60,10 @@ SAMPLES = series("model_health_window_samples", **_agg(**MODEL, window="1h"))
 PREDICTION_PSI = series("model_health_prediction_psi", **_agg(**MODEL, window="1h"))
 ACCURACY = series("model_health_performance", **_agg(**MODEL, window="1h", metric="accuracy"))
 LOG_LOSS = series("model_health_performance", **_agg(**MODEL, window="1h", metric="log_loss"))
+ESTIMATED_ACCURACY = series("model_health_performance_estimated", **_agg(**MODEL, window="1h", metric="accuracy"))
+ESTIMATED_ACCURACY_DROP = series(
+    "model_health_performance_estimated_drop_detected", **_agg(**MODEL, window="1h", metric="accuracy")
+)
 LABELS_JOINED = series("model_health_labels_joined_total", **_agg(model="fraud"))
 TRAINED = series("model_health_model_trained_timestamp_seconds", **_agg(**MODEL))
 GPU_UTIL = series("model_health_gpu_utilization_ratio", **_node(gpu="0", gpu_uuid="GPU-a"))
@@ -104,6 +108,8 @@ def healthy() -> dict[str, str]:
         ACCURACY: const(0.9),
         series("model_health_performance_reference", **_agg(**MODEL, metric="accuracy")): const(0.91),
         LOG_LOSS: const(0.3),
+        ESTIMATED_ACCURACY: const(0.905),
+        ESTIMATED_ACCURACY_DROP: const(0),
         series("model_health_performance_reference", **_agg(**MODEL, metric="log_loss")): const(0.29),
         LABELS_JOINED: per_minute(300),
         TRAINED: const(86400),  # trained a day after the epoch the test clock starts at
@@ -160,14 +166,22 @@ MW = {**MODEL, "window": "1h"}
 POD = {**MODEL, "pod_uid": "pod-1"}
 
 CASES: tuple[Case, ...] = (
-    # Feature drift: drifting features AND enough samples, sustained.
+    # Feature drift: drifting features AND enough samples, sustained past a whole window.
     Case(
-        "feature drift with enough samples, held 30m",
+        "feature drift with enough samples, held 90m",
         r.FEATURE_DRIFT,
         {DRIFT_AMOUNT: const(1)},
-        "35m",
+        "95m",
         (Fires(MW, 1),),
-        also=((r.FEATURE_DRIFT, "25m", ()),),
+        also=((r.FEATURE_DRIFT, "85m", ()),),
+    ),
+    Case(
+        # A noise excursion lasts about as long as the window holds the records behind it: it
+        # may stay flagged longer than 30 minutes, and must not page.
+        "a 70-minute flag inside one window's turnover does not page",
+        r.FEATURE_DRIFT,
+        {DRIFT_AMOUNT: f"0x5 1x70 0x{MINUTES - 77}"},  # flagged from minute 6 to minute 76
+        "76m",
     ),
     Case(
         "feature drift on a window with too few samples",
@@ -194,6 +208,28 @@ CASES: tuple[Case, ...] = (
         "accuracy drop with too few labels joined",
         r.CONCEPT_DRIFT,
         {ACCURACY: const(0.8), LABELS_JOINED: per_minute(1)},
+        "90m",
+    ),
+    # The estimated drop speaks only while too few labels are joined, and only where the
+    # exporter's drop rule flagged it.
+    Case(
+        "estimated accuracy drop while labels are missing",
+        r.CONCEPT_DRIFT,
+        {ESTIMATED_ACCURACY: const(0.85), ESTIMATED_ACCURACY_DROP: const(1), LABELS_JOINED: per_minute(1)},
+        "45m",
+        (Fires({**MW, "signal": "estimated_performance_drop"}, (0.91 - 0.85) / 0.91),),
+        also=((r.CONCEPT_DRIFT, "25m", ()),),
+    ),
+    Case(
+        "estimated accuracy drop while labels are joined: the realised performance decides",
+        r.CONCEPT_DRIFT,
+        {ESTIMATED_ACCURACY: const(0.85), ESTIMATED_ACCURACY_DROP: const(1)},
+        "90m",
+    ),
+    Case(
+        "estimate lower but not a significant drop, labels missing",
+        r.CONCEPT_DRIFT,
+        {ESTIMATED_ACCURACY: const(0.85), LABELS_JOINED: per_minute(1)},
         "90m",
     ),
     Case(

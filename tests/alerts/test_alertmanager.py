@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,9 @@ class Recorder(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-def config_for(tmp_path: Path, pagerduty: Recorder | None = None, relay: Recorder | None = None) -> Path:
+def config_for(
+    tmp_path: Path, pagerduty: Recorder | None = None, relay: Recorder | None = None, **settings: Any
+) -> Path:
     (tmp_path / "routing-key").write_text(ROUTING_KEY + "\n")
     (tmp_path / "token").write_text(TOKEN + "\n")
     alertmanager: dict[str, Any] = {
@@ -82,7 +85,7 @@ def config_for(tmp_path: Path, pagerduty: Recorder | None = None, relay: Recorde
     if relay:
         alertmanager["relay"]["url"] = f"{relay.url}/v1/alertmanager"
     path = tmp_path / "alertmanager.yaml"
-    path.write_text(dump_yaml(render_alertmanager(AlertsConfig(alertmanager=alertmanager))))
+    path.write_text(dump_yaml(render_alertmanager(AlertsConfig(alertmanager=alertmanager, **settings))))
     return path
 
 
@@ -119,14 +122,16 @@ def test_no_paged_severities_means_no_pagerduty_receiver():
     assert PAGERDUTY_RECEIVER not in {receiver["name"] for receiver in config["receivers"]}
 
 
-@pytest.fixture
-def alertmanager(tmp_path) -> Iterator[dict[str, Any]]:
+@contextmanager
+def running_alertmanager(tmp_path: Path, **settings: Any) -> Iterator[dict[str, Any]]:
+    """A real Alertmanager on the generated config (``settings`` of AlertsConfig), its
+    PagerDuty and relay receivers local recorders."""
     pagerduty, relay = Recorder(), Recorder()
     port = free_port()
     process = subprocess.Popen(
         [
             binary("prometheus-alertmanager"),
-            f"--config.file={config_for(tmp_path, pagerduty, relay)}",
+            f"--config.file={config_for(tmp_path, pagerduty, relay, **settings)}",
             f"--storage.path={tmp_path / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
@@ -143,6 +148,12 @@ def alertmanager(tmp_path) -> Iterator[dict[str, Any]]:
         process.wait(timeout=20)
         pagerduty.shutdown()
         relay.shutdown()
+
+
+@pytest.fixture
+def alertmanager(tmp_path) -> Iterator[dict[str, Any]]:
+    with running_alertmanager(tmp_path) as running:
+        yield running
 
 
 def _get(url: str) -> Any:
@@ -227,3 +238,27 @@ def test_inhibition_paging_and_relay_delivery(alertmanager):
     time.sleep(2.5)  # two more group intervals: nothing else may arrive at either receiver
     assert [b["alerts"][0]["labels"]["model"] for _, b in relay.requests] == ["churn"]
     assert {e["payload"]["summary"] for _, e in pagerduty.requests} == {f"{EXPORTER_DOWN} summary"}
+
+
+def test_pagerduty_links_the_drift_report_of_a_drift_page_and_no_empty_link_elsewhere(tmp_path):
+    """With ``aggregator_url``, a paged drift alert carries its ``report_url`` to PagerDuty as a
+    second link; an alert without one (a target down) keeps the runbook link alone."""
+    from alerts.rules import alert_rules
+
+    settings = {"aggregator_url": "https://mh.example.test"}
+    drift_rule = next(r for r in alert_rules(AlertsConfig(**settings)) if r["alert"] == FEATURE_DRIFT)
+    assert "report_url" in drift_rule["annotations"]
+    report = "https://mh.example.test/report/fraud?version=7&window=1h"  # as Prometheus renders the template
+    drift = alert(FEATURE_DRIFT, "critical", model="fraud", model_version="7", window="1h")
+    drift["annotations"]["report_url"] = report
+    down = alert(EXPORTER_DOWN, "critical", job="model-health-sidecar", instance="10.0.0.1:9878")
+    with running_alertmanager(tmp_path, **settings) as running:
+        _post(f"{running['api']}/alerts", [drift, down])
+        pagerduty = running["pagerduty"]
+        wait_for(lambda: len(pagerduty.requests) >= 2, "both pages")
+        links = {e["payload"]["summary"]: e["links"] for _, e in pagerduty.requests}
+    assert links[f"{FEATURE_DRIFT} summary"] == [
+        {"href": f"https://rb.test/{FEATURE_DRIFT}.md", "text": "Runbook"},
+        {"href": report, "text": "Drift report"},
+    ]
+    assert links[f"{EXPORTER_DOWN} summary"] == [{"href": f"https://rb.test/{EXPORTER_DOWN}.md", "text": "Runbook"}]

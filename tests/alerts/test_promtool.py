@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from alerts import ALERT_NAMES, dump_yaml, render_files, render_rules
+from alerts import rules as r
 from alerts.manifests import RULES_FILE
 from alerts.rules import CONCEPT_DRIFT, CONSUMER_LAG, DEAD_LETTERS, FEATURE_DRIFT, GPU_LATENCY, RETRAIN
 from exporter.config import AlertsConfig
@@ -74,3 +75,56 @@ def test_promtool_unit_tests(alert, rules_dir):
     name = f"test-{alert}.yaml"
     (rules_dir / name).write_text(dump_yaml(unit_test_file(config, RULES_FILE, cases)))
     run_promtool("test", "rules", name, cwd=rules_dir)
+
+
+def test_promtool_report_url_links_the_model_version_and_window_escaped(tmp_path):
+    """With ``aggregator_url``, the drift, concept-drift and retraining alerts link to the drift
+    report; label values pass through Go's ``urlquery`` (a model name with a space and a slash)."""
+    from alerts.rules import alert_rules
+    from tests.alerts.promtool_cases import render_annotation, series
+
+    config = AlertsConfig(aggregator_url="https://mh.example.test/", concept_drift={"for_duration": "5m"})
+    model = {"model": "fraud detector/eu", "model_version": "7 beta"}
+    agg = {"job": "model-health-aggregator", "instance": "10.0.0.5:9877", **model}
+    inputs = {
+        series("model_health_feature_drift_detected", **agg, feature="amount", window="1h"): "1x200",
+        series("model_health_window_samples", **agg, window="1h"): "5000x200",
+        series("model_health_prediction_psi", **agg, window="1h"): "0.35x200",
+    }
+    base = "https://mh.example.test/report/fraud+detector%2Feu?version=7+beta"
+    expected = {
+        FEATURE_DRIFT: ({**model, "window": "1h"}, 1.0, f"{base}&window=1h"),
+        CONCEPT_DRIFT: ({**model, "window": "1h", "signal": "prediction_drift"}, 0.35, f"{base}&window=1h"),
+        RETRAIN: ({**model, "reason": "feature_drift"}, 1.0, base),
+    }
+    rules = {rule["alert"]: rule for rule in alert_rules(config)}
+    checks = []
+    for alert, (labels, value, url) in expected.items():
+        rule = rules[alert]
+        every = {**labels, **rule["labels"]}
+        annotations = {
+            k: render_annotation(v, every, value) for k, v in rule["annotations"].items() if k != "report_url"
+        }
+        checks.append(
+            {
+                "eval_time": "150m",
+                "alertname": alert,
+                "exp_alerts": [{"exp_labels": every, "exp_annotations": {**annotations, "report_url": url}}],
+            }
+        )
+    unit = {
+        "rule_files": [RULES_FILE],
+        "evaluation_interval": "1m",
+        "group_eval_order": [r.RULE_GROUP_RECORDING, r.RULE_GROUP_ALERTS],
+        "tests": [
+            {
+                "name": "report_url",
+                "interval": "1m",
+                "input_series": [{"series": k, "values": v} for k, v in inputs.items()],
+                "alert_rule_test": checks,
+            }
+        ],
+    }
+    (tmp_path / RULES_FILE).write_text(dump_yaml(render_rules(config)))
+    (tmp_path / "test-report-url.yaml").write_text(dump_yaml(unit))
+    run_promtool("test", "rules", "test-report-url.yaml", cwd=tmp_path)

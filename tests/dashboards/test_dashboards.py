@@ -149,3 +149,20 @@ def test_every_panel_query_parses(tmp_path, boards):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(rf"SUCCESS: {len(rules)} rules found", result.stdout)
+
+
+def test_the_model_dashboard_links_the_drift_report_only_with_an_aggregator_url(boards):
+    def drift_table(board):
+        return next(p for p in all_panels(board) if p["title"].startswith("Most drifted features"))
+
+    plain = drift_table(boards["model"])
+    assert not plain.get("links") and "links" not in json.dumps(plain["fieldConfig"])
+    linked = drift_table(dashboards.render_all(DashboardsConfig(aggregator_url="https://mh.example.test/"))["model"])
+    page = "https://mh.example.test/report/${model:percentencode}?version=${model_version:percentencode}"
+    page += "&window=${window:percentencode}"
+    assert [link["url"] for link in linked["links"]] == [page]
+    (feature,) = [
+        o for o in linked["fieldConfig"]["overrides"] if o["matcher"] == {"id": "byName", "options": "feature"}
+    ]
+    (link,) = feature["properties"][0]["value"]
+    assert link["url"] == page + "#feature=${__data.fields.feature:percentencode}" and link["targetBlank"]

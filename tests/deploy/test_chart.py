@@ -27,6 +27,7 @@ from cryptography import x509
 from alerts import render_rules
 from exporter.config import (
     AggregatorConfig,
+    AggregatorHttpConfig,
     AlertsConfig,
     InjectorConfig,
     NodeConfig,
@@ -464,6 +465,8 @@ def test_configs_agree_with_the_pods(renders: dict[str, Rendered], tmp_path: Pat
                     assert config.kafka.mode == "scale_out"
                 for entry in config.models:
                     assert _under_a_mount(entry.reference, mounts), entry.reference
+                if config.http.token_file is not None:  # the bearer token of /metrics and the report
+                    assert _under_a_mount(config.http.token_file, mounts), config.http.token_file
             if component == "relay":
                 assert str(config.state.dir) in mounts
                 assert _under_a_mount(config.auth.token_file, mounts)
@@ -533,6 +536,18 @@ def test_monitors(renders: dict[str, Rendered]) -> None:
             assert {"action": "replace", "targetLabel": "job", "replacement": expected_jobs[component]} in endpoint[
                 "relabelings"
             ]
+            if component == "aggregator":
+                # Scraped with the bearer token the aggregator asks for, exactly when it asks.
+                tokens = [_aggregator_token_secret(rendered)]
+                expected = {"type": "Bearer", "credentials": {"name": tokens[0], "key": "token"}} if tokens[0] else None
+                assert endpoint.get("authorization") == expected
+            # GPU time per model joins OpenCost's node_gpu_hourly_cost on `node`.
+            node_label = {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "node",
+            }
+            assert (node_label in endpoint["relabelings"]) == (component == "node-agent")
             if component == "injector":
                 assert endpoint["scheme"] == "https"
                 assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": _tls_secret_name(rendered), "key": "ca.crt"}
@@ -548,6 +563,23 @@ def test_monitors(renders: dict[str, Rendered]) -> None:
                 "sourceLabels": ["__meta_kubernetes_pod_uid"],
                 "targetLabel": "pod_uid",
             } in endpoint["relabelings"]
+            assert {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "node",
+            } in endpoint["relabelings"]
+
+
+def _aggregator_token_secret(rendered: Rendered) -> str | None:
+    """The Secret mounted as the aggregator's ``http.token_file``, None without one."""
+    workload = [w for w in rendered.workloads() if component_of(w) == "aggregator"][0]
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+    return volumes["http-token"]["secret"]["secretName"] if "http-token" in volumes else None
+
+
+def test_the_aggregator_token_is_set_only_when_asked_for(renders: dict[str, Rendered]) -> None:
+    assert _aggregator_token_secret(renders["full-values.yaml"]) == "model-health-aggregator-token"
+    assert _aggregator_token_secret(renders["(defaults)"]) is None
 
 
 def test_monitor_selector_labels_from_values(full: Rendered) -> None:
@@ -651,3 +683,16 @@ def test_dockerfile_builds_the_image_the_chart_runs() -> None:
     assert "USER 10001:10001" in lines
     installs = [line for line in lines if "pip" in line and "install" in line]
     assert installs and not any("test" in line for line in installs)
+
+
+def test_scale_out_replicas_find_each_other_for_reports(renders: dict[str, Rendered]) -> None:
+    """In scale-out any replica answers a report_url: the config names the headless peers Service,
+    which selects every aggregator pod and is not scraped (the ServiceMonitor selects the other)."""
+    rendered = renders["(defaults)"]
+    config = yaml.safe_load(rendered.one("ConfigMap", "aggregator")["data"]["aggregator.yaml"])
+    assert config["kafka"]["mode"] == "scale_out"
+    peers = rendered.one("Service", "aggregator-peers")
+    assert peers["spec"]["clusterIP"] == "None"
+    assert peers["spec"]["selector"] == rendered.one("Service", "aggregator")["spec"]["selector"]
+    assert config["http"]["peers"] == f"{peers['metadata']['name']}.{NAMESPACE}.svc:9877"
+    AggregatorHttpConfig.model_validate(config["http"])  # the config takes it

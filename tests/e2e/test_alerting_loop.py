@@ -32,6 +32,7 @@ import re
 import secrets
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ from exporter.demo.traffic import TrafficGenerator
 from exporter.kafka import ProducerSettings, open_producer
 from exporter.kafka.embedded import EmbeddedBroker, free_port
 from tests.exporter.relay.fake_target import FakeTarget, Received
-from tests.support.gpu import capture_dir
+from tests.support.gpu import add_injected_sidecar, capture_dir
 from tests.support.pagerduty import PagerDutyStandIn
 from tests.support.services import Process, PrometheusApi, binary, log_tail, running, scrape, wait_for, wait_ready
 
@@ -112,9 +113,11 @@ class Loop:
         return "\n".join(f"--- {p.name} ---\n{log_tail(p.log, 15)}" for p in self.processes)
 
 
-def _alerts_config(workdir: Path, pagerduty: PagerDutyStandIn, relay_port: int) -> AlertsConfig:
-    """The generated alerting config with the durations shortened and the receivers local."""
+def _alerts_config(workdir: Path, pagerduty: PagerDutyStandIn, relay_port: int, aggregator_port: int) -> AlertsConfig:
+    """The generated alerting config with the durations shortened, the receivers local and the
+    alerts linking to the aggregator's drift report."""
     return AlertsConfig(
+        aggregator_url=f"http://127.0.0.1:{aggregator_port}",
         # Paging FeatureDrift (a warning by default) makes the drift scenario reach PagerDuty.
         feature_drift={"for_duration": "2s", "severity": "critical"},
         concept_drift={"for_duration": "2s", "min_joined_labels": 100, "labels_range": "1m"},
@@ -139,11 +142,13 @@ def _write_yaml(path: Path, document: Any) -> Path:
 
 
 def _fake_proc(root: Path, cgroup: str | None) -> Path:
-    """A ``proc_root`` where the capture's GPU process lives in ``cgroup`` (None: it has exited)."""
+    """A ``proc_root`` where the capture's GPU process lives in ``cgroup`` (None: it has exited),
+    in a pod whose injected sidecar serves the demo's model: the GPU-cost panels have data."""
     root.mkdir(parents=True)
     if cgroup is not None:
         (root / str(GPU_PID)).mkdir()
         (root / str(GPU_PID) / "cgroup").write_text(f"0::{cgroup}\n")
+        add_injected_sidecar(root, GPU_PID + 1, POD_UID, MODEL, VERSION)
     return root
 
 
@@ -158,7 +163,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     (workdir / "webhook-secret").write_text(webhook_secret + "\n")
     # The children read their config files only; no MODEL_HEALTH_* override may leak in.
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("MODEL_HEALTH_")}
-    ports = {name: free_port() for name in ("prometheus", "alertmanager", "relay", "node-a", "node-b")}
+    ports = {name: free_port() for name in ("prometheus", "alertmanager", "relay", "node-a", "node-b", "aggregator")}
 
     with ExitStack() as stack:
         pagerduty = PagerDutyStandIn(routing_key).start()
@@ -176,7 +181,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
             label_delay=1.0,
             bucket_seconds=1,
             window_seconds=WINDOW_SECONDS,
-            port=0,
+            port=ports["aggregator"],
             evaluation_seconds=1.0,
             workdir=workdir,
         )
@@ -187,7 +192,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
         producer.send(PREDICTIONS, json.dumps({"model": "unknown-model", "request_id": "x", "prediction": 1}).encode())
         producer.flush(timeout_s=10.0)
 
-        alerts_config = _alerts_config(workdir, pagerduty, ports["relay"])
+        alerts_config = _alerts_config(workdir, pagerduty, ports["relay"], ports["aggregator"])
         # (process, readiness URL): all are started first and waited for together at the end.
         started: list[tuple[Process, str]] = []
 
@@ -247,6 +252,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
         # The profile is built while those start.
         profile = build_profile(workdir, options)
         aggregator_port = aggregator_config(workdir, options, broker.bootstrap_servers, profile).http.port
+        assert aggregator_port == ports["aggregator"], "the alerts link to this port"
         # Checkpoint often, so the pipeline dashboard's checkpoint age has a value early.
         aggregator_yaml = yaml.safe_load((workdir / "aggregator.yaml").read_text())
         aggregator_yaml["state"]["checkpoint_interval_seconds"] = 2.0
@@ -401,7 +407,16 @@ def _pagerduty_gets_an_events_v2_trigger_for_the_critical_drift_alert(loop: Loop
     details = payload["custom_details"]
     assert details["model"] == MODEL and details["model_version"] == VERSION and details["firing"] == "1"
     assert "has had at least 1 drifting feature(s)" in details["description"]
-    assert event["links"] == [{"href": runbook_url(loop.alerts_config, FEATURE_DRIFT), "text": "Runbook"}]
+    report = f"{loop.alerts_config.aggregator_url}/report/{MODEL}?version={VERSION}&window={WINDOW}"
+    assert event["links"] == [
+        {"href": runbook_url(loop.alerts_config, FEATURE_DRIFT), "text": "Runbook"},
+        {"href": report, "text": "Drift report"},
+    ]
+    # Following the page's link: the aggregator's drift report of that model and window.
+    with urllib.request.urlopen(report, timeout=30) as response:
+        page = response.read().decode()
+    assert response.status == 200 and f"<title>Drift report: {MODEL} version {VERSION}</title>" in page
+    assert re.search(r'<p class="verdict drifted">[1-9]\d* of \d+ features drifted</p>', page), page[:2000]
     assert loop.pagerduty.refused == []
     # Only the critical alert pages: concept drift (warning) and the retrain alert (info,
     # routed to the relay alone) never reach PagerDuty.

@@ -92,6 +92,15 @@ def test_drift_json_has_the_documented_shape(reference_key, profile, datasets, c
         assert 0 < numeric["ks_error_bound"] <= 0.0011  # streaming KS states its bound
 
 
+def test_drift_leaves_the_collector_and_the_environment_as_it_found_them(profile, datasets, capsys):
+    import gc
+    import os
+
+    environment = dict(os.environ)
+    code, _, _ = run(["drift", "--reference", str(profile), "--current", str(datasets["current"])], capsys)
+    assert code == 0 and gc.isenabled() and dict(os.environ) == environment
+
+
 def test_drift_table_highlights_drifted_rows(profile, datasets, capsys):
     code, out, _ = run(["drift", "--reference", str(profile), "--current", str(datasets["current"])], capsys)
     assert code == 0

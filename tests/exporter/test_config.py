@@ -262,6 +262,20 @@ AGGREGATOR_ERRORS = [
         "models: model 'm' version '1' is listed twice",
     ),
     (
+        "models: [{name: m, version: '1', reference: p, slots: [canary]},"
+        " {name: m, version: '2', reference: q, slots: [canary]}]\n",
+        "models: entry 1: slot 'canary' of model 'm' is in the slots of versions '1' and '2'; a slot names one version",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p}, {name: m, version: '2', reference: q, logger_mode: request}]\n",
+        "models: entry 1 (model 'm' version '2') sets logger_mode 'request' but version '1' sets 'auto'; it is one "
+        "per model",
+    ),
+    (
+        "models: [{name: m, version: '1', reference: p, logger_mode: requests}]\n",
+        "models.0.logger_mode: Input should be 'auto', 'all', 'request' or 'response'",
+    ),
+    (
         "models: [{name: m, version: '1', reference: p, refrence: q}]\n",
         "models.0.refrence: unknown key (did you mean 'reference'?)",
     ),
@@ -272,7 +286,7 @@ AGGREGATOR_ERRORS = [
     ),
     (
         "models: [{name: m, version: '1', reference: p}]\nhttp: {xyz: 1}\n",
-        "http.xyz: unknown key (expected one of: host, port)",
+        "http.xyz: unknown key (expected one of: host, port, token_file)",
     ),
     (
         "models: [{name: m, version: '1', reference: p}]\nkafka: {format: avro}\n",
@@ -358,7 +372,7 @@ AGGREGATOR_ERRORS = [
     ),
     (
         "models: [{name: m, version: '1', reference: p}]\nhttp: 9877\n",
-        "http: Input should be a valid dictionary or instance of HttpConfig",
+        "http: Input should be a valid dictionary or instance of AggregatorHttpConfig",
     ),
     # Several mistakes: all of them, in one line.
     (

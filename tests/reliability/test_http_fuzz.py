@@ -10,7 +10,8 @@ bodies — sends each on a fresh connection, closes the sending side and reads t
 
 The rules: an answer comes (within 20 s) and its status is below 500; after every request a
 fresh ``GET /healthz`` answers 200. The only 5xx allowed are the documented ones: 503 from
-``/readyz`` (not ready), the sidecar ingest's documented 503s with ``Retry-After``
+``/readyz`` (not ready), the aggregator's drift report before its first evaluation, the
+sidecar ingest's documented 503s with ``Retry-After``
 (``queue_full``, and ``kafka_unavailable``/``delivery_timeout``/``produce_failed`` as answers
 wait for Kafka)
 and 505 for an HTTP version above 1.x (the protocol's own answer). A request with no request
@@ -155,7 +156,8 @@ def _aggregator(broker, root: Path, stops) -> Server:
     )
     stop, thread, port = _run_in_thread(serve_aggregator, config, BatchDecoder(config.kafka.labels_topic))
     stops.append((stop, thread))
-    return Server("aggregator", port, ("/metrics", "/healthz", "/readyz"), ())
+    paths = ("/metrics", "/healthz", "/readyz", "/report", "/report/fraud", "/api/v1/drift")
+    return Server("aggregator", port, paths, ())
 
 
 def _sidecar(broker, cleanups) -> Server:
@@ -589,6 +591,8 @@ def allowed_5xx(server: Server, status: int, request: Request, answer: bytes) ->
         return request.transfer_coding is not None and request.transfer_coding.lower() != "chunked"
     if status == 503 and request.path.split("?")[0] == "/readyz":
         return True
+    if status == 503 and server.name == "aggregator" and b"not evaluated yet" in answer:
+        return True  # the drift report before the first evaluation
     reasons = (b"queue_full", b"kafka_unavailable", b"delivery_timeout", b"produce_failed")
     return status == 503 and server.name == "sidecar" and any(r in answer for r in reasons) and b"Retry-After" in answer
 

@@ -26,7 +26,7 @@ from exporter.decoders.inference_pairs import InferenceHalf
 from exporter.decoders.joiner import Side
 from exporter.decoders.kserve import kserve_halves
 from exporter.decoders.message_headers import normalise_headers
-from exporter.decoders.seldon import seldon_half
+from exporter.decoders.seldon import seldon_half, topic_of
 from exporter.decoders.sink import DecodeSink
 from exporter.decoders.wire_formats import WireFormat
 from exporter.kafka import Message
@@ -66,9 +66,16 @@ class Pairing:
     predictions topic for KServe, the model's inputs or outputs topic for Seldon.
     """
 
-    def __init__(self, predictions_topic: str) -> None:
+    def __init__(
+        self,
+        predictions_topic: str,
+        logger_modes: Mapping[str, str] | None = None,
+        max_pending: int | None = None,
+        ttl_seconds: float | None = None,
+    ) -> None:
         self.predictions_topic = predictions_topic
         self.joiners = Joiners()
+        self.joiners.configure(logger_modes or {}, max_pending, ttl_seconds)
 
     def offer(self, halves: Iterable[tuple[CarriedHalf, Side, InferenceHalf]], now: float) -> dict[str, Decoded]:
         """Offer halves in log order; what they complete (or push out), per source topic."""
@@ -89,8 +96,7 @@ class Pairing:
         if self.joiners.seldon.pending:
 
             def seldon_sink(side: Side, half: InferenceHalf) -> DecodeSink:
-                topic = f"seldon.{half.model_namespace}.model.{half.model}.{'inputs' if side is Side.REQUEST else 'outputs'}"
-                return sinks.setdefault(topic, DecodeSink())
+                return sinks.setdefault(topic_of(side, half), DecodeSink())
 
             self.joiners.seldon.expire_each_into(seldon_sink, now)
         decoded = {topic: sink.finish() for topic, sink in sinks.items()}

@@ -48,3 +48,9 @@ def merge_group(group_id: str) -> str:
 def progress_group(group_id: str) -> str:
     """The member-less group whose committed offsets record stage 1's flushes in flight."""
     return f"{group_id}-progress"
+
+
+def snapshot_group(group_id: str) -> str:
+    """The member-less group whose committed offsets point at each summaries partition's newest
+    shared state snapshot (the offset it covers)."""
+    return f"{group_id}-snapshots"

@@ -21,7 +21,7 @@ from prometheus_client.registry import CollectorRegistry
 from exporter.aggregator.inputs import Models, consumer_settings
 from exporter.aggregator.loop import run_poll_loop
 from exporter.aggregator.readiness import BrokerWatch, Readiness
-from exporter.aggregator.scaleout.routing import merge_group, progress_group
+from exporter.aggregator.scaleout.routing import merge_group, progress_group, snapshot_group
 from exporter.aggregator.scaleout.stage1 import PartialStage
 from exporter.aggregator.scaleout.stage2 import MergeStage, MergeStats
 from exporter.aggregator.service import NotReady, connect_with_backoff, start_scheduler
@@ -112,9 +112,13 @@ def connect(
             partitions,
             trained_times=trained.current if trained is not None else None,
             extra_lag=lambda: dict(partial.lag),
-            # Its own producer: stage 1's flushes must not wait on (or fail for) these.
+            # Its own producer (pairing's dead letters, state snapshots): stage 1's flushes must not
+            # wait on (or fail for) these.
             dead_letters=open_producer(
                 ProducerSettings(kafka.bootstrap_servers, client_id="model-health-merge"), kafka.client
+            ),
+            snapshots=open_consumer(
+                consumer_settings(config, snapshot_group(kafka.group_id), "model-health-snapshots"), kafka.client
             ),
         )
         return partial, merge

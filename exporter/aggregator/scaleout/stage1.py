@@ -11,21 +11,29 @@ refused counts.
 Progress lives in the output, not in the consumer's memory. A flush of partition ``p``
 over ``[a, b)`` runs:
 
-0. commit ``a`` to the group — it fails if this replica no longer owns ``p`` (a rebalance
-   moved it), so a replica that lost ``p`` stops before writing anything;
 1. record the *intent* ``b`` as ``p``'s offset in the member-less progress group
    (:func:`~exporter.aggregator.scaleout.routing.progress_group`) — Kafka's commit metadata would be
    the natural place, but tansu drops it;
-2. produce the range's messages and wait for every acknowledgement;
-3. commit ``b`` to the group.
+2. commit ``a`` to the group — the fence: it fails once this replica no longer owns ``p`` (the
+   coordinator refuses a stale generation's commits), and then nothing is produced;
+3. produce the range's messages and wait for every acknowledgement;
+4. commit ``b`` to the group.
 
-A replica that takes ``p`` over (after a crash anywhere in 0–3, or a rebalance) reads both
+A replica that takes ``p`` over (after a crash anywhere in 1–4, or a rebalance) reads both
 offsets: progress ahead of the group's commit means a flush was in flight, so it re-reads
 exactly ``[a, b)`` and publishes it again as the same range — the log is immutable, so the
 content is the same — before going on. Stage 2 keeps, per model and source partition, the
 end of the last range it merged, and skips a range that ends at or before it. Every source
 record is therefore merged exactly once, whichever replica folded it and however often one
 died on the way.
+
+**Fencing.** The intent is written *before* the ownership check, so a replica that lost ``p``
+cannot publish into the next owner's state: either its check fails (it lost ``p`` before
+step 2) and it produces nothing, or its check passed — then the rebalance that moved ``p``
+came later, the new owner reads the intent already written, and publishes exactly the same
+range, of which stage 2 merges one copy and counts the other as a duplicate. A range that
+overlaps one already merged (it cannot come from this protocol) is refused and counted
+(``model_health_summaries_overlaps_total``), never merged twice.
 
 A flush whose produce fails is rewound the same way (seek back to ``a``, re-read up to ``b``).
 For the content to be the same, decoding must not depend on when it runs: the decoders'
@@ -54,7 +62,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from exporter.aggregator.inputs import Models, input_topics
+from exporter.aggregator.inputs import Models, input_topics, model_identity
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.halves import read_halves
 from exporter.aggregator.scaleout.routing import pipeline_key, summary_partition
@@ -64,6 +72,7 @@ from exporter.decoders.sink import DecodeSink
 from exporter.decoders.wire_formats import WireFormat
 from exporter.kafka import CommitFailed, Consumer, DeadLetter, KafkaIOError, Message, Producer, TopicPartition
 from exporter.pipeline.decode import Decode
+from exporter.pipeline.dedup import RecentRequestIds
 from exporter.pipeline.fold import Folder, Partials
 from exporter.pipeline.partial import CarriedHalf, ModelPartial
 from exporter.pipeline.windows import slot_seconds
@@ -85,6 +94,9 @@ class _Range:
     rows: int = 0
     models: Partials = field(default_factory=dict)
     pipeline: wire.PipelinePartial = field(default_factory=wire.PipelinePartial)
+    # Request ids seen in this range: a range read again after a crash starts from nothing too,
+    # so it folds the same (docs/producers.md says what that catches).
+    dedup: RecentRequestIds | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,13 @@ class _Outgoing:
     partition: int
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+
+
+def config_dedup(config: AggregatorConfig) -> RecentRequestIds | None:
+    """A fresh set of recent request ids as ``dedup`` configures it (None when it is off)."""
+    if not config.dedup.max_ids:
+        return None
+    return RecentRequestIds(config.dedup.max_ids, config.dedup.ttl_seconds)
 
 
 class PartialStage:
@@ -121,7 +140,7 @@ class PartialStage:
         self.monotonic = monotonic
         self.profiles = {key: profile for key, (_, profile) in models.items()}
         self.slot_seconds = slot_seconds(w.bucket_seconds for w in config.windows)
-        self.folder = Folder(self.profiles, self.slot_seconds, DEFAULT_LATENCY_BUCKETS)
+        self.folder = Folder(self.profiles, self.slot_seconds, DEFAULT_LATENCY_BUCKETS, model_identity(config))
         self.versions = self.folder.versions
         # Halves are read here only in a format the decoder would take (``kafka.format``).
         self.expected: WireFormat | None = getattr(decode, "expected", None)
@@ -244,7 +263,7 @@ class PartialStage:
                 except KafkaIOError as error:
                     log.warning("%s[%d]: publishing the range in flight failed: %s", tp.topic, tp.partition, error)
                     if tail and tp in self._open:
-                        # Nothing was produced (steps 0–1): tried again when the records
+                        # Nothing was produced (steps 1–2): tried again when the records
                         # after the cut come back. (After a failed produce the whole range
                         # was already rewound, to be read again.)
                         self._rewind_to(tp, tail[0].offset)
@@ -267,8 +286,13 @@ class PartialStage:
             # clock) is the broker time of the range's first record: reading the range
             # again after a crash decodes it the same, so it splits into the same parts.
             now = first.timestamp_ms / 1000 if first.timestamp_ms is not None else self.clock()
+            dedup = config_dedup(self.config)
             current = _Range(
-                start=first.offset if start is None else start, end=first.offset, opened_at=self.monotonic(), now=now
+                start=first.offset if start is None else start,
+                end=first.offset,
+                opened_at=self.monotonic(),
+                now=now,
+                dedup=dedup,
             )
             self._open[tp] = current
         return current
@@ -284,7 +308,10 @@ class PartialStage:
             self._reject(current, topic, decoded.rejected)
             reject = functools.partial(self._reject, current)
             for table in decoded.predictions:
-                current.rows += self.folder.fold_predictions(current.models, topic, table, reject)
+                current.rows += self.folder.fold_predictions(current.models, topic, table, reject, current.dedup)
+            if current.dedup is not None:
+                for source, dropped in current.dedup.take_dropped().items():
+                    current.pipeline.duplicates[source] = current.pipeline.duplicates.get(source, 0) + dropped
             for table in decoded.labels:
                 current.rows += self.folder.fold_labels(current.models, topic, table, reject)
         current.end = messages[-1].next_offset
@@ -352,7 +379,7 @@ class PartialStage:
         return self.monotonic() - self._last_flush >= self.config.kafka.partial_flush_seconds
 
     def flush(self) -> bool:
-        """Publish every open range (steps 0–3 of the module docstring); False if it failed.
+        """Publish every open range (steps 1–4 of the module docstring); False if it failed.
 
         A failure is logged and tried again at the next flush, never raised: the caller must
         get back into ``poll`` at once, since a failed commit usually means a rebalance that
@@ -377,13 +404,14 @@ class PartialStage:
         ranges = {tp: self._open[tp] for tp in partitions if tp in self._open}
         if not ranges:
             return
-        # 0: still ours? A replica that lost a partition learns it here, before writing.
-        self.consumer.commit({tp: r.start for tp, r in ranges.items()})
         # 1: the intent. If it fails nothing was written; the range stays open and grows.
         self.progress.commit({tp: r.end for tp, r in ranges.items()})
+        # 2: still ours? The fence: after the intent, so a replica that lost a partition either
+        # learns it here, before producing, or lost it later, to an owner that reads this intent.
+        self.consumer.commit({tp: r.start for tp, r in ranges.items()})
         emitted_at = self.clock()
         try:
-            # 2: the output, acknowledged.
+            # 3: the output, acknowledged.
             for tp, current in ranges.items():
                 for out in self._messages(tp, current, emitted_at):
                     self.producer.send(
@@ -405,7 +433,7 @@ class PartialStage:
             del self._open[tp]
             self._start[tp] = current.end
         self.flushes += 1
-        # 3: done. If this commit fails, the next owner re-publishes ranges stage 2 skips.
+        # 4: done. If this commit fails, the next owner re-publishes ranges stage 2 skips.
         try:
             self.consumer.commit({tp: r.end for tp, r in ranges.items()})
         except CommitFailed as error:

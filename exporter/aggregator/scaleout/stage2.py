@@ -9,9 +9,9 @@ with the partition.
 **Exactly once.** For every (kind, key, source topic, source partition) the state keeps the
 end offset of the newest range merged (and which of its parts, for a range sent in several
 messages); a message of an older range, or a part already merged, is a re-publication after
-a crash and is skipped (``model_health_summaries_duplicates_total``). A range that
-starts before it but ends after it cannot come from a correct stage 1 (it would take a
-replica that kept publishing after losing its partition): it is merged, counted in
+a crash (or the late copy of a replica that lost its partition, see stage 1's fence) and is
+skipped (``model_health_summaries_duplicates_total``). A range that starts before it but
+ends after it cannot come from stage 1's protocol: it is refused, counted in
 ``model_health_summaries_overlaps_total`` and logged as an error.
 
 **The topic is the changelog.** A replica that is assigned a summaries partition rebuilds
@@ -56,12 +56,13 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.aggregator.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from exporter.aggregator.inputs import Models
+from exporter.aggregator.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint, save_bytes
+from exporter.aggregator.inputs import Models, logger_modes, model_identity
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.halves import Pairing
 from exporter.aggregator.scaleout.routing import summary_partition
@@ -97,6 +98,15 @@ class MergeStats:
 
 
 @dataclass
+class SnapshotRestore:
+    """A new owner's search for the snapshot its partition's pointer names."""
+
+    covers: int  # the pointer: the snapshot to restore covers the partition up to here
+    chunks: dict[str, dict[int, bytes]] = field(default_factory=dict)  # snapshot id → part → data
+    seen: int = 0  # offsets read so far while searching
+
+
+@dataclass
 class PartitionState:
     """Everything merged from one summaries partition: a function of its log prefix."""
 
@@ -111,6 +121,11 @@ class PartitionState:
     next_offset: int = 0
     stats: MergeStats = field(default_factory=MergeStats)
     dirty: bool = False
+    # Handover: where the shared snapshot this state must start from is (None: not looked up yet,
+    # or not needed), and the chunks of it read so far.
+    restoring: SnapshotRestore | None = None
+    snapshot_covers: int | None = None  # offset the last published snapshot covered
+    snapshot_at: float = -math.inf  # when it was published (clock time)
 
     def export_extra(self) -> dict[str, object]:
         return {
@@ -148,8 +163,13 @@ class MergeStage:
         trained_times: Callable[[], Mapping[ModelKey, float]] | None = None,
         extra_lag: Callable[[], dict[tuple[str, int], int]] | None = None,
         dead_letters: Producer | None = None,
+        snapshots: Consumer | None = None,
     ) -> None:
         self.config = config
+        # Shared snapshots need both: the producer publishes them, ``snapshots`` (a member-less
+        # group's offsets, :func:`~exporter.aggregator.scaleout.routing.snapshot_group`) points at them.
+        self.snapshots = snapshots if dead_letters is not None else None
+        self._pending: set[int] = set()  # assigned partitions whose snapshot pointer is still to be read
         # Refusals of pairing (best effort: a replay writes them again).
         self._dead_letters = dead_letters
         self.dead_letter = DeadLetter(dead_letters, config.kafka.deadletter_topic) if dead_letters is not None else None
@@ -162,7 +182,10 @@ class MergeStage:
         self.windows = [WindowSpec(w.name, w.bucket_seconds, w.buckets) for w in config.windows]
         # Folds the records paired here as stage 1 folds what it decodes.
         self.folder = Folder(
-            self.profiles, slot_seconds(w.bucket_seconds for w in self.windows), DEFAULT_LATENCY_BUCKETS
+            self.profiles,
+            slot_seconds(w.bucket_seconds for w in self.windows),
+            DEFAULT_LATENCY_BUCKETS,
+            model_identity(config),
         )
         self.versions = self.folder.versions
         self.evaluator = Evaluator({key: model for key, (model, _) in models.items()}, clock, trained_times)
@@ -183,7 +206,11 @@ class MergeStage:
         profiles = {key: self.profiles[key] for key in self.owned_models(partition)}
         joiner = LabelJoiner(self.config.labels.join_ttl_seconds, self.config.labels.max_pending)
         owned = OwnedModels(profiles, self.windows, self.config.allowed_lateness_seconds, joiner)
-        return PartitionState(partition, owned, Pairing(self.config.kafka.predictions_topic))
+        join = self.config.join
+        pairing = Pairing(
+            self.config.kafka.predictions_topic, logger_modes(self.config), join.max_pending, join.ttl_seconds
+        )
+        return PartitionState(partition, owned, pairing)
 
     def checkpoint_path(self, partition: int) -> Path:
         return self.state_dir / f"{self.topic}-{partition}.parquet"
@@ -196,13 +223,17 @@ class MergeStage:
             for tp in partitions:
                 state = self.restore(tp.partition)
                 self.states[tp.partition] = state
-                # From the checkpoint's offset, or replay the whole partition.
+                # From the local checkpoint's offset; else from the shared snapshot its pointer
+                # names (read after this poll, outside the client's callback), else from 0.
                 self.consumer.seek(tp.topic, tp.partition, state.next_offset)
+                if state.next_offset == 0 and self.snapshots is not None:
+                    self._pending.add(tp.partition)
                 log.info(
-                    "summaries[%d]: owning %d model version(s), replaying from offset %d",
+                    "summaries[%d]: owning %d model version(s), from offset %d%s",
                     tp.partition,
                     len(state.owned.stores),
                     state.next_offset,
+                    " or its shared snapshot" if tp.partition in self._pending else "",
                 )
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
@@ -217,44 +248,55 @@ class MergeStage:
 
     def restore(self, partition: int) -> PartitionState:
         """The partition's local checkpoint if it is usable, else a fresh state (offset 0)."""
-        state = self.new_state(partition)
         path = self.checkpoint_path(partition)
         if not path.exists():
-            return state
+            return self.new_state(partition)
         try:
-            checkpoint = load_checkpoint(path, state.owned.stores)
+            restored = self._state_from(partition, path.read_bytes(), str(path))
         except Exception as error:  # noqa: BLE001 - a bad local copy only costs a replay
             log.warning("%s: unreadable (%s); replaying the partition instead", path, error)
             return self.new_state(partition)
-        if checkpoint is None:
-            return self.new_state(partition)
+        return restored or self.new_state(partition)
+
+    def _state_from(self, partition: int, data: bytes, source: str) -> PartitionState | None:
+        """A state from checkpoint bytes (a local file or a shared snapshot); None when it was
+        written for other models, profiles or partitions."""
+        state = self.new_state(partition)
+        checkpoint = decode_checkpoint(data, state.owned.stores, source)
         if (
             checkpoint.extra.get("profiles") != self._profiles_of(state)
             or checkpoint.extra.get("summary_partitions") != self.summary_partitions
         ):
-            log.info("%s was written for other models, profiles or partitions; replaying the partition instead", path)
-            return self.new_state(partition)
+            log.info("%s was written for other models, profiles or partitions; not used", source)
+            return None
         state.import_extra(checkpoint.extra)
         state.next_offset = checkpoint.offsets.get((self.topic, partition), 0)
         return state
 
-    def _save(self, state: PartitionState) -> None:
+    def _checkpoint_bytes(self, state: PartitionState) -> bytes:
+        state.owned.fold_joined()
         extra = state.export_extra()
         extra["profiles"] = self._profiles_of(state)
         extra["summary_partitions"] = self.summary_partitions
         offsets = {(self.topic, state.partition): state.next_offset}
-        save_checkpoint(self.checkpoint_path(state.partition), state.owned.stores, Checkpoint(offsets, extra))
+        return encode_checkpoint(state.owned.stores, Checkpoint(offsets, extra))
+
+    def _save(self, state: PartitionState) -> None:
+        save_bytes(self.checkpoint_path(state.partition), self._checkpoint_bytes(state))
         state.dirty = False
 
     def checkpoint(self, commit: bool = True) -> None:
-        """Write every changed partition's state; commit the merge group's offsets for lag tools."""
+        """Write every changed partition's state; publish the shared snapshots that are due;
+        commit the merge group's offsets for lag tools."""
         with self.lock:
             for state in self.states.values():
-                if state.dirty:
+                if state.dirty and state.restoring is None:
                     self._save(state)
-            offsets = {(self.topic, p): s.next_offset for p, s in self.states.items()}
+            offsets = {(self.topic, p): s.next_offset for p, s in self.states.items() if s.restoring is None}
         self.evaluator.checkpoint_at = self.clock()
         self._flush_dead_letters()
+        if commit:
+            self._publish_snapshots()
         if commit and offsets and self.clock() >= self._commit_after:
             try:
                 self.consumer.commit(offsets)
@@ -262,16 +304,124 @@ class MergeStage:
                 self._commit_after = self.clock() + COMMIT_BACKOFF_SECONDS
                 log.info("merge-group commit failed (it only serves lag tools): %s", error)
 
+    # ------------------------------------------------------------------ shared snapshots
+
+    def _publish_snapshots(self) -> None:
+        """Publish each owned partition's state into the partition itself, then point at it.
+
+        The pointer (the offset the state covers, in the member-less snapshot group) moves only
+        once every chunk is acknowledged, so a new owner never finds half a snapshot."""
+        if self.snapshots is None or self._dead_letters is None:
+            return
+        now = self.clock()
+        with self.lock:
+            due = [
+                (state.partition, state.next_offset, self._checkpoint_bytes(state))
+                for state in self.states.values()
+                if state.restoring is None
+                and state.next_offset not in (0, state.snapshot_covers)
+                and now - state.snapshot_at >= self.config.kafka.snapshot_interval_seconds
+            ]
+        for partition, covers, data in due:
+            try:
+                for headers, value in wire.SnapshotPart.messages(uuid.uuid4().hex, covers, data):
+                    self._dead_letters.send(
+                        self.topic, value, key=wire.SNAPSHOT_KEY, headers=headers, partition=partition
+                    )
+                self._dead_letters.flush()
+                self.snapshots.commit({(self.topic, partition): covers})
+            except KafkaIOError as error:
+                log.warning("summaries[%d]: state snapshot not published (next time): %s", partition, error)
+                continue
+            with self.lock:
+                state = self.states.get(partition)
+                if state is not None:
+                    state.snapshot_covers, state.snapshot_at = covers, now
+            log.info(
+                "summaries[%d]: state snapshot covering offset %d published (%d bytes)", partition, covers, len(data)
+            )
+
+    def _read_pointers(self, messages: list[Message]) -> list[Message]:
+        """Look up the snapshot pointers of newly owned partitions; a partition with one is sought
+        there and searched for its snapshot (its polled messages are not merged)."""
+        partitions = sorted(self._pending)
+        assert self.snapshots is not None
+        try:
+            pointers = self.snapshots.committed([(self.topic, p) for p in partitions])
+        except KafkaIOError as error:
+            log.warning("cannot read the snapshot pointers yet: %s", error)
+            held = set(partitions)
+            for partition in partitions:  # read again once the pointers can be read
+                first = min((m.offset for m in messages if m.partition == partition), default=None)
+                if first is not None:
+                    self.consumer.seek(self.topic, partition, first)
+            return [m for m in messages if m.partition not in held]
+        self._pending.clear()
+        held = set()
+        for partition in partitions:
+            covers = pointers.get(TopicPartition(self.topic, partition))
+            state = self.states.get(partition)
+            if state is None or not covers:
+                continue  # no snapshot yet: the whole partition is replayed
+            state.restoring = SnapshotRestore(covers, seen=covers)
+            self.consumer.seek(self.topic, partition, covers)
+            held.add(partition)
+            log.info("summaries[%d]: restoring the shared snapshot covering offset %d", partition, covers)
+        return [m for m in messages if m.partition not in held]
+
+    def _search(self, state: PartitionState, message: Message) -> bool:
+        """Offer one message to a state being restored; True once the snapshot was installed."""
+        restoring = state.restoring
+        assert restoring is not None
+        restoring.seen = message.next_offset
+        try:
+            part = wire.SnapshotPart.of(message)
+        except wire.WireError:
+            return False
+        if part is None or part.covers != restoring.covers:
+            return False
+        chunks = restoring.chunks.setdefault(part.snapshot_id, {})
+        chunks[part.part] = part.data
+        if len(chunks) < part.parts:
+            return False
+        data = b"".join(chunks[i] for i in range(part.parts))
+        try:
+            restored = self._state_from(state.partition, data, f"summaries[{state.partition}] snapshot")
+        except Exception as error:  # noqa: BLE001 - an unusable snapshot only costs a replay
+            log.warning("summaries[%d]: snapshot unreadable (%s)", state.partition, error)
+            restored = None
+        if restored is None:
+            self._replay_from_start(state.partition)
+            return True
+        restored.snapshot_covers, restored.snapshot_at = restoring.covers, self.clock()
+        self.states[state.partition] = restored
+        self.consumer.seek(self.topic, state.partition, restored.next_offset)
+        return True
+
+    def _replay_from_start(self, partition: int) -> None:
+        log.warning("summaries[%d]: no usable shared snapshot; replaying the partition from its start", partition)
+        self.states[partition] = self.new_state(partition)
+        self.consumer.seek(self.topic, partition, 0)
+
     # ------------------------------------------------------------------ merging
 
     def poll_once(self) -> int:
         kafka = self.config.kafka
         messages = self.consumer.poll(kafka.poll_timeout_seconds, kafka.max_poll_records)
+        if self._pending:
+            messages = self._read_pointers(messages)
         if messages:
             with self.lock:
+                sought: set[int] = set()  # partitions sought elsewhere mid-batch: the rest comes again
                 for message in messages:
                     state = self.states.get(message.partition)
-                    if state is None or message.topic != self.topic or message.offset < state.next_offset:
+                    if state is None or message.topic != self.topic or message.partition in sought:
+                        continue
+                    if state.restoring is not None:
+                        if self._search(state, message):
+                            sought.add(message.partition)
+                        continue
+                    if message.offset < state.next_offset:
                         continue
                     self.merge(state, message)
                     state.next_offset = message.next_offset
@@ -281,6 +431,8 @@ class MergeStage:
 
     def merge(self, state: PartitionState, message: Message) -> None:
         """Merge one summaries message into ``state`` (the caller holds the lock)."""
+        if dict(message.headers).get(wire.KIND_HEADER) == wire.SNAPSHOT_KIND.encode():
+            return  # a state snapshot (this partition's owners write them): nothing to merge
         try:
             summary = wire.SummaryRange.of(message)
         except wire.WireError as error:
@@ -300,13 +452,12 @@ class MergeStage:
             state.stats.duplicates += 1
             return
         if last_end is not None and summary.start < last_end < summary.end:
+            # Stage 1's fence makes this impossible; merging it would count records twice.
             state.stats.overlaps += 1
             log.error(
-                "summaries[%d]: %s overlaps the range merged up to %d; merged anyway",
-                state.partition,
-                summary,
-                last_end,
+                "summaries[%d]: %s overlaps the range merged up to %d; refused", state.partition, summary, last_end
             )
+            return
         # The parts of the newest range are kept as a set: a part lost in a failed produce
         # comes again, after later parts, when the whole range is published again.
         parts = parts | {summary.part} if summary.end == last_end else frozenset({summary.part})
@@ -363,7 +514,7 @@ class MergeStage:
             return
         start = header.bucket_start
         version = VersionPartial(
-            header.profile_created_at, predictions={start: bucket}, newest={(PREDICTION_ROLE, start): float(start)}
+            profile.metadata.created_at, predictions={start: bucket}, newest={(PREDICTION_ROLE, start): float(start)}
         )
         partial = ModelPartial(header.model, header.bucket_seconds, {header.model_version: version})
         try:
@@ -407,12 +558,16 @@ class MergeStage:
     def _fold_paired(self, state: PartitionState, decoded: dict[str, Decoded], emitted_at: float) -> None:
         """Fold what pairing made — records and refusals — with the one fold, and merge it."""
         partials: Partials = {}
+
+        def reject(topic: str, items: Iterable[Rejected], rows: int | None = None) -> None:
+            self._reject_paired(state, topic, items, rows)
+
         for topic, part in decoded.items():
             self._reject_paired(state, topic, part.rejected)
+            if part.duplicates:  # copies of halves already paired, dropped by the join buffer
+                state.owned.counters.duplicates[topic] += part.duplicates
             for table in part.predictions:
-                self.folder.fold_predictions(
-                    partials, topic, table, lambda t, items, rows=None: self._reject_paired(state, t, items, rows)
-                )
+                self.folder.fold_predictions(partials, topic, table, reject)
         for partial in partials.values():
             try:
                 state.owned.merge(partial, emitted_at)
@@ -423,7 +578,7 @@ class MergeStage:
         self,
         state: PartitionState,
         topic: str,
-        rejected: list[Rejected] | tuple[Rejected, ...],
+        rejected: Iterable[Rejected],
         rows: int | None = None,
     ) -> None:
         # Counted in the state (a replay counts them the same). Dead letters are best effort
@@ -443,6 +598,10 @@ class MergeStage:
             return
         with self.lock:
             nexts = {p: s.next_offset for p, s in self.states.items()}
+            for tp, end in ends.items():
+                state = self.states.get(tp.partition)
+                if state is not None and state.restoring is not None and state.restoring.seen >= end:
+                    self._replay_from_start(tp.partition)  # the log ends without the snapshot
         self.lag = {(tp.topic, tp.partition): max(end - nexts.get(tp.partition, end), 0) for tp, end in ends.items()}
 
     # ------------------------------------------------------------------ evaluation
@@ -481,6 +640,8 @@ class MergeStage:
             log.warning("final checkpoint failed (a replay rebuilds it): %s", error)
         finally:
             self.consumer.close()
+            if self.snapshots is not None:
+                self.snapshots.close()
             if self._dead_letters is not None:
                 try:
                     self._dead_letters.close()

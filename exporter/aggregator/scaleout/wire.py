@@ -11,8 +11,8 @@ Two kinds, told apart by the ``model-health-summary-kind`` header:
   :mod:`exporter.aggregator.scaleout.halves`). Keyed by the model name. A
   range too big for one message goes out in parts (``model-health-range-part``), each a
   partial of its own, that add up to the range.
-- ``pipeline`` — the records consumed (by format) and refused (by reason) in one source range
-  of one partition, keyed by :func:`~exporter.aggregator.scaleout.routing.pipeline_key`, so those
+- ``pipeline`` — the records consumed (by format), refused (by reason) and dropped as
+  duplicates in one source range of one partition, keyed by :func:`~exporter.aggregator.scaleout.routing.pipeline_key`, so those
   counters are exact across crashes too.
 
 Every message names its source in headers — topic, partition and the offset range
@@ -77,6 +77,14 @@ RANGE_PART_HEADER = "model-health-range-part"
 MODEL_KIND = "model"
 PIPELINE_KIND = "pipeline"
 KINDS = (MODEL_KIND, PIPELINE_KIND)
+# A stage-2 owner's merged state, published into its own summaries partition (see stage2).
+SNAPSHOT_KIND = "snapshot"
+SNAPSHOT_KEY = b"\x00snapshot"
+SNAPSHOT_COVERS_HEADER = "model-health-snapshot-covers"
+SNAPSHOT_ID_HEADER = "model-health-snapshot-id"
+SNAPSHOT_PART_HEADER = "model-health-snapshot-part"
+SNAPSHOT_PARTS_HEADER = "model-health-snapshot-parts"
+MAX_SNAPSHOT_CHUNK_BYTES = 512 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
 # What one message may hold, so it stays well under Kafka's default 1 MB message size: a
 # summary costs up to ~700 bytes compressed (100 features, full fine histograms), a join or
@@ -161,6 +169,58 @@ class SummaryRange:
         return summary
 
 
+@dataclass(frozen=True)
+class SnapshotPart:
+    """One chunk of a stage-2 state snapshot: the state merged from its partition up to ``covers``."""
+
+    snapshot_id: str
+    covers: int  # every message of the partition before this offset is in the state
+    part: int
+    parts: int
+    data: bytes
+
+    @classmethod
+    def of(cls, message: Message) -> SnapshotPart | None:
+        """The chunk a message carries; None for any other message."""
+        headers = dict(message.headers)
+        if headers.get(KIND_HEADER) != SNAPSHOT_KIND.encode():
+            return None
+        try:
+            part = cls(
+                snapshot_id=headers[SNAPSHOT_ID_HEADER].decode(),
+                covers=int(headers[SNAPSHOT_COVERS_HEADER]),
+                part=int(headers[SNAPSHOT_PART_HEADER]),
+                parts=int(headers[SNAPSHOT_PARTS_HEADER]),
+                data=bytes(message.value or b""),
+            )
+        except (KeyError, ValueError, UnicodeDecodeError) as error:
+            raise WireError("invalid_summary", f"bad snapshot headers: {error!r}") from None
+        if not 0 <= part.part < part.parts or part.covers < 0:
+            raise WireError("invalid_summary", f"bad snapshot part {part.part} of {part.parts}")
+        return part
+
+    @staticmethod
+    def messages(
+        snapshot_id: str, covers: int, data: bytes, max_bytes: int = MAX_SNAPSHOT_CHUNK_BYTES
+    ) -> list[tuple[tuple[tuple[str, bytes], ...], bytes]]:
+        """``data`` as (headers, value) chunks small enough for one Kafka message each."""
+        chunks = [data[i : i + max_bytes] for i in range(0, len(data), max_bytes)] or [b""]
+        return [
+            (
+                (
+                    (KIND_HEADER, SNAPSHOT_KIND.encode()),
+                    (FORMAT_HEADER, str(FORMAT_VERSION).encode()),
+                    (SNAPSHOT_ID_HEADER, snapshot_id.encode()),
+                    (SNAPSHOT_COVERS_HEADER, str(covers).encode()),
+                    (SNAPSHOT_PART_HEADER, str(number).encode()),
+                    (SNAPSHOT_PARTS_HEADER, str(len(chunks)).encode()),
+                ),
+                chunk,
+            )
+            for number, chunk in enumerate(chunks)
+        ]
+
+
 # ---------------------------------------------------------------------------------------------
 # Model partials.
 
@@ -240,19 +300,19 @@ def split_model_partial(
     chunks: list[tuple[str | None, pa.Table]] = [(v, t) for v, t in joins]
     if partial.labels is not None and partial.labels.num_rows:
         chunks.append((None, partial.labels))
-    for version, table in chunks:
+    for join_version, table in chunks:
         offset = 0
         while offset < table.num_rows:
             if room == 0:
                 parts.append(empty(first=False))
                 index, room = len(parts) - 1, max_rows
             take = table.slice(offset, min(room, table.num_rows - offset))
-            if version is None:
+            if join_version is None:
                 current = parts[index].labels
                 parts[index].labels = take if current is None else pa.concat_tables([current, take])
             else:
-                current = parts[index].versions[version].join
-                parts[index].versions[version].join = take if current is None else pa.concat_tables([current, take])
+                target = parts[index].versions[join_version]
+                target.join = take if target.join is None else pa.concat_tables([target.join, take])
             offset += take.num_rows
             room -= take.num_rows
     # Halves last, in order: rows and bytes both bounded.
@@ -272,7 +332,7 @@ def encode_model_partial(partial: ModelPartial, producer: str = "", sequence: in
     """``producer`` and ``sequence`` fill the embedded bucket headers (stage 1 passes the
     source partition and the range end); stage 2 deduplicates by range, not by them."""
     versions: dict[str, Any] = {}
-    buckets: list[tuple[str, str]] = []
+    buckets: list[tuple[str, str, float | None]] = []
     frames: list[bytes] = []
     joins: list[pa.Table] = []
     for version, part in partial.versions.items():
@@ -436,6 +496,8 @@ def encode_pipeline_partial(partial: PipelinePartial) -> bytes:
             "format": FORMAT_VERSION,
             "consumed": [[*key, count] for key, count in sorted(partial.consumed.items())],
             "rejected": [[*key, count] for key, count in sorted(partial.rejected.items())],
+            # Added with the duplicate counter; a message without it (older) dropped none.
+            "duplicates": [[topic, count] for topic, count in sorted(partial.duplicates.items())],
         }
     ).encode()
 
@@ -463,6 +525,7 @@ def decode_pipeline_partial(value: bytes) -> PipelinePartial:
         return PipelinePartial(
             consumed={(_text(t), _text(f)): _count(n) for t, f, n in document["consumed"]},
             rejected={(_text(t), _text(r)): _count(n) for t, r, n in document["rejected"]},
+            duplicates={_text(t): _count(n) for t, n in document.get("duplicates", [])},
         )
     except WireError:
         raise

@@ -112,6 +112,24 @@
       drawn++;
     }
   }
+  // A link to one feature (the model dashboard's): #feature=<its name, percent-encoded>.
+  // Names are compared as text, never put into a selector.
+  function showLinkedFeature() {
+    if (location.hash.indexOf("#feature=") !== 0) return;
+    var name;
+    try { name = decodeURIComponent(location.hash.slice(9)); } catch (e) { return; }
+    var sections = document.querySelectorAll("article.feature[data-name]");
+    for (var i = 0; i < sections.length; i++) {
+      sections[i].classList.remove("linked");
+      if (sections[i].getAttribute("data-name") === name) {
+        sections[i].classList.add("linked");
+        sections[i].scrollIntoView();
+      }
+    }
+  }
+  showLinkedFeature();
+  window.addEventListener("hashchange", showLinkedFeature);
+
   performance.mark("drift-report:charts-end");
   var measure = performance.measure("drift-report:charts", "drift-report:charts-start", "drift-report:charts-end");
   var root = document.documentElement;

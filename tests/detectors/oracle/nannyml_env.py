@@ -14,6 +14,7 @@ build and one run instead of racing.
 ``MODEL_HEALTH_NANNYML_VENV`` puts the environment elsewhere (a CI cache, say).
 
     python -m tests.detectors.oracle.nannyml_env            # build the environment
+    python -m tests.detectors.oracle.nannyml_env --warm     # build it and run the oracle (cached)
     python -m tests.detectors.oracle.nannyml_env --run DIR  # and copy a fresh run's output to DIR
 """
 
@@ -120,8 +121,11 @@ def load_results() -> tuple[Path, dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, help="also run the oracle and copy its output here")
+    parser.add_argument("--warm", action="store_true", help="also run the oracle, so the tests find it cached")
     args = parser.parse_args(argv)
     print(f"NannyML oracle environment: {ensure_env()}")
+    if args.warm:
+        print(f"NannyML oracle run: {oracle_run()}")
     if args.run:
         out = oracle_run()
         shutil.copytree(out, args.run, dirs_exist_ok=True)

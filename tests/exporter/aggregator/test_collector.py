@@ -89,3 +89,15 @@ def test_values_follow_the_snapshot(snapshot):
 def test_an_empty_snapshot_still_renders():
     families = scrape(Snapshot(evaluated_at=0.0))
     assert "model_health_build_info" in families
+
+
+def test_the_family_level_and_the_feature_p_values_are_exported(snapshot):
+    families = scrape(snapshot)
+    mvw = {"model": "fraud", "model_version": "7", "window": "1h"}
+    (level,) = families["model_health_drift_alpha_effective"].samples
+    assert level.labels == mvw and level.value == pytest.approx(0.01 / 5)  # five features tested
+    pvalues = {s.labels["feature"]: s.value for s in families["model_health_feature_drift_pvalue"].samples}
+    drifted = {s.labels["feature"] for s in families["model_health_feature_drift_detected"].samples if s.value == 1}
+    assert len(pvalues) == 5 and all(0 <= p <= 1 for p in pvalues.values())
+    # Flagged exactly where the p-value is within the level (both methods share it equally).
+    assert drifted == {feature for feature, p in pvalues.items() if p <= level.value}

@@ -147,3 +147,29 @@ def test_restart_after_a_crash_counts_every_record_once(profile_path, tmp_path):
     assert got.pipeline.labels_joined == expected.pipeline.labels_joined
     for feature, drift in expected.models[0].windows["1h"].features.items():
         assert got.models[0].windows["1h"].features[feature] == drift
+
+
+def test_copies_are_counted_once_across_partitions_and_crashes(profile_path, tmp_path):
+    """A retry's copy of a batch, on either partition and after any crash, is dropped before it
+    is counted; the copies are counted in records_duplicate_total."""
+    log = FakeLog()
+    traffic(log, bad=0)
+    originals = [m for m in log.messages("model-predictions") if m.value.startswith(b'{"model": "fraud"')]
+    for number, message in enumerate(originals[::4]):  # a quarter of the batches written again
+        log.append("model-predictions", message.value, partition=number % 2)
+    copies = sum(m.value.count(b"\n") + 1 for m in originals[::4])
+    state = tmp_path / "state"
+    rng = np.random.default_rng(3)
+    for _ in range(4):  # crash at random points: the recent ids come back with the checkpoint
+        aggregator = build(profile_path, state, log)
+        for _ in range(int(rng.integers(1, 60))):
+            aggregator.poll_once()
+        aggregator.checkpoint()
+        for _ in range(int(rng.integers(0, 20))):
+            aggregator.poll_once()
+    final = build(profile_path, state, log)
+    drain(final)
+    snapshot = final.evaluate()
+    assert snapshot.pipeline.predictions == {("fraud", "7"): ROWS}
+    assert snapshot.models[0].windows["1h"].samples == ROWS
+    assert snapshot.pipeline.duplicates == {"model-predictions": copies}

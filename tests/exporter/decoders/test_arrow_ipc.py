@@ -45,6 +45,7 @@ def test_producer_types_are_normalised():
     assert out.to_pylist()[0] == {
         "model": "fraud",
         "model_version": "7",
+        "deployment_slot": None,
         "model_namespace": None,
         "request_id": None,
         "timestamp": T0,

@@ -101,6 +101,7 @@ def test_kserve_and_seldon_pairs_across_batches_and_the_per_batch_sweep():
 
 def test_joiners_drain_at_shutdown():
     joiners = Joiners()
+    joiners.kserve.configure({"sklearn-iris": "all"})
     decode_message(b'{"predictions": [1]}', kserve_headers("x", RESPONSE_TYPE), TOPIC, 0.0, joiners)
     assert [r.reason for r in joiners.drain(now=0.0).rejected] == [Reason.UNMATCHED_RESPONSE]
 

@@ -8,6 +8,7 @@ import pytest
 
 from exporter.decoders.detect import Joiners, WireMessage, decode_batch
 from exporter.decoders.join_state import export_joiner, import_joiner
+from exporter.decoders.joiner import Side
 from exporter.decoders.kserve import KServeJoiner, decode_kserve
 from exporter.decoders.seldon import SeldonJoiner, decode_seldon
 from exporter.records import Reason
@@ -63,9 +64,11 @@ def test_a_restored_half_pairs_and_its_ttl_keeps_running():
 
 def test_an_unmatched_response_is_dead_lettered_byte_for_byte_after_a_restore():
     joiners = Joiners()
+    joiners.seldon.configure({"iris": "all"})
     value = seldon_response([2])
     decode_batch([WireMessage(value, OUTPUTS, (("x-trace", b"\x00\xff"),), key=b"lonely")], 0.0, joiners)
     restored = Joiners()
+    restored.seldon.configure({"iris": "all"})
     restored.import_state(joiners.export_state())
     [refused] = restored.expire(61.0).rejected
     assert refused.reason is Reason.UNMATCHED_RESPONSE and refused.payload == value
@@ -81,3 +84,30 @@ def test_nothing_saved_leaves_the_joiner_as_it_is():
     joiner = KServeJoiner()
     import_joiner(joiner, [])
     assert joiner.pending == 0
+
+
+def test_settled_ids_and_learned_modes_come_back_with_the_state():
+    joiner = KServeJoiner()
+    request = (b'{"instances": [[1.0]]}', kserve_headers("d", REQUEST_TYPE))
+    decode_kserve(request[0], 100.0, joiner, headers=request[1])
+    decode_kserve(b'{"predictions": [1]}', 100.0, joiner, headers=kserve_headers("d", RESPONSE_TYPE))
+    joiner.learned[("prod", "other")] = Side.REQUEST
+    restored = KServeJoiner()
+    import_joiner(restored, export_joiner(joiner))
+    again = decode_kserve(request[0], 101.0, restored, headers=request[1])  # a copy after a restart
+    assert again.predictions == [] and again.duplicates == 1 and restored.pending == 0
+    assert restored.learned == {("prod", "other"): Side.REQUEST}
+    assert restored.seen[("prod", "sklearn-iris")] == {Side.REQUEST, Side.RESPONSE}
+
+
+def test_a_half_saved_before_the_slot_column_reads_its_endpoint_as_the_slot():
+    joiner = KServeJoiner()
+    decode_kserve(b'{"instances": [[1.0]]}', 100.0, joiner, headers=kserve_headers("e", REQUEST_TYPE))
+    [header, half] = export_joiner(joiner)
+    old = json.loads(half)
+    old["fallback_version"] = old.pop("deployment_slot")
+    del old["status"]
+    restored = KServeJoiner()
+    import_joiner(restored, [json.dumps({"version": 1, "counts": {}}), json.dumps(old)])
+    [waiting] = restored.halves.waiting()
+    assert waiting.half.deployment_slot == "default" and waiting.half.status is None

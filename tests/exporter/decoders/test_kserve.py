@@ -44,7 +44,8 @@ def test_v1_request_then_response_becomes_one_row_per_instance():
     assert [r["request_id"] for r in rows] == ["5f2c/0", "5f2c/1"]
     assert rows[0] == {
         "model": "sklearn-iris",
-        "model_version": "default",
+        "model_version": None,  # KServe's agent names no version
+        "deployment_slot": "default",  # its --endpoint: a slot, only the config maps it to a version
         "model_namespace": "prod",
         "request_id": "5f2c/0",
         "timestamp": T0,
@@ -150,7 +151,7 @@ def test_other_components_are_their_own_model_and_never_pair_with_the_predictor(
 
 
 def test_request_without_response_is_emitted_after_the_ttl_with_null_prediction():
-    joiner = KServeJoiner(ttl_seconds=30.0)
+    joiner = KServeJoiner(ttl_seconds=30.0, modes={"sklearn-iris": "all"})
     request(joiner, "lonely", {"instances": IRIS}, now=100.0)
     assert joiner.expire(now=129.0).predictions == []
     [table] = joiner.expire(now=130.0).predictions
@@ -161,7 +162,7 @@ def test_request_without_response_is_emitted_after_the_ttl_with_null_prediction(
 
 
 def test_response_without_request_is_refused_after_the_ttl():
-    joiner = KServeJoiner(ttl_seconds=30.0)
+    joiner = KServeJoiner(ttl_seconds=30.0, modes={"sklearn-iris": "all"})
     response(joiner, "orphan", {"predictions": [1]}, now=0.0)
     # The sweep also happens when the next event arrives.
     decoded = request(joiner, "other", {"instances": [[1.0]]}, now=31.0)

@@ -40,6 +40,7 @@ def test_design_example_record_decodes_to_the_contract_columns():
         {
             "model": "fraud",
             "model_version": "7",
+            "deployment_slot": None,
             "model_namespace": None,
             "request_id": "r-1",
             "timestamp": 1795889160.5,

@@ -23,7 +23,8 @@ def test_inputs_and_outputs_join_by_kafka_key(raw):
     [table] = decoded.predictions
     rows = table.to_pylist()
     assert [r["request_id"] for r in rows] == ["req-1/0", "req-1/1"]
-    assert rows[0]["model"] == "iris" and rows[0]["model_namespace"] == "prod" and rows[0]["model_version"] == "1"
+    # "iris_1" answering with version "1": Seldon's internal name and pinned version, not the user's.
+    assert rows[0]["model"] == "iris" and rows[0]["model_namespace"] == "prod" and rows[0]["model_version"] is None
     assert rows[0]["timestamp"] == 1000.0 and rows[0]["latency_ms"] == pytest.approx(50.0)
     assert (rows[1]["prediction_score"], rows[1]["prediction_class"]) == (2.0, "2")
     assert table.column("f.predict_0").to_pylist() == pytest.approx([6.8, 6.0])
@@ -65,11 +66,12 @@ def test_named_tensors_bytes_and_fp16_raw_contents():
 
 def test_model_names_may_hold_dots():
     assert seldon_topic("seldon.ns.model.iris.v2.outputs").model == "iris.v2"
-    assert seldon_topic("seldon.ns.pipeline.iris.outputs") is None
+    assert seldon_topic("seldon.ns.pipeline.iris.outputs").kind == "pipeline"
+    assert seldon_topic("seldon.ns.errors.errors") is None
 
 
 def test_inputs_without_outputs_expire_with_null_predictions():
-    joiner = SeldonJoiner(ttl_seconds=5.0)
+    joiner = SeldonJoiner(ttl_seconds=5.0, modes={"iris": "all"})
     decode_seldon(seldon_request(IRIS), INPUTS, 0.0, joiner, key=b"k")
     [table] = joiner.expire(now=5.0).predictions
     assert table.column("status").to_pylist() == ["no_response"] * 2
@@ -77,7 +79,7 @@ def test_inputs_without_outputs_expire_with_null_predictions():
 
 
 def test_outputs_without_inputs_are_unmatched_after_the_ttl():
-    joiner = SeldonJoiner(ttl_seconds=5.0)
+    joiner = SeldonJoiner(ttl_seconds=5.0, modes={"iris": "all"})
     decode_seldon(seldon_response([1]), OUTPUTS, 0.0, joiner, key=b"k")
     assert [r.reason for r in joiner.drain(now=1.0).rejected] == [Reason.UNMATCHED_RESPONSE]
 
@@ -93,7 +95,7 @@ def test_outputs_without_inputs_are_unmatched_after_the_ttl():
         (INPUTS, lambda: _request_with(shape=[-1, 1]), Reason.SHAPE_MISMATCH),
         (INPUTS, lambda: seldon_request(IRIS), Reason.MISSING_FIELD),  # no key, id or header
         (OUTPUTS, lambda: ModelInferResponse(id="x").SerializeToString(), Reason.BAD_PREDICTION),
-        ("seldon.prod.pipeline.iris.inputs", lambda: seldon_request(IRIS), Reason.UNKNOWN_FORMAT),
+        ("seldon.prod.experiment.iris.inputs", lambda: seldon_request(IRIS), Reason.UNKNOWN_FORMAT),
     ],
 )
 def test_bad_messages_are_refused(topic, build, reason):

@@ -42,6 +42,9 @@ def test_headless_demo_reaches_drift_through_the_sidecar(tmp_path: Path) -> None
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["reached_drift"] is True
     assert summary["drifted"] == summary["expected_drifted"] == ["cat_0", "num_00", "num_01"]
+    # The aggregator's live drift report (its JSON) shows the same drift, and the URL is listed.
+    assert summary["report"]["drifted"] == summary["expected_drifted"]
+    assert "/report/demo-credit?version=1&window=10s" in summary["urls"]["drift report"]
     # Everything the aggregator counted came through the sidecar; labels joined on the ids it logged.
     assert summary["served"] > 0 and summary["predictions"] > 0 and summary["labels_joined"] > 0
     assert summary["rejected"] == {"sidecar": 0, "aggregator": 0}

@@ -123,9 +123,11 @@ def test_families_come_from_the_catalogue(capture: Capture) -> None:
         assert family.type == metric.prometheus_type
         for sample in family.samples:
             assert tuple(sorted(sample.labels)) == tuple(sorted(metric.labels))
-    # Everything the collector can render is a GPU metric of the catalogue, owned by both.
+    # Everything the collector can render is a GPU metric of the catalogue (a device's, or a
+    # model's share of one), owned by both.
     for name in GPU_METRICS:
-        assert name.startswith("model_health_gpu_") and by_name(name).owner == {"sidecar", "node"}
+        assert name.startswith(("model_health_gpu_", "model_health_model_gpu_")), name
+        assert by_name(name).owner == {"sidecar", "node"}
 
 
 def test_nothing_before_the_first_sample() -> None:

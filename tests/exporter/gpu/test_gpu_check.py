@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -37,12 +38,31 @@ def test_nvidia_smi_parsing() -> None:
 
 def test_dry_run_compares_every_phase(tmp_path: Path) -> None:
     check = load_check()
-    assert check.main(["--dry-run", "--seconds", "8", "--interval", "0.2", "--out", str(tmp_path)]) == 0
+    assert check.main(["--dry-run", "--seconds", "15", "--interval", "0.2", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "gpu_check.json").read_text())
     assert result["dry_run"] is True and result["device"]["name"] == "NVIDIA H200"
     compared = [row for row in result["rows"] if "within" in row]
     assert {row["phase"] for row in compared} == set(check.PHASES)
     # The fake's "nvidia-smi" renders the same trace row: every comparison must agree.
     assert all(row["within"] for row in compared), [row for row in compared if not row["within"]]
-    assert "| saturated | utilization (%) | 99" in (tmp_path / "gpu_check.md").read_text()
+    # The recorded heavy phase reads 97–100 %.
+    assert re.search(r"\| saturated \| utilization \(%\) \| (9[7-9]|100)\.", (tmp_path / "gpu_check.md").read_text())
     assert result["timing"]["slow_read_ms"] > result["timing"]["fast_read_ms"]
+    # Attribution over the shared phase: the two models' energy is the device's, split.
+    attribution = result["attribution"]
+    assert set(attribution["model_joules"]) == {check.MODEL_A, check.MODEL_B}
+    assert attribution["model_joules"][check.MODEL_B] > 0
+    assert attribution["checks"]["models sum to the device energy (±1 %)"] is True
+    assert "Attribution (shared phase)" in (tmp_path / "gpu_check.md").read_text()
+
+
+def test_pmon_parsing() -> None:
+    check = load_check()
+    text = (
+        "# gpu         pid   type     sm    mem    enc    dec    jpg    ofa    command\n"
+        "# Idx           #    C/G      %      %      %      %      %      %    name\n"
+        "    0       4242     C     71     18      -      -      -      -    python3\n"
+        "    0       4243     C     23      6      -      -      -      -    python3\n"
+        "    0       4244     C      -      -      -      -      -      -    python3\n"
+    )
+    assert check.parse_pmon(text) == {4242: 71.0, 4243: 23.0}

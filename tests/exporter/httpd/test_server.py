@@ -59,3 +59,44 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(server):
     for t in threads:
         t.join()
     assert results == [200] * 20
+
+
+def _route(name: str):
+    def app(environ, start_response):
+        body = f"{name} {environ['PATH_INFO']}".encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+@pytest.fixture
+def guarded():
+    registry = CollectorRegistry()
+    Counter("model_health_demo_total", "demo", registry=registry).inc()
+    routes = {"/report": _route("index"), "/report/*": _route("page")}
+    srv = HttpServer(health_app(registry, lambda: (True, "ok"), routes, token="t0ken"), "127.0.0.1", 0).start()
+    yield srv
+    srv.stop()
+
+
+def test_a_prefix_route_takes_every_path_under_it(guarded):
+    auth = {"Authorization": "Bearer t0ken"}
+    assert get(guarded.port, "/report", headers=auth)[:2] == (200, "index /report")
+    assert get(guarded.port, "/report/fraud", headers=auth)[:2] == (200, "page /report/fraud")
+    assert get(guarded.port, "/report/a/b", headers=auth)[:2] == (200, "page /report/a/b")
+    assert get(guarded.port, "/reports", headers=auth)[0] == 404  # a prefix, not a string start
+
+
+def test_a_token_guards_metrics_and_routes_but_not_the_probes(guarded):
+    for path in ("/metrics", "/report", "/report/fraud"):
+        status, body, headers = get(guarded.port, path)
+        assert (status, body) == (401, "missing bearer token\n") and headers["WWW-Authenticate"].startswith("Bearer ")
+        assert get(guarded.port, path, headers={"Authorization": "Basic dDBrZW4="})[:2] == (
+            401,
+            "missing bearer token\n",
+        )
+        assert get(guarded.port, path, headers={"Authorization": "Bearer t0ke"})[:2] == (401, "wrong bearer token\n")
+        assert get(guarded.port, path, headers={"Authorization": "bearer t0ken"})[0] == 200
+    assert get(guarded.port, "/healthz")[0] == 200 and get(guarded.port, "/readyz")[0] == 200
+    assert get(guarded.port, "/nope")[0] == 404

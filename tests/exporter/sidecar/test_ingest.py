@@ -55,7 +55,7 @@ def binary(
 def test_binary_v1_request_then_response_makes_one_record_per_instance():
     with running(sidecar_config()) as (sidecar, log):
         reply = post(sidecar, "/", *binary("ev-1", REQUEST_TYPE, {"instances": IRIS}))
-        assert reply.status_code == 200 and reply.json() == {"records": 0, "rejected": 0, "errors": []}
+        assert reply.status_code == 200 and reply.json() == {"records": 0, "rejected": 0, "duplicates": 0, "errors": []}
         reply = post(sidecar, "/", *binary("ev-1", RESPONSE_TYPE, {"predictions": [1, 2]}, time=T_RESPONSE))
         assert reply.status_code == 200 and reply.json()["records"] == 2
         rows = wait_rows(log, 2)
@@ -205,5 +205,45 @@ def test_gpu_metrics_share_the_sidecar_endpoint():
             "model_health_predictions_total",
         } <= names
         assert "gpu:" in sidecar.ready()[1]
+        # The pod's GPU is its model's: GPU time accrues under the sidecar's model and version.
+        gpu_seconds = (
+            f'model_health_model_gpu_seconds_total{{gpu_uuid="{load_fake(realtime=False).uuid_of(0)}",'
+            f'model="{config.model.name}",model_version="{config.model.version}"}}'
+        )
+        wait_for(lambda: (metrics(sidecar).get(gpu_seconds) or 0) > 0, what="GPU time of the sidecar's model")
     finally:
         sidecar.stop()
+
+
+def test_a_retry_of_records_kafka_already_has_is_answered_without_sending_them_again():
+    """A client that retries a body whose records were delivered (its answer was lost) gets a
+    2xx saying they were duplicates, and Kafka gets nothing more."""
+    records = [native_record(i, model="sklearn-iris", features=3) for i in range(5)]
+    with running(sidecar_config()) as (sidecar, log):
+        first = post(sidecar, "/v1/predictions", ndjson(records), {"Content-Type": "application/x-ndjson"})
+        assert first.status_code == 200 and first.json()["records"] == 5
+        retry = post(
+            sidecar, "/v1/predictions", ndjson(records[2:] + [records[0]]), {"Content-Type": "application/x-ndjson"}
+        )
+        assert retry.status_code == 200 and (retry.json()["records"], retry.json()["duplicates"]) == (0, 4)
+        fresh = post(
+            sidecar,
+            "/v1/predictions",
+            ndjson([native_record(9, model="sklearn-iris")]),
+            {"Content-Type": "application/x-ndjson"},
+        )
+        assert fresh.json()["records"] == 1
+        rows = wait_rows(log, 6)
+        assert sorted(r["request_id"] for r in rows) == ["r-0", "r-1", "r-2", "r-3", "r-4", "r-9"]
+        assert sample(sidecar, "model_health_records_duplicate_total", topic="model-predictions") == 4
+        assert sample(sidecar, "model_health_predictions_total", model="sklearn-iris", model_version="7") == 6
+
+
+def test_a_copy_of_a_kserve_event_is_taken_once():
+    with running(sidecar_config()) as (sidecar, log):
+        request = binary("ev-9", REQUEST_TYPE, {"instances": IRIS})
+        response = binary("ev-9", RESPONSE_TYPE, {"predictions": [1, 2]}, time=T_RESPONSE)
+        for body, headers in (request, request, response, response):
+            assert post(sidecar, "/", body, headers).status_code == 200
+        assert len(wait_rows(log, 2)) == 2
+        assert sample(sidecar, "model_health_records_duplicate_total", topic="model-predictions") == 2

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.aggregator.inputs import load_models
-from exporter.aggregator.scaleout.routing import merge_group, progress_group
+from exporter.aggregator.scaleout.routing import merge_group, progress_group, snapshot_group
 from exporter.aggregator.scaleout.stage1 import PartialStage
 from exporter.aggregator.scaleout.stage2 import MergeStage
 from exporter.aggregator.single import Aggregator
@@ -115,6 +115,7 @@ class Cluster:
     merge_group: FakeGroup | None = None
     progress: FakeGroup | None = None
     replicas: list[Replica] = field(default_factory=list)
+    snapshots: bool = False  # stage 2 publishes shared state snapshots (and a new owner restores them)
 
     def __post_init__(self) -> None:
         self.models = load_models(self.config)
@@ -122,6 +123,7 @@ class Cluster:
         self.partial_group = FakeGroup(self.log, group)
         self.merge_group = FakeGroup(self.log, merge_group(group))
         self.progress = FakeGroup(self.log, progress_group(group))
+        self.snapshot_group = FakeGroup(self.log, snapshot_group(group))
 
     def start(self, state_dir: Path | None = None) -> Replica:
         config = (
@@ -148,6 +150,8 @@ class Cluster:
             SUMMARY_PARTITIONS,
             clock=self.clock,
             extra_lag=lambda: dict(partial.lag),
+            dead_letters=HookedProducer(self.log) if self.snapshots else None,
+            snapshots=GroupConsumer(self.snapshot_group) if self.snapshots else None,
         )
         replica = Replica(self, partial, merge, producer)
         self.replicas.append(replica)

@@ -12,6 +12,7 @@ from exporter.aggregator.inputs import load_models
 from exporter.aggregator.scaleout.routing import summary_partition
 from exporter.aggregator.scaleout.stage2 import MergeStage
 from exporter.aggregator.single import Aggregator
+from exporter.config import AggregatorConfig
 from exporter.kafka import TopicPartition
 from exporter.pipeline.decode import BatchDecoder
 from tests.exporter.aggregator.scaleout.fakes import Crash, GroupConsumer
@@ -372,3 +373,40 @@ def test_halves_travel_in_parts_in_order_and_older_partials_carry_none(profiles)
     assert decoded == carried
     assert decoded[0].half() == carried[0].half()
     assert wire.decode_model_partial(wire.encode_model_partial(wire.ModelPartial("fraud", 30)), profile).halves == []
+
+
+def _as_the_agent_logs(traffic: KServeTraffic) -> KServeTraffic:
+    """The traffic without any version: KServe's agent sends only its endpoint, ``canary`` for
+    fraud v8 (a canary rollout) and ``default`` for the rest."""
+    messages = []
+    for value, headers in traffic.messages:
+        fields = dict(headers)
+        version = fields.pop("ce_modelversion")
+        canary = fields["ce_inferenceservicename"] == b"fraud" and version == b"8"
+        fields["ce_endpoint"] = b"canary" if canary else b"default"
+        messages.append((value, tuple(fields.items())))
+    return KServeTraffic(messages, traffic.labels, traffic.pairs)
+
+
+def test_slots_name_versions_the_same_in_both_modes(profiles, phases, expected, tmp_path):
+    """With no version in the events, the configured slots map KServe's endpoints to versions:
+    single mode and scale-out count exactly what versioned events counted."""
+    unversioned = tuple(_as_the_agent_logs(p) for p in phases)
+    base = make_config(profiles, tmp_path / "state").model_dump(mode="json")
+    slots = {("fraud", "7"): ["default"], ("fraud", "8"): ["canary"]}
+    base["models"] = [{**m, "slots": slots.get((m["name"], m["version"]), [])} for m in base["models"]]
+    config = AggregatorConfig(**base)
+    single = single_mode(
+        config.model_copy(update={"kafka": config.kafka.model_copy(update={"mode": "single"})}), unversioned
+    )
+    same_metrics(expected, single)
+    log = FakeLog()
+    topics = Topics(log)
+    cluster = Cluster(config, log, Clock(NOW))
+    for i in range(2):
+        cluster.start(tmp_path / f"r{i}")
+    for at, traffic in zip((NOW, LATER), unversioned):
+        cluster.clock.now = at
+        topics.send(topics.pending(traffic))
+        cluster.drain()
+    same_metrics(expected, scraped(cluster))

@@ -351,3 +351,35 @@ def test_two_replicas_pair_kserve_halves_spread_over_an_unkeyed_topic(deployment
     finally:
         for replica in replicas:
             replica.stop()
+
+
+@pytest.mark.slow
+def test_a_replacement_replica_restores_the_shared_snapshot_instead_of_replaying(deployment, tmp_path):
+    """Owners publish their state into their summaries partitions; one dies for good, and a new
+    pod — no local checkpoint — takes its partitions over from the published state."""
+    traffic = make_traffic(ROWS, BASE_TIME, seed=7)
+    expected = in_process_expected(deployment, traffic, tmp_path)
+    half = len(traffic.predictions) // 2, len(traffic.labels) // 2
+    replicas = [Replica(deployment, f"r{i}") for i in range(2)]
+    for replica in replicas:
+        replica.env["MODEL_HEALTH_KAFKA__SNAPSHOT_INTERVAL_SECONDS"] = "0"  # a snapshot at every checkpoint
+        replica.start()
+    try:
+        produce(deployment, traffic.predictions[: half[0]], "predictions", 4)
+        produce(deployment, traffic.labels[: half[1]], "labels", 2)
+        wait_for_progress(replicas, 0)
+        time.sleep(7)  # two checkpoint intervals: each owner has published a snapshot and its pointer
+        replicas[0].kill()
+        replacement = Replica(deployment, "r2")  # another pod: a fresh state directory
+        replacement.env["MODEL_HEALTH_KAFKA__SNAPSHOT_INTERVAL_SECONDS"] = "0"
+        replicas = [replicas[1], replacement.start()]
+        produce(deployment, traffic.predictions[half[0] :], "predictions", 4, offset=half[0])
+        produce(deployment, traffic.labels[half[1] :], "labels", 2, offset=half[1])
+        settle(replicas, expected)
+        assert_same_metrics(expected, scraped(replicas))  # type: ignore[arg-type]
+        logs = "".join((deployment["dir"] / f"{r.name}.log").read_text() for r in replicas)
+        assert "restoring the shared snapshot covering offset" in logs
+        assert "no usable shared snapshot" not in logs
+    finally:
+        for replica in replicas:
+            replica.stop()

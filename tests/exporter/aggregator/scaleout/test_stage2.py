@@ -112,7 +112,7 @@ def test_a_range_merged_once_is_skipped_after(profiles, tmp_path):
     assert stage.snapshot().pipeline.predictions[("fraud", "7")] == 20
 
 
-def test_an_overlapping_range_is_merged_and_counted(profiles, tmp_path):
+def test_an_overlapping_range_is_refused_and_counted(profiles, tmp_path):
     cluster = new_cluster(profiles, tmp_path)
     publish(cluster, (PREDICTIONS, 0, records(0, 10)), (PREDICTIONS, 0, records(10, 10)))
     second = [m for m in cluster.log.messages(SUMMARIES) if m.key == b"fraud"][1]
@@ -121,7 +121,7 @@ def test_an_overlapping_range_is_merged_and_counted(profiles, tmp_path):
     stage = merge_stage(cluster)
     stage.evaluate()
     assert stage.stats().overlaps == 1
-    assert stage.snapshot().pipeline.predictions[("fraud", "7")] == 30  # merged anyway, and said so
+    assert stage.snapshot().pipeline.predictions[("fraud", "7")] == 20  # never merged twice, and said so
 
 
 def test_replay_and_the_local_checkpoint_end_in_the_same_state(profiles, tmp_path):
@@ -171,7 +171,7 @@ def test_what_cannot_be_merged_is_counted_by_reason(profiles, tmp_path):
     other_partition = 1 - fraud.partition
     ghost = replace(summary, key="ghost", end=summary.end + 1)
     for value, key, headers, partition in (
-        (b"junk", b"fraud", replace(summary, end=9).headers(), fraud.partition),  # undecodable
+        (b"junk", b"fraud", replace(summary, start=summary.end, end=9).headers(), fraud.partition),  # undecodable
         (fraud.value, b"fraud", (), fraud.partition),  # no kind header: not a partial summary
         (fraud.value, b"fraud", replace(summary, end=8).headers(), other_partition),  # on the wrong partition
         (fraud.value, b"ghost", ghost.headers(), summary_partition("ghost", SUMMARY_PARTITIONS)),

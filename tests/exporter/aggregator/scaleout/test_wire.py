@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -180,8 +181,14 @@ def test_pipeline_partial_round_trip():
     partial = wire.PipelinePartial(
         {("model-predictions", "ndjson"): 40, ("model-predictions", "json"): 2},
         {("model-predictions", "invalid_json"): 1},
+        {"model-predictions": 3},
     )
     assert wire.decode_pipeline_partial(wire.encode_pipeline_partial(partial)) == partial
+
+
+def test_a_pipeline_partial_from_before_the_duplicate_count_reads_as_none_dropped():
+    old = json.dumps({"format": wire.FORMAT_VERSION, "consumed": [["t", "json", 2]], "rejected": []}).encode()
+    assert wire.decode_pipeline_partial(old) == wire.PipelinePartial({("t", "json"): 2}, {}, {})
 
 
 def test_a_big_partial_splits_into_parts_that_add_up(profile):
