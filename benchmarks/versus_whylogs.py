@@ -106,12 +106,19 @@ def _inner_ingest(fmt: str, frames_path: str, profile_path: str, records: int) -
     while sum(aggregator.offsets.values()) < total:
         if not aggregator.poll_once():
             raise RuntimeError("the aggregator stopped consuming before the end")
+    consumed_cpu = time.process_time() - cpu
     snapshot = aggregator.evaluate()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     folded = aggregator.counters.predictions[(MODEL, VERSION)]
     assert folded == records, f"folded {folded} of {records}"
     drifted = sorted({f for m in snapshot.models for r in m.windows.values() for f, d in r.features.items() if d.drift})
-    return {"seconds": seconds, "cpu_seconds": cpu, "records": folded, "drifted": drifted}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "evaluate_cpu_seconds": cpu - consumed_cpu,
+        "records": folded,
+        "drifted": drifted,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
