@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from detectors.drift_statistics import DECISION_METHODS, DECISIONS, methods_for
+from detectors.drift_statistics import DECISION_METHODS, DECISIONS, Kind, methods_for
 from detectors.psi import DEFAULT_EPSILON
 from detectors.tail_bound import tail_bound
 
@@ -83,7 +83,11 @@ class DriftRule:
             unknown = set(methods) - KNOWN_METHODS
             if unknown or not methods:
                 raise ValueError(f"methods must be a non-empty subset of {sorted(KNOWN_METHODS)}")
-        for kind, methods in (("numeric", self.numeric_methods), ("categorical", self.categorical_methods)):
+        kinds: tuple[tuple[Kind, tuple[str, ...]], ...] = (
+            ("numeric", self.numeric_methods),
+            ("categorical", self.categorical_methods),
+        )
+        for kind, methods in kinds:
             for method in methods:
                 if not DECISION_METHODS[method].applies_to(kind):
                     raise ValueError(f"{_WHY_NOT.get(method, method)}; it is not a {kind} method")

@@ -137,18 +137,18 @@ class SnapshotCollector(CatalogueCollector):
             if model.baseline_version is not None:
                 out.add("model_health_version_baseline_info", [*mv, model.baseline_version], 1)
         pipeline = snapshot.pipeline
-        for (model, version), count in pipeline.predictions.items():
-            out.add("model_health_predictions_total", [model, version], count)
-        for (model, version), count in pipeline.prediction_errors.items():
-            out.add("model_health_prediction_errors_total", [model, version], count)
-        for model, count in pipeline.labels_joined.items():
-            out.add("model_health_labels_joined_total", [model], count)
-        for model, count in pipeline.labels_unmatched.items():
-            out.add("model_health_labels_unmatched_total", [model], count)
-        for model, count in pipeline.labels_pending.items():
-            out.add("model_health_labels_pending", [model], count)
-        for model, count in pipeline.late.items():
-            out.add("model_health_records_late_total", [model], count)
+        for (model_name, version), count in pipeline.predictions.items():
+            out.add("model_health_predictions_total", [model_name, version], count)
+        for (model_name, version), count in pipeline.prediction_errors.items():
+            out.add("model_health_prediction_errors_total", [model_name, version], count)
+        for model_name, count in pipeline.labels_joined.items():
+            out.add("model_health_labels_joined_total", [model_name], count)
+        for model_name, count in pipeline.labels_unmatched.items():
+            out.add("model_health_labels_unmatched_total", [model_name], count)
+        for model_name, count in pipeline.labels_pending.items():
+            out.add("model_health_labels_pending", [model_name], count)
+        for model_name, count in pipeline.late.items():
+            out.add("model_health_records_late_total", [model_name], count)
         for (topic, fmt), count in pipeline.consumed.items():
             out.add("model_health_records_consumed_total", [topic, fmt], count)
         for (topic, reason), count in pipeline.rejected.items():
@@ -158,8 +158,8 @@ class SnapshotCollector(CatalogueCollector):
         for (topic, partition), lag in pipeline.consumer_lag.items():
             out.add("model_health_consumer_lag_records", [topic, str(partition)], lag)
         if self._latency is not None:
-            for (model, version), state in self._latency().items():
-                out.histogram("model_health_request_duration_seconds", [model, version], state)
+            for (model_name, version), state in self._latency().items():
+                out.histogram("model_health_request_duration_seconds", [model_name, version], state)
         out.histogram("model_health_evaluation_duration_seconds", [], snapshot.evaluation_duration)
         out.add("model_health_checkpoint_last_success_timestamp_seconds", [], snapshot.checkpoint_last_success)
         out.add("model_health_evaluation_last_success_timestamp_seconds", [], snapshot.evaluation_last_success)

@@ -24,7 +24,6 @@ not decided here: that is the window store's rule (:mod:`exporter.pipeline.windo
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import reduce
 
 import numpy as np
 import pyarrow as pa
@@ -56,8 +55,11 @@ def _sum(parts: list[Summary | None]) -> Summary | None:
         return None
     kind = type(present[0])
     if kind in (NumericSummary, CategoricalSummary) and all(type(p) is kind for p in present):
-        return kind.sum(present)  # type: ignore[union-attr,arg-type]  # one summary type, checked above
-    return reduce(_merge, present)
+        return kind.sum(present)  # type: ignore[arg-type]  # one summary type, checked above
+    total: Summary | None = present[0]
+    for part in present[1:]:
+        total = _merge(total, part)
+    return total
 
 
 @dataclass(frozen=True)
@@ -140,9 +142,9 @@ def concat_joined(parts: list[Joined]) -> Joined:
     return Joined(
         timestamps=np.concatenate([p.timestamps for p in parts]),
         labels=np.concatenate([p.labels for p in parts]),
-        scores=None if first.scores is None else np.concatenate([p.scores for p in parts]),  # type: ignore[misc]
-        classes=None if first.classes is None else np.concatenate([p.classes for p in parts]),  # type: ignore[misc]
-        label_values=None if first.label_values is None else np.concatenate([p.label_values for p in parts]),  # type: ignore[misc]
+        scores=None if first.scores is None else np.concatenate([p.scores for p in parts]),
+        classes=None if first.classes is None else np.concatenate([p.classes for p in parts]),
+        label_values=None if first.label_values is None else np.concatenate([p.label_values for p in parts]),
     )
 
 
@@ -328,7 +330,7 @@ def _fold_numeric_columns(
             np.take(array, order, out=matrix[i])
         else:
             matrix[i] = array
-    folded = fold_numeric_columns([reference.bins for _, _, reference in numeric], matrix, bounds)  # type: ignore[misc]
+    folded = fold_numeric_columns([reference.bins for _, _, reference in numeric], matrix, bounds)
     return {name: list(parts) for (name, _, _), parts in zip(numeric, folded)}
 
 

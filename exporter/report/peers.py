@@ -61,7 +61,7 @@ class Peers:
             except OSError as error:
                 log.info("report peers %s:%d do not resolve: %s", host, port, error)
                 continue
-            for address in dict.fromkeys(info[4][0] for info in found):
+            for address in dict.fromkeys(str(info[4][0]) for info in found):
                 name = f"[{address}]" if ":" in address else address
                 urls.append(f"http://{name}:{port}{path_and_query}")
         return urls
