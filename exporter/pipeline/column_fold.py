@@ -109,10 +109,10 @@ def fold_table(
         parts: dict[str, ColumnSummary] = {}
         if numeric and table.num_rows:
             arrays = [np.asarray(numeric_values(table, name), dtype=np.float64) for name in numeric]
-            bins = [references[name].bins for name in numeric]  # type: ignore[union-attr]
+            bins = [reference.bins for name in numeric if isinstance(reference := references[name], NumericSummary)]
             bounds = np.array([0, table.num_rows], dtype=np.int64)
-            for name, (summary,) in zip(numeric, fold_numeric_arrays(bins, arrays, bounds)):  # type: ignore[arg-type]
-                parts[name] = summary
+            for name, (numeric_summary,) in zip(numeric, fold_numeric_arrays(bins, arrays, bounds)):
+                parts[name] = numeric_summary
         for name, reference in references.items():
             if name not in parts:
                 parts[name] = summarise_current(table, name, reference)

@@ -39,7 +39,7 @@ from exporter.pipeline.buckets import Bucket
 PREDICTION, LABEL, LOSS = "\x00prediction", "\x00label", "\x00loss"  # the non-feature parts' keys
 _PARTS = ((PREDICTION, "prediction"), (LABEL, "label"), (LOSS, "loss"))
 SUMS_PER_NUMERIC = 4  # total, total of squares, lower tail, upper tail
-_WIDTHS = (np.dtype("<u1"), np.dtype("<u2"), np.dtype("<u4"))
+_WIDTHS: tuple[np.dtype[np.unsignedinteger], ...] = (np.dtype("<u1"), np.dtype("<u2"), np.dtype("<u4"))
 _EXCEPTION_BYTES = 12  # a uint32 position and an int64 value
 
 
@@ -127,7 +127,7 @@ class PackedCounts:
         kept = counts if form == DENSE else counts[nonzero]
         over_at = np.flatnonzero(kept > limit).astype(np.uint32)
         values = (np.where(kept > limit, 0, kept) if over_at.size else kept).astype(dtype)
-        where = None
+        where: np.ndarray | None = None
         if form == POSITIONS:
             where = nonzero.astype(np.uint32)
         elif form == BITMAP:
@@ -546,7 +546,8 @@ def counts_from_fields(row: dict[str, object], size: int) -> PackedCounts:
     """The inverse of :func:`counts_fields` for ``size`` counts; ValueError names what is wrong."""
     if row.get("counts_size") != size:
         raise ValueError(f"expected {size} non-negative counts, got {row.get('counts_size')!r}")
-    width = _WIDTH_OF.get(row.get("counts_width"))  # type: ignore[arg-type]
+    stored_width = row.get("counts_width")
+    width = _WIDTH_OF.get(stored_width) if isinstance(stored_width, int) else None
     form = row.get("counts_form")
     if width is None or form not in (DENSE, POSITIONS, BITMAP):
         raise ValueError(f"counts stored as {form!r} of width {row.get('counts_width')!r}")
@@ -570,7 +571,7 @@ def counts_from_fields(row: dict[str, object], size: int) -> PackedCounts:
     return PackedCounts(
         size,
         values.astype(width),
-        form,  # type: ignore[arg-type]
+        str(form),
         where,
         exception_at.astype(np.uint32),
         exception_values.astype(np.int64),
