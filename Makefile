@@ -14,7 +14,7 @@ PYTEST_WORKERS ?= 2
 ORACLE_REQUIREMENTS := tests/detectors/oracle/requirements-nannyml.txt
 ORACLE_STAMP := .venv-nannyml/.installed
 
-.PHONY: all test demo bench soak lint clean system-packages chart-files docs oracle-nannyml
+.PHONY: all test demo bench bench-whylogs soak lint clean system-packages chart-files docs oracle-nannyml
 
 all: test
 
@@ -60,6 +60,14 @@ demo: $(DEMO_STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/detectors_vs_evidently.py
 	$(BIN)/python benchmarks/performance_estimation.py
+	$(BIN)/python benchmarks/memory.py
+
+# whylogs 1.6 needs numpy<2: the benchmark builds its own environment (.venv-whylogs, from
+# benchmarks/requirements-whylogs.txt; never part of `make test`), then runs ours against it
+# side by side: the Parquet job, profiling in memory, Arrow and NDJSON ingest.
+bench-whylogs: $(STAMP)
+	$(BIN)/python benchmarks/whylogs_env.py
+	$(BIN)/python benchmarks/versus_whylogs.py
 
 # The long reliability runs (tests/reliability/, docs/reliability.md): MODEL_HEALTH_SOAK_SECONDS
 # (default 300) sets their length, MODEL_HEALTH_FIGURES_DIR where reliability-figures.json goes.
@@ -83,4 +91,4 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) .venv-nannyml .venv-nannyml.lock .venv-nannyml.log .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info site
+	rm -rf $(VENV) .venv-nannyml .venv-nannyml.lock .venv-nannyml.log .venv-whylogs .venv-whylogs.lock .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info site

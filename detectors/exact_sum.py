@@ -10,6 +10,7 @@ correctly rounded, when asked for.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,23 +66,23 @@ def _chunk_numerator(bits: np.ndarray) -> int:
     return total
 
 
-# Runs of at most this many equal-exponent values: their significands (< 2**53 each)
-# then sum below 2**64, so a wrapping uint64 sum of the raw bits recovers them exactly.
-_RUN_CAP = 2048
-_LIMB_BITS = 16  # a run's significand sum is cut into four limbs for the block sums below
-_BLOCK_BITS = 4  # exponents are combined 16 at a time: a limb shifted by < 16 stays < 2**32
-_FEW_RUNS = 160
+# Values per chunk of :func:`group_numerators` and the unsorted fold: each level of
+# :func:`piece_numerators` then keeps 53 − 19 bits, and a chunk's float64 temporaries (1 MiB)
+# stay in the cache and are reused from the heap (see exporter.pipeline.allocator). Measured
+# (docs/benchmarks.md): 2**15–2**18 within 10 %, 2**17 the best; smaller chunks pay Python's
+# per-call cost more often, larger ones leave the cache.
+CHUNK = 1 << 17
+# Levels of extraction before the few values left over take the exact integer path.
+_LEVELS = 3
 
 
 def group_numerators(values: np.ndarray, bounds: np.ndarray) -> list[int]:
     """Exact numerators (× 2**-1126) of each group ``values[bounds[i]:bounds[i + 1]]``.
 
-    ``values`` must be finite float64. Built for sorted groups (a summary sorts its values
-    anyway), where values of one sign and exponent form a few long runs: a run's
-    significands are summed from the raw bits with one wrapping ``uint64`` reduction, and
-    runs are combined 16 exponents at a time in ``int64`` before any Python integer is
-    made, so the Python work per group is a handful of big-integer additions however
-    many values there are. Unsorted groups fall back to :func:`_exact_numerator`.
+    ``values`` must be finite float64, in any order. No sort and no per-value integer work:
+    the groups are cut into pieces of at most :data:`CHUNK` values, and each piece's values
+    are split exactly into a few "levels" (:func:`piece_numerators`) whose float sums carry
+    no rounding error, so a group's exact sum is a handful of float sums turned into integers.
     """
     flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
     bounds = np.asarray(bounds, dtype=np.int64)
@@ -90,69 +91,82 @@ def group_numerators(values: np.ndarray, bounds: np.ndarray) -> list[int]:
     n = flat.size
     if n == 0 or groups <= 0:
         return totals
-    bits = flat.view(np.uint64)
-    top = bits >> np.uint64(52)  # sign and biased exponent
-    starts = _run_starts(top, bounds, n)
-    if starts is None:
-        # Unsorted groups have short runs: the per-value split is cheaper then.
-        return [_exact_numerator(flat[a:b]) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
-    sums = np.add.reduceat(bits, starts)  # wraps modulo 2**64
-    counts = np.diff(starts, append=n).astype(np.uint64)
-    head = top[starts]
-    exponent = (head & np.uint64(0x7FF)).astype(np.int64)
-    negative = (head >> np.uint64(11)).astype(np.int64)
-    # Σ(bits) − count·(sign|exponent bits) ≡ Σ fractions (mod 2**64), and Σ fractions < 2**63.
-    significands = sums - counts * (head << np.uint64(52))
-    significands += np.where(exponent > 0, counts << np.uint64(52), np.uint64(0))  # implicit bits; < 2**64
-    effective = np.maximum(exponent, 1)  # subnormals scale like exponent 1
-    group = np.searchsorted(bounds, starts, side="right") - 1
-    if starts.size <= _FEW_RUNS:
-        # Few runs: one big-integer shift each is cheaper than the block sums below.
-        for significand, scale, sign, g in zip(
-            significands.tolist(), (effective + (_SHIFT - 1075)).tolist(), negative.tolist(), group.tolist()
-        ):
-            if sign:
-                totals[g] -= significand << scale
-            else:
-                totals[g] += significand << scale
-        return totals
-    key = ((group * 2 + negative) << 7) | (effective >> _BLOCK_BITS)
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    shift = (effective & ((1 << _BLOCK_BITS) - 1))[order]
-    significands = significands[order]
-    cells = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-    limbs = []
-    for k in range(4):
-        limb = ((significands >> np.uint64(_LIMB_BITS * k)) & np.uint64(0xFFFF)).astype(np.int64) << shift
-        limbs.append(np.add.reduceat(limb, cells).tolist())
-    for cell_key, l0, l1, l2, l3 in zip(key[cells].tolist(), *limbs):
-        value = (((((l3 << _LIMB_BITS) + l2) << _LIMB_BITS) + l1) << _LIMB_BITS) + l0
-        value <<= ((cell_key & 0x7F) << _BLOCK_BITS) + _SHIFT - 1075
-        if (cell_key >> 7) & 1:
-            totals[cell_key >> 8] -= value
-        else:
-            totals[cell_key >> 8] += value
+    cuts = np.union1d(bounds, np.arange(0, n, CHUNK))
+    group_of_piece = (np.searchsorted(bounds, cuts[:-1], side="right") - 1).tolist()
+    chunk_of_piece = (cuts[:-1] // CHUNK).tolist()
+    cut_list = cuts.tolist()
+    first = 0
+    while first < len(group_of_piece):
+        last = first
+        while last + 1 < len(group_of_piece) and chunk_of_piece[last + 1] == chunk_of_piece[first]:
+            last += 1
+        start, stop = cut_list[first], cut_list[last + 1]
+        starts = np.array(cut_list[first : last + 1], dtype=np.int64) - start
+        for piece, numerator in enumerate(piece_numerators(flat[start:stop], starts)):
+            totals[group_of_piece[first + piece]] += numerator
+        first = last + 1
     return totals
 
 
-def _run_starts(top: np.ndarray, bounds: np.ndarray, n: int) -> np.ndarray | None:
-    """Starts of the runs of equal sign and exponent, split at group bounds and every
-    _RUN_CAP values; None when runs are too short to be worth it (unsorted data)."""
-    changes = np.flatnonzero(top[1:] != top[:-1]) + 1
-    if changes.size > n // 4 + 64:
-        return None
-    inner = bounds[(bounds > 0) & (bounds < n)]
-    starts = np.concatenate(([0], changes, inner))
-    if inner.size:
-        starts.sort(kind="stable")  # two sorted runs: timsort merges them
-        starts = starts[np.concatenate(([True], starts[1:] != starts[:-1]))]
-    lengths = np.diff(starts, append=n)
-    long = np.flatnonzero(lengths > _RUN_CAP)
-    if long.size:
-        pieces = [np.arange(starts[i] + _RUN_CAP, starts[i] + lengths[i], _RUN_CAP) for i in long.tolist()]
-        starts = np.unique(np.concatenate([starts, *pieces]))
-    return starts
+def piece_numerators(x: np.ndarray, starts: np.ndarray, largest: float | None = None) -> list[int]:
+    """Exact numerators of the pieces ``x[starts[i]:starts[i + 1]]`` (the last runs to the end).
+
+    ``x`` is finite float64, at most 2**51 values; ``starts`` begins with 0 and increases
+    strictly (no empty piece). With ``σ = 2**L`` at least ``2 · len(x)`` times every ``|p|``,
+    ``q = (σ + p) − σ`` is exact, a multiple of ``2**(L − 53)``, and ``p − q`` is exact with
+    ``|p − q| ≤ 2**(L − 53)`` (the rounding error of an addition is a double): so ``p`` splits
+    into ``q + r`` without error, and every partial sum of the ``q`` is a multiple of
+    ``2**(L − 53)`` below ``2**L`` in magnitude — exactly representable, so a float sum of them
+    (``np.add.reduceat``, in whatever order) is exact. The remainders ``r`` go through the same
+    split at the next, smaller ``σ``; after a few levels the few values that still hold
+    bits (tiny ones next to large ones) are summed the exact integer way.
+    """
+    pieces = starts.size
+    totals = [0] * pieces
+    if x.size == 0:
+        return totals
+    if largest is None:  # callers that know the extremes pass max |x| and save two passes
+        largest = max(float(x.max()), -float(x.min()))
+    if largest == 0.0:
+        return totals
+    headroom = (x.size).bit_length() + 1  # 2**(headroom − 1) > len(x)
+    level = math.frexp(largest)[1] + headroom  # σ = 2**level ≥ 2**headroom · max|p|
+    if level > 1023:  # σ would overflow: the exact integer way for this piece
+        bounds = [*starts.tolist(), x.size]
+        return [_exact_numerator(x[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    rest = x
+    for done in range(1, _LEVELS + 1):
+        sigma = math.ldexp(1.0, level)
+        q = rest + sigma
+        q -= sigma
+        if done == 1:
+            rest = x - q  # x itself stays as it is
+        else:
+            rest -= q
+        for i, total in enumerate(np.add.reduceat(q, starts).tolist()):
+            if total:
+                totals[i] += _float_numerator(total)
+        level += headroom - 53
+        # Two levels keep 72 bits below the largest value: all of most data. Only then look
+        # for what is left (one pass): a few tiny values take the exact integer way.
+        if done >= 2:
+            where = np.flatnonzero(rest)
+            if where.size <= x.size >> 6:
+                break
+    if not where.size:
+        return totals
+    piece = np.searchsorted(starts, where, side="right") - 1
+    bounds = np.searchsorted(piece, np.arange(pieces + 1), side="left").tolist()
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if b > a:
+            totals[i] += _exact_numerator(rest[where[a:b]])
+    return totals
+
+
+def _float_numerator(value: float) -> int:
+    """The numerator (× 2**-1126) of one finite double, exactly."""
+    mantissa, exponent = math.frexp(value)
+    return int(mantissa * 9007199254740992.0) << (exponent - 53 + _SHIFT)  # mantissa · 2**53 is an integer
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detectors.binning import CategoricalBins, NumericBins, category_counts, is_missing_category
-from detectors.exact_sum import ExactSum, group_numerators
+from detectors.exact_sum import CHUNK, ExactSum, group_numerators, piece_numerators
 
 
 class _Counted:
@@ -77,10 +77,19 @@ class NumericSummary(_Counted):
         """One summary per group ``values[bounds[i]:bounds[i + 1]]``, in one pass over all groups.
 
         Each summary equals ``fold`` of its group; folding a batch's time buckets together
-        costs one set of array operations instead of one per bucket.
+        costs one set of array operations instead of one per bucket. Small batches sort each
+        group (few array calls); from :data:`UNSORTED_FROM` values on, :func:`_fold_unsorted`
+        folds without sorting (a sort is most of the cost at that size).
         """
         v = np.asarray(values, dtype=np.float64).ravel()
         bounds = np.asarray(bounds, dtype=np.int64)
+        if v.size >= UNSORTED_FROM:
+            return _fold_unsorted(cls, bins, v, bounds)
+        return cls._fold_groups_sorted(bins, v, bounds)
+
+    @classmethod
+    def _fold_groups_sorted(cls, bins: NumericBins, v: np.ndarray, bounds: np.ndarray) -> list[NumericSummary]:
+        """:meth:`fold_groups` by sorting each group: bin counts from the edges' positions."""
         groups = bounds.size - 1
         finite = np.isfinite(v)
         if finite.all():
@@ -134,8 +143,8 @@ class NumericSummary(_Counted):
     ) -> list[list[NumericSummary]]:
         """``fold_groups(bins[f], values[f], bounds)`` for every row ``f`` of a 2-D array, at once.
 
-        ``values`` is (columns × rows) float64 and is sorted in place group by group (pass a
-        copy you own). The result equals ``fold_groups`` column by column (a zero's sign in
+        ``values`` is (columns × rows) float64 and may be sorted in place group by group (pass
+        a copy you own). The result equals ``fold_groups`` column by column (a zero's sign in
         ``minimum``/``maximum`` aside, which the sort decides); the per-group and per-column
         Python work of that loop becomes one sort per group for all columns, one search per
         column, one ``bincount`` and one exact-sum pass for everything.
@@ -150,6 +159,8 @@ class NumericSummary(_Counted):
         groups = bounds.size - 1
         if columns == 0:
             return []
+        if rows >= UNSORTED_FROM:  # large batches: column by column without sorting
+            return [_fold_unsorted(cls, b, v[f], bounds) for f, b in enumerate(bins)]
         if groups <= 0 or rows == 0 or bool((np.diff(bounds) <= 0).any()):
             return [cls.fold_groups(b, v[f], bounds) for f, b in enumerate(bins)]  # empty groups: the plain way
         # Sorted, a group's row reads -inf…, finite…, +inf…, NaN…: its finite values are one
@@ -279,6 +290,102 @@ class NumericSummary(_Counted):
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+# From this many values of one column on, folds skip the sort (see :func:`_fold_unsorted`).
+UNSORTED_FROM = 4096
+
+
+def _fold_unsorted(
+    cls: type[NumericSummary], bins: NumericBins, v: np.ndarray, bounds: np.ndarray
+) -> list[NumericSummary]:
+    """:meth:`NumericSummary.fold_groups` without sorting, chunk by chunk.
+
+    Each chunk of :data:`~detectors.exact_sum.CHUNK` values (its temporaries stay in the
+    cache) is cut where groups change; per piece, the fine bins come from the grid lookup
+    and one ``bincount``, the exact sums from :func:`~detectors.exact_sum.piece_numerators`,
+    the extremes from ``reduceat``. Non-finite values are counted as missing: they sum as 0
+    and count in a discarded bin. Pieces of one group add up as summaries do.
+    """
+    groups = bounds.size - 1
+    n = v.size
+    width = bins.edges.size + 1
+    counts = np.zeros((groups, width), dtype=np.int64)
+    present = np.zeros(groups, dtype=np.int64)
+    minimum = np.full(groups, np.inf)
+    maximum = np.full(groups, -np.inf)
+    totals, squares, square_infinities, lower, upper = ([0] * groups for _ in range(5))
+    cuts = np.union1d(bounds, np.arange(0, n, CHUNK)) if n else np.zeros(1, dtype=np.int64)
+    group_of_piece = np.searchsorted(bounds, cuts[:-1], side="right") - 1
+    chunk_of_piece = cuts[:-1] // CHUNK
+    # One pass per chunk: the pieces [first, last) of the chunk that starts at cuts[first].
+    firsts = np.flatnonzero(np.diff(chunk_of_piece, prepend=-1)).tolist() + [cuts.size - 1]
+    for first, last in zip(firsts[:-1], firsts[1:]):
+        start, stop = int(cuts[first]), int(cuts[last])
+        owners = group_of_piece[first:last]
+        starts = cuts[first:last] - start
+        sizes = np.diff(cuts[first : last + 1])
+        x = v[start:stop]
+        finite = np.isfinite(x)
+        if finite.all():
+            index = bins.fine_index(x)
+            low, high = x, x
+            present[owners] += sizes
+        else:
+            x = np.where(finite, x, 0.0)
+            index = bins.fine_index(x)
+            index[~finite] = width  # the discarded bin
+            low, high = np.where(finite, x, np.inf), np.where(finite, x, -np.inf)
+            present[owners] += np.add.reduceat(finite, starts, dtype=np.int64)
+        piece_min, piece_max = np.minimum.reduceat(low, starts), np.maximum.reduceat(high, starts)
+        minimum[owners] = np.minimum(minimum[owners], piece_min)
+        maximum[owners] = np.maximum(maximum[owners], piece_max)
+        # max |x| of the chunk's finite values (0 when it has none): spares the sums a pass.
+        largest = max(0.0, -float(piece_min.min()), float(piece_max.max()))
+        offsets = np.repeat(np.arange(starts.size, dtype=np.int64) * (width + 1), sizes) if starts.size > 1 else 0
+        index += offsets
+        piece_counts = np.bincount(index, minlength=starts.size * (width + 1)).reshape(starts.size, width + 1)
+        counts[owners] += piece_counts[:, :width]
+        with np.errstate(over="ignore"):
+            squared = x * x
+            largest_square = largest * largest
+        owner_list = owners.tolist()
+        if largest_square == np.inf:  # some square may overflow: count those as +inf
+            overflow = np.isinf(squared)
+            squared[overflow] = 0.0
+            for g, k in zip(owner_list, np.add.reduceat(overflow, starts, dtype=np.int64).tolist()):
+                square_infinities[g] += k
+            largest_square = float(squared.max())
+        for target, parts in (
+            (totals, piece_numerators(x, starts, largest)),
+            (squares, piece_numerators(squared, starts, largest_square)),
+        ):
+            for g, numerator in zip(owner_list, parts):
+                target[g] += numerator
+        for target, tail, column in ((lower, 0, 0), (upper, width - 1, width - 1)):
+            sizes_in_tail = piece_counts[:, column]
+            if not sizes_in_tail.any():
+                continue
+            in_tail = (index - offsets) == tail
+            tail_bounds = np.concatenate(([0], np.cumsum(sizes_in_tail)))
+            for g, numerator in zip(owner_list, group_numerators(x[in_tail], tail_bounds)):
+                target[g] += numerator
+    missing = (np.diff(bounds) - present).tolist()
+    minima, maxima = minimum.tolist(), maximum.tolist()
+    return [
+        cls(
+            bins,
+            counts[g],
+            missing[g],
+            ExactSum(totals[g]),
+            ExactSum(squares[g], square_infinities[g], 0),
+            minima[g],
+            maxima[g],
+            ExactSum(lower[g]),
+            ExactSum(upper[g]),
+        )
+        for g in range(groups)
+    ]
 
 
 def _exact_sums(

@@ -9,6 +9,12 @@ the checkpoint records so that state folded against another profile is never mix
 State that may grow large — the request/response halves waiting in the decoders' join
 buffers — travels as rows of JSON documents (``part`` = ``document``), not in the file's
 key-value metadata, whose strings Parquet readers cap (100 MB by default in pyarrow).
+
+Format 2 (written since the windows keep their buckets packed, :mod:`exporter.pipeline.packed`)
+stores each bucket as it is kept: one row of binary columns (:data:`~exporter.pipeline.packed.PACKED_FIELDS`:
+narrow counts, nonzero bins only at low traffic, exact sums as bytes), with the layout of each
+model's summaries in the metadata so that a checkpoint of other bins is never read into them.
+Format 1 (one row per summary, counts as int64 lists, sums as text) is still read.
 """
 
 from __future__ import annotations
@@ -26,26 +32,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from detectors.performance import ClassificationSummary, RegressionSummary
-from detectors.profile import SUMMARY_COUNT_FIELDS, summary_counts, summary_with_counts
-from detectors.summary import ColumnSummary
+from detectors.profile import summary_with_counts
+from exporter.pipeline.packed import PACKED_FIELDS, packed_from_row, packed_row
 from exporter.pipeline.windows import Bucket, ModelWindows
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 METADATA_KEY = b"model_health.checkpoint"
 log = logging.getLogger(__name__)
 
-_SCHEMA = pa.schema(
+# Format 2: one row per packed bucket, or per document.
+_PACKED_SCHEMA = pa.schema(
     [
         ("model", pa.string()),
         ("model_version", pa.string()),
         ("window", pa.string()),
         ("bucket_start", pa.int64()),
-        ("part", pa.string()),  # bucket | feature | prediction | label | loss | performance | document
+        ("part", pa.string()),  # bucket | document
         ("name", pa.string()),
-        ("records", pa.int64()),
-        ("labels", pa.int64()),
-        *SUMMARY_COUNT_FIELDS,
-        ("payload", pa.string()),
+        *PACKED_FIELDS,
+        ("payload", pa.string()),  # the performance summary (JSON), or the document
     ]
 )
 
@@ -61,23 +67,6 @@ class Checkpoint:
     documents: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _summary_row(base: dict[str, Any], part: str, name: str, summary: ColumnSummary) -> dict[str, Any]:
-    return {**base, "part": part, "name": name, **summary_counts(summary)}
-
-
-def _bucket_rows(key: ModelKey, window: str, start: int, bucket: Bucket) -> list[dict[str, Any]]:
-    base = {"model": key[0], "model_version": key[1], "window": window, "bucket_start": start}
-    rows = [{**base, "part": "bucket", "name": "", "records": bucket.records, "labels": bucket.labels}]
-    rows += [_summary_row(base, "feature", name, s) for name, s in bucket.features.items()]
-    for part in ("prediction", "label", "loss"):
-        summary = getattr(bucket, part)
-        if summary is not None:
-            rows.append(_summary_row(base, part, "", summary))
-    if bucket.performance is not None:
-        rows.append({**base, "part": "performance", "name": "", "payload": json.dumps(bucket.performance.to_dict())})
-    return rows
-
-
 def encode_checkpoint(stores: dict[ModelKey, ModelWindows], checkpoint: Checkpoint) -> bytes:
     """State and offsets as the bytes of one Parquet file (what :func:`save_checkpoint` writes,
     and what scale-out publishes as a shared snapshot)."""
@@ -85,10 +74,23 @@ def encode_checkpoint(stores: dict[ModelKey, ModelWindows], checkpoint: Checkpoi
     models: dict[str, Any] = {}
     for key, store in stores.items():
         for window, ring in store.buckets.items():
-            for start, bucket in ring.items():
-                rows.extend(_bucket_rows(key, window, start, bucket))
+            for start, packed in ring.packed_items():
+                performance = None if packed.performance is None else json.dumps(packed.performance.to_dict())
+                rows.append(
+                    {
+                        "model": key[0],
+                        "model_version": key[1],
+                        "window": window,
+                        "bucket_start": start,
+                        "part": "bucket",
+                        "name": "",
+                        **packed_row(packed),
+                        "payload": performance,
+                    }
+                )
         models[f"{key[0]}\x1f{key[1]}"] = {
             "profile_created_at": store.profile.metadata.created_at,
+            "layout": store.layout.signature(),
             "newest_event": store.newest_event if np.isfinite(store.newest_event) else None,
             "last_prediction_at": store.last_prediction_at,
             "last_label_at": store.last_label_at,
@@ -101,7 +103,7 @@ def encode_checkpoint(stores: dict[ModelKey, ModelWindows], checkpoint: Checkpoi
         "models": models,
         "extra": checkpoint.extra,
     }
-    table = pa.Table.from_pylist(rows, schema=_SCHEMA).replace_schema_metadata(
+    table = pa.Table.from_pylist(rows, schema=_PACKED_SCHEMA).replace_schema_metadata(
         {METADATA_KEY: json.dumps(metadata).encode()}
     )
     sink = pa.BufferOutputStream()
@@ -150,26 +152,75 @@ def decode_checkpoint(data: bytes, stores: dict[ModelKey, ModelWindows], source:
     """Restore buckets from :func:`encode_checkpoint`'s bytes into ``stores``; the offsets and extras."""
     table = pq.read_table(pa.BufferReader(data))
     metadata = json.loads((table.schema.metadata or {})[METADATA_KEY])
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{source}: checkpoint format {metadata.get('format_version')} is not {FORMAT_VERSION}")
+    version = metadata.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise ValueError(f"{source}: checkpoint format {version} is not one of {READABLE_VERSIONS}")
     usable: set[ModelKey] = set()
     for joined_key, info in metadata["models"].items():
-        model, version = joined_key.split("\x1f")
-        store = stores.get((model, version))
+        model, model_version = joined_key.split("\x1f")
+        store = stores.get((model, model_version))
         if store is None:
-            log.warning("checkpoint holds state for %s v%s, which is no longer configured; dropped", model, version)
+            log.warning(
+                "checkpoint holds state for %s v%s, which is no longer configured; dropped", model, model_version
+            )
             continue
-        if info["profile_created_at"] != store.profile.metadata.created_at:
-            log.warning("profile of %s v%s changed since the checkpoint; its windows start empty", model, version)
+        if (
+            info["profile_created_at"] != store.profile.metadata.created_at
+            or info.get("layout", store.layout.signature()) != store.layout.signature()
+        ):
+            log.warning("profile of %s v%s changed since the checkpoint; its windows start empty", model, model_version)
             continue
-        usable.add((model, version))
+        usable.add((model, model_version))
         store.newest_event = info["newest_event"] if info["newest_event"] is not None else -np.inf
         store.last_prediction_at = info["last_prediction_at"]
         store.last_label_at = info["last_label_at"]
         for ring in store.buckets.values():
             ring.clear()
-    parts: dict[tuple[str, str, str, int], dict[str, Any]] = {}
     documents: dict[str, list[str]] = {}
+    if version == 2:
+        _load_packed_rows(source, table, stores, usable, documents)
+    else:
+        _load_summary_rows(table, stores, usable, documents)
+    offsets = {(topic, int(partition)): int(offset) for topic, partition, offset in metadata["offsets"]}
+    return Checkpoint(offsets, metadata.get("extra", {}), documents)
+
+
+def _load_packed_rows(
+    source: str,
+    table: pa.Table,
+    stores: dict[ModelKey, ModelWindows],
+    usable: set[ModelKey],
+    documents: dict[str, list[str]],
+) -> None:
+    """Format 2: each bucket row back into its ring as it was packed."""
+    for row in table.to_pylist():
+        if row["part"] == "document":
+            documents.setdefault(row["name"], []).append(row["payload"])
+            continue
+        key = (row["model"], row["model_version"])
+        if key not in usable:
+            continue
+        store = stores[key]
+        performance = None
+        if row["payload"] is not None:
+            summary_cls = (
+                ClassificationSummary if store.profile.metadata.task == "classification" else RegressionSummary
+            )
+            performance = summary_cls.from_dict(json.loads(row["payload"]))
+        try:
+            packed = packed_from_row(row, store.layout, performance)
+        except ValueError as exc:
+            raise ValueError(
+                f"{source}: bucket {row['window']}@{row['bucket_start']} of {key[0]} v{key[1]}: {exc}"
+            ) from None
+        store.buckets[row["window"]].packed[row["bucket_start"]] = packed
+
+
+def _load_summary_rows(
+    table: pa.Table, stores: dict[ModelKey, ModelWindows], usable: set[ModelKey], documents: dict[str, list[str]]
+) -> None:
+    """Format 1: one row per summary, summaries rebuilt and packed into the rings."""
+    parts: dict[tuple[str, str, str, int], dict[str, Any]] = {}
     for row in table.to_pylist():
         if row["part"] == "document":
             documents.setdefault(row["name"], []).append(row["payload"])
@@ -199,5 +250,3 @@ def decode_checkpoint(data: bytes, stores: dict[ModelKey, ModelWindows], source:
             loss=slot.get("loss"),
             labels=slot.get("labels", 0),
         )
-    offsets = {(topic, int(partition)): int(offset) for topic, partition, offset in metadata["offsets"]}
-    return Checkpoint(offsets, metadata.get("extra", {}), documents)

@@ -37,6 +37,7 @@ from detectors.profile import (
 from detectors.summary import NumericSummary
 from exporter.errors import UserError
 from exporter.offline.tables import DataFile, column_errors, open_table
+from exporter.pipeline.column_fold import fold_table
 from exporter.profiles import is_profile, load_profile
 
 if TYPE_CHECKING:
@@ -149,10 +150,8 @@ def drift_against_profile(
     names = _profile_columns(profile, features)
     with column_errors(source):
         require_columns(current, names)
-        summaries = {
-            name: summarise_current(current, name, profile.features[name])
-            for name in track(names, len(names), "folding")
-        }
+        # Numeric columns without a sort, over the cores (exporter.pipeline.column_fold).
+        _, summaries = fold_table([current], {name: profile.features[name] for name in names})
     from detectors.compare import compare
     from detectors.decision import DriftRule
 

@@ -15,8 +15,9 @@ The three folds here are the only place records become summaries, in every mode:
 - :func:`performance_buckets` — predictions joined with their labels → performance and
   per-record loss per slot, at the prediction's event time.
 
-A batch is grouped by slot once; every column is folded for all slots at once (one sort per
-slot for all numeric columns together, exact sums for all slots in one pass). Lateness is
+A batch is grouped by slot once; every column is folded for all slots at once (a small
+batch sorts each slot for all numeric columns together; a large one is folded without a sort,
+its columns split over threads). Lateness is
 not decided here: that is the window store's rule (:mod:`exporter.pipeline.windows`).
 """
 
@@ -33,6 +34,7 @@ from detectors.performance import ClassificationSummary, RegressionSummary, per_
 from detectors.performance_estimation import DEFAULT_THRESHOLD
 from detectors.profile import PerformanceSummary, ReferenceProfile
 from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
+from exporter.pipeline.column_fold import fold_numeric_columns
 from exporter.records import Reason, feature_column
 
 Summary = ColumnSummary | PerformanceSummary
@@ -307,8 +309,9 @@ def _value_counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:
 def _fold_numeric_columns(
     table: pa.Table, columns: dict[str, tuple[str, ColumnSummary]], order: np.ndarray | None, bounds: np.ndarray
 ) -> dict[str, list[ColumnSummary]]:
-    """The present numeric columns folded together (one sort per group for all of them,
-    see :meth:`NumericSummary.fold_columns`); the others are left to :func:`_fold_column`."""
+    """The present numeric columns folded together (:meth:`NumericSummary.fold_columns`, the
+    columns of a large batch split over threads: :mod:`~exporter.pipeline.column_fold`); the
+    others are left to :func:`_fold_column`."""
     numeric = [
         (name, column, reference)
         for name, (column, reference) in columns.items()
@@ -327,7 +330,7 @@ def _fold_numeric_columns(
             np.take(array, order, out=matrix[i])
         else:
             matrix[i] = array
-    folded = NumericSummary.fold_columns([reference.bins for _, _, reference in numeric], matrix, bounds)
+    folded = fold_numeric_columns([reference.bins for _, _, reference in numeric], matrix, bounds)
     return {name: list(parts) for (name, _, _), parts in zip(numeric, folded)}
 
 

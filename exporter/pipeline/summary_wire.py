@@ -6,14 +6,16 @@ of the records; the aggregator adds such messages into its windows exactly as it
 its own buckets (summaries add: :class:`~exporter.pipeline.windows.Bucket`). The same format
 serves any producer of partial summaries, such as aggregator replicas re-keying by model.
 
-Wire format, version 1
-----------------------
+Wire format, version 2 (written) and 1 (still read)
+---------------------------------------------------
 
 Kafka **key**: the model name (UTF-8), so every summary of a model lands on one partition.
-Kafka **header** ``content-type: application/vnd.model-health.summary.v1+arrow``.
+Kafka **header** ``content-type: application/vnd.model-health.summary.v1+arrow``: it names the
+message family for routing; the version is ``format_version`` in the metadata below.
 
 **Value**: one Arrow IPC *stream* (``pyarrow.ipc.open_stream``) holding one table, one row
-per summary, with the columns of :data:`SUMMARY_SCHEMA`:
+per summary. Version 2, :data:`SUMMARY_SCHEMA`, the counts and sums packed as the windows keep
+them (:mod:`exporter.pipeline.packed`):
 
 =====================  ===============  =====================================================
 column                 type             meaning
@@ -21,20 +23,37 @@ column                 type             meaning
 ``part``               string           ``feature``, ``prediction``, ``label``, ``loss`` or
                                         ``performance``
 ``name``               string           the feature name (``""`` for the other parts)
-``counts``             list<int64>      counts per bin, in the profile's bin order: numeric
-                                        columns the fine bins (two open tails included),
-                                        categorical ones the top-K categories then
-                                        ``__other__``
+``counts_size``        int64            bins: numeric columns the fine bins (two open tails
+                                        included), categorical ones the top-K categories
+                                        then ``__other__``, in the profile's order
+``counts_form``        string           ``dense`` (every count), ``bitmap`` (the nonzero
+                                        counts, placed by one bit per bin) or ``positions``
+                                        (the nonzero counts and their uint32 positions)
+``counts_width``       int8             bytes per stored count: 1, 2 or 4 (little-endian)
+``counts_values``      binary           the stored counts
+``counts_where``       binary           the positions or the bitmap (``np.packbits``); null
+                                        when dense
+``exception_at``       binary           uint32 indices into the stored counts that did not
+``exception_values``   binary           fit the width (stored there as 0), and their int64
+                                        counts
 ``missing``            int64            missing values (null, NaN, ±inf)
-``total``              string           exact sum of the present values (numeric only;
-``total_squares``      string           ``ExactSum.to_text``), and of their squares
 ``minimum``            float64          smallest and largest present value (numeric only;
 ``maximum``            float64          ±inf when none)
-``lower_tail_total``   string           exact sums of the values in the open tails
-``upper_tail_total``   string           (numeric only)
+``sums``               binary           numeric only: the exact sums (``ExactSum``) of the
+``sums_ends``          binary           values, their squares, the lower and the upper tail —
+``sums_shifts``        binary           each numerator (× 2**-1126) shifted right by its
+``sums_infinities``    binary           trailing zero bits (``sums_shifts``, uint16) as
+                                        little-endian two's complement, back to back
+                                        (ending at ``sums_ends``, uint32); ``sums_infinities``
+                                        the int64 pairs of ±inf terms, null when none
 ``payload``            string           ``performance`` rows only: the performance summary
                                         as JSON (``to_dict``)
 =====================  ===============  =====================================================
+
+Version 1 (:data:`SUMMARY_SCHEMA_V1`) had ``counts`` as list<int64> and the sums as text
+(``ExactSum.to_text``): about six times the bytes for a busy bucket, and more at low traffic.
+A producer can still write it (``SummaryHeader(format_version=1)``) while consumers of version
+1 alone remain, during a rolling upgrade: upgrade the consumers first.
 
 Bins are **not** carried: they come from the model's reference profile, which both sides
 load; ``profile_created_at`` names the profile the counts were folded against, and a
@@ -42,7 +61,7 @@ consumer holding another profile must refuse the message.
 
 The schema **metadata** key ``model_health.summary`` holds a JSON object:
 
-- ``format_version`` — 1;
+- ``format_version`` — 2 (or 1);
 - ``model``, ``model_version``, ``model_namespace`` (may be null) — whose summary it is;
 - ``bucket_start`` — epoch seconds, a multiple of ``bucket_seconds``; the summary covers
   records whose event time ``t`` has ``bucket_start <= t < bucket_start + bucket_seconds``;
@@ -66,14 +85,26 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from detectors.performance import ClassificationSummary, RegressionSummary
 from detectors.profile import SUMMARY_COUNT_FIELDS, ReferenceProfile, summary_counts, summary_with_counts
-from detectors.summary import ColumnSummary
+from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
 from exporter.pipeline.buckets import Bucket
+from exporter.pipeline.packed import (
+    COUNTS_FIELDS,
+    SUMS_FIELDS,
+    PackedCounts,
+    PackedSums,
+    counts_fields,
+    counts_from_fields,
+    sums_fields,
+    sums_from_fields,
+)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 METADATA_KEY = b"model_health.summary"
 CONTENT_TYPE = "application/vnd.model-health.summary.v1+arrow"
 CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
@@ -83,14 +114,27 @@ SUMMARY_SCHEMA = pa.schema(
     [
         ("part", pa.string()),
         ("name", pa.string()),
+        *COUNTS_FIELDS,
+        ("missing", pa.int64()),
+        ("minimum", pa.float64()),
+        ("maximum", pa.float64()),
+        *SUMS_FIELDS,
+        ("payload", pa.string()),
+    ]
+)
+SUMMARY_SCHEMA_V1 = pa.schema(
+    [
+        ("part", pa.string()),
+        ("name", pa.string()),
         *SUMMARY_COUNT_FIELDS,
         ("payload", pa.string()),
     ]
 )
+_SCHEMAS = {1: SUMMARY_SCHEMA_V1, 2: SUMMARY_SCHEMA}
 
 
 class SummaryFormatError(ValueError):
-    """A message that is not a version-1 summary, or not one of the profile at hand."""
+    """A message that is not a summary of a readable version, or not one of the profile at hand."""
 
 
 @dataclass(frozen=True)
@@ -126,17 +170,18 @@ def encode_summary(header: SummaryHeader, bucket: Bucket) -> bytes:
     >>> read_summary_header(value).records, read_summary_header(value).bucket_start
     (3, 1800000000)
     """
-    if header.format_version != FORMAT_VERSION:
-        raise ValueError(f"this build writes summary format {FORMAT_VERSION}")
-    rows: list[dict[str, Any]] = [_row("feature", name, summary) for name, summary in bucket.features.items()]
+    if header.format_version not in READABLE_VERSIONS:
+        raise ValueError(f"this build writes summary formats {READABLE_VERSIONS}")
+    row = _row if header.format_version == 2 else _row_v1
+    rows: list[dict[str, Any]] = [row("feature", name, summary) for name, summary in bucket.features.items()]
     for part in ("prediction", "label", "loss"):
         summary = getattr(bucket, part)
         if summary is not None:
-            rows.append(_row(part, "", summary))
+            rows.append(row(part, "", summary))
     if bucket.performance is not None:
         rows.append({"part": "performance", "name": "", "payload": json.dumps(bucket.performance.to_dict())})
     metadata = {**asdict(header), "records": bucket.records, "labels": bucket.labels}
-    table = pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA).replace_schema_metadata(
+    table = pa.Table.from_pylist(rows, schema=_SCHEMAS[header.format_version]).replace_schema_metadata(
         {METADATA_KEY: json.dumps(metadata, allow_nan=False).encode()}
     )
     sink = pa.BufferOutputStream()
@@ -146,6 +191,22 @@ def encode_summary(header: SummaryHeader, bucket: Bucket) -> bytes:
 
 
 def _row(part: str, name: str, summary: ColumnSummary) -> dict[str, Any]:
+    """A version-2 row: counts and sums packed."""
+    row: dict[str, Any] = {"part": part, "name": name, "missing": summary.missing}
+    row.update(counts_fields(PackedCounts.of(summary.counts)))
+    if isinstance(summary, NumericSummary):
+        row.update(minimum=summary.minimum, maximum=summary.maximum)
+        row.update(
+            sums_fields(
+                PackedSums.of(
+                    [summary.total, summary.total_squares, summary.lower_tail_total, summary.upper_tail_total]
+                )
+            )
+        )
+    return row
+
+
+def _row_v1(part: str, name: str, summary: ColumnSummary) -> dict[str, Any]:
     return {"part": part, "name": name, **summary_counts(summary)}
 
 
@@ -172,9 +233,9 @@ def _header_of(table: pa.Table) -> SummaryHeader:
         data = json.loads(raw)
     except ValueError:
         raise SummaryFormatError("summary metadata is not JSON") from None
-    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
-        version = data.get("format_version") if isinstance(data, dict) else None
-        raise SummaryFormatError(f"summary format {version!r} is not {FORMAT_VERSION}")
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if version not in READABLE_VERSIONS:
+        raise SummaryFormatError(f"summary format {version!r} is not one of {READABLE_VERSIONS}")
     try:
         header = SummaryHeader(**data)
     except TypeError as exc:
@@ -212,8 +273,9 @@ def decode_summary(value: bytes, profile: ReferenceProfile) -> tuple[SummaryHead
         header.profile_created_at, meta.created_at, rel_tol=0, abs_tol=1e-6
     ):
         raise SummaryFormatError("summary was folded against another profile (profile_created_at differs)")
-    if not set(SUMMARY_SCHEMA.names) <= set(table.column_names):
+    if not set(_SCHEMAS[header.format_version].names) <= set(table.column_names):
         raise SummaryFormatError("summary table lacks columns")
+    summary = _summary if header.format_version == 2 else _summary_v1
     features: dict[str, ColumnSummary] = {}
     parts: dict[str, Any] = {}
     for row in table.to_pylist():
@@ -222,7 +284,7 @@ def decode_summary(value: bytes, profile: ReferenceProfile) -> tuple[SummaryHead
             reference = profile.features.get(name)
             if reference is None:
                 raise SummaryFormatError(f"feature {name!r} is not in the profile")
-            features[name] = _summary(row, reference, f"feature {name!r}")
+            features[name] = summary(row, reference, f"feature {name!r}")
         elif part == "performance":
             summary_cls = ClassificationSummary if meta.task == "classification" else RegressionSummary
             try:
@@ -233,7 +295,7 @@ def decode_summary(value: bytes, profile: ReferenceProfile) -> tuple[SummaryHead
             reference = getattr(profile, part)
             if reference is None:
                 raise SummaryFormatError(f"the profile has no {part} summary")
-            parts[part] = _summary(row, reference, part)
+            parts[part] = summary(row, reference, part)
         else:
             raise SummaryFormatError(f"unknown part {part!r}")
     bucket = Bucket(
@@ -249,6 +311,24 @@ def decode_summary(value: bytes, profile: ReferenceProfile) -> tuple[SummaryHead
 
 
 def _summary(row: dict[str, Any], reference: ColumnSummary, what: str) -> ColumnSummary:
+    """A version-2 row back into a summary over ``reference``'s bins."""
+    try:
+        counts = counts_from_fields(row, reference.counts.size).unpacked()
+        missing = row["missing"]
+        if type(missing) is not int or missing < 0:
+            raise ValueError("missing must be a non-negative count")
+        if isinstance(reference, CategoricalSummary):
+            return CategoricalSummary(reference.bins, counts, missing)
+        total, squares, lower, upper = sums_from_fields(row, 4).sums()
+        minimum, maximum = row["minimum"], row["maximum"]
+        if not isinstance(minimum, float) or not isinstance(maximum, float) or np.isnan(minimum) or np.isnan(maximum):
+            raise ValueError("minimum and maximum must be numbers")
+        return NumericSummary(reference.bins, counts, missing, total, squares, minimum, maximum, lower, upper)
+    except ValueError as exc:
+        raise SummaryFormatError(f"{what}: {exc}") from None
+
+
+def _summary_v1(row: dict[str, Any], reference: ColumnSummary, what: str) -> ColumnSummary:
     counts = row["counts"]
     # C-level scans (`in`, `min`), not a generator: a partial of many buckets holds thousands of rows.
     if counts is None or len(counts) != reference.counts.size or None in counts or min(counts, default=0) < 0:

@@ -1,7 +1,8 @@
 """Event-time windows of one model version: rings of buckets, and the one lateness rule.
 
 Each window (``bucket_seconds × buckets``) keeps a ring of :class:`~exporter.pipeline.buckets.Bucket`
-keyed by start time. Buckets arrive already folded, per *slot* (a width that divides every
+keyed by start time, packed (:mod:`exporter.pipeline.packed`: narrow counts, nonzero bins only at
+low traffic, exact sums as bytes) and unpacked when read. Buckets arrive already folded, per *slot* (a width that divides every
 window's bucket width — :mod:`exporter.pipeline.fold` uses the gcd of the bucket widths); the
 slots that share a window bucket are summed first, so each window bucket takes one merge. A
 window is the sum of its buckets that end after ``now − span``, summed in one step.
@@ -34,6 +35,7 @@ from exporter.pipeline.buckets import (
     performance_buckets,
     prediction_buckets,
 )
+from exporter.pipeline.packed import BucketLayout, PackedRing
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,9 @@ class ModelWindows:
         self.windows = {w.name: w for w in windows}
         self.allowed_lateness = float(allowed_lateness)
         self.base_seconds = slot_seconds(w.bucket_seconds for w in windows)
-        self.buckets: dict[str, dict[int, Bucket]] = {w.name: {} for w in windows}
+        self.layout = BucketLayout.of(profile)
+        # Packed (exporter.pipeline.packed): a bucket is stored in a few narrow arrays, not as summaries.
+        self.buckets: dict[str, PackedRing] = {w.name: PackedRing(self.layout) for w in windows}
         self.newest_event = -math.inf
         self.last_prediction_at: float | None = None
         self.last_label_at: float | None = None
@@ -136,12 +140,12 @@ class ModelWindows:
             for slot_start, bucket in zip(slot_starts, buckets):
                 start = slot_start - slot_start % spec.bucket_seconds
                 if pending and start != current:
-                    _merge_into(ring, current, pending)
+                    ring.merge(current, pending)
                     pending = []
                 current = start
                 pending.append(bucket)
             if pending:
-                _merge_into(ring, current, pending)
+                ring.merge(current, pending)
 
     # ------------------------------------------------------------------ reading
 
@@ -149,8 +153,13 @@ class ModelWindows:
         """The sum of the window's buckets that overlap ``(now − span, now]``."""
         spec = self.windows[name]
         oldest = now - spec.span
-        parts = [b for start, b in self.buckets[name].items() if start + spec.bucket_seconds > oldest and start <= now]
-        return Bucket.sum(parts)
+        ring = self.buckets[name]
+        return ring.sum([start for start in ring if start + spec.bucket_seconds > oldest and start <= now])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the packed buckets of every window hold (arrays and byte strings)."""
+        return sum(ring.nbytes for ring in self.buckets.values())
 
     def expire(self, now: float) -> None:
         """Forget buckets no window can reach any more."""
@@ -159,9 +168,3 @@ class ModelWindows:
             ring = self.buckets[name]
             for start in [s for s in ring if s + spec.bucket_seconds <= oldest]:
                 del ring[start]
-
-
-def _merge_into(ring: dict[int, Bucket], start: int, parts: list[Bucket]) -> None:
-    if start in ring:
-        parts = [ring[start], *parts]
-    ring[start] = Bucket.sum(parts)

@@ -1,6 +1,7 @@
 from fractions import Fraction
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -100,6 +101,23 @@ def test_group_numerators_with_many_exponent_runs():
     bounds = np.array([0, 7_000, 7_000, 15_000, 20_000])
     for start, end in zip(bounds[:-1], bounds[1:]):
         values[start:end].sort()
+    assert group_numerators(values, bounds) == [
+        ExactSum.of(values[a:b]).numerator for a, b in zip(bounds[:-1], bounds[1:])
+    ]
+
+
+@pytest.mark.parametrize("scale", ["spread", "tiny beside large", "largest", "subnormal"])
+def test_group_numerators_of_unsorted_values_split_in_levels(scale):
+    # Unsorted: the levels of piece_numerators, their early exit to the integer way, and σ's overflow.
+    rng = np.random.default_rng(5)
+    n = 100_000
+    values = {
+        "spread": rng.normal(size=n) * 10.0 ** rng.integers(-300, 300, size=n),
+        "tiny beside large": np.where(rng.random(n) < 0.001, 1e-200, 1.0) * rng.normal(size=n) * 1e6,
+        "largest": rng.choice([1.7976931348623157e308, -1.7976931348623157e308, 1.0], size=n),
+        "subnormal": rng.integers(-(2**52), 2**52, size=n) * 5e-324,
+    }[scale]
+    bounds = np.array([0, 1, 40_000, 40_000, 70_000, n])
     assert group_numerators(values, bounds) == [
         ExactSum.of(values[a:b]).numerator for a, b in zip(bounds[:-1], bounds[1:])
     ]

@@ -5,8 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import detectors.exact_sum as exact_sum_module
+import detectors.summary as summary_module
 from detectors.binning import CategoricalBins, NumericBins
-from detectors.summary import CategoricalSummary, NumericSummary
+from detectors.summary import CategoricalSummary, NumericSummary, _fold_unsorted
 from tests.detectors.strategies import category_arrays, finite_arrays, float_arrays
 
 
@@ -124,3 +126,43 @@ def test_folding_columns_at_once_equals_folding_each(references, case):
     assert len(together) == values.shape[0]
     for column_bins, column, folded in zip(bins, values, together):
         assert folded == NumericSummary.fold_groups(column_bins, column, bounds)
+
+
+@st.composite
+def unsorted_case(draw):  # type: ignore[no-untyped-def]
+    """A column with NaN, ±inf, zeros of both signs and values outside the reference, cut into groups."""
+    values = draw(float_arrays(min_size=1, max_size=400))
+    cuts = sorted(draw(st.lists(st.integers(0, values.size), max_size=6)))
+    return values, np.array([0, *cuts, values.size], dtype=np.int64)
+
+
+@given(finite_arrays(min_size=1, max_size=100), unsorted_case(), st.sampled_from([1, 3, 16, 64, 1 << 15]))
+def test_folding_without_a_sort_equals_sorting(reference, case, chunk):
+    """The unsorted fold (large batches) equals the sorting one, whatever the chunking."""
+    values, bounds = case
+    bins = NumericBins.from_reference(reference, fine_bins=20, psi_bins=5)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(summary_module, "CHUNK", chunk)
+        patch.setattr(exact_sum_module, "CHUNK", chunk)
+        unsorted = _fold_unsorted(NumericSummary, bins, values, bounds)
+    assert unsorted == NumericSummary._fold_groups_sorted(bins, values.copy(), bounds)
+
+
+@pytest.mark.parametrize("shape", ["normal", "wide", "tiny", "spread", "huge", "missing"])
+def test_large_batches_fold_without_a_sort_to_the_same_summaries(shape):
+    rng = np.random.default_rng(11)
+    n = 150_000
+    values = {
+        "normal": rng.normal(size=n),
+        "wide": rng.lognormal(0, 6, n) * rng.choice([-1.0, 1.0], n),
+        "tiny": rng.normal(size=n) * 1e-300,  # subnormals and their squares' underflow
+        "spread": rng.normal(size=n) * 10.0 ** rng.integers(-300, 300, n),  # squares overflow to inf
+        "huge": rng.normal(size=n) * 1e307,  # σ would overflow: the exact integer way
+        "missing": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
+    }[shape]
+    values[rng.random(n) < 0.01] = np.inf
+    bins = NumericBins.from_reference(rng.normal(size=3_000), fine_bins=1000, psi_bins=10)
+    bounds = np.array([0, 7, 40_000, 40_000, 100_003, n])
+    assert values.size >= summary_module.UNSORTED_FROM
+    together = NumericSummary.fold_groups(bins, values, bounds)  # the unsorted path at this size
+    assert together == NumericSummary._fold_groups_sorted(bins, values.copy(), bounds)

@@ -1,4 +1,8 @@
+from pathlib import Path
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from detectors.profile import build_profile
@@ -96,3 +100,30 @@ def test_a_failed_write_leaves_the_old_checkpoint(tmp_path, profile, monkeypatch
         save_checkpoint(path, {("m", "1"): filled(profile)}, Checkpoint({("t", 0): 99}))
     assert load_checkpoint(path, {("m", "1"): ModelWindows(profile, WINDOWS, 600)}).offsets == {("t", 0): 1}
     assert [p.name for p in tmp_path.iterdir()] == ["state.parquet"]  # no temporary left behind
+
+
+FORMAT_1 = Path(__file__).parent / "fixtures" / "checkpoint-format-1.parquet"
+
+
+def test_a_format_1_checkpoint_still_loads(profile):
+    """Written by the aggregator before buckets were packed (one row per summary), of filled(profile)."""
+    assert pq.read_schema(FORMAT_1).metadata[b"model_health.checkpoint"].startswith(b'{"format_version": 1')
+    fresh = ModelWindows(profile, WINDOWS, allowed_lateness=600)
+    restored = load_checkpoint(FORMAT_1, {("m", "1"): fresh})
+    assert restored.offsets == {("preds", 0): 1234} and restored.documents == {"kserve": ['{"a": 1}']}
+    store = filled(profile)
+    for window in ("5m", "1h"):
+        assert dict(fresh.buckets[window]) == dict(store.buckets[window])
+    assert fresh.newest_event == store.newest_event
+
+
+def test_format_2_is_smaller_and_refuses_a_damaged_bucket(tmp_path, profile):
+    path = tmp_path / "state.parquet"
+    save_checkpoint(path, {("m", "1"): filled(profile)}, Checkpoint({("preds", 0): 1234}, {"k": [1, 2]}))
+    assert path.stat().st_size < FORMAT_1.stat().st_size
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    rows[0]["counts_values"] = rows[0]["counts_values"][:-1]  # one byte short
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+    with pytest.raises(ValueError, match=r"bucket 5m@\d+ of m v1: .*counts"):
+        load_checkpoint(path, {("m", "1"): ModelWindows(profile, WINDOWS, allowed_lateness=600)})

@@ -124,7 +124,7 @@ def rewrite_metadata(value: bytes, change) -> bytes:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda m: m.update(format_version=2), "summary format 2 is not 1"),
+        (lambda m: m.update(format_version=99), r"summary format 99 is not one of \(1, 2\)"),
         (lambda m: m.update(profile_created_at=1.6e9), "another profile"),
         (lambda m: m.update(model="churn"), "summary of churn v7, profile of fraud v7"),
         (lambda m: m.update(bucket_start=1_800_000_001), "multiple"),
@@ -165,3 +165,41 @@ def test_other_bytes_and_other_bins_are_refused(profile):
     )
     with pytest.raises(SummaryFormatError, match="non-negative counts"):
         decode_summary(encode_summary(header(), folded(coarse)), other)
+
+
+def test_format_1_is_still_read_and_format_2_is_smaller(profile):
+    """A producer not yet upgraded (or pinned to 1 for old consumers) writes version 1."""
+    bucket = folded(profile, rows=5_000)
+    old = encode_summary(header(records=5_000, format_version=1), bucket)
+    new = encode_summary(header(records=5_000), bucket)
+    assert read_summary_header(old).format_version == 1 and read_summary_header(new).format_version == 2
+    for value in (old, new):
+        _, got = decode_summary(value, profile)
+        assert got.features == bucket.features and got.prediction == bucket.prediction
+    assert len(new) * 3 < len(old)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("counts_values", b"\x01", "count bitmap and the counts disagree|one per bin|positions"),
+        ("counts_width", 3, "of width 3"),
+        ("counts_form", "zigzag", "stored as 'zigzag'"),
+        ("exception_values", b"\xff" * 8, "exception"),
+        ("sums", b"\x00", "exact sums do not match their ends"),
+        ("missing", -1, "missing must be a non-negative count"),
+    ],
+)
+def test_damaged_packed_rows_are_refused(profile, field, value, message):
+    table = pa.ipc.open_stream(encode_summary(header(), folded(profile))).read_all()
+    rows = table.to_pylist()
+    numeric = next(i for i, row in enumerate(rows) if row["sums"] is not None)
+    if field == "exception_values":
+        rows[numeric]["exception_at"] = b"\x00\x00\x00\x00"
+    rows[numeric][field] = value
+    sink = pa.BufferOutputStream()
+    damaged = pa.Table.from_pylist(rows, schema=table.schema)
+    with pa.ipc.new_stream(sink, damaged.schema) as writer:
+        writer.write_table(damaged)
+    with pytest.raises(SummaryFormatError, match=message):
+        decode_summary(sink.getvalue().to_pybytes(), profile)
