@@ -66,6 +66,14 @@ class AggregatorKafkaConfig(Section):
     partial_flush_records: int = Field(
         20_000, ge=1, description="Scale-out: records in one partition's partial summary that publish it early."
     )
+    summaries_format: Literal[1, 2] = Field(
+        2,
+        description=(
+            "Scale-out: the wire format this replica writes on `summaries_topic` (every replica reads every "
+            "format). During a rolling upgrade from a build that reads only format 1, keep 1 until no such "
+            "replica is left, then 2 (packed counts, state snapshots)."
+        ),
+    )
     snapshot_interval_seconds: float = Field(
         300.0,
         ge=0,

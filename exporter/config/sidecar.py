@@ -58,6 +58,13 @@ class SidecarKafkaConfig(Section):
         gt=0,
         description="Event-time width of one summary in `summaries` mode; must divide the aggregator's `bucket_seconds`.",
     )
+    summary_format: Literal[1, 2] = Field(
+        2,
+        description=(
+            "Summary message format in `summaries` mode: 2 packs counts; keep 1 while an aggregator of a "
+            "build that reads only format 1 consumes them."
+        ),
+    )
     deadletter_topic: Topic = Field(
         "model-health-deadletter", description="Topic that receives refused records, with the reason in a header."
     )

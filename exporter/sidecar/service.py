@@ -145,6 +145,7 @@ class Sidecar:
                 self.stats,
                 namespace=self.config.model.namespace,
                 partition_count=self._partition_count,
+                summary_format=kafka.summary_format,
             )
         return RecordBatches(
             kafka.predictions_topic, kafka.format, kafka.batch_max_records, kafka.batch_max_seconds, self.stats

@@ -36,7 +36,7 @@ from exporter.aggregator.scaleout.routing import summary_partition
 from exporter.kafka import KafkaIOError, Producer
 from exporter.pipeline.buckets import Bucket, add_into
 from exporter.pipeline.fold import Folder, Partials
-from exporter.pipeline.summary_wire import SummaryHeader, encode_summary, kafka_headers
+from exporter.pipeline.summary_wire import FORMAT_VERSION, SummaryHeader, encode_summary, kafka_headers
 from exporter.records import Rejected
 from exporter.sidecar.forwarder import Flushed
 from exporter.sidecar.serving import ServingStats
@@ -66,8 +66,10 @@ class SummaryStage:
         producer_id: str | None = None,
         stats_topic: str | None = None,
         partition_count: Callable[[str], int | None] | None = None,
+        summary_format: int = FORMAT_VERSION,
     ) -> None:
         self.profile = profile
+        self.summary_format = summary_format
         self.topic = topic
         self.bucket_seconds = bucket_seconds
         self.grace_seconds = grace_seconds
@@ -153,6 +155,7 @@ class SummaryStage:
                     sequence=self.sequence,
                     records=bucket.records,
                     profile_created_at=self.profile.metadata.created_at,
+                    format_version=self.summary_format,
                 )
                 self.sequence += 1
                 records += bucket.records

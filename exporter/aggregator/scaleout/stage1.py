@@ -136,6 +136,8 @@ class PartialStage:
         self.decode = decode
         self.dead_letter = DeadLetter(producer, config.kafka.deadletter_topic)
         self.summary_partitions = summary_partitions
+        # What this replica writes; every replica reads every format (a rolling upgrade's knob).
+        self.format_version = config.kafka.summaries_format
         self.clock = clock
         self.monotonic = monotonic
         self.profiles = {key: profile for key, (_, profile) in models.items()}
@@ -449,19 +451,36 @@ class PartialStage:
                 wire.split_model_partial(partial, wire.MAX_SUMMARIES_PER_MESSAGE, wire.MAX_ROWS_PER_MESSAGE)
             ):
                 summary = wire.SummaryRange(
-                    wire.MODEL_KIND, model, tp.topic, tp.partition, current.start, current.end, emitted_at, number
+                    wire.MODEL_KIND,
+                    model,
+                    tp.topic,
+                    tp.partition,
+                    current.start,
+                    current.end,
+                    emitted_at,
+                    number,
+                    format=self.format_version,
                 )
-                value = wire.encode_model_partial(piece, f"{tp.topic}:{tp.partition}", current.end)
+                value = wire.encode_model_partial(
+                    piece, f"{tp.topic}:{tp.partition}", current.end, format_version=self.format_version
+                )
                 out.append(_Outgoing(model, partition, value, summary.headers()))
         key = pipeline_key(tp.topic, tp.partition)
         summary = wire.SummaryRange(
-            wire.PIPELINE_KIND, key, tp.topic, tp.partition, current.start, current.end, emitted_at
+            wire.PIPELINE_KIND,
+            key,
+            tp.topic,
+            tp.partition,
+            current.start,
+            current.end,
+            emitted_at,
+            format=self.format_version,
         )
         out.append(
             _Outgoing(
                 key,
                 summary_partition(key, self.summary_partitions),
-                wire.encode_pipeline_partial(current.pipeline),
+                wire.encode_pipeline_partial(current.pipeline, self.format_version),
                 summary.headers(),
             )
         )

@@ -66,7 +66,16 @@ from exporter.pipeline.partial import (
 from exporter.pipeline.snapshot import HistogramState
 from exporter.records import LABEL_SCHEMA
 
-FORMAT_VERSION = 1
+# Scale-out's wire formats, each with what it changed. A replica reads every format listed here
+# and writes ``kafka.summaries_format`` (the newest by default): during a rolling upgrade the new
+# build keeps writing the format the old one reads, and switches once no old replica is left.
+WIRE_FORMATS: dict[int, str] = {
+    1: "bucket frames in summary format 1 (every count an int64)",
+    2: "bucket frames in summary format 2 (packed counts); stage-2 state snapshots",
+}
+FORMAT_VERSION = max(WIRE_FORMATS)
+# The summary format (exporter.pipeline.summary_wire) of a wire format's bucket frames.
+_SUMMARY_FORMAT = {1: 1, 2: 2}
 MAGIC = b"MHP\x01"
 KIND_HEADER = "model-health-summary-kind"
 FORMAT_HEADER = "model-health-summary-format"
@@ -107,6 +116,19 @@ class WireError(ValueError):
         self.reason = reason
 
 
+def readable_format(text: object) -> int:
+    """The wire format a message names, if this build reads it; else :class:`WireError`."""
+    try:
+        version = int(str(text))
+    except ValueError:
+        version = -1
+    if version not in WIRE_FORMATS:
+        raise WireError(
+            "invalid_summary", f"summary format {text!r} is not one this build reads ({sorted(WIRE_FORMATS)})"
+        )
+    return version
+
+
 @dataclass(frozen=True)
 class SummaryRange:
     """What the headers say: which key, and which source offsets the message accounts for."""
@@ -119,6 +141,7 @@ class SummaryRange:
     end: int
     emitted_at: float
     part: int = 0  # a range too big for one message goes out in parts 0, 1, …
+    format: int = FORMAT_VERSION  # the wire format of the body (WIRE_FORMATS)
 
     @property
     def source(self) -> tuple[str, int]:
@@ -127,7 +150,7 @@ class SummaryRange:
     def headers(self) -> tuple[tuple[str, bytes], ...]:
         return (
             (KIND_HEADER, self.kind.encode()),
-            (FORMAT_HEADER, str(FORMAT_VERSION).encode()),
+            (FORMAT_HEADER, str(self.format).encode()),
             (SOURCE_TOPIC_HEADER, self.source_topic.encode()),
             (SOURCE_PARTITION_HEADER, str(self.source_partition).encode()),
             (RANGE_START_HEADER, str(self.start).encode()),
@@ -144,10 +167,7 @@ class SummaryRange:
         if kind is None:
             return None
         try:
-            if headers.get(FORMAT_HEADER) != str(FORMAT_VERSION).encode():
-                raise WireError(
-                    "invalid_summary", f"summary format {headers.get(FORMAT_HEADER)!r} is not {FORMAT_VERSION}"
-                )
+            version = readable_format(headers.get(FORMAT_HEADER, b"").decode())
             if kind.decode() not in KINDS:
                 raise WireError("invalid_summary", f"unknown summary kind {kind!r}")
             summary = cls(
@@ -159,6 +179,7 @@ class SummaryRange:
                 end=int(headers[RANGE_END_HEADER]),
                 emitted_at=float(headers[EMITTED_AT_HEADER]),
                 part=int(headers.get(RANGE_PART_HEADER, b"0")),
+                format=version,
             )
         except (KeyError, ValueError, UnicodeDecodeError) as error:
             if isinstance(error, WireError):
@@ -328,9 +349,12 @@ def split_model_partial(
     return parts
 
 
-def encode_model_partial(partial: ModelPartial, producer: str = "", sequence: int = 0) -> bytes:
+def encode_model_partial(
+    partial: ModelPartial, producer: str = "", sequence: int = 0, format_version: int = FORMAT_VERSION
+) -> bytes:
     """``producer`` and ``sequence`` fill the embedded bucket headers (stage 1 passes the
-    source partition and the range end); stage 2 deduplicates by range, not by them."""
+    source partition and the range end); stage 2 deduplicates by range, not by them.
+    ``format_version`` is the wire format to write (:data:`WIRE_FORMATS`)."""
     versions: dict[str, Any] = {}
     buckets: list[tuple[str, str, float | None]] = []
     frames: list[bytes] = []
@@ -348,6 +372,7 @@ def encode_model_partial(partial: ModelPartial, producer: str = "", sequence: in
                     records=bucket.records,
                     labels=bucket.labels,
                     profile_created_at=part.profile_created_at,
+                    format_version=_SUMMARY_FORMAT[format_version],
                 )
                 frames.append(summary_wire.encode_summary(header, bucket))
                 buckets.append((version, role, part.newest.get((role, start))))
@@ -360,7 +385,7 @@ def encode_model_partial(partial: ModelPartial, producer: str = "", sequence: in
         if part.join is not None and part.join.num_rows:
             joins.append(part.join.select(JOIN_SCHEMA.names).cast(JOIN_SCHEMA))
     metadata: dict[str, Any] = {
-        "format": FORMAT_VERSION,
+        "format": format_version,
         "model": partial.model,
         "slot_seconds": partial.slot_seconds,
         "versions": versions,
@@ -422,8 +447,7 @@ def decode_model_partial(value: bytes, profile_for: ProfileFor) -> ModelPartial:
     frames = _frames(value)
     try:
         metadata = json.loads(frames[0])
-        if metadata.get("format") != FORMAT_VERSION:
-            raise WireError("invalid_summary", f"partial format {metadata.get('format')!r} is not {FORMAT_VERSION}")
+        readable_format(metadata.get("format"))
         partial = ModelPartial(str(metadata["model"]), int(metadata["slot_seconds"]))
         for format, topic, document in metadata.get("halves", []):
             if format not in ("kserve", "seldon") or not isinstance(topic, str) or not isinstance(document, str):
@@ -490,10 +514,10 @@ def decode_model_partial(value: bytes, profile_for: ProfileFor) -> ModelPartial:
 # Pipeline partials.
 
 
-def encode_pipeline_partial(partial: PipelinePartial) -> bytes:
+def encode_pipeline_partial(partial: PipelinePartial, format_version: int = FORMAT_VERSION) -> bytes:
     return json.dumps(
         {
-            "format": FORMAT_VERSION,
+            "format": format_version,
             "consumed": [[*key, count] for key, count in sorted(partial.consumed.items())],
             "rejected": [[*key, count] for key, count in sorted(partial.rejected.items())],
             # Added with the duplicate counter; a message without it (older) dropped none.
@@ -518,10 +542,7 @@ def _text(value: object) -> str:
 def decode_pipeline_partial(value: bytes) -> PipelinePartial:
     try:
         document = json.loads(value)
-        if document.get("format") != FORMAT_VERSION:
-            raise WireError(
-                "invalid_summary", f"pipeline summary format {document.get('format')!r} is not {FORMAT_VERSION}"
-            )
+        readable_format(document.get("format"))
         return PipelinePartial(
             consumed={(_text(t), _text(f)): _count(n) for t, f, n in document["consumed"]},
             rejected={(_text(t), _text(r)): _count(n) for t, r, n in document["rejected"]},

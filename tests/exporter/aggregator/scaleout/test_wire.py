@@ -163,7 +163,7 @@ def test_range_headers_round_trip():
 @pytest.mark.parametrize(
     "broken",
     [
-        {"model-health-summary-format": b"2"},
+        {"model-health-summary-format": b"3"},  # a format this build does not read
         {"model-health-summary-kind": b"other"},
         {"model-health-range-end": b"5"},  # ends before it starts
         {"model-health-range-start": b"x"},
