@@ -155,6 +155,19 @@ def reference() -> None:
 @click.option("--prediction", default=None, help="Prediction column (score, class or regression value).")
 @click.option("--label", default=None, help="Ground-truth label column.")
 @click.option("--trained-at", default=None, help="When the model was trained: epoch seconds or RFC 3339.")
+@click.option(
+    "--threshold",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Binary classifier: the score at or above which it predicts the positive class.",
+)
+@click.option(
+    "--class-scores",
+    multiple=True,
+    help="Multiclass classifier: CLASS=COLUMN pairs, comma-separated, naming each class's score column "
+    "(--prediction then holds the predicted class); enables label-free estimation.",
+)
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Profile file to write (Parquet).")
 @click.option("--fine-bins", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--psi-bins", default=10, show_default=True, type=click.IntRange(min=1))
@@ -169,6 +182,8 @@ def reference_build(
     prediction: str | None,
     label: str | None,
     trained_at: str | None,
+    threshold: float,
+    class_scores: tuple[str, ...],
     out: Path,
     fine_bins: int,
     psi_bins: int,
@@ -182,6 +197,12 @@ def reference_build(
     from exporter.profiles import save_profile
 
     trained = parse_timestamp(trained_at) if trained_at else None
+    scores: dict[str, str] = {}
+    for pair in _split_option(class_scores):
+        name, _, column = pair.partition("=")
+        if not name or not column:
+            raise click.BadParameter(f"{pair!r} is not CLASS=COLUMN", param_hint="--class-scores")
+        scores[name] = column
     if fine_bins % psi_bins:
         raise click.BadParameter(f"--fine-bins ({fine_bins}) must be a multiple of --psi-bins ({psi_bins})")
     table = read_table(data)
@@ -197,6 +218,8 @@ def reference_build(
             label=label,
             trained_at=trained,
             settings=ProfileSettings(fine_bins=fine_bins, psi_bins=psi_bins, top_k=top_k),
+            threshold=threshold,
+            class_scores=scores or None,
         )
     path = save_profile(profile, out)
     meta = profile.metadata

@@ -24,7 +24,13 @@ import numpy as np
 import pyarrow as pa
 
 from detectors.columns import category_counts, is_numeric_type, numeric_values, primitive_values, require_columns
-from detectors.performance_estimation import BinaryCalibration, EstimatedPerformance, estimate_performance
+from detectors.performance_estimation import (
+    BinaryCalibration,
+    ClassScores,
+    EstimatedPerformance,
+    MulticlassCalibration,
+    estimate_performance,
+)
 from detectors.profile import (
     Kind,
     ProfileSettings,
@@ -96,25 +102,44 @@ def _estimated_dict(estimate: EstimatedPerformance | None) -> dict[str, Any]:
 def estimate_current(profile: ReferenceProfile, current: pa.Table, source: str) -> EstimatedPerformance | None:
     """The label-free estimate of ``current``, when the profile can make one and nothing better exists.
 
-    Needs a binary calibration in the profile and the profile's prediction (score) column in
-    ``current``; labels in ``current`` (any non-null value in the profile's label column) mean
-    the realised performance can be measured instead, so no estimate is made.
+    Needs a calibration in the profile and, in ``current``, the profile's prediction column (a
+    binary classifier's score; a multiclass classifier's predicted class, with each class's score
+    column); labels in ``current`` (any non-null value in the profile's label column) mean the
+    realised performance can be measured instead, so no estimate is made.
     """
     meta = profile.metadata
-    if not isinstance(profile.calibration, BinaryCalibration) or meta.prediction is None:
-        return None
-    if meta.prediction not in current.column_names or not is_numeric_type(current.column(meta.prediction).type):
-        return None
     if meta.label is not None and meta.label in current.column_names:
         labels = current.column(meta.label)
         if labels.null_count < len(labels):
             return None
+    if isinstance(profile.calibration, MulticlassCalibration):
+        return _estimate_multiclass(profile, profile.calibration, current, source)
+    if not isinstance(profile.calibration, BinaryCalibration) or meta.prediction is None:
+        return None
+    if meta.prediction not in current.column_names or not is_numeric_type(current.column(meta.prediction).type):
+        return None
     with column_errors(source):
         scores = numeric_values(current, meta.prediction)
     if not isinstance(profile.prediction, NumericSummary):  # a binary calibration is fitted over scores
         return None
     summary = NumericSummary.fold(profile.prediction.bins, scores)
     return estimate_performance(profile, summary) if summary.count else None
+
+
+def _estimate_multiclass(
+    profile: ReferenceProfile, calibration: MulticlassCalibration, current: pa.Table, source: str
+) -> EstimatedPerformance | None:
+    """One-vs-rest estimate from the current data's per-class scores and predicted classes."""
+    columns = calibration.columns
+    prediction = profile.metadata.prediction
+    if prediction is None or any(c not in current.column_names for c in [prediction, *columns.values()]):
+        return None
+    with column_errors(source):
+        scores = {k: numeric_values(current, column) for k, column in columns.items()}
+    predicted = np.asarray(current.column(prediction).cast(pa.string()).to_pylist(), dtype=object)
+    bins = {k: profile.class_scores[k].bins for k in columns}
+    window = ClassScores.fold(bins, scores, predicted)
+    return estimate_performance(profile, window) if current.num_rows else None
 
 
 def _family_keys(family: FamilyLevel | None) -> dict[str, Any]:
@@ -324,7 +349,9 @@ def run_drift_with_inputs(
         # The model's score and label too, where the file has them: the label-free estimate
         # and the report page's prediction and label charts read them.
         outputs = [profile.metadata.prediction, profile.metadata.label]
-        extra = [c for c in outputs if c and c in current_data.column_names and c not in names]
+        if isinstance(profile.calibration, MulticlassCalibration):
+            outputs += list(profile.calibration.columns.values())  # each class's score column
+        extra = list(dict.fromkeys(c for c in outputs if c and c in current_data.column_names and c not in names))
         current_table = current_data.read([*names, *extra])
         rule = rule or _default_rule(alpha_model)
         results, family = judge_together(
