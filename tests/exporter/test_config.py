@@ -395,7 +395,8 @@ SIDECAR_ERRORS = [
     (
         MINIMAL_SIDECAR + "kafka: {group_id: x}\n",
         "kafka.group_id: unknown key (expected one of: bootstrap_servers, predictions_topic, summaries_topic, "
-        "batch_max_records, batch_max_seconds, format, mode, summary_bucket_seconds, deadletter_topic, client)",
+        "batch_max_records, batch_max_seconds, format, mode, summary_bucket_seconds, summary_format, deadletter_topic, "
+        "client)",
     ),
     (
         MINIMAL_SIDECAR + "kafka: {batch_max_records: 0}\n",
