@@ -265,7 +265,7 @@ def measure(features: int, rows: int, repeat: int) -> Measured:
             records = rows + labels.num_rows
             # Stage 2 per record and per message: two traffic sizes separate the two.
             small = _stages(
-                config, _arrow_messages(predictions.slice(0, rows // 4), labels.slice(0, labels.num_rows // 4))
+                config, _arrow_messages(predictions.slice(0, rows // 4), labels.slice(0, labels.num_rows // 4)), now
             )
             per_record = (arrow[1] - small[1]) / (records - (rows // 4 + labels.num_rows // 4))
             per_message = max((small[1] - per_record * (rows // 4 + labels.num_rows // 4)) / max(small[2], 1), 0.0)
