@@ -211,7 +211,8 @@ CATALOGUE: tuple[Metric, ...] = (
         note=(
             "Confidence-based estimate (docs/performance-estimation.md) of `roc_auc`, `accuracy`, `precision`, "
             "`recall` and `f1`, from the window's scores and the calibration stored in a profile built from scores and "
-            "labels; absent for profiles without one (class predictions, multiclass, regression). Its band is the "
+            "labels (binary: the score; multiclass: every class's score column, macro averages); absent for profiles "
+            "without one (class predictions without scores, regression). Its band is the "
             "sibling `model_health_performance_estimated_stderr`: estimate ± k·stderr."
         ),
     ),

@@ -32,7 +32,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from detectors.performance import ClassificationSummary, RegressionSummary
-from detectors.profile import summary_with_counts
+from detectors.profile import ReferenceProfile, summary_with_counts
+from detectors.summary import ColumnSummary
+from exporter.pipeline.class_scores import reference_of
 from exporter.pipeline.packed import PACKED_FIELDS, packed_from_row, packed_row
 from exporter.pipeline.windows import Bucket, ModelWindows
 
@@ -234,7 +236,7 @@ def _load_summary_rows(
         if row["part"] == "bucket":
             slot["records"], slot["labels"] = row["records"], row["labels"]
         elif row["part"] == "feature":
-            slot["features"][row["name"]] = summary_with_counts(row, profile.features[row["name"]].bins)
+            slot["features"][row["name"]] = summary_with_counts(row, _reference(profile, row["name"]).bins)
         elif row["part"] == "performance":
             summary_cls = ClassificationSummary if profile.metadata.task == "classification" else RegressionSummary
             slot["performance"] = summary_cls.from_dict(json.loads(row["payload"]))
@@ -250,3 +252,11 @@ def _load_summary_rows(
             loss=slot.get("loss"),
             labels=slot.get("labels", 0),
         )
+
+
+def _reference(profile: ReferenceProfile, name: str) -> ColumnSummary:
+    """The reference a stored feature row is over (a feature's, or a multiclass model's class score's)."""
+    reference = reference_of(profile, name)
+    if reference is None:
+        raise KeyError(name)
+    return reference

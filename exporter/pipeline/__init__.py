@@ -7,6 +7,7 @@ Modules, in the order a record meets them:
 - :mod:`~exporter.pipeline.dedup` — the same inference written twice is counted once;
 - :mod:`~exporter.pipeline.fold` — decoded tables → per-model partial summaries;
 - :mod:`~exporter.pipeline.buckets` — records → slot buckets (the fold's summaries);
+- :mod:`~exporter.pipeline.class_scores` — a multiclass model's per-class score histograms (in the buckets);
 - :mod:`~exporter.pipeline.column_fold` — a large batch's numeric columns folded over threads;
 - :mod:`~exporter.pipeline.allocator` — freed temporaries kept for reuse (no page faults per chunk);
 - :mod:`~exporter.pipeline.serving` — the serving counters' one rule (errors, latency);

@@ -34,6 +34,7 @@ from detectors.performance import ClassificationSummary, RegressionSummary, per_
 from detectors.performance_estimation import DEFAULT_THRESHOLD
 from detectors.profile import PerformanceSummary, ReferenceProfile
 from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
+from exporter.pipeline.class_scores import fold_class_scores
 from exporter.pipeline.column_fold import fold_numeric_columns
 from exporter.records import Reason, feature_column
 
@@ -292,9 +293,14 @@ def _summarise(
             folded[name] = _fold_column(table, column, reference, order, bounds)
     features = {name: folded[name] for name in profile.features}
     predictions: list[ColumnSummary | None] = list(folded.get(_PREDICTION, [None] * (bounds.size - 1)))
+    class_scores = fold_class_scores(profile, table, order, bounds)  # multiclass profiles only
     sizes = np.diff(bounds).tolist()
     return [
-        Bucket(records=size, features={name: parts[g] for name, parts in features.items()}, prediction=predictions[g])
+        Bucket(
+            records=size,
+            features={**{name: parts[g] for name, parts in features.items()}, **class_scores[g]},
+            prediction=predictions[g],
+        )
         for g, size in enumerate(sizes)
     ]
 

@@ -7,14 +7,15 @@ evaluation, labels or not: while labels are missing it is the only performance f
 once they arrive it stays beside the realised one (the ConceptDrift alert reads the estimate
 only while too few labels have been joined).
 
-Multiclass profiles are left out here: their estimate needs per-class score histograms,
-which the record format does not carry yet (docs/performance-estimation.md, *Limits*).
+A multiclass profile's estimate reads the window's per-class score summaries
+(:mod:`exporter.pipeline.class_scores`), folded from the class score columns the records carry.
 """
 
 from __future__ import annotations
 
 from detectors.performance_estimation import (
     BinaryCalibration,
+    ClassScores,
     DropRule,
     EstimatedPerformance,
     estimate_performance,
@@ -22,19 +23,27 @@ from detectors.performance_estimation import (
     reference_estimate,
 )
 from detectors.profile import ReferenceProfile
-from detectors.summary import ColumnSummary, NumericSummary
+from detectors.summary import NumericSummary
+from exporter.pipeline.buckets import Bucket
+from exporter.pipeline.class_scores import window_class_scores
 
 
 def estimate_window(
-    profile: ReferenceProfile, prediction: ColumnSummary | None, rule: DropRule
+    profile: ReferenceProfile, window: Bucket, rule: DropRule
 ) -> tuple[EstimatedPerformance | None, dict[str, bool]]:
     """The window's estimate and, per metric, whether it dropped below the reference's.
 
-    ``(None, {})`` when the profile has no binary calibration or the window no scores.
+    ``(None, {})`` when the profile has no calibration or the window no scores (binary: the
+    prediction score; multiclass: every class's score column).
     """
-    if not isinstance(profile.calibration, BinaryCalibration):
+    source: NumericSummary | ClassScores | None
+    if isinstance(profile.calibration, BinaryCalibration):
+        source = window.prediction if isinstance(window.prediction, NumericSummary) else None
+        rows = source.count if source is not None else 0
+    else:
+        source = window_class_scores(profile, window.features)
+        rows = next(iter(source.scores.values())).count if source is not None else 0
+    if source is None or rows == 0:
         return None, {}
-    if not isinstance(prediction, NumericSummary) or prediction.count == 0:
-        return None, {}
-    estimate = estimate_performance(profile, prediction)
+    estimate = estimate_performance(profile, source)
     return estimate, performance_dropped(estimate, reference_estimate(profile), rule)

@@ -87,7 +87,7 @@ def evaluate_model(
         total = store.window(name, now)
         features, alpha_effective = _feature_drift(profile.features, total.features, rule_for, epsilon)
         performance = total.performance.metrics() if total.performance is not None else {}
-        estimated, estimated_dropped = estimate_window(profile, total.prediction, drop_rule)
+        estimated, estimated_dropped = estimate_window(profile, total, drop_rule)
         windows[name] = WindowResult(
             samples=total.records,
             features=features,

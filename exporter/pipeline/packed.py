@@ -35,9 +35,11 @@ from detectors.exact_sum import ExactSum
 from detectors.profile import PerformanceSummary, ReferenceProfile
 from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
 from exporter.pipeline.buckets import Bucket
+from exporter.pipeline.class_scores import PREDICTED_KEY, SCORE_KEY, multiclass
 
 PREDICTION, LABEL, LOSS = "\x00prediction", "\x00label", "\x00loss"  # the non-feature parts' keys
 _PARTS = ((PREDICTION, "prediction"), (LABEL, "label"), (LOSS, "loss"))
+_PART_KEYS = frozenset(key for key, _ in _PARTS)
 SUMS_PER_NUMERIC = 4  # total, total of squares, lower tail, upper tail
 _WIDTHS: tuple[np.dtype[np.unsignedinteger], ...] = (np.dtype("<u1"), np.dtype("<u2"), np.dtype("<u4"))
 _EXCEPTION_BYTES = 12  # a uint32 position and an int64 value
@@ -56,6 +58,11 @@ class BucketLayout:
     def of(cls, profile: ReferenceProfile) -> BucketLayout:
         keys: list[str] = list(profile.features)
         references: list[ColumnSummary] = [profile.features[k] for k in keys]
+        calibration = multiclass(profile)
+        for k in calibration.classes if calibration is not None else ():
+            for prefix in (SCORE_KEY, PREDICTED_KEY):  # a multiclass model's class scores
+                keys.append(prefix + k)
+                references.append(profile.class_scores[k])
         for key, part in _PARTS:
             reference = getattr(profile, part)
             if reference is not None:
@@ -320,7 +327,7 @@ def _bucket_of(
             )
         else:
             summary = CategoricalSummary(reference.bins, own, missing[i])  # type: ignore[arg-type]
-        if key.startswith("\x00"):
+        if key in _PART_KEYS:
             parts[key] = summary
         else:
             features[key] = summary

@@ -92,6 +92,7 @@ from detectors.performance import ClassificationSummary, RegressionSummary
 from detectors.profile import SUMMARY_COUNT_FIELDS, ReferenceProfile, summary_counts, summary_with_counts
 from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
 from exporter.pipeline.buckets import Bucket
+from exporter.pipeline.class_scores import reference_of
 from exporter.pipeline.packed import (
     COUNTS_FIELDS,
     SUMS_FIELDS,
@@ -281,7 +282,7 @@ def decode_summary(value: bytes, profile: ReferenceProfile) -> tuple[SummaryHead
     for row in table.to_pylist():
         part, name = row["part"], row["name"]
         if part == "feature":
-            reference = profile.features.get(name)
+            reference = reference_of(profile, name)
             if reference is None:
                 raise SummaryFormatError(f"feature {name!r} is not in the profile")
             features[name] = summary(row, reference, f"feature {name!r}")

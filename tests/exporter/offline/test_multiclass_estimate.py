@@ -16,9 +16,10 @@ from detectors.performance import roc_auc
 from exporter.cli import main
 
 
-def _data(rng: np.random.Generator, n: int, temper: float = 0.8) -> tuple[pa.Table, np.ndarray]:
-    """Two features, softmax scores of three classes, labels drawn from a tempered version of them."""
-    x = rng.normal(size=(n, 2))
+def _data(rng: np.random.Generator, n: int, temper: float = 0.8, spread: float = 1.0) -> tuple[pa.Table, np.ndarray]:
+    """Two features (normal, ``spread`` their standard deviation), softmax scores of three
+    classes, labels drawn from a tempered version of them."""
+    x = rng.normal(scale=spread, size=(n, 2))
     logits = np.stack([x[:, 0], x[:, 1], -x[:, 0] - x[:, 1]], axis=1) * 1.5
     scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     truth = np.exp(logits * temper) / np.exp(logits * temper).sum(axis=1, keepdims=True)

@@ -175,7 +175,8 @@ class Cluster:
                     return
         raise AssertionError("the cluster never settled")
 
-    def snapshots(self) -> list[Snapshot]:
+    def evaluate(self) -> list[Snapshot]:
+        # Not named ``snapshots``: a method of that name was the field's default (always on).
         return [replica.merge.evaluate() for replica in self.replicas]
 
 
