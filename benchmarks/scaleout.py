@@ -5,7 +5,7 @@
 In one process, over the in-memory Kafka of ``tests/support/fake_kafka.py`` (so the figures
 are the pipeline's own cost, not the broker's or the client's), the same traffic — three
 model versions, 6 features each, ``--rows`` predictions per version in NDJSON messages of
-25 records over four unkeyed partitions, 100 predictions a second per version, every other
+25 records over four unkeyed partitions, ``--rate`` predictions a second per version (100 by default), every other
 prediction labelled (two label partitions) — goes through:
 
 * single: one ``Aggregator`` (``kafka.mode: single``), ``poll_once`` until everything is
@@ -51,13 +51,16 @@ from tests.exporter.aggregator.scaleout.traffic import make_traffic, write_profi
 from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer  # noqa: E402
 
 BASE = 1_000.0
-SPACING = 0.01  # 100 predictions a second per model version: a few 30 s slots per flush
 
 
-def run(rows: int, root: Path) -> dict[str, float]:
+def run(rows: int, root: Path, rate: float = 100.0) -> dict[str, float]:
+    """``rate``: predictions a second per model version. Stage 2's costs per bucket (decoding
+    and merging a slot's summaries) spread over the records of the slot, so its cost per record
+    falls as a model gets busier; at 100 a second a partial carries a few 30 s slots."""
     profiles = write_profiles(root / "profiles")
-    traffic = make_traffic(rows, BASE, spacing=SPACING)
-    now = BASE + rows * SPACING + 50
+    spacing = 1.0 / rate
+    traffic = make_traffic(rows, BASE, spacing=spacing)
+    now = BASE + rows * spacing + 50
     records = sum(traffic.rows.values()) + sum(traffic.labelled.values())
     config = make_config(profiles, root / "state")
     models = load_models(config)
@@ -142,14 +145,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000, help="predictions per model version")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="predictions a second per model version (default 100)"
+    )
     args = parser.parse_args()
     results = []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as root:
-            results.append(run(args.rows, Path(root)))
+            results.append(run(args.rows, Path(root), args.rate))
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
     print(
-        f"{int(median['records']):,} records (predictions + labels), 3 model versions, 4 + 2 source partitions; "
+        f"{int(median['records']):,} records (predictions + labels), 3 model versions at {args.rate:,.0f} predictions/s each, 4 + 2 source partitions; "
         f"median of {args.repeat}; every variant ends with the same metrics"
     )
     print("| pipeline | records/s | vs single |")

@@ -14,6 +14,11 @@ from enum import Enum
 import pyarrow as pa
 
 FEATURE_PREFIX = "f."
+# A multiclass prediction logged as a probability vector keeps it: position ``k`` travels as
+# column ``p.k`` (float64), beside the predicted class ``k`` the decoders name it by
+# (:func:`exporter.decoders.field_values.class_probabilities`). The live multiclass estimate
+# reads them (:mod:`exporter.pipeline.class_scores`); nothing else does.
+PROBABILITY_PREFIX = "p."
 
 # Columns every decoded prediction table has, in this order, before its f.* columns.
 PREDICTION_FIELDS = (
@@ -96,6 +101,10 @@ class Decoded:
 
 def feature_column(name: str) -> str:
     return FEATURE_PREFIX + name
+
+
+def probability_column(position: int | str) -> str:
+    return f"{PROBABILITY_PREFIX}{position}"
 
 
 def feature_names(table: pa.Table) -> list[str]:

@@ -33,7 +33,7 @@ from exporter.decoders.native_json import add_label
 from exporter.decoders.record_error import RecordError
 from exporter.decoders.sink import DecodeSink
 from exporter.decoders.timestamps import rfc3339_seconds
-from exporter.records import FEATURE_PREFIX, PREDICTION_FIELDS, Decoded, Reason, Rejected
+from exporter.records import FEATURE_PREFIX, PREDICTION_FIELDS, PROBABILITY_PREFIX, Decoded, Reason, Rejected
 
 STREAM_CONTINUATION = b"\xff\xff\xff\xff"
 FILE_MAGIC = b"ARROW1"
@@ -228,6 +228,9 @@ def normalised_predictions(table: pa.Table, now: float) -> tuple[pa.Table, RowPr
         column = _feature_column(table, name)
         arrays.append(column)
         fields.append(pa.field(name, column.type))
+    for name in _probability_names(table):  # a multiclass probability vector, as decoders write it
+        arrays.append(_float_column(table, name, Reason.BAD_PREDICTION))
+        fields.append(pa.field(name, pa.float64()))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields)), problems
 
 
@@ -250,6 +253,10 @@ def row_payload(table: pa.Table, row: int) -> bytes:
 
 def _feature_names(table: pa.Table) -> list[str]:
     return [name for name in table.column_names if name.startswith(FEATURE_PREFIX)]
+
+
+def _probability_names(table: pa.Table) -> list[str]:
+    return [name for name in table.column_names if name.startswith(PROBABILITY_PREFIX)]
 
 
 def _is_text(kind: pa.DataType) -> bool:

@@ -80,6 +80,22 @@ def prediction_parts(value: object) -> Prediction:
     raise RecordError(Reason.BAD_PREDICTION, f"prediction: unexpected {type(value).__name__}")
 
 
+def class_probabilities(value: object) -> tuple[float, ...] | None:
+    """The probability vector of a multiclass prediction (three or more numbers), else None.
+
+    Position ``k`` is class ``k``'s probability, as :func:`prediction_parts` names the
+    predicted class by its position. Call it on a value :func:`prediction_parts` accepted.
+
+    >>> class_probabilities([0.1, 0.7, 0.2]), class_probabilities([0.2, 0.8]), class_probabilities(0.9)
+    ((0.1, 0.7, 0.2), None, None)
+    """
+    if not isinstance(value, list) or len(value) < 3:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return None
+    return tuple(float(v) for v in value)
+
+
 def _integer_prediction(value: int) -> Prediction:
     try:
         return float(value), str(value)

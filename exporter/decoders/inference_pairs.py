@@ -85,6 +85,8 @@ class InferenceHalf:
     payload: bytes
     headers: Headers
     status: str | None = None  # a response the server answered with an error: ``http_<code>``
+    # Per prediction row, a multiclass probability vector where the response logged one.
+    probabilities: list[tuple[float, ...] | None] | None = None
 
 
 def half_digest(half: InferenceHalf) -> bytes:
@@ -328,9 +330,11 @@ def emit_rows(
             latency_ms = (response.time - request.time) * 1000.0
     out = sink.predictions_for(identity.model)
     source = (identity.payload, identity.headers)
+    vectors = response.probabilities if response is not None and predictions is not None else None
     for row in range(rows):
         score, klass = predictions[row] if predictions is not None else (None, None)
         out.append(
+            probabilities=vectors[row] if vectors is not None and row < len(vectors) else None,
             model_version=model_version,
             deployment_slot=slot,
             model_namespace=identity.model_namespace,

@@ -94,6 +94,9 @@ def _half_document(waiting: Waiting[InferenceHalf]) -> str:
         # or from tensors whose elements are numbers, booleans and text.
         "features": half.features,
         "predictions": [list(p) for p in half.predictions] if half.predictions is not None else None,
+        "probabilities": [list(v) if v is not None else None for v in half.probabilities]
+        if half.probabilities is not None
+        else None,
         "payload": base64.b64encode(half.payload).decode("ascii"),
         "headers": [[name, base64.b64encode(value).decode("ascii")] for name, value in half.headers],
     }
@@ -115,5 +118,13 @@ def _waiting(document: dict[str, Any]) -> Waiting[InferenceHalf]:
         payload=base64.b64decode(document["payload"]),
         headers=tuple((name, base64.b64decode(value)) for name, value in document["headers"]),
         status=document.get("status"),
+        probabilities=_probabilities(document.get("probabilities")),
     )
     return Waiting(half.key, Side(document["side"]), half, float(document["since"]))
+
+
+def _probabilities(vectors: list[list[float] | None] | None) -> list[tuple[float, ...] | None] | None:
+    """A waiting response's probability vectors (absent in documents written before them)."""
+    if vectors is None:
+        return None
+    return [tuple(float(x) for x in v) if v is not None else None for v in vectors]

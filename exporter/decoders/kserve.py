@@ -47,7 +47,7 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from exporter.decoders.field_values import Prediction, prediction_parts
+from exporter.decoders.field_values import Prediction, class_probabilities, prediction_parts
 from exporter.decoders.inference_pairs import STATUS_OK, InferenceHalf, InferenceJoiner
 from exporter.decoders.joiner import Side
 from exporter.decoders.message_headers import Headers, HeadersIn, header_text, normalise_headers
@@ -57,6 +57,7 @@ from exporter.decoders.oip_tensors import (
     flattened,
     prediction_rows,
     tensor_from_json,
+    tensor_probabilities,
 )
 from exporter.decoders.record_error import RecordError
 from exporter.decoders.sink import DecodeSink
@@ -194,6 +195,7 @@ def read_kserve_event(
     status = _answer_status(event) if side is Side.RESPONSE else None
     features: list[dict[str, object]] | None = None
     predictions: list[Prediction] | None = None
+    probabilities: list[tuple[float, ...] | None] | None = None
     body_version: str | None = None
     try:
         if status is None or status == STATUS_OK:
@@ -203,7 +205,7 @@ def read_kserve_event(
                 if metadata:
                     features = [{**row, **_header_features(metadata)} for row in features]
             else:
-                predictions = response_predictions(body)
+                predictions, probabilities = response_outputs(body)
                 version = body.get("model_version")
                 body_version = version if type(version) is str else None
     except RecordError as error:
@@ -222,6 +224,7 @@ def read_kserve_event(
         payload=value,
         headers=headers,
         status=status,
+        probabilities=probabilities,
     )
     return side, half
 
@@ -361,11 +364,24 @@ def response_predictions(body: dict[str, Any]) -> list[Prediction]:
     >>> response_predictions({"outputs": [{"name": "output-0", "shape": [1], "datatype": "FP32", "data": [0.9]}]})
     [(0.9, None)]
     """
+    return response_outputs(body)[0]
+
+
+def response_outputs(body: dict[str, Any]) -> tuple[list[Prediction], list[tuple[float, ...] | None] | None]:
+    """``(score, class)`` per instance, and each instance's multiclass probability vector
+    where the body holds one (V1: a list of three or more numbers per instance, as a
+    ``predict_proba`` server returns; v2: a float output of three or more values a row).
+
+    >>> response_outputs({"predictions": [[0.1, 0.7, 0.2]]})
+    ([(0.7, '1')], [(0.1, 0.7, 0.2)])
+    """
     outputs = body.get("outputs")
     if type(outputs) is list:
         tensors = [tensor_from_json(t, f"outputs[{i}]", Reason.BAD_PREDICTION) for i, t in enumerate(outputs)]
-        return prediction_rows(tensors)
+        return prediction_rows(tensors), tensor_probabilities(tensors)
     predictions = body.get("predictions")
     if type(predictions) is not list or not predictions:
         raise RecordError(Reason.BAD_PREDICTION, "body: no predictions or outputs")
-    return [prediction_parts(p) for p in predictions]
+    parts = [prediction_parts(p) for p in predictions]
+    vectors = [class_probabilities(p) for p in predictions]
+    return parts, vectors if any(v is not None for v in vectors) else None

@@ -23,7 +23,13 @@ from __future__ import annotations
 
 import json
 
-from exporter.decoders.field_values import label_parts, number_field, prediction_parts, text_field
+from exporter.decoders.field_values import (
+    class_probabilities,
+    label_parts,
+    number_field,
+    prediction_parts,
+    text_field,
+)
 from exporter.decoders.message_headers import Headers, HeadersIn, normalise_headers
 from exporter.decoders.ndjson_columns import read_predictions
 from exporter.decoders.record_error import RecordError
@@ -158,6 +164,7 @@ def _add_prediction(sink: DecodeSink, record: dict[str, object], now: float, pay
         status=status,
         features=features,
         source=(payload, headers),
+        probabilities=class_probabilities(record.get("prediction")),
     )
 
 

@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from exporter.decoders.field_values import Prediction, prediction_parts
+from exporter.decoders.field_values import Prediction, class_probabilities, prediction_parts
 from exporter.decoders.record_error import RecordError
 from exporter.records import Reason
 
@@ -229,6 +229,21 @@ def prediction_rows(outputs: Sequence[Tensor]) -> list[Prediction]:
         (prediction_parts(score)[0], prediction_parts(klass)[1])
         for score, klass in zip(_per_row(scores), _per_row(classes))
     ]
+
+
+def tensor_probabilities(outputs: Sequence[Tensor]) -> list[tuple[float, ...] | None] | None:
+    """Per batch row, the probability vector of a multiclass output (a float tensor of three
+    or more values a row), else None; read from the tensor :func:`prediction_rows` scores by.
+
+    >>> tensor_probabilities([Tensor("proba", "FP32", (2, 3), [0.1, 0.7, 0.2, 0.6, 0.3, 0.1])])
+    [(0.1, 0.7, 0.2), (0.6, 0.3, 0.1)]
+    >>> tensor_probabilities([Tensor("predict", "FP64", (2,), [0.9, 0.2])]) is None
+    True
+    """
+    scores = next((t for t in outputs if t.datatype in FLOAT_TYPES), None)
+    if scores is None or scores.width < 3:
+        return None
+    return [class_probabilities(row) for row in _per_row(scores)]
 
 
 def _per_row(tensor: Tensor) -> list[object]:

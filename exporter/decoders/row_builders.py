@@ -16,7 +16,7 @@ from exporter.decoders.arrow_text import text_array, utf8_safe
 from exporter.decoders.feature_arrays import RowProblems, feature_array
 from exporter.decoders.message_headers import Headers
 from exporter.decoders.ndjson_columns import unify_features
-from exporter.records import FEATURE_PREFIX, LABEL_SCHEMA, PREDICTION_FIELDS, Reason, Rejected
+from exporter.records import FEATURE_PREFIX, LABEL_SCHEMA, PREDICTION_FIELDS, Reason, Rejected, probability_column
 
 Features = Mapping[str, object]
 Source = tuple[bytes, Headers]
@@ -38,6 +38,8 @@ class PredictionRows:
         self.prediction_class: list[str | None] = []
         self.latency_ms: list[float | None] = []
         self.status: list[str | None] = []
+        # A multiclass prediction's probability vector (None for the rest): ``p.k`` columns.
+        self.probabilities: list[tuple[float, ...] | None] = []
         self.features: list[Features] = []
         # Where each row came from, so a row refused at build time can still be dead-lettered.
         self.sources: list[Source] = []
@@ -63,6 +65,7 @@ class PredictionRows:
         features: Features,
         source: Source,
         deployment_slot: str | None = None,
+        probabilities: tuple[float, ...] | None = None,
     ) -> None:
         self.model_version.append(model_version)
         self.deployment_slot.append(deployment_slot)
@@ -74,6 +77,7 @@ class PredictionRows:
         self.latency_ms.append(latency_ms)
         self.status.append(status)
         self.features.append(features)
+        self.probabilities.append(probabilities)
         self.sources.append(source)
 
     def append_table(self, table: pa.Table, redecode: Redecode, source: Source) -> None:
@@ -93,6 +97,7 @@ class PredictionRows:
         self.latency_ms.extend(other.latency_ms)
         self.status.extend(other.status)
         self.features.extend(other.features)
+        self.probabilities.extend(other.probabilities)
         self.sources.extend(other.sources)
 
     def build(self) -> tuple[pa.Table | None, list[Rejected]]:
@@ -122,6 +127,9 @@ class PredictionRows:
             *columns,
         ]
         fields = [*PREDICTION_FIELDS, *(pa.field(FEATURE_PREFIX + n, c.type) for n, c in zip(names, columns))]
+        for position, column in _probability_columns(self.probabilities):
+            arrays.append(column)
+            fields.append(pa.field(probability_column(position), pa.float64()))
         table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
         if not problems:
             return table, []
@@ -161,6 +169,7 @@ class PredictionRows:
             "latency_ms",
             "status",
             "features",
+            "probabilities",
             "sources",
         ):
             setattr(part, name, getattr(self, name)[start:end])
@@ -233,3 +242,13 @@ class LabelRows:
             pa.array(self.timestamp, type=pa.float64()),
         ]
         return pa.Table.from_arrays(arrays, schema=LABEL_SCHEMA)
+
+
+def _probability_columns(vectors: list[tuple[float, ...] | None]) -> list[tuple[int, pa.Array]]:
+    """One float column per position of the rows' probability vectors (none when no row has
+    one); a row without a vector, or with a shorter one, is null there."""
+    width = max((len(v) for v in vectors if v is not None), default=0)
+    return [
+        (k, pa.array([v[k] if v is not None and k < len(v) else None for v in vectors], pa.float64()))
+        for k in range(width)
+    ]

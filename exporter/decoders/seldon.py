@@ -54,6 +54,7 @@ from exporter.decoders.oip_tensors import (
     feature_rows,
     prediction_rows,
     raw_values,
+    tensor_probabilities,
 )
 from exporter.decoders.record_error import RecordError
 from exporter.decoders.sink import DecodeSink
@@ -240,6 +241,7 @@ def _read_half(
         raise RecordError(Reason.MISSING_FIELD, "request id: no x-request-id header, Kafka key or id field")
     features: list[dict[str, object]] | None = None
     predictions: list[Prediction] | None = None
+    probabilities: list[tuple[float, ...] | None] | None = None
     try:
         if where.side is Side.REQUEST:
             tensors = _tensors(message.inputs, message.raw_input_contents, Reason.BAD_FEATURES)
@@ -247,6 +249,7 @@ def _read_half(
         else:
             tensors = _tensors(message.outputs, message.raw_output_contents, Reason.BAD_PREDICTION)
             predictions = prediction_rows(tensors)
+            probabilities = tensor_probabilities(tensors)
     except RecordError as error:
         # Refused now, but still offered to the joiner so its partner is not held back.
         sink.reject(error, value, headers)
@@ -263,6 +266,7 @@ def _read_half(
         predictions=predictions,
         payload=value,
         headers=headers,
+        probabilities=probabilities,
     )
 
 

@@ -3,8 +3,11 @@
 A profile built with ``reference build --class-scores a=score_a,b=score_b,…`` carries a
 one-vs-rest calibration (:class:`detectors.performance_estimation.MulticlassCalibration`) that
 names each class's score column. Live records carry those columns as features under the same
-names (a record's ``features.score_a``, column ``f.score_a``); they are not drift features of
-the profile, so the feature fold leaves them alone and this module folds them instead.
+names (a record's ``features.score_a``, column ``f.score_a``), or log the prediction as a
+probability vector, whose position ``k`` the decoders keep as column ``p.k`` and whose
+predicted class they name ``k`` (classes ``0``, ``1``, … then: ``--class-scores 0=p0,1=p1,…``).
+Neither is a drift feature of the profile, so the feature fold leaves them alone and this
+module folds them instead.
 
 Per class ``k``, two summaries over the profile's bins for ``k`` go into each bucket: ``k``'s
 score over every record, and over the records whose predicted class is ``k``
@@ -28,7 +31,7 @@ import pyarrow as pa
 from detectors.performance_estimation import ClassScores, MulticlassCalibration
 from detectors.profile import ReferenceProfile
 from detectors.summary import ColumnSummary, NumericSummary
-from exporter.records import feature_column
+from exporter.records import PROBABILITY_PREFIX, feature_column, probability_column
 
 SCORE_KEY = "\x00score:"  # + class: that class's score over every record
 PREDICTED_KEY = "\x00predicted:"  # + class: over the records that predicted that class
@@ -61,15 +64,23 @@ def fold_class_scores(
     calibration = multiclass(profile)
     if calibration is None:
         return [{} for _ in range(groups)]
-    columns = {k: feature_column(calibration.columns[k]) for k in calibration.classes}
-    if any(c not in table.column_names for c in columns.values()):
+    columns = _score_columns(calibration, table.column_names)
+    if columns is None:
         return [{} for _ in range(groups)]
-    predicted = (
-        np.asarray(table.column("prediction_class").to_pylist(), dtype=object)
-        if "prediction_class" in table.column_names
-        else np.full(table.num_rows, None, dtype=object)
-    )
     scores = {k: _floats(table.column(c)) for k, c in columns.items()}
+    if all(c.startswith(PROBABILITY_PREFIX) for c in columns.values()):
+        # A probability vector names its predicted class by position (whatever class text a
+        # producer logged beside it): class k where p.k is largest.
+        matrix = np.stack([scores[k] for k in calibration.classes], axis=1)
+        best = np.argmax(np.where(np.isnan(matrix), -np.inf, matrix), axis=1)
+        predicted = np.asarray(calibration.classes, dtype=object)[best]
+        predicted[np.isnan(matrix).all(axis=1)] = None
+    else:
+        predicted = (
+            np.asarray(table.column("prediction_class").to_pylist(), dtype=object)
+            if "prediction_class" in table.column_names
+            else np.full(table.num_rows, None, dtype=object)
+        )
     if order is not None:
         predicted = predicted[order]
         scores = {k: s[order] for k, s in scores.items()}
@@ -82,6 +93,19 @@ def fold_class_scores(
         entry.update({PREDICTED_KEY + k: s for k, s in folded.predicted.items()})
         out.append(entry)
     return out
+
+
+def _score_columns(calibration: MulticlassCalibration, names: list[str]) -> dict[str, str] | None:
+    """Each class's score column in a decoded table: the profile's column among the features,
+    else the class's position in a logged probability vector (``p.k`` for class ``k``)."""
+    found = {}
+    for k in calibration.classes:
+        named, position = feature_column(calibration.columns[k]), probability_column(k)
+        column = named if named in names else position if position in names else None
+        if column is None:
+            return None
+        found[k] = column
+    return found
 
 
 def window_class_scores(profile: ReferenceProfile, features: Mapping[str, ColumnSummary]) -> ClassScores | None:

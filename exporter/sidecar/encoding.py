@@ -5,10 +5,12 @@ The sidecar decodes what it receives (native JSON, KServe CloudEvents) into the 
 decoders read (:mod:`exporter.decoders.detect`):
 
 - ``ndjson`` — DESIGN.md wire format 1, one native record per line; the prediction is written
-  as ``{"score": …, "class": …}``, null and non-finite values are left out (both mean
-  missing).
+  as ``{"score": …, "class": …}``, or as its probability vector where the record kept one and
+  the vector names the same class (it decodes back to the same score and class), null and
+  non-finite values left out (both mean missing).
 - ``arrow`` — wire format 2, one IPC stream per message with the table's own columns
-  (``prediction_score``/``prediction_class``, features as ``f.<name>``).
+  (``prediction_score``/``prediction_class``, features as ``f.<name>``, a probability vector
+  as ``p.<k>``).
 
 Each message holds the records of one model, at most ``max_records`` of them, and is keyed
 by the model name, so one model's records stay in order on one partition.
@@ -25,7 +27,7 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exporter.records import FEATURE_PREFIX
+from exporter.records import FEATURE_PREFIX, probability_column
 
 Format = Literal["ndjson", "arrow"]
 _OPTIONAL = ("model_version", "model_namespace", "request_id", "latency_ms", "status")
@@ -122,12 +124,16 @@ def native_line(row: dict[str, object]) -> bytes:
         value = row.get(name)
         if _present(value):
             record[name] = value
-    prediction = {}
+    prediction: dict[str, object] = {}
     if _present(row.get("prediction_score")):
         prediction["score"] = row["prediction_score"]
     if _present(row.get("prediction_class")):
         prediction["class"] = row["prediction_class"]
-    if prediction:
+    vector = _probability_vector(row)
+    if vector is not None and prediction.get("class", str(_argmax(vector))) == str(_argmax(vector)):
+        # The vector decodes back to the same score and class, and keeps the probabilities.
+        record["prediction"] = vector
+    elif prediction:
         record["prediction"] = prediction
     record["features"] = {
         name[len(FEATURE_PREFIX) :]: value
@@ -137,6 +143,23 @@ def native_line(row: dict[str, object]) -> bytes:
     return json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
         "utf-8", "surrogatepass"
     )
+
+
+def _probability_vector(row: dict[str, object]) -> list[float] | None:
+    """The row's multiclass probability vector (its ``p.k`` columns), when every value is there."""
+    values = []
+    position = 0
+    while (name := probability_column(position)) in row:
+        value = row[name]
+        if not isinstance(value, float) or not math.isfinite(value):
+            return None
+        values.append(value)
+        position += 1
+    return values if len(values) >= 3 else None
+
+
+def _argmax(values: list[float]) -> int:
+    return max(range(len(values)), key=values.__getitem__)
 
 
 def _present(value: object) -> bool:

@@ -111,3 +111,15 @@ def test_a_half_saved_before_the_slot_column_reads_its_endpoint_as_the_slot():
     import_joiner(restored, [json.dumps({"version": 1, "counts": {}}), json.dumps(old)])
     [waiting] = restored.halves.waiting()
     assert waiting.half.deployment_slot == "default" and waiting.half.status is None
+
+
+def test_a_waiting_response_keeps_its_probability_vectors():
+    joiner = KServeJoiner()
+    decode_kserve(b'{"predictions": [[0.1, 0.7, 0.2]]}', 101.0, joiner, headers=kserve_headers("v", RESPONSE_TYPE))
+    restored = KServeJoiner()
+    import_joiner(restored, export_joiner(joiner))
+    [waiting] = restored.halves.waiting()
+    assert waiting.half.probabilities == [(0.1, 0.7, 0.2)] and waiting.half == joiner.halves.waiting()[0].half
+    paired = decode_kserve(b'{"instances": [[1]]}', 102.0, restored, headers=kserve_headers("v", REQUEST_TYPE))
+    [row] = paired.predictions[0].to_pylist()
+    assert (row["prediction_class"], row["p.0"], row["p.1"], row["p.2"]) == ("1", 0.1, 0.7, 0.2)

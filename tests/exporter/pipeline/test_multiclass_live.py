@@ -1,7 +1,8 @@
 """Live label-free estimation of a multiclass model, as the aggregator runs it.
 
 The producer logs each record's per-class scores beside its features (NDJSON, the native
-record: ``features.score_a`` …, ``prediction`` the predicted class) and no labels. Single
+record: ``features.score_a`` …, ``prediction`` the predicted class) and no labels — or, as a
+``predict_proba`` model behind KServe's logger does, a probability vector per instance. Single
 mode, a restart from the checkpoint and two scale-out replicas must each give the estimate
 the offline command gives for the same rows: the class-score summaries are integer bin
 counts, so the three agree exactly, however the records were batched.
@@ -33,6 +34,7 @@ from exporter.pipeline.summary_wire import SummaryHeader, decode_summary, encode
 from exporter.profiles import save_profile
 from tests.exporter.aggregator.scaleout.harness import Clock, Cluster, Feeder, make_config
 from tests.exporter.aggregator.scaleout.traffic import Traffic
+from tests.exporter.decoders.corpus.kserve import Agent, inference, v1_request, v1_response
 from tests.exporter.offline.test_multiclass_estimate import _data
 from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer
 
@@ -217,3 +219,57 @@ def test_two_scale_out_replicas_estimate_as_single_mode(data, tmp_path):
     ]
     assert len(estimates) == 1, "one owner of the model exports its windows"
     assert estimates[0].metrics == pytest.approx(_offline(profile, current), abs=1e-12)
+
+
+def test_kserve_predict_proba_traffic_is_estimated_from_its_probability_vectors(tmp_path):
+    """A scikit-learn ``predict_proba`` model behind KServe's logger: no score columns, only the
+    V1 response's probability vector per instance; classes are named by position (0, 1, 2)."""
+    rng = np.random.default_rng(12)
+    by_position = {"a": "0", "b": "1", "c": "2"}
+
+    def positional(table: pa.Table) -> pa.Table:
+        renamed = table.rename_columns(
+            [f"p{by_position[c[-1]]}" if c.startswith("score_") else c for c in table.column_names]
+        )
+        for column in ("predicted", "label"):
+            values = [by_position[v] for v in renamed.column(column).to_pylist()]
+            renamed = renamed.set_column(renamed.column_names.index(column), column, pa.array(values))
+        return renamed
+
+    reference, _ = _data(rng, 30_000)
+    current, _ = _data(rng, 3_000, spread=0.5)
+    reference, current = positional(reference), positional(current)
+    profile = build_profile(
+        reference,
+        model="iris",
+        model_version="2",
+        created_at=1.7e9,
+        features=["x0", "x1"],
+        prediction="predicted",
+        label="label",
+        class_scores={k: f"p{k}" for k in ("0", "1", "2")},
+    )
+    path = save_profile(profile, tmp_path / "iris-2.parquet")
+    agent = Agent("iris", "prod")
+    log = FakeLog()
+    for i, row in enumerate(current.to_pylist()):
+        vector = [row["p0"], row["p1"], row["p2"]]
+        for event in inference(
+            agent, v1_request([{"x0": row["x0"], "x1": row["x1"]}]), v1_response([vector]), at=BASE + i * 0.1
+        ):
+            log.append("model-predictions", event.value, headers=list(event.headers), partition=i % 2)
+    config = AggregatorConfig(
+        models=[{"name": "iris", "version": "2", "reference": str(path)}],
+        windows=[{"name": "1h", "bucket_seconds": 60, "buckets": 60}],
+        state={"dir": str(tmp_path / "state")},
+        allowed_lateness_seconds=100_000,
+    )
+    window = _single(config, log).evaluate().models[0].windows["1h"]
+    assert window.samples == 3_000
+    bins = {k: profile.class_scores[k].bins for k in ("0", "1", "2")}
+    scores = {k: current.column(f"p{k}").to_numpy() for k in ("0", "1", "2")}
+    expected = estimate_performance(
+        profile, ClassScores.fold(bins, scores, current.column("predicted").to_numpy(zero_copy_only=False))
+    )
+    assert window.estimated is not None and window.estimated.count == 3_000
+    assert window.estimated.metrics == pytest.approx(expected.metrics, abs=1e-12)
