@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,8 +102,37 @@ def cap_for(value: float) -> int:
 
 def _log_mgf(method: str, shares: np.ndarray, rows: int, fill: float, cap: float) -> tuple[np.ndarray, np.ndarray]:
     """``λ`` on the grid and ``ln E[e^{λ S_cap}]`` for ``Multinomial(rows, shares)``, where
-    ``S_cap = Σ_j min(f_j, cap)``; +inf marks a dropped λ."""
+    ``S_cap = Σ_j min(f_j, cap)``; +inf marks a dropped λ.
+
+    Each ``λ`` is its own row of every array below (its own scale, its own FFTs), so the grid
+    can be split into parts mapped by :func:`use_row_map`'s map — the runtime's threads, as
+    the FFTs and exponentials release the GIL — and comes back bit for bit as in one part."""
     lambdas = _LAMBDA_OVER_M * rows
+    parts = np.array_split(lambdas, _row_parts)
+    if len(parts) == 1:
+        return lambdas, _log_mgf_rows(method, shares, rows, fill, cap, lambdas)
+    return lambdas, np.concatenate(
+        list(_row_map(lambda part: _log_mgf_rows(method, shares, rows, fill, cap, part), parts))
+    )
+
+
+RowMap = Callable[[Callable[[np.ndarray], np.ndarray], Iterable[np.ndarray]], Iterable[np.ndarray]]
+_row_map: RowMap = map
+_row_parts = 1
+
+
+def use_row_map(row_map: RowMap, parts: int) -> None:
+    """Map the ``λ`` grid of each bound in ``parts`` parts with ``row_map`` (results in order,
+    as ``map``). detectors/ starts no threads; the runtime installs its own
+    (:mod:`exporter.pipeline.column_fold`)."""
+    global _row_map, _row_parts
+    _row_map, _row_parts = row_map, max(1, int(parts))
+
+
+def _log_mgf_rows(
+    method: str, shares: np.ndarray, rows: int, fill: float, cap: float, lambdas: np.ndarray
+) -> np.ndarray:
+    """:func:`_log_mgf` for the given ``λ`` only."""
     counts = np.arange(rows + 1, dtype=np.float64)
     terms = np.minimum(_terms(method, shares, rows, fill), cap)
     size = fft.next_fast_len(2 * rows + 1, real=True)
@@ -129,8 +159,7 @@ def _log_mgf(method: str, shares: np.ndarray, rows: int, fill: float, cap: float
     usable = at_rows > _MIN_RELATIVE_COEFFICIENT
     log_total = float(stats.poisson.logpmf(rows, rows))
     with np.errstate(divide="ignore"):
-        log_mgf = np.where(usable, np.log(np.where(usable, at_rows, 1.0)) + log_scale - log_total, np.inf)
-    return lambdas, log_mgf
+        return np.where(usable, np.log(np.where(usable, at_rows, 1.0)) + log_scale - log_total, np.inf)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -25,6 +25,7 @@ from detectors.binning import NumericBins
 from detectors.columns import numeric_values
 from detectors.profile import summarise_current
 from detectors.summary import UNSORTED_FROM, ColumnSummary, NumericSummary
+from detectors.tail_bound import use_row_map
 from exporter.pipeline.allocator import keep_freed_memory
 
 PARALLEL_FROM = 1 << 18  # values in a batch (rows × numeric columns)
@@ -32,6 +33,7 @@ MAX_THREADS = 4
 
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_tail_pool: ThreadPoolExecutor | None = None
 
 
 def fold_threads() -> int:
@@ -49,6 +51,24 @@ def _shared_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(fold_threads(), thread_name_prefix="fold")
         return _pool
+
+
+def _tail_bound_pool() -> ThreadPoolExecutor:
+    # Its own pool: the fold's tasks never wait on it, nor it on them.
+    global _tail_pool
+    with _pool_lock:
+        if _tail_pool is None:
+            _tail_pool = ThreadPoolExecutor(fold_threads(), thread_name_prefix="tail-bound")
+        return _tail_pool
+
+
+def _map_tail_bound_rows(task: Callable[[np.ndarray], np.ndarray], parts: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    return _tail_bound_pool().map(task, parts)
+
+
+# A drifted categorical column's tail bound (detectors.tail_bound) is FFTs and exponentials
+# over a grid of independent rows: split over the same cores as the fold, bit for bit the same.
+use_row_map(_map_tail_bound_rows, fold_threads())
 
 
 def fold_numeric_columns(
