@@ -8,7 +8,13 @@ from detectors.profile import build_profile
 from detectors.summary import NumericSummary
 from exporter.demo.synthetic import synthetic_table
 from exporter.pipeline.allocator import keep_freed_memory
-from exporter.pipeline.column_fold import PARALLEL_FROM, fold_numeric_arrays, fold_numeric_columns, fold_table
+from exporter.pipeline.column_fold import (
+    PARALLEL_FROM,
+    fold_numeric_arrays,
+    fold_numeric_columns,
+    fold_table,
+    fold_threads,
+)
 
 
 def test_threads_give_the_summaries_of_one_thread():
@@ -47,3 +53,24 @@ def test_a_table_folds_the_same_in_batches():
 def test_the_allocator_thresholds_are_set_once():
     first = keep_freed_memory()
     assert keep_freed_memory() is first
+
+
+def test_tail_bounds_over_threads_equal_one_thread_bit_for_bit():
+    """Importing the fold installs a threaded map for the tail bound's λ rows
+    (detectors.tail_bound.use_row_map); every row must come back as one thread computes it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from detectors import tail_bound
+
+    shares = np.random.default_rng(5).dirichlet(np.ones(12))
+    installed = (tail_bound._row_map, tail_bound._row_parts)
+    try:
+        tail_bound.use_row_map(map, 1)
+        one = tail_bound._log_mgf("js", shares, 2_000, 1e-4, 0.5)
+        with ThreadPoolExecutor(3) as pool:
+            tail_bound.use_row_map(pool.map, 3)
+            three = tail_bound._log_mgf("js", shares, 2_000, 1e-4, 0.5)
+    finally:
+        tail_bound.use_row_map(*installed)
+    assert np.array_equal(one[0], three[0]) and np.array_equal(one[1], three[1])
+    assert installed[1] == fold_threads()
