@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import fft, special, stats
 
 from detectors.psi import DEFAULT_EPSILON
+from detectors.row_map import row_map
 
 MAX_ROWS = 5_000
 # λ/M on a geometric grid: PSI's optimal λ sits below M/2, the JS divergence's (in bits)
@@ -105,28 +105,17 @@ def _log_mgf(method: str, shares: np.ndarray, rows: int, fill: float, cap: float
     ``S_cap = Σ_j min(f_j, cap)``; +inf marks a dropped λ.
 
     Each ``λ`` is its own row of every array below (its own scale, its own FFTs), so the grid
-    can be split into parts mapped by :func:`use_row_map`'s map — the runtime's threads, as
-    the FFTs and exponentials release the GIL — and comes back bit for bit as in one part."""
+    can be split into parts mapped by the installed row map (:mod:`detectors.row_map`: the
+    runtime's threads, as the FFTs and exponentials release the GIL) and comes back bit for bit
+    as in one part."""
     lambdas = _LAMBDA_OVER_M * rows
-    parts = np.array_split(lambdas, _row_parts)
+    mapper, count = row_map()
+    parts = np.array_split(lambdas, count)
     if len(parts) == 1:
         return lambdas, _log_mgf_rows(method, shares, rows, fill, cap, lambdas)
     return lambdas, np.concatenate(
-        list(_row_map(lambda part: _log_mgf_rows(method, shares, rows, fill, cap, part), parts))
+        list(mapper(lambda part: _log_mgf_rows(method, shares, rows, fill, cap, part), parts))
     )
-
-
-RowMap = Callable[[Callable[[np.ndarray], np.ndarray], Iterable[np.ndarray]], Iterable[np.ndarray]]
-_row_map: RowMap = map
-_row_parts = 1
-
-
-def use_row_map(row_map: RowMap, parts: int) -> None:
-    """Map the ``λ`` grid of each bound in ``parts`` parts with ``row_map`` (results in order,
-    as ``map``). detectors/ starts no threads; the runtime installs its own
-    (:mod:`exporter.pipeline.column_fold`)."""
-    global _row_map, _row_parts
-    _row_map, _row_parts = row_map, max(1, int(parts))
 
 
 def _log_mgf_rows(

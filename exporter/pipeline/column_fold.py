@@ -24,8 +24,8 @@ import pyarrow as pa
 from detectors.binning import NumericBins
 from detectors.columns import numeric_values
 from detectors.profile import summarise_current
+from detectors.row_map import use_row_map
 from detectors.summary import UNSORTED_FROM, ColumnSummary, NumericSummary
-from detectors.tail_bound import use_row_map
 from exporter.pipeline.allocator import keep_freed_memory
 
 PARALLEL_FROM = 1 << 18  # values in a batch (rows × numeric columns)

@@ -61,16 +61,17 @@ def test_tail_bounds_over_threads_equal_one_thread_bit_for_bit():
     from concurrent.futures import ThreadPoolExecutor
 
     from detectors import tail_bound
+    from detectors.row_map import row_map, use_row_map
 
     shares = np.random.default_rng(5).dirichlet(np.ones(12))
-    installed = (tail_bound._row_map, tail_bound._row_parts)
+    installed = row_map()
     try:
-        tail_bound.use_row_map(map, 1)
+        use_row_map(map, 1)
         one = tail_bound._log_mgf("js", shares, 2_000, 1e-4, 0.5)
         with ThreadPoolExecutor(3) as pool:
-            tail_bound.use_row_map(pool.map, 3)
+            use_row_map(pool.map, 3)
             three = tail_bound._log_mgf("js", shares, 2_000, 1e-4, 0.5)
     finally:
-        tail_bound.use_row_map(*installed)
+        use_row_map(*installed)
     assert np.array_equal(one[0], three[0]) and np.array_equal(one[1], three[1])
     assert installed[1] == fold_threads()
