@@ -417,6 +417,15 @@ class EstimatedPerformance:
     def stderr_dict(self) -> dict[str, float | None]:
         return {m: (None if math.isnan(v) else v) for m, v in self.stderr.items()}
 
+    def json_fields(self) -> dict[str, Any]:
+        """The estimate under the keys ``drift --format json`` gives it, offline and live:
+        ``performance_estimated``, ``performance_estimated_stderr``, ``performance_estimated_rows``."""
+        return {
+            "performance_estimated": self.as_dict(),
+            "performance_estimated_stderr": self.stderr_dict(),
+            "performance_estimated_rows": self.count,
+        }
+
 
 def _result(metrics: dict[str, float], sigma: Mapping[str, float], count: int, **extra: Any) -> EstimatedPerformance:
     root = math.sqrt(count) if count > 0 else float("nan")

@@ -61,6 +61,14 @@ METADATA_KEY = b"model_health.profile"
 CALIBRATION_KEY = b"model_health.calibration"
 Task = Literal["classification", "regression"]
 PerformanceSummary = ClassificationSummary | RegressionSummary
+
+
+def performance_from_json(task: str | None, text: str | bytes) -> PerformanceSummary:
+    """A stored performance summary (its ``to_dict`` as JSON), of the kind the task folds."""
+    summary_cls = ClassificationSummary if task == "classification" else RegressionSummary
+    return summary_cls.from_dict(json.loads(text))
+
+
 _CLASSIFICATION_MAX_INT_CLASSES = 20
 
 
@@ -173,8 +181,7 @@ class ReferenceProfile:
         performance: PerformanceSummary | None = None
         raw = schema_metadata.get(b"model_health.performance")
         if raw is not None:
-            summary_cls = ClassificationSummary if metadata.task == "classification" else RegressionSummary
-            performance = summary_cls.from_dict(json.loads(raw))
+            performance = performance_from_json(metadata.task, raw)
         loss = by_role.get("loss")
         calibration = _read_calibration(schema_metadata.get(CALIBRATION_KEY), by_role.get("prediction"), class_scores)
         return cls(

@@ -31,8 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from detectors.performance import ClassificationSummary, RegressionSummary
-from detectors.profile import ReferenceProfile, summary_with_counts
+from detectors.profile import ReferenceProfile, performance_from_json, summary_with_counts
 from detectors.summary import ColumnSummary
 from exporter.pipeline.class_scores import reference_of
 from exporter.pipeline.packed import PACKED_FIELDS, packed_from_row, packed_row
@@ -205,10 +204,7 @@ def _load_packed_rows(
         store = stores[key]
         performance = None
         if row["payload"] is not None:
-            summary_cls = (
-                ClassificationSummary if store.profile.metadata.task == "classification" else RegressionSummary
-            )
-            performance = summary_cls.from_dict(json.loads(row["payload"]))
+            performance = performance_from_json(store.profile.metadata.task, row["payload"])
         try:
             packed = packed_from_row(row, store.layout, performance)
         except ValueError as exc:
@@ -238,8 +234,7 @@ def _load_summary_rows(
         elif row["part"] == "feature":
             slot["features"][row["name"]] = summary_with_counts(row, _reference(profile, row["name"]).bins)
         elif row["part"] == "performance":
-            summary_cls = ClassificationSummary if profile.metadata.task == "classification" else RegressionSummary
-            slot["performance"] = summary_cls.from_dict(json.loads(row["payload"]))
+            slot["performance"] = performance_from_json(profile.metadata.task, row["payload"])
         else:
             slot[row["part"]] = summary_with_counts(row, getattr(profile, row["part"]).bins)
     for (model, version, window, start), slot in parts.items():

@@ -84,19 +84,8 @@ class DriftReport:
             "drifted_features_ratio": len(self.drifted) / len(self.features) if self.features else 0.0,
             **_family_keys(self.family),
             "features": {name: result.as_dict() for name, result in self.features.items()},
-            **_estimated_dict(self.performance_estimated),
+            **(self.performance_estimated.json_fields() if self.performance_estimated is not None else {}),
         }
-
-
-def _estimated_dict(estimate: EstimatedPerformance | None) -> dict[str, Any]:
-    """``performance_estimated`` (the contract's key) and its standard errors, when there is an estimate."""
-    if estimate is None:
-        return {}
-    return {
-        "performance_estimated": estimate.as_dict(),
-        "performance_estimated_stderr": estimate.stderr_dict(),
-        "performance_estimated_rows": estimate.count,
-    }
 
 
 def estimate_current(profile: ReferenceProfile, current: pa.Table, source: str) -> EstimatedPerformance | None:

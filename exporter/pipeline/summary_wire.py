@@ -88,8 +88,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from detectors.performance import ClassificationSummary, RegressionSummary
-from detectors.profile import SUMMARY_COUNT_FIELDS, ReferenceProfile, summary_counts, summary_with_counts
+from detectors.profile import (
+    SUMMARY_COUNT_FIELDS,
+    ReferenceProfile,
+    performance_from_json,
+    summary_counts,
+    summary_with_counts,
+)
 from detectors.summary import CategoricalSummary, ColumnSummary, NumericSummary
 from exporter.pipeline.buckets import Bucket
 from exporter.pipeline.class_scores import reference_of
@@ -287,9 +292,8 @@ def decode_summary(value: bytes, profile: ReferenceProfile) -> tuple[SummaryHead
                 raise SummaryFormatError(f"feature {name!r} is not in the profile")
             features[name] = summary(row, reference, f"feature {name!r}")
         elif part == "performance":
-            summary_cls = ClassificationSummary if meta.task == "classification" else RegressionSummary
             try:
-                parts["performance"] = summary_cls.from_dict(json.loads(row["payload"]))
+                parts["performance"] = performance_from_json(meta.task, row["payload"])
             except (TypeError, KeyError, ValueError) as exc:
                 raise SummaryFormatError(f"performance: {exc}") from None
         elif part in ("prediction", "label", "loss"):

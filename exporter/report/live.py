@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from detectors.compare import ColumnDrift
 from detectors.summary import ColumnSummary
@@ -131,21 +130,9 @@ def window_report(
         prediction=prediction,
         label=label,
         performance=_performance(model, result),
-        extra=_estimated(result),
+        extra=result.estimated.json_fields() if result.estimated is not None else {},
         evaluated_at=evaluated_at,
     )
-
-
-def _estimated(result: WindowResult) -> dict[str, Any]:
-    """The window's label-free estimate under the keys ``drift --format json`` gives it."""
-    estimate = result.estimated
-    if estimate is None:
-        return {}
-    return {
-        "performance_estimated": estimate.as_dict(),
-        "performance_estimated_stderr": estimate.stderr_dict(),
-        "performance_estimated_rows": estimate.count,
-    }
 
 
 def _performance(model: ModelSnapshot, result: WindowResult) -> dict[str, dict[str, float | None]]:
