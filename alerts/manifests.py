@@ -10,6 +10,7 @@ import yaml
 from alerts.alertmanager import render_alertmanager
 from alerts.rules import render_rules
 from exporter.config import AlertsConfig
+from exporter.generated import write_rendered
 
 RULES_FILE = "rules.yaml"
 PROMETHEUS_RULE_FILE = "prometheusrule.yaml"
@@ -69,10 +70,4 @@ def render_files(config: AlertsConfig | None = None) -> dict[str, str]:
 
 def write_files(out: Path, config: AlertsConfig | None = None) -> list[Path]:
     """Write ``rules.yaml``, ``prometheusrule.yaml`` and ``alertmanager.yaml`` into ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in render_files(config).items():
-        path = out / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_rendered(out, render_files(config))

@@ -18,6 +18,7 @@ from typing import Any
 
 from dashboards import fleet, gpu, model, pipeline
 from exporter.config import DashboardsConfig
+from exporter.generated import write_rendered
 
 BUILDERS = {"fleet": fleet.build, "model": model.build, "gpu": gpu.build, "pipeline": pipeline.build}
 _LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$")
@@ -99,10 +100,4 @@ def render_files(config: DashboardsConfig | None = None) -> dict[str, str]:
 
 def write_files(out: Path, config: DashboardsConfig | None = None) -> list[Path]:
     """Write every dashboard as ``<key>.json`` into ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in render_files(config).items():
-        path = out / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_rendered(out, render_files(config))

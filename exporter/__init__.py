@@ -18,7 +18,7 @@ Packages, in the order a prediction meets them:
 Cross-cutting modules at this level: :mod:`~exporter.cli`, :mod:`~exporter.config`,
 :mod:`~exporter.catalogue` (every metric), :mod:`~exporter.exposition` (catalogue → Prometheus
 families), :mod:`~exporter.records` (the decoded-table contract), :mod:`~exporter.errors`,
-:mod:`~exporter.profiles`.
+:mod:`~exporter.profiles`, :mod:`~exporter.generated` (writing what the generator commands render).
 """
 
 

@@ -32,8 +32,7 @@ PARALLEL_FROM = 1 << 18  # values in a batch (rows × numeric columns)
 MAX_THREADS = 4
 
 _pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-_tail_pool: ThreadPoolExecutor | None = None
+_pools: dict[str, ThreadPoolExecutor] = {}
 
 
 def fold_threads() -> int:
@@ -45,25 +44,22 @@ def fold_threads() -> int:
     return max(1, min(MAX_THREADS, cores))
 
 
+def _pool(name: str) -> ThreadPoolExecutor:
+    """The process's pool called ``name``, made on first use with :func:`fold_threads` threads.
+    The fold and the tail bound have one each: neither's tasks ever wait on the other's."""
+    with _pool_lock:
+        pool = _pools.get(name)
+        if pool is None:
+            pool = _pools[name] = ThreadPoolExecutor(fold_threads(), thread_name_prefix=name)
+        return pool
+
+
 def _shared_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(fold_threads(), thread_name_prefix="fold")
-        return _pool
-
-
-def _tail_bound_pool() -> ThreadPoolExecutor:
-    # Its own pool: the fold's tasks never wait on it, nor it on them.
-    global _tail_pool
-    with _pool_lock:
-        if _tail_pool is None:
-            _tail_pool = ThreadPoolExecutor(fold_threads(), thread_name_prefix="tail-bound")
-        return _tail_pool
+    return _pool("fold")
 
 
 def _map_tail_bound_rows(task: Callable[[np.ndarray], np.ndarray], parts: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    return _tail_bound_pool().map(task, parts)
+    return _pool("tail-bound").map(task, parts)
 
 
 # A drifted categorical column's tail bound (detectors.tail_bound) is FFTs and exponentials
