@@ -45,7 +45,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow as pa  # noqa: E402
 
-from detectors.profile import build_profile  # noqa: E402
 from exporter.aggregator.inputs import load_models  # noqa: E402
 from exporter.aggregator.single import Aggregator  # noqa: E402
 from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig  # noqa: E402
@@ -54,7 +53,7 @@ from exporter.kafka.embedded import EmbeddedBroker  # noqa: E402
 from exporter.pipeline.decode import BatchDecoder  # noqa: E402
 from exporter.pipeline.dedup import RecentRequestIds  # noqa: E402
 from exporter.pipeline.fold import Folder  # noqa: E402
-from exporter.profiles import load_profile, save_profile  # noqa: E402
+from exporter.profiles import load_profile  # noqa: E402
 from tests.exporter.decoders.corpus import kserve, seldon, traffic  # noqa: E402
 
 PRODUCERS = ("native", "kserve", "kserve-request", "seldon", "seldon-framed")
@@ -218,17 +217,7 @@ def main() -> int:
     wall = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         state = Path(scratch)
-        profile = save_profile(
-            build_profile(
-                traffic.reference_table(),
-                model=traffic.MODEL,
-                model_version="1",
-                created_at=1.7e9,
-                prediction="prediction",
-                label="label",
-            ),
-            state / "hidden-1.parquet",
-        )
+        profile = traffic.save_reference_profile(state)
         with EmbeddedBroker() as broker:
             results = [run_producer(broker, p, args.inferences, profile, state) for p in PRODUCERS]
         cost = dedup_cost(args.inferences, profile)

@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from detectors.profile import build_profile
 from exporter.kafka import KafkaIOError, open_producer
 from exporter.kafka.embedded import EmbeddedBroker
-from exporter.profiles import save_profile
 from tests.exporter.decoders.corpus import kserve, seldon, traffic
 from tests.reliability.harness import SESSION_EXPIRY_S, AggregatorProcess, poll_until, write_config
 from tests.support.broker import producer_settings
@@ -104,17 +102,7 @@ def test_kill_9_under_each_producers_traffic_counts_every_inference_once(
 ):
     tmp_path = tmp_path_factory.mktemp(producer)
     rng = scale.rng(f"producer-kill-{producer}")
-    profile = save_profile(
-        build_profile(
-            traffic.reference_table(),
-            model=traffic.MODEL,
-            model_version="1",
-            created_at=1.7e9,
-            prediction="prediction",
-            label="label",
-        ),
-        tmp_path / "hidden-1.parquet",
-    )
+    profile = traffic.save_reference_profile(tmp_path)
     namespace = f"ns-{uuid.uuid4().hex[:8]}"
     topics = {"predictions": make_topic(3), "labels": make_topic(1), "deadletter": make_topic(1)}
     model = {"name": traffic.MODEL, "version": "1", "reference": str(profile), "namespace": namespace}

@@ -21,14 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from detectors.profile import build_profile
 from exporter.aggregator.inputs import load_models
 from exporter.aggregator.single import Aggregator
 from exporter.config import AggregatorConfig
 from exporter.kafka import open_consumer, open_producer
 from exporter.pipeline.decode import BatchDecoder
 from exporter.pipeline.snapshot import Snapshot
-from exporter.profiles import save_profile
 from tests.exporter.decoders.corpus import kserve, seldon, traffic
 from tests.support.broker import broker, group_settings, make_topic, producer_settings  # noqa: F401
 
@@ -40,15 +38,7 @@ BASE_TIME = time.time() - 6 * 3600
 
 @pytest.fixture(scope="module")
 def hidden_profile(tmp_path_factory) -> Path:
-    profile = build_profile(
-        traffic.reference_table(),
-        model=traffic.MODEL,
-        model_version="1",
-        created_at=1.7e9,
-        prediction="prediction",
-        label="label",
-    )
-    return save_profile(profile, tmp_path_factory.mktemp("profiles") / "hidden-1.parquet")
+    return traffic.save_reference_profile(tmp_path_factory.mktemp("profiles"))
 
 
 def aggregator(broker, profile: Path, state: Path, *, kafka: dict, model: dict | None = None) -> Aggregator:  # noqa: F811

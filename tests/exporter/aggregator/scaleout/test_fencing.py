@@ -16,17 +16,12 @@ from tests.exporter.aggregator.scaleout.harness import (
     make_config,
     single_run,
 )
-from tests.exporter.aggregator.scaleout.traffic import make_traffic, write_profiles
+from tests.exporter.aggregator.scaleout.traffic import make_traffic
 from tests.support.fake_kafka import FakeLog
 
 ROWS = 200
 BASE = 1_000.0
 NOW = BASE + ROWS + 50
-
-
-@pytest.fixture(scope="module")
-def profiles(tmp_path_factory):
-    return write_profiles(tmp_path_factory.mktemp("profiles"))
 
 
 @pytest.fixture(scope="module")

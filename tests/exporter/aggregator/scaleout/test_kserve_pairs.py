@@ -29,18 +29,12 @@ from tests.exporter.aggregator.scaleout.harness import (
     make_config,
 )
 from tests.exporter.aggregator.scaleout.kserve_traffic import KServeTraffic, make_kserve_traffic
-from tests.exporter.aggregator.scaleout.traffic import write_profiles
 from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer
 
 ROWS = 60
 BASE = 1_000.0
 NOW = BASE + ROWS + 50
 LATER = NOW + 300  # past the join TTL (60 s): what still waits at NOW leaves unpaired
-
-
-@pytest.fixture(scope="module")
-def profiles(tmp_path_factory):
-    return write_profiles(tmp_path_factory.mktemp("profiles"))
 
 
 @pytest.fixture(scope="module")

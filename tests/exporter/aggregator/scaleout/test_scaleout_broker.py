@@ -25,18 +25,13 @@ from tests.exporter.aggregator.scaleout.harness import (
     parse_exposition,
     single_run,
 )
-from tests.exporter.aggregator.scaleout.traffic import WINDOWS, make_traffic, models_config, write_profiles
+from tests.exporter.aggregator.scaleout.traffic import WINDOWS, make_traffic, models_config
 from tests.support.broker import broker, make_topic, producer_settings, unique_group  # noqa: F401
 
 SCRIPT = Path(sys.executable).with_name("model-health")
 ROWS = 400
 # Event times half an hour back: inside the 1h window for as long as a test runs.
 BASE_TIME = time.time() - 1800
-
-
-@pytest.fixture(scope="module")
-def profiles(tmp_path_factory):
-    return write_profiles(tmp_path_factory.mktemp("profiles"))
 
 
 @pytest.fixture

@@ -18,16 +18,10 @@ from tests.exporter.aggregator.scaleout.harness import (
     Cluster,
     make_config,
 )
-from tests.exporter.aggregator.scaleout.traffic import write_profiles
 from tests.support.fake_kafka import FakeLog
 
 NOW = 2_000.0
 P0 = TopicPartition(PREDICTIONS, 0)
-
-
-@pytest.fixture(scope="module")
-def profiles(tmp_path_factory):
-    return write_profiles(tmp_path_factory.mktemp("profiles"))
 
 
 def records(start: int, count: int, models=(("fraud", "7"), ("churn", "1"))) -> bytes:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import pytest
-
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.routing import summary_partition
 from exporter.aggregator.scaleout.stage2 import MergeStage
@@ -21,15 +19,9 @@ from tests.exporter.aggregator.scaleout.harness import (
     exposition,
     make_config,
 )
-from tests.exporter.aggregator.scaleout.traffic import write_profiles
 from tests.support.fake_kafka import FakeLog
 
 NOW = 2_000.0
-
-
-@pytest.fixture(scope="module")
-def profiles(tmp_path_factory):
-    return write_profiles(tmp_path_factory.mktemp("profiles"))
 
 
 def records(start: int, count: int, model=("fraud", "7"), at: float = 1_000.0, labels: bool = False) -> bytes:

@@ -9,11 +9,14 @@ which has no NaN, and a Seldon BYTES tensor has no null.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from detectors.profile import build_profile
 from exporter.demo.synthetic import drifted_columns, synthetic_table
+from exporter.profiles import save_profile
 from tests.exporter.decoders.corpus import kserve, seldon
 
 MODEL = "hidden"
@@ -36,6 +39,19 @@ def _filled(row: dict[str, Any]) -> dict[str, Any]:
 def reference_table(rows: int = 5_000) -> pa.Table:
     """The reference data (no drift), filled: build the profile from it."""
     return pa.Table.from_pylist([_filled(row) for row in synthetic_table(rows, seed=1, **SHAPE).to_pylist()])
+
+
+def save_reference_profile(directory: Path) -> Path:
+    """The scenario's profile (``hidden`` version ``1``, scores and labels) saved in ``directory``."""
+    profile = build_profile(
+        reference_table(),
+        model=MODEL,
+        model_version="1",
+        created_at=1.7e9,
+        prediction="prediction",
+        label="label",
+    )
+    return save_profile(profile, directory / "hidden-1.parquet")
 
 
 def current_rows(count: int, seed: int = 2) -> list[dict[str, Any]]:
