@@ -21,25 +21,21 @@ build and one run instead of racing.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import venv
-from collections.abc import Iterator
 from pathlib import Path
+
+from tests.support.side_env import SideEnv, digest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 REQUIREMENTS = HERE / "requirements-nannyml.txt"
 SCRIPT = HERE / "nannyml_cbpe.py"
 ENV_DIR = Path(os.environ.get("MODEL_HEALTH_NANNYML_VENV", ROOT / ".venv-nannyml"))
-STAMP = ENV_DIR / ".installed"
-BUILD_TIMEOUT_S = 1800
+ENV = SideEnv(ENV_DIR, REQUIREMENTS)
 RUN_TIMEOUT_S = 600
 
 
@@ -47,52 +43,20 @@ class OracleError(RuntimeError):
     """The oracle environment could not be built or its run failed."""
 
 
-def _digest(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    ENV_DIR.parent.mkdir(parents=True, exist_ok=True)
-    with open(ENV_DIR.parent / ".venv-nannyml.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def python() -> Path:
-    return ENV_DIR / "bin" / "python"
-
-
-def _installed() -> bool:
-    return STAMP.exists() and STAMP.read_text().strip() == _digest(REQUIREMENTS) and python().exists()
+    return ENV.python
 
 
 def ensure_env() -> Path:
     """Build the oracle environment unless it is already built from these requirements."""
-    with _locked():
-        if _installed():
-            return python()
-        shutil.rmtree(ENV_DIR, ignore_errors=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(ENV_DIR)
-        command = [str(python()), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-        if done.returncode != 0:
-            raise OracleError(f"building {ENV_DIR} failed ({' '.join(command)}):\n{done.stderr[-4000:]}")
-        STAMP.write_text(_digest(REQUIREMENTS) + "\n")
-        return python()
+    return ENV.ensure(OracleError)
 
 
 def oracle_run() -> Path:
     """The directory holding ``cbpe.json`` and the datasets, running NannyML if not cached."""
     interpreter = ensure_env()
-    out = ENV_DIR / "runs" / _digest(REQUIREMENTS, SCRIPT)
-    with _locked():
+    out = ENV_DIR / "runs" / digest(REQUIREMENTS, SCRIPT)
+    with ENV.locked():
         if (out / "cbpe.json").exists():
             return out
         partial = out.with_name(out.name + ".partial")
