@@ -11,7 +11,8 @@ difference of the CDFs can move past its edge values by at most ``min(r_i, c_i)`
 
 and ``max_i r_i`` is about 1/fine_bins (0.001 by default) for a continuous reference.
 The tails hold no reference mass and add no error. The streaming p-value is scipy's
-asymptotic one, ``kstwo.sf(D, round(n·m / (n + m)))``.
+asymptotic one, ``kstwo.sf(D, round(n·m / (n + m)))``, evaluated by
+:mod:`detectors.kolmogorov` (scipy.stats is imported only for the exact test).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from detectors import kolmogorov
 from detectors.ecdf import merged_ecdf
 
 
@@ -40,7 +41,7 @@ def ks_pvalue_asymptotic(statistic: float, n: int, m: int) -> float:
     if n <= 0 or m <= 0:
         return float("nan")
     effective = np.round(float(n) * float(m) / (n + m))  # scipy's arithmetic, to the bit
-    return float(np.clip(stats.kstwo.sf(statistic, max(effective, 1.0)), 0, 1))
+    return kolmogorov.sf(statistic, int(max(effective, 1.0)))
 
 
 # scipy's ks_2samp(method="auto") is exact up to this many values per side, asymptotic above.
@@ -60,6 +61,8 @@ def ks_exact(reference: np.ndarray, current: np.ndarray, presorted: bool = False
     """
     n, m = reference.size, current.size
     if max(n, m) <= SCIPY_EXACT_MAX_N:
+        from scipy import stats  # the exact p-value is scipy's own
+
         result = stats.ks_2samp(reference, current, method="auto")
         return KSResult(float(result.statistic), float(result.pvalue))
     a = reference if presorted else np.sort(reference)

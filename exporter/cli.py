@@ -93,12 +93,14 @@ class _Progress:
 def _data_command() -> Iterator[None]:
     """Start-up economies for a one-shot data command (``drift``, ``reference build``).
 
-    * One BLAS thread. These commands make no BLAS call, yet OpenBLAS (numpy's, and
-      scipy's own copy) starts a thread per core as it loads, and they spin: a sixth of a
+    * One BLAS thread. These commands make only small BLAS calls (Durbin's matrix in
+      :mod:`detectors.kolmogorov`, at most 115 square), yet OpenBLAS (numpy's, and scipy's
+      own copy) starts a thread per core as it loads, and they spin: a sixth of a
       ``model-health drift``'s CPU time. Set only before numpy is loaded, only where the
       user has not chosen, and only while the command runs.
-    * The cyclic garbage collector paused. The imports (scipy.stats alone is a few hundred
-      thousand objects) set off full collections that trace them all to find no garbage:
+    * The cyclic garbage collector paused. The imports (numpy and pyarrow, and scipy.stats
+      where an exact test needs it, a few hundred thousand objects) set off full collections
+      that trace them all to find no garbage:
       the arrays and tables a command makes are freed by reference counting.
     """
     import gc
@@ -297,7 +299,7 @@ def drift(
         features=_split_option(features),
         categorical=_split_option(categorical),
         track=_Progress(size // 8),
-        alpha_model=alpha_model,  # the rule is built once the inputs are read (it brings scipy.stats)
+        alpha_model=alpha_model,  # the rule is built once the inputs are read
     )
     if output_format == "json":
         import json

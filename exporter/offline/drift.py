@@ -8,8 +8,9 @@ Against a profile with a calibration (built from a prediction score and labels),
 that has the score column but no labels also gets its label-free performance estimate
 (:func:`estimate_current`), the ``"performance_estimated"`` object of ``--format json``.
 
-Only the columns used are read. The statistics (``detectors.compare``, and with it
-scipy.stats, most of a run's start-up) are imported where the comparing begins, so a
+Only the columns used are read. The statistics (``detectors.compare``; scipy.stats only
+for the exact tests on raw data, :mod:`detectors.kolmogorov` and
+:mod:`detectors.elementwise` otherwise) are imported where the comparing begins, so a
 missing file or column is reported before that, in a fraction of the time.
 """
 
@@ -303,8 +304,8 @@ def run_drift(
 ) -> DriftReport:
     """Drift of every feature, judged together at ``rule.alpha_model`` as the aggregator judges
     a window: replaying a window's records gives the flags the aggregator showed for it. Without
-    ``rule``, the default rule at ``alpha_model`` (built once the inputs are read: the rule
-    brings scipy.stats, and a missing file is reported before that)."""
+    ``rule``, the default rule at ``alpha_model`` (built once the inputs are read, so a missing file
+    is reported before the statistics load)."""
     return run_drift_with_inputs(reference, current, binning, features, categorical, track, rule, alpha_model)[0]
 
 

@@ -112,6 +112,28 @@ def test_drift_to_json_loads_neither_pandas_nor_rich(datasets) -> None:
     assert [m for m in loaded if m.split(".")[0] in {"pandas", "rich", "pydantic", "yaml"}] == []
 
 
+def test_drift_against_a_profile_loads_no_scipy(tmp_path: Path) -> None:
+    """KS, PSI, χ², JS and their tails come from detectors.kolmogorov and detectors.elementwise:
+    a drift job against a profile never pays for importing scipy (~0.7 CPU s)."""
+    import pyarrow.parquet as pq
+
+    from detectors.profile import build_profile
+    from exporter.demo.synthetic import synthetic_table
+    from exporter.profiles import save_profile
+
+    shape = {"numeric": 4, "categorical": 2, "drifted": 3}
+    reference = synthetic_table(3_000, seed=1, **shape).drop_columns(["prediction", "label"])
+    profile = save_profile(
+        build_profile(reference, model="m", model_version="1", created_at=1.0e9), tmp_path / "m.profile.parquet"
+    )
+    current = tmp_path / "current.parquet"
+    pq.write_table(synthetic_table(20_000, seed=2, drift=True, **shape).drop_columns(["prediction", "label"]), current)
+    argv = ["drift", "--reference", str(profile), "--current", str(current), "--format", "json"]
+    loaded = _loaded([argv])
+    assert {"exporter.offline.drift", "detectors.kolmogorov", "detectors.categorical"} <= set(loaded)
+    assert [m for m in loaded if m.split(".")[0] == "scipy"] == []
+
+
 def test_python_dash_m_exporter_is_the_command_line() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "exporter", "--version"], cwd=ROOT, capture_output=True, text=True, timeout=60
