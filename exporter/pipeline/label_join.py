@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -155,7 +156,7 @@ class _Side:
         """Remove the entries of ``requests`` (each waiting, each once); their positions
         (valid until the next append)."""
         by_request = self.index[model]
-        seqs = np.fromiter((by_request.pop(request) for request in requests), dtype=np.int64, count=len(requests))
+        seqs = np.fromiter(map(by_request.pop, requests), dtype=np.int64, count=len(requests))
         positions = seqs - self.base
         self.alive[positions] = False
         self.live -= positions.size
@@ -332,8 +333,9 @@ class LabelJoiner:
         classes = _objects(predicted, len(ids))
         joined: dict[tuple[str, str], Joined] = {}
         if hits:
-            rows = np.fromiter((i for i, request in enumerate(ids) if request in hits), dtype=np.int64, count=len(hits))
-            labels = self._labels.take_many(model, [ids[i] for i in rows.tolist()])
+            hit = np.fromiter(map(hits.__contains__, ids), dtype=bool, count=len(ids))  # C loops, not Python ones
+            rows = np.flatnonzero(hit)
+            labels = self._labels.take_many(model, list(compress(ids, hit)))
             joined = self._pairs(
                 model,
                 np.full(rows.size, version, dtype=object),
@@ -344,9 +346,8 @@ class LabelJoiner:
                 self._labels.values_at(labels, "text"),
                 self._labels.values_at(labels, "value"),
             )
-            keep = np.ones(len(ids), dtype=bool)
-            keep[rows] = False
-            ids = [request for request in ids if request not in hits]
+            keep = ~hit
+            ids = list(compress(ids, keep))
             times, score_values, score_valid, classes = (
                 times[keep],
                 score_values[keep],
@@ -442,8 +443,9 @@ class LabelJoiner:
         values, valid = _nullable_floats(labels.column("label_value"))
         joined: dict[tuple[str, str], Joined] = {}
         if hits:
-            rows = np.fromiter((i for i, request in enumerate(ids) if request in hits), dtype=np.int64, count=len(hits))
-            taken = self._predictions.take_many(model, [ids[i] for i in rows.tolist()])
+            hit = np.fromiter(map(hits.__contains__, ids), dtype=bool, count=len(ids))  # C loops, not Python ones
+            rows = np.flatnonzero(hit)
+            taken = self._predictions.take_many(model, list(compress(ids, hit)))
             side = self._predictions
             joined = self._pairs(
                 model,
@@ -455,9 +457,8 @@ class LabelJoiner:
                 texts[rows],
                 np.where(valid[rows], values[rows], np.nan),
             )
-            keep = np.ones(len(ids), dtype=bool)
-            keep[rows] = False
-            ids = [request for request in ids if request not in hits]
+            keep = ~hit
+            ids = list(compress(ids, keep))
             texts, values, valid = texts[keep], values[keep], valid[keep]
         if ids:
             self._labels.append_fresh(

@@ -284,7 +284,7 @@ def decode_summary(value: bytes, profile: ReferenceProfile) -> tuple[SummaryHead
     summary = _summary if header.format_version == 2 else _summary_v1
     features: dict[str, ColumnSummary] = {}
     parts: dict[str, Any] = {}
-    for row in table.to_pylist():
+    for row in _rows(table):
         part, name = row["part"], row["name"]
         if part == "feature":
             reference = reference_of(profile, name)
@@ -313,6 +313,12 @@ def decode_summary(value: bytes, profile: ReferenceProfile) -> tuple[SummaryHead
         labels=header.labels,
     )
     return header, bucket
+
+
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
+    """``table.to_pylist()``, column by column: half the cost on the few-row tables a bucket is."""
+    names = table.column_names
+    return [dict(zip(names, values)) for values in zip(*(column.to_pylist() for column in table.columns))]
 
 
 def _summary(row: dict[str, Any], reference: ColumnSummary, what: str) -> ColumnSummary:
