@@ -121,35 +121,73 @@ def _log_mgf(method: str, shares: np.ndarray, rows: int, fill: float, cap: float
 def _log_mgf_rows(
     method: str, shares: np.ndarray, rows: int, fill: float, cap: float, lambdas: np.ndarray
 ) -> np.ndarray:
-    """:func:`_log_mgf` for the given ``λ`` only."""
+    """:func:`_log_mgf` for the given ``λ`` only.
+
+    Bins of equal share have equal polynomials, and a reference's quantile bins usually all
+    hold the same count: each run of equal shares is raised to its power by squaring (a
+    square needs one forward transform, not two), 9 transforms for ten equal deciles instead
+    of 28 one bin after another."""
     counts = np.arange(rows + 1, dtype=np.float64)
     log_factorial = log_factorials(rows)
     terms = np.minimum(_terms(method, shares, rows, fill), cap)
     size = next_fast_len(2 * rows + 1)
-    product: np.ndarray | None = None
-    log_scale = np.zeros(lambdas.size)
-    for j, share in enumerate(shares):
+    product: _Scaled | None = None
+    for share, (first, power) in _equal_shares(shares).items():
         mean = rows * share
         log_poisson = counts * math.log(mean) - mean - log_factorial
-        log_weights = log_poisson[None, :] + lambdas[:, None] * terms[j][None, :]
+        log_weights = log_poisson[None, :] + lambdas[:, None] * terms[first][None, :]
         top = log_weights.max(axis=1, keepdims=True)
-        factor = np.exp(log_weights - top)
-        log_scale += top[:, 0]
-        if product is None:
-            product = factor
-            continue
-        spectrum = np.fft.rfft(product, size, axis=1) * np.fft.rfft(factor, size, axis=1)
-        # Degrees above ``rows`` cannot reach degree ``rows`` (all coefficients are ≥ 0).
-        product = np.maximum(np.fft.irfft(spectrum, size, axis=1)[:, : rows + 1], 0.0)
-        peak = product.max(axis=1, keepdims=True)
-        product /= peak
-        log_scale += np.log(peak[:, 0])
+        factor = _Scaled(np.exp(log_weights - top), top[:, 0])
+        raised = _power(factor, power, rows, size)
+        product = raised if product is None else _times(product, raised, rows, size)
     assert product is not None
-    at_rows = product[:, rows]
+    at_rows = product.coefficients[:, rows]
     usable = at_rows > _MIN_RELATIVE_COEFFICIENT
     log_total = rows * math.log(rows) - rows - float(log_factorial[rows])  # ln Pois(M; M)
     with np.errstate(divide="ignore"):
-        return np.where(usable, np.log(np.where(usable, at_rows, 1.0)) + log_scale - log_total, np.inf)
+        return np.where(usable, np.log(np.where(usable, at_rows, 1.0)) + product.log_scale - log_total, np.inf)
+
+
+@dataclass(frozen=True)
+class _Scaled:
+    """Polynomials in ``w``, one per λ row: ``coefficients × e^{log_scale}``, peak 1."""
+
+    coefficients: np.ndarray  # (λ rows × degrees 0 … rows), ≥ 0
+    log_scale: np.ndarray  # one per λ row
+
+
+def _equal_shares(shares: np.ndarray) -> dict[float, tuple[int, int]]:
+    """Each distinct share: the first bin holding it and how many do, in order of first bin."""
+    runs: dict[float, tuple[int, int]] = {}
+    for j, share in enumerate(shares.tolist()):
+        first, count = runs.get(share, (j, 0))
+        runs[share] = (first, count + 1)
+    return runs
+
+
+def _power(base: _Scaled, power: int, rows: int, size: int) -> _Scaled:
+    """``base`` to ``power ≥ 1``, by squaring."""
+    result: _Scaled | None = None
+    square = base
+    while True:
+        if power & 1:
+            result = square if result is None else _times(result, square, rows, size)
+        power >>= 1
+        if not power:
+            assert result is not None
+            return result
+        square = _times(square, square, rows, size)
+
+
+def _times(a: _Scaled, b: _Scaled, rows: int, size: int) -> _Scaled:
+    """The product, its degrees up to ``rows`` (higher ones cannot reach degree ``rows``: every
+    coefficient is ≥ 0), rescaled to peak 1."""
+    spectrum = np.fft.rfft(a.coefficients, size, axis=1)
+    spectrum = spectrum * spectrum if a is b else spectrum * np.fft.rfft(b.coefficients, size, axis=1)
+    product = np.maximum(np.fft.irfft(spectrum, size, axis=1)[:, : rows + 1], 0.0)
+    peak = product.max(axis=1, keepdims=True)
+    product /= peak
+    return _Scaled(product, a.log_scale + b.log_scale + np.log(peak[:, 0]))
 
 
 @dataclass(frozen=True)
