@@ -7,7 +7,9 @@
 Every contender runs in a fresh process, the two alternating, ``--repeat`` times (ours with its
 bytecode cached, as whylogs's installed package has it, after one untimed run); the medians
 are printed with the ratio whylogs ÷ ours of CPU seconds (user + system of the process, all its
-threads: the cost per core) and of wall time. whylogs runs under ``benchmarks/whylogs_job.py``
+threads: the cost per core) and of wall time. Every timed process starts right after an
+untimed one that touches 2 GiB (``touch_memory``): on this project's VMs the first process
+after a large one pays for faulting freed memory back from the host. whylogs runs under ``benchmarks/whylogs_job.py``
 in ``.venv-whylogs`` (numpy 1.26, pandas 2.2, pyarrow 19), its usage statistics switched off.
 
 1. **The Parquet job, whole process** — ``--rows`` × 20 numeric columns of the drifted
@@ -15,7 +17,9 @@ in ``.venv-whylogs`` (numpy 1.26, pandas 2.2, pyarrow 19), its usage statistics 
    Parquet, snappy): ours is ``model-health drift --reference PROFILE --current FILE --format
    json`` against a profile of 100,000 reference rows (start-up, reading, folding and the
    comparison included); whylogs is ``pandas.read_parquet`` + ``why.log(df).view()``, start-up
-   included.
+   included. Then the same pair again, each **pinned to one core** (``sched_setaffinity``):
+   the cost per core without the thread pools, whose overhead on a small machine is CPU
+   spent to save wall time.
 2. **Profiling the table in memory** — the same table already read: ours folds it
    (``exporter.pipeline.column_fold.fold_table``: fine bins, exact sums, extremes; the columns
    over this machine's cores, and again on one thread), whylogs profiles it (``why.log``).
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import struct
@@ -41,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +147,15 @@ def _read_frames(path: Path) -> list[bytes]:
     return out
 
 
-def _run(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+def _one_core() -> Callable[[], None]:
+    """A ``preexec_fn`` that pins the child to the first core this process may use: per-core
+    cost without the thread pools' overhead (on this 2-core VM, splitting the fold and the tail
+    bounds over two threads cost ~0.15 CPU s to save ~0.1 s of wall time)."""
+    core = min(os.sched_getaffinity(0))
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+def _run(command: list[str], env: dict[str, str], pin: Callable[[], None] | None = None) -> tuple[float, float, str]:
     """Wall seconds, CPU seconds (the child's user + system, all threads) and stdout; the
     process starts on memory the VM holds (``touch_memory``: after whylogs's job, the next
     process would pay ~0.7 s of system time faulting freed memory back from the host)."""
@@ -150,7 +164,7 @@ def _run(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     touch_memory()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800, preexec_fn=pin)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -245,6 +259,18 @@ def main() -> int:
             job["whylogs"].append({"seconds": wall, "cpu_seconds": cpu})
         results["parquet_job"] = job
 
+        # 1b. The same, each contender pinned to one core.
+        pinned: dict[str, list[dict[str, float]]] = {"ours": [], "whylogs": []}
+        for _ in range(args.repeat):
+            wall, cpu, out = _run(ours_cmd, _ours_env(), _one_core())
+            assert {n for n, f in json.loads(out)["features"].items() if f["drift"]} == set(
+                drifted_columns(NUMERIC_COLUMNS, 0, DRIFTED)
+            )
+            pinned["ours"].append({"seconds": wall, "cpu_seconds": cpu})
+            wall, cpu, out = _run([whylogs, str(JOB), "parquet", str(parquet)], wl_env, _one_core())
+            pinned["whylogs"].append({"seconds": wall, "cpu_seconds": cpu})
+        results["parquet_job_one_core"] = pinned
+
         # 2. Profiling the table in memory.
         fold: dict[str, list[dict[str, float]]] = {"ours": [], "ours, 1 thread": [], "whylogs": []}
         for _ in range(args.repeat):
@@ -312,16 +338,17 @@ def _print(results: dict[str, Any]) -> None:
             ratio = f"{_median(against, 'cpu_seconds') / cpu:.1f}× , {_median(against, 'seconds') / wall:.1f}×"
         print(f"{label:<52} {wall:>8.2f} {cpu:>8.2f} {rate:>16} {ratio:>28}")
 
-    job = results["parquet_job"]
     values = rows * NUMERIC_COLUMNS
-    for name in ("ours", "whylogs"):
-        runs = job[name]
-        line(
-            f"Parquet job {rows:,} × {NUMERIC_COLUMNS}, whole process: {name}",
-            runs,
-            f"{values / _median(runs, 'cpu_seconds') / 1e6:.1f} M val/CPU-s",
-            job["whylogs"] if name == "ours" else None,
-        )
+    for key, where in (("parquet_job", "whole process"), ("parquet_job_one_core", "one core")):
+        job = results[key]
+        for name in ("ours", "whylogs"):
+            runs = job[name]
+            line(
+                f"Parquet job {rows:,} × {NUMERIC_COLUMNS}, {where}: {name}",
+                runs,
+                f"{values / _median(runs, 'cpu_seconds') / 1e6:.1f} M val/CPU-s",
+                job["whylogs"] if name == "ours" else None,
+            )
     fold = results["fold"]
     for name in ("ours", "ours, 1 thread", "whylogs"):
         runs = fold[name]

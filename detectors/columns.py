@@ -1,14 +1,14 @@
 """Typed columns out of Arrow tables: numeric values as float64, categories as strings.
 
 Arrow is the data plane here, not I/O. Errors name the column and the first offending
-row; callers add the file name.
+row; callers add the file name. ``pyarrow.compute`` (about 30 ms to import) is imported by
+the text paths that call it: numeric columns never need it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 
 class ColumnError(ValueError):
@@ -38,6 +38,8 @@ def is_numeric_type(kind: pa.DataType) -> bool:
 def numeric_values(table: pa.Table, name: str) -> np.ndarray:
     """float64 values of a numeric column; nulls become NaN (counted as missing later)."""
     column = table.column(name)
+    if pa.types.is_float64(column.type):  # as it is: a cast would import pyarrow.compute
+        return primitive_values(column)
     if is_numeric_type(column.type):
         return primitive_values(column.cast(pa.float64()))
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
@@ -107,6 +109,8 @@ def as_strings(table: pa.Table, name: str) -> pa.ChunkedArray:
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     if pa.types.is_floating(column.type):
+        import pyarrow.compute as pc
+
         # NaN/inf in a float column used as categorical count as missing.
         column = pc.if_else(pc.is_finite(column), column, pa.scalar(None, column.type))
     try:
@@ -117,6 +121,8 @@ def as_strings(table: pa.Table, name: str) -> pa.ChunkedArray:
 
 def category_counts(table: pa.Table, name: str) -> tuple[list[str], list[int], int]:
     """Distinct values, their counts, and the number of missing values of a column."""
+    import pyarrow.compute as pc
+
     strings = as_strings(table, name)
     counted = pc.value_counts(strings.drop_null())
     names = counted.field("values").to_pylist() if len(counted) else []

@@ -72,6 +72,22 @@ def _chunk_numerator(bits: np.ndarray) -> int:
 # (docs/benchmarks.md): 2**15–2**18 within 10 %, 2**17 the best; smaller chunks pay Python's
 # per-call cost more often, larger ones leave the cache.
 CHUNK = 1 << 17
+
+
+def sorted_union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The distinct values of two sorted integer arrays, sorted: ``np.union1d`` without
+    ``np.unique``, whose first call imports numpy.ma (~8 ms of a one-shot command).
+
+    >>> sorted_union(np.array([0, 5, 5, 9]), np.array([0, 4, 8])).tolist()
+    [0, 4, 5, 8, 9]
+    """
+    merged = np.concatenate((np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)))
+    merged.sort(kind="stable")
+    if merged.size < 2:
+        return merged
+    return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
+
+
 # Levels of extraction before the few values left over take the exact integer path.
 _LEVELS = 3
 
@@ -91,7 +107,7 @@ def group_numerators(values: np.ndarray, bounds: np.ndarray) -> list[int]:
     n = flat.size
     if n == 0 or groups <= 0:
         return totals
-    cuts = np.union1d(bounds, np.arange(0, n, CHUNK))
+    cuts = sorted_union(bounds, np.arange(0, n, CHUNK))
     group_of_piece = (np.searchsorted(bounds, cuts[:-1], side="right") - 1).tolist()
     chunk_of_piece = (cuts[:-1] // CHUNK).tolist()
     cut_list = cuts.tolist()

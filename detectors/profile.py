@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from detectors.binning import (
     DEFAULT_FINE_BINS,
@@ -373,6 +372,8 @@ def _performance(
         y_pred = numeric_values(table, prediction)
         loss = per_record_loss("regression", y_true, y_pred)
         return RegressionSummary.fold(y_true, y_pred), _loss_summary(loss), (), None
+    import pyarrow.compute as pc  # text labels only (see detectors.columns)
+
     label_strings = as_strings(table, label)
     labels = label_strings.to_numpy(zero_copy_only=False)
     present = label_strings.is_valid().to_numpy(zero_copy_only=False)

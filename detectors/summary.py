@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detectors.binning import CategoricalBins, NumericBins, category_counts, is_missing_category
-from detectors.exact_sum import CHUNK, ExactSum, group_numerators, piece_numerators
+from detectors.exact_sum import CHUNK, ExactSum, group_numerators, piece_numerators, sorted_union
 
 
 class _Counted:
@@ -315,7 +315,7 @@ def _fold_unsorted(
     minimum = np.full(groups, np.inf)
     maximum = np.full(groups, -np.inf)
     totals, squares, square_infinities, lower, upper = ([0] * groups for _ in range(5))
-    cuts = np.union1d(bounds, np.arange(0, n, CHUNK)) if n else np.zeros(1, dtype=np.int64)
+    cuts = sorted_union(bounds, np.arange(0, n, CHUNK)) if n else np.zeros(1, dtype=np.int64)
     group_of_piece = np.searchsorted(bounds, cuts[:-1], side="right") - 1
     chunk_of_piece = cuts[:-1] // CHUNK
     # One pass per chunk: the pieces [first, last) of the chunk that starts at cuts[first].
