@@ -39,7 +39,10 @@ def get(url: str) -> Any:
         with urllib.request.urlopen(url, timeout=5) as response:
             return json.load(response)
     except urllib.error.HTTPError as exc:  # a 4xx answer still carries Prometheus's error JSON
-        return json.load(exc)
+        try:
+            return json.load(exc)
+        except ValueError:  # 503 "Service Unavailable" in plain text while it starts: not ready yet
+            return None
     except OSError:
         return None
 
