@@ -68,11 +68,9 @@ def sf(x: float, n: int) -> float:
     if t >= n - 1:  # Ruben–Gambino
         return _clip(2 * (1.0 - x) ** n)
     nx2 = t * x
-    if x >= 0.5:
-        return _clip(2 * smirnov(n, x))
-    if nx2 >= 370.0:
+    if nx2 >= 370.0 and x < 0.5:
         return 0.0
-    if nx2 >= 2.2:
+    if x >= 0.5 or nx2 >= 2.2:  # Miller's approximation, exact from x = 1/2
         return _clip(2 * smirnov(n, x))
     if n <= 100_000 and n * x**1.5 < 1.4:
         return _clip(1.0 - _durbin_cdf(n, x))
