@@ -137,9 +137,19 @@ def _arrow_messages(predictions: pa.Table, labels: pa.Table) -> tuple[list[bytes
             writer.write_table(table)
         return sink.getvalue().to_pybytes()
 
+    # Labels as a producer writes them in Arrow: model, request_id, label, timestamp (the
+    # decoded label_value / label_class pair is the decoder's output, not its input).
+    wire_labels = pa.table(
+        {
+            "model": labels.column("model"),
+            "request_id": labels.column("request_id"),
+            "label": labels.column("label_value"),
+            "timestamp": labels.column("timestamp"),
+        }
+    )
     return (
         [ipc(predictions.slice(i, 1_000)) for i in range(0, predictions.num_rows, 1_000)],
-        [ipc(labels.slice(i, 1_000)) for i in range(0, labels.num_rows, 1_000)],
+        [ipc(wire_labels.slice(i, 1_000)) for i in range(0, wire_labels.num_rows, 1_000)],
     )
 
 

@@ -1,6 +1,6 @@
 """Scale-out benchmark: what the two stages cost against the single-process pipeline.
 
-    python benchmarks/scaleout.py [--rows N] [--repeat 3]
+    python benchmarks/scaleout.py [--rows N] [--repeat 3] [--rate 100] [--format ndjson|arrow]
 
 In one process, over the in-memory Kafka of ``tests/support/fake_kafka.py`` (so the figures
 are the pipeline's own cost, not the broker's or the client's), the same traffic — three
@@ -17,6 +17,15 @@ prediction labelled (two label partitions) — goes through:
 * replay: a second ``MergeStage`` rebuilding the same state from the summaries topic, as a
   replica does when it is assigned a summaries partition.
 
+``--format arrow`` sends the same traffic as Arrow IPC instead (:func:`arrow_traffic`): the
+same records, request ids and labels, regrouped as an Arrow producer writes them — one model
+version's rows a message, up to 500 (a 25-row message of three models would be decoded and
+folded one message at a time: single mode would pay ~4× per record, which flatters stage 2) —
+the predictions with the native JSON record's columns and the features as ``f.<name>`` columns,
+the labels as ``model``, ``request_id``, ``label``, ``timestamp``; the deliberately refused
+messages stay the bytes they are in NDJSON. ``--format ndjson`` (the default) sends the NDJSON
+of ``make_traffic``.
+
 Printed: records/s of each (median of ``--repeat`` runs; records = predictions + labels),
 stage 1 + stage 2 against single, the summaries published (messages, bytes per prediction),
 and that every variant ends with the same metrics.
@@ -25,11 +34,14 @@ and that every variant ends with the same metrics.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -47,19 +59,106 @@ from tests.exporter.aggregator.scaleout.harness import (  # noqa: E402
     fill,
     make_config,
 )
-from tests.exporter.aggregator.scaleout.traffic import make_traffic, write_profiles  # noqa: E402
+from tests.exporter.aggregator.scaleout.traffic import MODELS, Traffic, make_traffic, write_profiles  # noqa: E402
 from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer  # noqa: E402
 
 BASE = 1_000.0
+FORMATS = ("ndjson", "arrow")
+PREDICTION_COLUMNS = ("model", "model_version", "request_id", "timestamp", "prediction", "latency_ms", "status")
+LABEL_COLUMNS = ("model", "request_id", "label", "timestamp")
 
 
-def run(rows: int, root: Path, rate: float = 100.0) -> dict[str, float]:
+def _records(message: bytes) -> list[dict] | None:
+    """The records of one of ``make_traffic``'s regular messages; None for the deliberately bad
+    ones (not JSON, or a record that is not the traffic's: another model, a made-up request id)."""
+    try:
+        records = [json.loads(line) for line in message.splitlines()]
+    except ValueError:
+        return None
+    for record in records:
+        if not (
+            isinstance(record, dict)
+            and any(
+                record.get("model") == model and str(record.get("request_id", "")).startswith(f"{model}-{version}-")
+                for model, version in MODELS
+            )
+        ):
+            return None
+    return records
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+ARROW_ROWS = 500  # rows of one model version in an Arrow message
+
+
+def _arrow_messages(
+    messages: list[bytes], flat: list[list[dict] | None], columns: list[str]
+) -> tuple[list[bytes], int]:
+    """The regular messages' records regrouped as an Arrow producer writes them — one model
+    version's rows a message, :data:`ARROW_ROWS` at most, the versions' messages interleaved
+    in time order — as IPC streams of ``columns`` (one schema for all, the types those of the
+    whole traffic's values); the deliberately bad messages as they are, near the start; and
+    the rows written."""
+    values = [record for records in flat if records for record in records]
+    schema = pa.schema([(name, pa.array([r.get(name) for r in values]).type) for name in columns])
+    groups: dict[tuple[object, object], list[dict]] = {}
+    for record in values:
+        groups.setdefault((record.get("model"), record.get("model_version")), []).append(record)
+    chunked = [[rows[i : i + ARROW_ROWS] for i in range(0, len(rows), ARROW_ROWS)] for rows in groups.values()]
+    out = [
+        _ipc(pa.Table.from_pylist(chunk, schema=schema))
+        for position in range(max((len(c) for c in chunked), default=0))
+        for chunks in chunked
+        if position < len(chunks)
+        for chunk in [chunks[position]]
+    ]
+    bad = [message for message, records in zip(messages, flat) if records is None]
+    out[1:1] = bad
+    return out, len(values)
+
+
+def arrow_traffic(traffic: Traffic) -> Traffic:
+    """``traffic`` as an Arrow producer writes it: the same records, request ids and labels, in
+    IPC streams of one model version's rows each (:func:`_arrow_messages`); predictions with the
+    native JSON record's columns, features as ``f.<name>`` (a feature a record leaves out, a NaN
+    there, is null), a left-out ``model_version`` null; labels as ``model``, ``request_id``,
+    ``label``, ``timestamp``. The deliberately bad messages stay the bytes they are (refused in
+    either format)."""
+    predictions = [_records(m) for m in traffic.predictions]
+    for records in predictions:
+        for record in records or ():
+            for name, value in record.pop("features").items():
+                record[f"f.{name}"] = value
+    features = sorted({k for records in predictions for r in records or () for k in r if k.startswith("f.")})
+    prediction_messages, prediction_rows = _arrow_messages(
+        traffic.predictions, predictions, [*PREDICTION_COLUMNS, *features]
+    )
+    labels = [_records(m) for m in traffic.labels]
+    label_messages, label_rows = _arrow_messages(traffic.labels, labels, list(LABEL_COLUMNS))
+    # Every accepted record went over to Arrow, and nothing else.
+    assert prediction_rows == sum(traffic.rows.values()), (prediction_rows, traffic.rows)
+    assert label_rows == sum(traffic.labelled.values()), (label_rows, traffic.labelled)
+    return Traffic(prediction_messages, label_messages, traffic.rows, traffic.labelled, traffic.refused)
+
+
+def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson") -> dict[str, float]:
     """``rate``: predictions a second per model version. Stage 2's costs per bucket (decoding
     and merging a slot's summaries) spread over the records of the slot, so its cost per record
-    falls as a model gets busier; at 100 a second a partial carries a few 30 s slots."""
+    falls as a model gets busier; at 100 a second a partial carries a few 30 s slots. ``format``:
+    ``ndjson`` or ``arrow`` (the same traffic as Arrow IPC, :func:`arrow_traffic`)."""
+    if format not in FORMATS:
+        raise ValueError(f"format: expected one of {FORMATS}, got {format!r}")
     profiles = write_profiles(root / "profiles")
     spacing = 1.0 / rate
     traffic = make_traffic(rows, BASE, spacing=spacing)
+    if format == "arrow":
+        traffic = arrow_traffic(traffic)
     now = BASE + rows * spacing + 50
     records = sum(traffic.rows.values()) + sum(traffic.labelled.values())
     config = make_config(profiles, root / "state")
@@ -148,14 +247,25 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=100.0, help="predictions a second per model version (default 100)"
     )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="ndjson",
+        help="wire format of the traffic: NDJSON messages of 25 records, or the same as Arrow IPC (default ndjson)",
+    )
     args = parser.parse_args()
     results = []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as root:
-            results.append(run(args.rows, Path(root), args.rate))
+            results.append(run(args.rows, Path(root), args.rate, args.format))
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    wire = (
+        "NDJSON messages of 25 records"
+        if args.format == "ndjson"
+        else f"Arrow IPC messages of {ARROW_ROWS} rows of one version"
+    )
     print(
-        f"{int(median['records']):,} records (predictions + labels), 3 model versions at {args.rate:,.0f} predictions/s each, 4 + 2 source partitions; "
+        f"{int(median['records']):,} records (predictions + labels) in {wire}, 3 model versions at {args.rate:,.0f} predictions/s each, 4 + 2 source partitions; "
         f"median of {args.repeat}; every variant ends with the same metrics"
     )
     print("| pipeline | records/s | vs single |")

@@ -15,6 +15,9 @@ stores each bucket as it is kept: one row of binary columns (:data:`~exporter.pi
 narrow counts, nonzero bins only at low traffic, exact sums as bytes), with the layout of each
 model's summaries in the metadata so that a checkpoint of other bins is never read into them.
 Format 1 (one row per summary, counts as int64 lists, sums as text) is still read.
+Format 3 stores what format 2 does; only the label join's buffers in the extras changed: they
+hold each waiting request's 64-bit key (:mod:`exporter.pipeline.request_keys`) where format 2
+held its id, which is keyed when read.
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ from exporter.pipeline.class_scores import reference_of
 from exporter.pipeline.packed import PACKED_FIELDS, packed_from_row, packed_row
 from exporter.pipeline.windows import Bucket, ModelWindows
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# A build before format 3 refuses a format-3 checkpoint instead of reading keys as ids.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 METADATA_KEY = b"model_health.checkpoint"
 log = logging.getLogger(__name__)
 
@@ -178,7 +182,7 @@ def decode_checkpoint(data: bytes, stores: dict[ModelKey, ModelWindows], source:
         for ring in store.buckets.values():
             ring.clear()
     documents: dict[str, list[str]] = {}
-    if version == 2:
+    if version >= 2:
         _load_packed_rows(source, table, stores, usable, documents)
     else:
         _load_summary_rows(table, stores, usable, documents)

@@ -66,12 +66,13 @@ class AggregatorKafkaConfig(Section):
     partial_flush_records: int = Field(
         20_000, ge=1, description="Scale-out: records in one partition's partial summary that publish it early."
     )
-    summaries_format: Literal[1, 2] = Field(
-        2,
+    summaries_format: Literal[1, 2, 3] = Field(
+        3,
         description=(
             "Scale-out: the wire format this replica writes on `summaries_topic` (every replica reads every "
-            "format). During a rolling upgrade from a build that reads only format 1, keep 1 until no such "
-            "replica is left, then 2 (packed counts, state snapshots)."
+            "format its build knows). During a rolling upgrade, keep the newest format the oldest replica "
+            "reads until no such replica is left: 1, then 2 (packed counts, state snapshots), then 3 "
+            "(request keys in the join rows; state snapshots are published again from 3 on)."
         ),
     )
     snapshot_interval_seconds: float = Field(

@@ -15,7 +15,9 @@ Modules, in the order a record meets them:
 - :mod:`~exporter.pipeline.owner` — the owned models: partials merged (lateness, counters, the join);
 - :mod:`~exporter.pipeline.windows` — event-time buckets of mergeable summaries, per window;
 - :mod:`~exporter.pipeline.packed` — how a window keeps its buckets: packed counts and sums;
-- :mod:`~exporter.pipeline.label_join` — ground truth joined to predictions by request id (in the merge);
+- :mod:`~exporter.pipeline.request_keys` — request ids hashed to 64-bit keys, a column at a time (in the fold);
+- :mod:`~exporter.pipeline.label_join` — ground truth joined to predictions by request key (in the merge);
+- :mod:`~exporter.pipeline.key_index` — the join's hash table of keys, read and written per batch;
 - :mod:`~exporter.pipeline.evaluation` — windows × reference profile → model results;
 - :mod:`~exporter.pipeline.estimation` — a window's label-free performance estimate (in evaluation);
 - :mod:`~exporter.pipeline.versions` — each version's predictions against its baseline version's;

@@ -12,9 +12,11 @@ sidecar's records in edge mode) and folds it into :class:`~exporter.pipeline.par
 2. each group is folded into slot buckets (:func:`~exporter.pipeline.buckets.prediction_buckets`);
    rows whose numeric features hold text are refused as ``bad_feature_value``;
 3. the serving counters are counted (:mod:`exporter.pipeline.serving`), and the rows the
-   label join needs are kept when the model has a task;
+   label join needs are kept when the model has a task, each with its request key
+   (:mod:`exporter.pipeline.request_keys`: hashed here, where the records are folded, so the
+   model's owner never hashes them);
 4. label rows of configured models are folded into every version's label distribution and
-   kept for the join; labels of other models are refused.
+   kept for the join, keyed likewise; labels of other models are refused.
 
 Refusals go to the caller's ``reject`` (counted and dead-lettered there). Lateness and the
 label join are the model owner's (:mod:`exporter.pipeline.owner`), because they depend on
@@ -32,10 +34,18 @@ from detectors.profile import ReferenceProfile
 from exporter.pipeline.buckets import add_into, label_buckets, prediction_buckets
 from exporter.pipeline.dedup import RecentRequestIds
 from exporter.pipeline.model_versions import ModelIdentity, ModelKey, versions_by_model
-from exporter.pipeline.partial import LABEL_ROLE, PREDICTION_ROLE, ModelPartial, VersionPartial, concat
+from exporter.pipeline.partial import (
+    LABEL_ROLE,
+    PREDICTION_ROLE,
+    ModelPartial,
+    VersionPartial,
+    concat,
+    join_rows,
+    label_rows,
+)
 from exporter.pipeline.serving import error_count, latency_seconds
 from exporter.pipeline.snapshot import HistogramState
-from exporter.records import LABEL_SCHEMA, Reason, Rejected
+from exporter.records import Reason, Rejected
 
 JOIN_COLUMNS = ["request_id", "timestamp", "prediction_score", "prediction_class"]
 
@@ -106,9 +116,9 @@ class Folder:
                     else part
                 )
                 if keyed.num_rows:
-                    join = keyed.select(JOIN_COLUMNS)
-                    join = join.add_column(0, "model_version", pa.array([key[1]] * join.num_rows, pa.string()))
-                    target.join = concat(target.join, join)
+                    versions = pa.repeat(pa.scalar(key[1], pa.string()), keyed.num_rows)
+                    join = keyed.select(JOIN_COLUMNS).add_column(0, "model_version", versions)
+                    target.join = concat(target.join, join_rows(key[0], join))
         return rows
 
     def fold_labels(self, partials: Partials, topic: str, table: pa.Table, reject: Reject) -> int:
@@ -128,7 +138,7 @@ class Folder:
                 for start, bucket in folded.buckets.items():
                     add_into(target.labels, start, bucket)
                 _keep_newest(target, LABEL_ROLE, folded.newest)
-            partials[model].labels = concat(partials[model].labels, part.select(LABEL_SCHEMA.names))
+            partials[model].labels = concat(partials[model].labels, label_rows(model, part))
             rows += part.num_rows
         return rows
 

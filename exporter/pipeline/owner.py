@@ -162,7 +162,7 @@ class OwnedModels:
                 joined = self.joiner.add_predictions(
                     model,
                     version,
-                    part.join.column("request_id"),
+                    part.join.column("request_key"),
                     part.join.column("timestamp"),
                     part.join.column("prediction_score"),
                     part.join.column("prediction_class"),

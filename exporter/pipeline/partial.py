@@ -20,19 +20,34 @@ from exporter.decoders.inference_pairs import InferenceHalf
 from exporter.decoders.join_state import half_document, half_from_document
 from exporter.decoders.joiner import Side, Waiting
 from exporter.pipeline.buckets import Bucket
+from exporter.pipeline.request_keys import request_keys
 from exporter.pipeline.snapshot import HistogramState
 
 PREDICTION_ROLE = "predictions"
 LABEL_ROLE = "labels"
 
-# The prediction columns the label join needs, per version.
+# The prediction columns the label join needs, per version: each request's id and its key
+# (:mod:`exporter.pipeline.request_keys`), which is what the join matches on. The ids stay
+# only to be written for a replica of a build before keys (scale-out wire formats 1 and 2).
 JOIN_SCHEMA = pa.schema(
     [
         ("model_version", pa.string()),
         ("request_id", pa.string()),
+        ("request_key", pa.uint64()),
         ("timestamp", pa.float64()),
         ("prediction_score", pa.float64()),
         ("prediction_class", pa.string()),
+    ]
+)
+# A model's label rows, as the join needs them: the decoded label columns and each request's key.
+LABEL_JOIN_SCHEMA = pa.schema(
+    [
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("request_id", pa.string()),
+        pa.field("request_key", pa.uint64(), nullable=False),
+        pa.field("label_value", pa.float64()),
+        pa.field("label_class", pa.string()),
+        pa.field("timestamp", pa.float64(), nullable=False),
     ]
 )
 
@@ -82,7 +97,7 @@ class ModelPartial:
     model: str
     slot_seconds: int
     versions: dict[str, VersionPartial] = field(default_factory=dict)
-    labels: pa.Table | None = None  # LABEL_SCHEMA rows for the join
+    labels: pa.Table | None = None  # LABEL_JOIN_SCHEMA rows of the model
     halves: list[CarriedHalf] = field(default_factory=list)  # in source order
 
 
@@ -99,3 +114,21 @@ class PipelinePartial:
 def concat(current: pa.Table | None, more: pa.Table) -> pa.Table:
     """``more`` appended to ``current`` (chunks joined, no copy)."""
     return more if current is None else pa.concat_tables([current, more])
+
+
+def join_rows(model: str, rows: pa.Table) -> pa.Table:
+    """``JOIN_SCHEMA`` rows of one model's predictions (``model_version``, ``request_id`` —
+    never null —, ``timestamp``, ``prediction_score``, ``prediction_class``): keyed."""
+    keys = pa.array(request_keys(model, rows.column("request_id")), pa.uint64())
+    return pa.table(
+        [keys if name == "request_key" else rows.column(name) for name in JOIN_SCHEMA.names], schema=JOIN_SCHEMA
+    )
+
+
+def label_rows(model: str, labels: pa.Table) -> pa.Table:
+    """``LABEL_JOIN_SCHEMA`` rows of one model's labels (``LABEL_SCHEMA`` columns): keyed."""
+    keys = pa.array(request_keys(model, labels.column("request_id")), pa.uint64())
+    return pa.table(
+        [keys if name == "request_key" else labels.column(name) for name in LABEL_JOIN_SCHEMA.names],
+        schema=LABEL_JOIN_SCHEMA,
+    )

@@ -313,8 +313,10 @@ class MergeStage:
         once every chunk is acknowledged, so a new owner never finds half a snapshot."""
         if self.snapshots is None or self._dead_letters is None:
             return
-        if self.config.kafka.summaries_format < 2:
-            return  # a replica of a build before snapshots may still own these partitions
+        if self.config.kafka.summaries_format < wire.KEYED_FORMAT:
+            # A replica of an older build may still own these partitions: before format 2 it
+            # knows no snapshots, before 3 its join buffers hold request ids, not keys.
+            return
         now = self.clock()
         with self.lock:
             due = [

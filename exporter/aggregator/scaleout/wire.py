@@ -56,12 +56,15 @@ from exporter.kafka.deadletter import SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEAD
 from exporter.pipeline import summary_wire
 from exporter.pipeline.partial import (
     JOIN_SCHEMA,
+    LABEL_JOIN_SCHEMA,
     LABEL_ROLE,
     PREDICTION_ROLE,
     CarriedHalf,
     ModelPartial,
     PipelinePartial,
     VersionPartial,
+    join_rows,
+    label_rows,
 )
 from exporter.pipeline.snapshot import HistogramState
 from exporter.records import LABEL_SCHEMA
@@ -72,10 +75,16 @@ from exporter.records import LABEL_SCHEMA
 WIRE_FORMATS: dict[int, str] = {
     1: "bucket frames in summary format 1 (every count an int64)",
     2: "bucket frames in summary format 2 (packed counts); stage-2 state snapshots",
+    3: "join and label rows carry 64-bit request keys instead of request ids; snapshots with keyed join buffers",
 }
 FORMAT_VERSION = max(WIRE_FORMATS)
 # The summary format (exporter.pipeline.summary_wire) of a wire format's bucket frames.
-_SUMMARY_FORMAT = {1: 1, 2: 2}
+_SUMMARY_FORMAT = {1: 1, 2: 2, 3: 2}
+# The first format whose join rows carry request keys (before it, request ids).
+KEYED_FORMAT = 3
+_ID_JOIN_SCHEMA = pa.schema([f for f in JOIN_SCHEMA if f.name != "request_key"])
+_KEY_JOIN_SCHEMA = pa.schema([f for f in JOIN_SCHEMA if f.name != "request_id"])
+_KEY_LABEL_SCHEMA = pa.schema([f for f in LABEL_JOIN_SCHEMA if f.name != "request_id"])
 MAGIC = b"MHP\x01"
 KIND_HEADER = "model-health-summary-kind"
 FORMAT_HEADER = "model-health-summary-format"
@@ -383,7 +392,8 @@ def encode_model_partial(
             "latency": None if latency is None else [list(latency.bounds), list(latency.counts), latency.total],
         }
         if part.join is not None and part.join.num_rows:
-            joins.append(part.join.select(JOIN_SCHEMA.names).cast(JOIN_SCHEMA))
+            schema = _KEY_JOIN_SCHEMA if format_version >= KEYED_FORMAT else _ID_JOIN_SCHEMA
+            joins.append(part.join.select(schema.names).cast(schema))
     metadata: dict[str, Any] = {
         "format": format_version,
         "model": partial.model,
@@ -393,14 +403,22 @@ def encode_model_partial(
     }
     if partial.halves:
         metadata["halves"] = [[h.format, h.topic, h.document] for h in partial.halves]
-    join = pa.concat_tables(joins) if joins else JOIN_SCHEMA.empty_table()
+    join_schema, label_schema = _wire_schemas(format_version)
+    join = pa.concat_tables(joins) if joins else join_schema.empty_table()
     labels = (
-        partial.labels.select(LABEL_SCHEMA.names).cast(LABEL_SCHEMA)
+        partial.labels.select(label_schema.names).cast(label_schema)
         if partial.labels is not None
-        else LABEL_SCHEMA.empty_table()
+        else label_schema.empty_table()
     )
     body = b"".join(_frame(f) for f in [json.dumps(metadata).encode(), _ipc(join), _ipc(labels), *frames])
     return MAGIC + _SIZE.pack(len(body)) + _ZSTD.compress(body, asbytes=True)
+
+
+def _wire_schemas(format_version: int) -> tuple[pa.Schema, pa.Schema]:
+    """The join rows' and the label rows' schemas in a wire format."""
+    if format_version >= KEYED_FORMAT:
+        return _KEY_JOIN_SCHEMA, _KEY_LABEL_SCHEMA
+    return _ID_JOIN_SCHEMA, LABEL_SCHEMA
 
 
 def _frames(value: bytes) -> list[bytes]:
@@ -447,7 +465,7 @@ def decode_model_partial(value: bytes, profile_for: ProfileFor) -> ModelPartial:
     frames = _frames(value)
     try:
         metadata = json.loads(frames[0])
-        readable_format(metadata.get("format"))
+        format_version = readable_format(metadata.get("format"))
         partial = ModelPartial(str(metadata["model"]), int(metadata["slot_seconds"]))
         for format, topic, document in metadata.get("halves", []):
             if format not in ("kserve", "seldon") or not isinstance(topic, str) or not isinstance(document, str):
@@ -500,14 +518,29 @@ def decode_model_partial(value: bytes, profile_for: ProfileFor) -> ModelPartial:
     except (KeyError, TypeError, ValueError, IndexError, pa.ArrowException) as error:
         raise WireError("invalid_summary", f"malformed partial summary: {error!r}") from None
     join, labels = _table(frames[1]), _table(frames[2])
-    if join.schema != JOIN_SCHEMA or labels.schema != LABEL_SCHEMA:
+    if (join.schema, labels.schema) != _wire_schemas(format_version):
         raise WireError("invalid_summary", "partial summary join rows have another schema")
+    join, labels = _keyed(partial.model, join, labels)
     if join.num_rows:
         for version, part in partial.versions.items():
-            rows = join.filter(pc.equal(join.column("model_version"), version))
+            rows = join if len(partial.versions) == 1 else join.filter(pc.equal(join.column("model_version"), version))
             part.join = rows if rows.num_rows else None
     partial.labels = labels if labels.num_rows else None
     return partial
+
+
+def _keyed(model: str, join: pa.Table, labels: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Join and label rows as the join takes them: a format that sends keys leaves the ids
+    out (null here); one that sends ids gets them keyed here."""
+    if "request_key" in join.schema.names:
+        join = join.add_column(1, JOIN_SCHEMA.field("request_id"), pa.nulls(join.num_rows, pa.string()))
+    else:
+        join = join_rows(model, join)
+    if "request_key" in labels.schema.names:
+        labels = labels.add_column(1, LABEL_JOIN_SCHEMA.field("request_id"), pa.nulls(labels.num_rows, pa.string()))
+    else:
+        labels = label_rows(model, labels)
+    return join, labels
 
 
 # ---------------------------------------------------------------------------------------------

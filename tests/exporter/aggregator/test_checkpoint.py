@@ -9,6 +9,8 @@ from detectors.profile import build_profile
 from exporter.aggregator.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from exporter.demo.synthetic import label_log, prediction_log, synthetic_table
 from exporter.pipeline.label_join import LabelJoiner
+from exporter.pipeline.partial import label_rows
+from exporter.pipeline.request_keys import request_keys
 from exporter.pipeline.windows import ModelWindows, WindowSpec
 
 SHAPE = {"numeric": 3, "categorical": 2, "drifted": 1}
@@ -37,7 +39,7 @@ def filled(profile) -> ModelWindows:
     joiner.add_predictions(
         "m",
         "1",
-        log.column("request_id").to_pylist(),
+        request_keys("m", log.column("request_id")),
         times.tolist(),
         log.column("prediction_score").to_pylist(),
         [None] * 2_000,
@@ -45,7 +47,7 @@ def filled(profile) -> ModelWindows:
     )
     labels = label_log(table, "m", times + 10)
     store.fold_labels(labels)
-    for joined in joiner.add_labels(labels, now=1510).values():
+    for joined in joiner.add_labels(label_rows("m", labels), now=1510).values():
         store.fold_joined(joined)
     return store
 

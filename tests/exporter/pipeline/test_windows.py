@@ -8,6 +8,8 @@ from exporter.demo.synthetic import drifted_columns, label_log, prediction_log, 
 from exporter.pipeline.buckets import Bucket
 from exporter.pipeline.evaluation import ModelIdentity, evaluate_model
 from exporter.pipeline.label_join import LabelJoiner
+from exporter.pipeline.partial import label_rows
+from exporter.pipeline.request_keys import request_keys
 from exporter.pipeline.windows import ModelWindows, WindowSpec
 from exporter.records import Reason
 
@@ -94,7 +96,7 @@ def test_drift_performance_and_staleness_are_evaluated(profile):
     joiner.add_predictions(
         "m",
         "1",
-        log.column("request_id").to_pylist(),
+        request_keys("m", log.column("request_id")),
         times.tolist(),
         log.column("prediction_score").to_pylist(),
         [None] * 5_000,
@@ -102,7 +104,7 @@ def test_drift_performance_and_staleness_are_evaluated(profile):
     )
     labels = label_log(drifted, "m", times + 100)
     store.fold_labels(labels)
-    for _model, joined in joiner.add_labels(labels, now=1300).items():
+    for _model, joined in joiner.add_labels(label_rows("m", labels), now=1300).items():
         store.fold_joined(joined)
     result = evaluate_model(ModelIdentity("m", "1"), store, lambda feature: DriftRule(), now=1300)
     window = result.windows["1h"]

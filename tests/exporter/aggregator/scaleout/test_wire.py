@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from detectors.profile import summary_counts
 from exporter.aggregator.scaleout import wire
 from exporter.kafka import Message
+from exporter.pipeline.partial import join_rows, label_rows
 from exporter.pipeline.snapshot import HistogramState
 from exporter.pipeline.windows import ModelWindows, WindowSpec
 from exporter.profiles import load_profile
@@ -66,17 +67,20 @@ def folded(profile) -> wire.ModelPartial:
         errors=3,
         latency=HistogramState((0.01, 0.1), (150, 190, 200), 1.5),
         newest={("predictions", 1170): 1199.0, ("labels", 1290): 1300.0},
-        join=pa.table(
-            {
-                "model_version": ["7"] * rows,
-                "request_id": table["request_id"],
-                "timestamp": table["timestamp"],
-                "prediction_score": table["prediction_score"],
-                "prediction_class": table["prediction_class"],
-            }
+        join=join_rows(
+            "fraud",
+            pa.table(
+                {
+                    "model_version": ["7"] * rows,
+                    "request_id": table["request_id"],
+                    "timestamp": table["timestamp"],
+                    "prediction_score": table["prediction_score"],
+                    "prediction_class": table["prediction_class"],
+                }
+            ),
         ),
     )
-    return wire.ModelPartial("fraud", 30, {"7": version}, labels)
+    return wire.ModelPartial("fraud", 30, {"7": version}, label_rows("fraud", labels))
 
 
 def bucket_values(buckets):
@@ -98,9 +102,16 @@ def bucket_values(buckets):
     return out
 
 
-def test_model_partial_round_trip(profile):
+def without_ids(table: pa.Table) -> list[dict]:
+    return table.drop_columns(["request_id"]).to_pylist()
+
+
+@pytest.mark.parametrize("format_version", sorted(wire.WIRE_FORMATS))
+def test_model_partial_round_trip(profile, format_version):
+    """Every format this build writes comes back the same; from format 3 on the join rows
+    travel as request keys (the ids stay behind), before it as ids (keyed when read)."""
     partial = folded(profile)
-    value = wire.encode_model_partial(partial)
+    value = wire.encode_model_partial(partial, format_version=format_version)
     back = wire.decode_model_partial(value, {"7": profile}.get)
     sent, got = partial.versions["7"], back.versions["7"]
     assert back.model == "fraud" and back.slot_seconds == 30
@@ -108,8 +119,12 @@ def test_model_partial_round_trip(profile):
     assert bucket_values(got.labels) == bucket_values(sent.labels)
     assert len(got.predictions) == 7 and got.records == 200  # 200 s of records in 30 s slots
     assert (got.errors, got.latency, got.newest) == (3, sent.latency, sent.newest)
-    assert got.join.to_pylist() == sent.join.to_pylist()
-    assert back.labels.to_pylist() == partial.labels.to_pylist()
+    assert without_ids(got.join) == without_ids(sent.join)
+    assert without_ids(back.labels) == without_ids(partial.labels)
+    if format_version >= wire.KEYED_FORMAT:
+        assert got.join.column("request_id").null_count == got.join.num_rows
+    else:
+        assert got.join.to_pylist() == sent.join.to_pylist() and back.labels.to_pylist() == partial.labels.to_pylist()
     assert len(value) < 40_000  # zstd: mostly-empty fine histograms cost little
 
 
@@ -163,7 +178,7 @@ def test_range_headers_round_trip():
 @pytest.mark.parametrize(
     "broken",
     [
-        {"model-health-summary-format": b"3"},  # a format this build does not read
+        {"model-health-summary-format": str(wire.FORMAT_VERSION + 1).encode()},  # a format this build does not read
         {"model-health-summary-kind": b"other"},
         {"model-health-range-end": b"5"},  # ends before it starts
         {"model-health-range-start": b"x"},
