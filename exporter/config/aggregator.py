@@ -72,7 +72,8 @@ class AggregatorKafkaConfig(Section):
             "Scale-out: the wire format this replica writes on `summaries_topic` (every replica reads every "
             "format its build knows). During a rolling upgrade, keep the newest format the oldest replica "
             "reads until no such replica is left: 1, then 2 (packed counts, state snapshots), then 3 "
-            "(request keys in the join rows; state snapshots are published again from 3 on)."
+            "(buckets as packed rows, request keys in the join rows; state snapshots are published again "
+            "from 3 on)."
         ),
     )
     snapshot_interval_seconds: float = Field(

@@ -23,7 +23,9 @@ not decided here: that is the window store's rule (:mod:`exporter.pipeline.windo
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -99,9 +101,11 @@ class Bucket:
         return Bucket.sum([self, other])
 
 
-def add_into(slots: dict[int, Bucket], start: int, bucket: Bucket) -> None:
-    """Add ``bucket`` to the slot starting at ``start`` of ``slots``."""
+def add_into(slots: MutableMapping[int, Any], start: int, bucket: Bucket) -> None:
+    """Add ``bucket`` to the slot starting at ``start`` of ``slots`` (slots of buckets: a fold's)."""
     known = slots.get(start)
+    if known is not None and not isinstance(known, Bucket):
+        raise TypeError(f"slot {start} holds a {type(known).__name__}: a window merges it, not a fold")
     slots[start] = bucket if known is None else known + bucket
 
 

@@ -388,26 +388,132 @@ def sum_packed(parts: list[PackedBucket], layout: BucketLayout) -> Bucket:
     )
 
 
-HOT_BUCKETS = 1  # buckets per ring kept unpacked while they are being merged into
+class OpenBucket:
+    """A bucket being merged into: every summary's counts in one int64 vector (the layout's
+    order), the exact sums as integers, so adding a part — a :class:`Bucket` or a
+    :class:`PackedBucket` — costs a few vector additions, whatever its number of summaries."""
+
+    def __init__(self, layout: BucketLayout) -> None:
+        self.layout = layout
+        self.records = 0
+        self.labels = 0
+        self.present = 0
+        self.counts = np.zeros(layout.total, dtype=np.int64)
+        self.missing = np.zeros(len(layout.keys), dtype=np.int64)
+        self.minimum = np.full(layout.numerics, np.inf)
+        self.maximum = np.full(layout.numerics, -np.inf)
+        sums = layout.numerics * SUMS_PER_NUMERIC
+        self.numerators = [0] * sums
+        self.infinities = np.zeros((sums, 2), dtype=np.int64)
+        self.performance: PerformanceSummary | None = None
+
+    def add(self, part: Bucket | PackedBucket | OpenBucket) -> None:
+        if isinstance(part, PackedBucket):
+            self._add_packed(part)
+        elif isinstance(part, OpenBucket):
+            self._add_open(part)
+        else:
+            self._add_bucket(part)
+        self.records += part.records
+        self.labels += part.labels
+        if part.performance is not None:
+            self.performance = part.performance if self.performance is None else self.performance + part.performance  # type: ignore[operator]
+
+    def _add_packed(self, part: PackedBucket) -> None:
+        self.present |= part.present
+        part.counts.add_to(self.counts)
+        self.missing += part.missing
+        np.minimum(self.minimum, part.minimum, out=self.minimum)
+        np.maximum(self.maximum, part.maximum, out=self.maximum)
+        self.numerators = [a + b for a, b in zip(self.numerators, part.sums.numerators())]
+        if part.sums.infinities is not None:
+            self.infinities += part.sums.infinities
+
+    def _add_open(self, part: OpenBucket) -> None:
+        self.present |= part.present
+        self.counts += part.counts
+        self.missing += part.missing
+        np.minimum(self.minimum, part.minimum, out=self.minimum)
+        np.maximum(self.maximum, part.maximum, out=self.maximum)
+        self.numerators = [a + b for a, b in zip(self.numerators, part.numerators)]
+        self.infinities += part.infinities
+
+    def _add_bucket(self, part: Bucket) -> None:
+        layout, offsets = self.layout, self.layout.offsets
+        for i, summary in _present_summaries(part, layout).items():
+            a, b = int(offsets[i]), int(offsets[i + 1])
+            if summary.counts.size != b - a:
+                raise ValueError(f"{layout.keys[i]!r}: {summary.counts.size} counts, the layout has {b - a}")
+            self.present |= 1 << i
+            self.counts[a:b] += summary.counts
+            self.missing[i] += summary.missing
+            k = layout.numeric[i]
+            if k >= 0:
+                assert isinstance(summary, NumericSummary)
+                self.minimum[k] = min(self.minimum[k], summary.minimum)
+                self.maximum[k] = max(self.maximum[k], summary.maximum)
+                totals = (summary.total, summary.total_squares, summary.lower_tail_total, summary.upper_tail_total)
+                for j, total in enumerate(totals, k * SUMS_PER_NUMERIC):
+                    self.numerators[j] += total.numerator
+                    if total.positive_infinities or total.negative_infinities:
+                        self.infinities[j] += (total.positive_infinities, total.negative_infinities)
+
+    def _sums(self) -> list[ExactSum]:
+        return [ExactSum(n, p, q) for n, (p, q) in zip(self.numerators, self.infinities.tolist())]
+
+    def packed(self) -> PackedBucket:
+        return PackedBucket(
+            self.records,
+            self.labels,
+            self.present,
+            PackedCounts.of(self.counts),
+            self.missing.copy(),
+            self.minimum.copy(),
+            self.maximum.copy(),
+            PackedSums.of(self._sums()),
+            self.performance,
+        )
+
+    def bucket(self) -> Bucket:
+        return _bucket_of(
+            self.layout,
+            self.records,
+            self.labels,
+            self.present,
+            self.counts,
+            self.missing.tolist(),
+            self.minimum.tolist(),
+            self.maximum.tolist(),
+            self._sums(),
+            self.performance,
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """The counts' int64 vector and ~8 bytes per 64 bits of each numerator."""
+        return self.counts.nbytes + sum(8 * (n.bit_length() // 64 + 1) for n in self.numerators)
+
+
+HOT_BUCKETS = 1  # buckets per ring kept open while they are being merged into
 
 
 class PackedRing(MutableMapping[int, Bucket]):
     """Slot start → bucket, kept packed: stores and reads :class:`Bucket` s.
 
-    The bucket being merged into (the current slot's, per poll or partial) stays unpacked —
-    *hot* — until a merge into another bucket: packing it at every merge would cost more than
-    the merge. So a ring holds at most :data:`HOT_BUCKETS` unpacked buckets; reads sum the
-    packed ones without unpacking each and add the hot one.
+    The bucket being merged into (the current slot's, per poll or partial) stays open — *hot*,
+    an :class:`OpenBucket` — until a merge into another bucket: packing it at every merge would
+    cost more than the merge. So a ring holds at most :data:`HOT_BUCKETS` open buckets; reads
+    sum the packed ones without unpacking each and add the hot one.
     """
 
     def __init__(self, layout: BucketLayout) -> None:
         self.layout = layout
         self.packed: dict[int, PackedBucket] = {}
-        self.hot: dict[int, Bucket] = {}  # disjoint from ``packed``; the most recently merged last
+        self.hot: dict[int, OpenBucket] = {}  # disjoint from ``packed``; the most recently merged last
 
     def __getitem__(self, start: int) -> Bucket:
         hot = self.hot.get(start)
-        return hot if hot is not None else unpack(self.packed[start], self.layout)
+        return hot.bucket() if hot is not None else unpack(self.packed[start], self.layout)
 
     def __setitem__(self, start: int, bucket: Bucket) -> None:
         self.hot.pop(start, None)
@@ -424,52 +530,44 @@ class PackedRing(MutableMapping[int, Bucket]):
     def __len__(self) -> int:
         return len(self.packed) + len(self.hot)
 
-    def merge(self, start: int, parts: list[Bucket]) -> None:
+    def merge(self, start: int, parts: list[Bucket | PackedBucket]) -> None:
         """Add ``parts`` to the bucket at ``start`` (created if absent)."""
         known = self.hot.pop(start, None)
-        if known is None and start in self.packed:
-            known = unpack(self.packed.pop(start), self.layout)
-        self.hot[start] = Bucket.sum(parts if known is None else [known, *parts])
+        if known is None:
+            known = OpenBucket(self.layout)
+            if start in self.packed:
+                known.add(self.packed.pop(start))
+        for part in parts:
+            known.add(part)
+        self.hot[start] = known
         while len(self.hot) > HOT_BUCKETS:
             oldest = next(iter(self.hot))
-            self.packed[oldest] = pack(self.hot.pop(oldest), self.layout)
+            self.packed[oldest] = self.hot.pop(oldest).packed()
 
     def sum(self, starts: Iterable[int]) -> Bucket:
         """The buckets at ``starts`` added up, the packed ones without unpacking each."""
         wanted = list(starts)
         hot = [self.hot[s] for s in wanted if s in self.hot]
         packed = [self.packed[s] for s in wanted if s in self.packed]
-        if not packed:
-            return Bucket.sum(hot)
-        total = sum_packed(packed, self.layout)
-        return Bucket.sum([total, *hot]) if hot else total
+        if not hot:
+            return sum_packed(packed, self.layout)
+        if not packed and len(hot) == 1:
+            return hot[0].bucket()
+        total = OpenBucket(self.layout)
+        for part in [*packed, *hot]:
+            total.add(part)  # type: ignore[arg-type]  # packed or open buckets
+        return total.bucket()
 
     def packed_items(self) -> Iterator[tuple[int, PackedBucket]]:
         """Every bucket packed (the hot one packed on the way, left hot), by start."""
         for start in sorted(self):
             packed = self.packed.get(start)
-            yield start, packed if packed is not None else pack(self.hot[start], self.layout)
+            yield start, packed if packed is not None else self.hot[start].packed()
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the packed arrays, plus the hot buckets' counts (int64) and sums (~8 bytes
-        per 64 bits of each numerator)."""
-        hot = 0
-        for bucket in self.hot.values():
-            summaries = [*bucket.features.values(), bucket.prediction, bucket.label, bucket.loss]
-            for summary in summaries:
-                if summary is None:
-                    continue
-                hot += summary.counts.nbytes
-                if isinstance(summary, NumericSummary):
-                    for total in (
-                        summary.total,
-                        summary.total_squares,
-                        summary.lower_tail_total,
-                        summary.upper_tail_total,
-                    ):
-                        hot += 8 * (total.numerator.bit_length() // 64 + 1)
-        return sum(p.nbytes for p in self.packed.values()) + hot
+        """Bytes of the packed arrays, plus the hot buckets' (:attr:`OpenBucket.nbytes`)."""
+        return sum(p.nbytes for p in self.packed.values()) + sum(h.nbytes for h in self.hot.values())
 
 
 # ---------------------------------------------------------------------------------------------

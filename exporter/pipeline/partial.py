@@ -20,6 +20,7 @@ from exporter.decoders.inference_pairs import InferenceHalf
 from exporter.decoders.join_state import half_document, half_from_document
 from exporter.decoders.joiner import Side, Waiting
 from exporter.pipeline.buckets import Bucket
+from exporter.pipeline.packed import PackedBucket
 from exporter.pipeline.request_keys import request_keys
 from exporter.pipeline.snapshot import HistogramState
 
@@ -57,8 +58,10 @@ class VersionPartial:
     """One model version's part of a model partial."""
 
     profile_created_at: float
-    predictions: dict[int, Bucket] = field(default_factory=dict)  # slot start → records, features, prediction
-    labels: dict[int, Bucket] = field(default_factory=dict)  # slot start → label summary, labels
+    # Slot start → records, features, prediction; → label summary, labels. Folded here as
+    # buckets; read from scale-out's wire as they travel, packed (merged without unpacking).
+    predictions: dict[int, Bucket | PackedBucket] = field(default_factory=dict)
+    labels: dict[int, Bucket | PackedBucket] = field(default_factory=dict)
     errors: int = 0
     latency: HistogramState | None = None
     # (role, slot start) → the newest event time in that bucket: what moves the owner's

@@ -35,7 +35,10 @@ from exporter.pipeline.buckets import (
     performance_buckets,
     prediction_buckets,
 )
-from exporter.pipeline.packed import BucketLayout, PackedRing
+from exporter.pipeline.packed import BucketLayout, PackedBucket, PackedRing
+
+# A slot to add: folded here or by stage 1 (a bucket), or read from the wire (packed).
+Slot = Bucket | PackedBucket
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class ModelWindows:
 
     # ------------------------------------------------------------------ adding folded slots
 
-    def add_predictions(self, slot: int, buckets: Mapping[int, Bucket], newest: Mapping[int, float]) -> tuple[int, int]:
+    def add_predictions(self, slot: int, buckets: Mapping[int, Slot], newest: Mapping[int, float]) -> tuple[int, int]:
         """Add one batch of prediction slots (``slot`` seconds wide); returns (accepted, late)."""
         horizon = self.newest_event - self.allowed_lateness
         accepted: list[int] = []
@@ -99,7 +102,7 @@ class ModelWindows:
         self._add_all(accepted, [buckets[start] for start in accepted])
         return sum(buckets[start].records for start in accepted), late
 
-    def add_labels(self, buckets: Mapping[int, Bucket], newest: Mapping[int, float]) -> None:
+    def add_labels(self, buckets: Mapping[int, Slot], newest: Mapping[int, float]) -> None:
         """Add label slots; labels are never late (they arrive long after their predictions)."""
         if not buckets:
             return
@@ -109,7 +112,7 @@ class ModelWindows:
         starts = sorted(buckets)
         self._add_all(starts, [buckets[start] for start in starts])
 
-    def add_performance(self, buckets: Mapping[int, Bucket]) -> None:
+    def add_performance(self, buckets: Mapping[int, Slot]) -> None:
         """Add performance slots (joined pairs, at their predictions' event times)."""
         starts = sorted(buckets)
         self._add_all(starts, [buckets[start] for start in starts])
@@ -130,12 +133,12 @@ class ModelWindows:
     def fold_joined(self, joined: Joined) -> None:
         self.add_performance(performance_buckets(self.profile, joined, self.base_seconds))
 
-    def _add_all(self, slot_starts: list[int], buckets: list[Bucket]) -> None:
+    def _add_all(self, slot_starts: list[int], buckets: list[Slot]) -> None:
         """Add slot buckets (ascending starts) to every window: the slots that share a
         window bucket are summed first, so each window bucket takes one merge."""
         for spec in self.windows.values():
             ring = self.buckets[spec.name]
-            pending: list[Bucket] = []
+            pending: list[Slot] = []
             current = 0
             for slot_start, bucket in zip(slot_starts, buckets):
                 start = slot_start - slot_start % spec.bucket_seconds

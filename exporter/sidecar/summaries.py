@@ -117,6 +117,7 @@ class SummaryStage:
         for partial in partials.values():
             for part in partial.versions.values():
                 for start, bucket in part.predictions.items():
+                    assert isinstance(bucket, Bucket)  # folded here: packed slots only come off the wire
                     add_into(self.open, start, bucket)
         return records
 

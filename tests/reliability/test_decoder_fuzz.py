@@ -393,7 +393,7 @@ def test_damaged_partial_summaries_decode_or_are_refused(scale, figures, summary
             )
         },
     )
-    valid = partial_wire.encode_model_partial(partial)
+    valid = partial_wire.encode_model_partial(partial, profile_for={"7": summary_profile}.get)
     pipeline = partial_wire.encode_pipeline_partial(partial_wire.PipelinePartial(consumed={(PREDICTIONS, "ndjson"): 4}))
     _damage_and_decode(
         scale,

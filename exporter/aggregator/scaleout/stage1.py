@@ -62,6 +62,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from detectors.profile import ReferenceProfile
 from exporter.aggregator.inputs import Models, input_topics, model_identity
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.halves import read_halves
@@ -462,7 +463,11 @@ class PartialStage:
                     format=self.format_version,
                 )
                 value = wire.encode_model_partial(
-                    piece, f"{tp.topic}:{tp.partition}", current.end, format_version=self.format_version
+                    piece,
+                    f"{tp.topic}:{tp.partition}",
+                    current.end,
+                    format_version=self.format_version,
+                    profile_for=functools.partial(self._profile, model),
                 )
                 out.append(_Outgoing(model, partition, value, summary.headers()))
         key = pipeline_key(tp.topic, tp.partition)
@@ -485,6 +490,9 @@ class PartialStage:
             )
         )
         return out
+
+    def _profile(self, model: str, version: str) -> ReferenceProfile | None:
+        return self.profiles.get((model, version))
 
     def close(self) -> None:
         """Publish what is open (a clean stop leaves nothing to re-read) and leave the group."""

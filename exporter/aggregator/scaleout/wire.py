@@ -21,11 +21,14 @@ version, so stage 2 can skip a range it has already merged without decoding the 
 
 A ``model`` body is ``MAGIC``, the body's length (u64, big-endian) and the body compressed
 with zstd. The body is a sequence of length-prefixed (u32) frames: a JSON object (format,
-model, slot width, per-version counters, and the version and role of each bucket frame),
-the prediction join rows and the label rows as Arrow IPC streams, then one frame per slot
-bucket in the sidecar's summary format (:mod:`exporter.pipeline.summary_wire`): the same
-serialisation of a bucket, over :func:`detectors.profile.summary_counts`, everywhere a
-summary travels. The halves ride in the JSON object (``halves``: format, source topic and the
+model, slot width, per-version counters), the prediction join rows and the label rows as
+Arrow IPC streams, then the slot buckets. From format 3 on they are one Arrow IPC stream, a
+row per bucket as windows and checkpoints keep it (:mod:`exporter.pipeline.packed`: every
+count of the bucket in one narrow vector, exact sums as bytes), which the owner merges into
+its windows without unpacking; and the join and label rows carry each request's 64-bit key
+(:mod:`exporter.pipeline.request_keys`) instead of its id. Formats 1 and 2 send one frame per
+bucket in the sidecar's summary format (:mod:`exporter.pipeline.summary_wire`), the JSON
+object listing each frame's version and role, and request ids. The halves ride in the JSON object (``halves``: format, source topic and the
 half as the single-mode checkpoint writes a waiting one, :mod:`exporter.decoders.join_state`,
 raw payload and headers included); a message without the field (written before halves
 travelled) has none. Bins are never sent: both ends hold the reference profile, and the
@@ -50,10 +53,20 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from detectors.profile import ReferenceProfile
+from detectors.profile import ReferenceProfile, performance_from_json
 from exporter.kafka import Message
 from exporter.kafka.deadletter import SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER
 from exporter.pipeline import summary_wire
+from exporter.pipeline.buckets import Bucket
+from exporter.pipeline.packed import (
+    PACKED_FIELDS,
+    BucketLayout,
+    PackedBucket,
+    pack,
+    packed_from_row,
+    packed_row,
+    unpack,
+)
 from exporter.pipeline.partial import (
     JOIN_SCHEMA,
     LABEL_JOIN_SCHEMA,
@@ -75,16 +88,34 @@ from exporter.records import LABEL_SCHEMA
 WIRE_FORMATS: dict[int, str] = {
     1: "bucket frames in summary format 1 (every count an int64)",
     2: "bucket frames in summary format 2 (packed counts); stage-2 state snapshots",
-    3: "join and label rows carry 64-bit request keys instead of request ids; snapshots with keyed join buffers",
+    3: (
+        "a partial's buckets in one table of packed rows (as windows and checkpoints keep them); join and "
+        "label rows with 64-bit request keys instead of request ids; snapshots with keyed join buffers"
+    ),
 }
 FORMAT_VERSION = max(WIRE_FORMATS)
 # The summary format (exporter.pipeline.summary_wire) of a wire format's bucket frames.
 _SUMMARY_FORMAT = {1: 1, 2: 2, 3: 2}
-# The first format whose join rows carry request keys (before it, request ids).
+# The first format whose join rows carry request keys (before it, request ids) and whose
+# buckets travel as one table of packed rows (before it, a summary message per bucket).
 KEYED_FORMAT = 3
 _ID_JOIN_SCHEMA = pa.schema([f for f in JOIN_SCHEMA if f.name != "request_key"])
 _KEY_JOIN_SCHEMA = pa.schema([f for f in JOIN_SCHEMA if f.name != "request_id"])
 _KEY_LABEL_SCHEMA = pa.schema([f for f in LABEL_JOIN_SCHEMA if f.name != "request_id"])
+# Format 3's buckets: one row per bucket of the partial, packed (exporter.pipeline.packed).
+_BUCKET_SCHEMA = pa.schema(
+    [
+        ("model_version", pa.string()),
+        ("role", pa.string()),
+        ("bucket_start", pa.int64()),
+        ("newest", pa.float64()),  # the newest event time in the bucket (null: not known)
+        *PACKED_FIELDS,
+        ("performance", pa.string()),  # the performance summary as JSON, if any
+    ]
+)
+_LAYOUTS: dict[int, tuple[ReferenceProfile, BucketLayout]] = {}
+ProfileFor = Callable[[str], "ReferenceProfile | None"]  # version → its profile (None: not configured)
+
 MAGIC = b"MHP\x01"
 KIND_HEADER = "model-health-summary-kind"
 FORMAT_HEADER = "model-health-summary-format"
@@ -285,9 +316,10 @@ def split_model_partial(
     for version, part in sorted(partial.versions.items()):
         for role, ring in ((PREDICTION_ROLE, part.predictions), (LABEL_ROLE, part.labels)):
             for start, bucket in sorted(ring.items()):
-                summaries = (
-                    1
-                    + len(bucket.features)
+                summaries = 1 + (
+                    bin(bucket.present).count("1")
+                    if isinstance(bucket, PackedBucket)
+                    else len(bucket.features)
                     + sum(getattr(bucket, p) is not None for p in ("prediction", "label", "loss"))
                 )
                 pieces.append((summaries, version, role, start))
@@ -359,18 +391,27 @@ def split_model_partial(
 
 
 def encode_model_partial(
-    partial: ModelPartial, producer: str = "", sequence: int = 0, format_version: int = FORMAT_VERSION
+    partial: ModelPartial,
+    producer: str = "",
+    sequence: int = 0,
+    format_version: int = FORMAT_VERSION,
+    profile_for: ProfileFor | None = None,
 ) -> bytes:
-    """``producer`` and ``sequence`` fill the embedded bucket headers (stage 1 passes the
-    source partition and the range end); stage 2 deduplicates by range, not by them.
-    ``format_version`` is the wire format to write (:data:`WIRE_FORMATS`)."""
+    """``producer`` and ``sequence`` fill the embedded bucket headers of formats 1 and 2 (stage 1
+    passes the source partition and the range end); stage 2 deduplicates by range, not by them.
+    ``format_version`` is the wire format to write (:data:`WIRE_FORMATS`); from format 3 on the
+    buckets are packed over their profile's layout, which ``profile_for`` gives."""
     versions: dict[str, Any] = {}
     buckets: list[tuple[str, str, float | None]] = []
     frames: list[bytes] = []
     joins: list[pa.Table] = []
+    packed_rows: list[dict[str, object]] = []
     for version, part in partial.versions.items():
         for role, ring in ((PREDICTION_ROLE, part.predictions), (LABEL_ROLE, part.labels)):
             for start, bucket in sorted(ring.items()):
+                if format_version >= KEYED_FORMAT:
+                    packed_rows.append(_packed_row(version, role, start, part, bucket, profile_for))
+                    continue
                 header = summary_wire.SummaryHeader(
                     model=partial.model,
                     model_version=version,
@@ -383,6 +424,8 @@ def encode_model_partial(
                     profile_created_at=part.profile_created_at,
                     format_version=_SUMMARY_FORMAT[format_version],
                 )
+                if isinstance(bucket, PackedBucket):
+                    bucket = unpack(bucket, _layout(_profile(version, part, profile_for)))
                 frames.append(summary_wire.encode_summary(header, bucket))
                 buckets.append((version, role, part.newest.get((role, start))))
         latency = part.latency
@@ -401,6 +444,8 @@ def encode_model_partial(
         "versions": versions,
         "buckets": buckets,
     }
+    if format_version >= KEYED_FORMAT:
+        frames = [_ipc(pa.Table.from_pylist(packed_rows, schema=_BUCKET_SCHEMA))]
     if partial.halves:
         metadata["halves"] = [[h.format, h.topic, h.document] for h in partial.halves]
     join_schema, label_schema = _wire_schemas(format_version)
@@ -412,6 +457,42 @@ def encode_model_partial(
     )
     body = b"".join(_frame(f) for f in [json.dumps(metadata).encode(), _ipc(join), _ipc(labels), *frames])
     return MAGIC + _SIZE.pack(len(body)) + _ZSTD.compress(body, asbytes=True)
+
+
+def _layout(profile: ReferenceProfile) -> BucketLayout:
+    """The profile's bucket layout, built once per profile object."""
+    known = _LAYOUTS.get(id(profile))
+    if known is None or known[0] is not profile:
+        known = _LAYOUTS[id(profile)] = (profile, BucketLayout.of(profile))
+    return known[1]
+
+
+def _profile(version: str, part: VersionPartial, profile_for: ProfileFor | None) -> ReferenceProfile:
+    profile = profile_for(version) if profile_for is not None else None
+    if profile is None or profile.metadata.created_at != part.profile_created_at:
+        raise ValueError(f"packing v{version}'s buckets needs the profile they were folded over")
+    return profile
+
+
+def _packed_row(
+    version: str,
+    role: str,
+    start: int,
+    part: VersionPartial,
+    bucket: Bucket | PackedBucket,
+    profile_for: ProfileFor | None,
+) -> dict[str, object]:
+    if not isinstance(bucket, PackedBucket):
+        bucket = pack(bucket, _layout(_profile(version, part, profile_for)))
+    performance = bucket.performance
+    return {
+        "model_version": version,
+        "role": role,
+        "bucket_start": start,
+        "newest": part.newest.get((role, start)),
+        **packed_row(bucket),
+        "performance": None if performance is None else json.dumps(performance.to_dict()),
+    }
 
 
 def _wire_schemas(format_version: int) -> tuple[pa.Schema, pa.Schema]:
@@ -448,12 +529,11 @@ def _frames(value: bytes) -> list[bytes]:
 
 def _table(frame: bytes) -> pa.Table:
     try:
-        return pa.ipc.open_stream(pa.py_buffer(frame)).read_all()
-    except (pa.ArrowException, OSError) as error:
+        table = pa.ipc.open_stream(pa.py_buffer(frame)).read_all()
+        table.validate(full=True)  # damaged buffers are refused here, not read out of bounds later
+        return table
+    except (pa.ArrowException, OSError, ValueError) as error:
         raise WireError("invalid_summary", f"unreadable partial summary table: {error}") from None
-
-
-ProfileFor = Callable[[str], "ReferenceProfile | None"]  # version → its profile (None: not configured)
 
 
 def decode_model_partial(value: bytes, profile_for: ProfileFor) -> ModelPartial:
@@ -491,8 +571,14 @@ def decode_model_partial(value: bytes, profile_for: ProfileFor) -> ModelPartial:
                 if latency is None
                 else HistogramState(tuple(latency[0]), tuple(int(c) for c in latency[1]), float(latency[2])),
             )
-        roles = metadata["buckets"]
-        if len(roles) != len(frames) - 3:
+        if format_version >= KEYED_FORMAT:
+            if len(frames) != 4:
+                raise WireError("invalid_summary", f"{len(frames)} frames in a format-{format_version} partial")
+            _read_packed_buckets(partial, _table(frames[3]), profiles)
+            roles = []
+        else:
+            roles = metadata["buckets"]
+        if format_version < KEYED_FORMAT and len(roles) != len(frames) - 3:
             raise WireError("invalid_summary", f"{len(roles)} buckets listed, {len(frames) - 3} sent")
         for (version, role, newest), frame in zip(roles, frames[3:]):
             if version not in partial.versions or role not in (PREDICTION_ROLE, LABEL_ROLE):
@@ -527,6 +613,36 @@ def decode_model_partial(value: bytes, profile_for: ProfileFor) -> ModelPartial:
             part.join = rows if rows.num_rows else None
     partial.labels = labels if labels.num_rows else None
     return partial
+
+
+def _read_packed_buckets(partial: ModelPartial, table: pa.Table, profiles: dict[str, ReferenceProfile]) -> None:
+    """Format 3's bucket table into the partial's versions, checked against their layouts."""
+    if table.schema != _BUCKET_SCHEMA:
+        raise WireError("invalid_summary", "partial summary buckets have another schema")
+    names = table.column_names
+    for values in zip(*(column.to_pylist() for column in table.columns)):
+        row = dict(zip(names, values))
+        version, role, start, newest = row["model_version"], row["role"], row["bucket_start"], row["newest"]
+        if version not in partial.versions or role not in (PREDICTION_ROLE, LABEL_ROLE):
+            raise WireError("invalid_summary", f"bucket of version {version!r}, role {role!r}")
+        if start is None or start % partial.slot_seconds:
+            raise WireError("invalid_summary", f"bucket start {start!r} is not a {partial.slot_seconds}s slot")
+        profile = profiles[version]
+        performance = None
+        if row["performance"] is not None:
+            try:
+                performance = performance_from_json(profile.metadata.task, row["performance"])
+            except (TypeError, KeyError, ValueError) as error:
+                raise WireError("invalid_summary", f"{partial.model} v{version} performance: {error}") from None
+        layout = _layout(profile)
+        try:
+            bucket = packed_from_row(row, layout, performance)  # merged as it is, never unpacked
+        except ValueError as error:
+            raise WireError("invalid_summary", f"{partial.model} v{version} bucket {start}: {error}") from None
+        part = partial.versions[version]
+        (part.predictions if role == PREDICTION_ROLE else part.labels)[start] = bucket
+        if newest is not None:
+            part.newest[(role, start)] = float(newest)
 
 
 def _keyed(model: str, join: pa.Table, labels: pa.Table) -> tuple[pa.Table, pa.Table]:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from detectors.profile import summary_counts
 from exporter.aggregator.scaleout import wire
 from exporter.kafka import Message
+from exporter.pipeline.packed import BucketLayout, PackedBucket, unpack
 from exporter.pipeline.partial import join_rows, label_rows
 from exporter.pipeline.snapshot import HistogramState
 from exporter.pipeline.windows import ModelWindows, WindowSpec
@@ -25,7 +26,12 @@ from tests.exporter.aggregator.scaleout.traffic import write_profiles
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory):
     paths = write_profiles(tmp_path_factory.mktemp("profiles"))
-    return load_profile(paths[("fraud", "7")])
+    loaded = load_profile(paths[("fraud", "7")])
+    _PROFILES[:] = [loaded]
+    return loaded
+
+
+_PROFILES: list = []  # the module's profile, for unpacking what format 3 sends packed
 
 
 def folded(profile) -> wire.ModelPartial:
@@ -84,8 +90,11 @@ def folded(profile) -> wire.ModelPartial:
 
 
 def bucket_values(buckets):
+    """Every number of every bucket; packed buckets (format 3 off the wire) unpacked first."""
     out = {}
     for start, bucket in buckets.items():
+        if isinstance(bucket, PackedBucket):
+            bucket = unpack(bucket, BucketLayout.of(_PROFILES[0]))
         out[(start, "records")] = (bucket.records, bucket.labels)
         for name, summary in bucket.features.items():
             out[(start, name)] = {
@@ -111,7 +120,7 @@ def test_model_partial_round_trip(profile, format_version):
     """Every format this build writes comes back the same; from format 3 on the join rows
     travel as request keys (the ids stay behind), before it as ids (keyed when read)."""
     partial = folded(profile)
-    value = wire.encode_model_partial(partial, format_version=format_version)
+    value = wire.encode_model_partial(partial, format_version=format_version, profile_for={"7": profile}.get)
     back = wire.decode_model_partial(value, {"7": profile}.get)
     sent, got = partial.versions["7"], back.versions["7"]
     assert back.model == "fraud" and back.slot_seconds == 30
@@ -129,7 +138,7 @@ def test_model_partial_round_trip(profile, format_version):
 
 
 def test_a_partial_folded_against_another_profile_is_refused(profile):
-    value = wire.encode_model_partial(folded(profile))
+    value = wire.encode_model_partial(folded(profile), profile_for={"7": profile}.get)
     newer = replace(profile, metadata=replace(profile.metadata, created_at=profile.metadata.created_at + 1))
     with pytest.raises(wire.WireError) as refused:
         wire.decode_model_partial(value, {"7": newer}.get)
@@ -150,7 +159,7 @@ def test_garbage_is_refused_never_raised(data):
 
 
 def test_truncated_partial_is_refused(profile):
-    value = wire.encode_model_partial(folded(profile))
+    value = wire.encode_model_partial(folded(profile), profile_for={"7": profile}.get)
     for cut in (len(value) // 3, len(value) - 5):
         with pytest.raises(wire.WireError) as refused:
             wire.decode_model_partial(value[:cut], {"7": profile}.get)
@@ -215,7 +224,9 @@ def test_a_big_partial_splits_into_parts_that_add_up(profile):
     ]  # deterministic
     merged_predictions, merged_labels, joins, labels, newest = {}, {}, 0, 0, {}
     for piece in parts:
-        back = wire.decode_model_partial(wire.encode_model_partial(piece), {"7": profile}.get)
+        back = wire.decode_model_partial(
+            wire.encode_model_partial(piece, profile_for={"7": profile}.get), {"7": profile}.get
+        )
         version = back.versions["7"]
         assert not set(version.predictions) & set(merged_predictions)  # each bucket in one part
         merged_predictions.update(version.predictions)
@@ -227,7 +238,9 @@ def test_a_big_partial_splits_into_parts_that_add_up(profile):
     assert bucket_values(merged_predictions) == bucket_values(partial.versions["7"].predictions)
     assert bucket_values(merged_labels) == bucket_values(partial.versions["7"].labels)
     assert (joins, labels, newest) == (200, 50, partial.versions["7"].newest)
-    first = wire.decode_model_partial(wire.encode_model_partial(parts[0]), {"7": profile}.get).versions["7"]
+    first = wire.decode_model_partial(
+        wire.encode_model_partial(parts[0], profile_for={"7": profile}.get), {"7": profile}.get
+    ).versions["7"]
     assert (first.errors, first.latency) == (3, partial.versions["7"].latency)  # counters once, in part 0
     assert all(p.versions["7"].errors == 0 and p.versions["7"].latency is None for p in parts[1:])
     assert wire.split_model_partial(partial) == [partial]  # small enough: one message
