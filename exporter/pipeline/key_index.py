@@ -102,10 +102,13 @@ class KeyIndex:
 
     def remove(self, keys: np.ndarray) -> np.ndarray:
         """Remove keys that are present (the caller knows); returns their values."""
-        slots = self.slots_of(keys)
+        return self.remove_at(self.slots_of(keys))
+
+    def remove_at(self, slots: np.ndarray) -> np.ndarray:
+        """Remove the keys held in ``slots`` (from :meth:`slots_of`); returns their values."""
         values = self.values[slots]
         self.keys[slots] = _GONE
-        self.live -= keys.size
+        self.live -= slots.size
         return values
 
     def assign(self, keys: np.ndarray, values: np.ndarray) -> None:

@@ -141,9 +141,10 @@ class _Side:
         """Where waiting ``keys`` are (valid until the next append)."""
         return self.index.get(keys) - self.base
 
-    def take(self, keys: np.ndarray) -> np.ndarray:
-        """Remove the entries of waiting ``keys``; their positions (valid until the next append)."""
-        seqs = self.index.remove(keys)
+    def take(self, slots: np.ndarray) -> np.ndarray:
+        """Remove the entries whose keys the index holds in ``slots`` (``index.slots_of``);
+        their positions (valid until the next append)."""
+        seqs = self.index.remove_at(slots)
         positions = seqs - self.base
         self.alive[positions] = False
         if positions.size and bool((positions == self.head - self.base).any()):
@@ -271,9 +272,11 @@ def _meet(
         in_batch_order = np.argsort(first)
         first, last, second = first[in_batch_order], last[in_batch_order], second[in_batch_order]
         distinct = keys[first]
-    met = other.waiting(distinct)
-    partners = other.take(distinct[met]) if met.any() else _NO_ROWS
-    waiting = ~met & side.waiting(distinct)
+    found = other.index.slots_of(distinct)
+    met = found >= 0
+    partners = other.take(found[met]) if met.any() else _NO_ROWS
+    waiting = np.zeros(distinct.size, dtype=bool)
+    waiting[~met] = side.waiting(distinct[~met])
     if waiting.any():
         rows = last[waiting]
         side.assign(
