@@ -129,3 +129,24 @@ def test_format_2_is_smaller_and_refuses_a_damaged_bucket(tmp_path, profile):
     pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
     with pytest.raises(ValueError, match=r"bucket 5m@\d+ of m v1: .*counts"):
         load_checkpoint(path, {("m", "1"): ModelWindows(profile, WINDOWS, allowed_lateness=600)})
+
+
+FORMAT_2 = Path(__file__).parent / "fixtures" / "checkpoint-format-2.parquet"
+
+
+def test_a_format_2_checkpoint_joins_by_the_keys_of_its_request_ids():
+    """Written by the build before request keys (2e85dc0): its join buffers hold request ids
+    (``r-1``…``r-3`` waiting for labels, a label for ``r-9`` waiting for its prediction)."""
+    assert pq.read_schema(FORMAT_2).metadata[b"model_health.checkpoint"].startswith(b'{"format_version": 2')
+    restored = load_checkpoint(FORMAT_2, {})
+    assert restored.offsets == {("preds", 0): 42}
+    joiner = LabelJoiner(600, 10_000)
+    joiner.import_state(restored.extra["joiner"])
+    assert joiner.pending_counts() == {"m": 3}
+    labels = pa.table(
+        {"model": ["m"], "request_id": ["r-2"], "label_value": [0.0], "label_class": ["0"], "timestamp": [130.0]}
+    )
+    joined = joiner.add_labels(label_rows("m", labels), now=130.0)
+    assert joined[("m", "1")].timestamps.tolist() == [101.0]
+    late = joiner.add_predictions("m", "1", request_keys("m", ["r-9"]), [103.0], [0.7], [None], now=130.0)
+    assert late[("m", "1")].labels.tolist() == ["1"] and joiner.pending_counts() == {"m": 2}

@@ -111,3 +111,20 @@ def _elsewhere(message: Message) -> Message:
         (name, b"999999" if name == wire.SNAPSHOT_COVERS_HEADER else value) for name, value in message.headers
     )
     return replace(message, headers=headers)
+
+
+@pytest.mark.parametrize("older", [1, 2])
+def test_a_replica_writing_an_older_format_publishes_no_snapshot(profiles, traffic, expected, tmp_path, older):
+    """While it writes format 1 or 2 (an older build may still own summaries partitions) a
+    replica publishes no state snapshot: before format 3 a snapshot's join buffers held
+    request ids, which an older owner would read this build's keys as."""
+    log = FakeLog()
+    config = make_config(profiles, tmp_path / "state", snapshot_interval_seconds=0, summaries_format=older)
+    cluster, feeder = Cluster(config, log, Clock(NOW), snapshots=True), Feeder(log, traffic)
+    replica = cluster.start(tmp_path / "only")
+    feeder.feed()
+    cluster.drain()
+    replica.merge.checkpoint()
+    assert not [m for m in log.messages(SUMMARIES) if wire.SnapshotPart.of(m) is not None]
+    assert {wire.SummaryRange.of(m).format for m in log.messages(SUMMARIES) if wire.SummaryRange.of(m)} == {older}
+    assert_same_metrics(expected, _scraped(cluster))
