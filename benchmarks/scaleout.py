@@ -50,6 +50,7 @@ from exporter.aggregator.scaleout.stage1 import PartialStage  # noqa: E402
 from exporter.aggregator.scaleout.stage2 import MergeStage  # noqa: E402
 from exporter.aggregator.single import Aggregator  # noqa: E402
 from exporter.pipeline.decode import BatchDecoder  # noqa: E402
+from exporter.records import ipc_bytes  # noqa: E402
 from tests.exporter.aggregator.scaleout.fakes import FakeGroup, GroupConsumer  # noqa: E402
 from tests.exporter.aggregator.scaleout.harness import (  # noqa: E402
     SUMMARIES,
@@ -87,13 +88,6 @@ def _records(message: bytes) -> list[dict] | None:
     return records
 
 
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
 ARROW_ROWS = 500  # rows of one model version in an Arrow message
 
 
@@ -112,7 +106,7 @@ def _arrow_messages(
         groups.setdefault((record.get("model"), record.get("model_version")), []).append(record)
     chunked = [[rows[i : i + ARROW_ROWS] for i in range(0, len(rows), ARROW_ROWS)] for rows in groups.values()]
     out = [
-        _ipc(pa.Table.from_pylist(chunk, schema=schema))
+        ipc_bytes(pa.Table.from_pylist(chunk, schema=schema))
         for position in range(max((len(c) for c in chunked), default=0))
         for chunks in chunked
         if position < len(chunks)

@@ -109,3 +109,12 @@ def probability_column(position: int | str) -> str:
 
 def feature_names(table: pa.Table) -> list[str]:
     return [c[len(FEATURE_PREFIX) :] for c in table.column_names if c.startswith(FEATURE_PREFIX)]
+
+
+def ipc_bytes(table: pa.Table) -> bytes:
+    """A table as one Arrow IPC stream (refused rows in a dead letter keep their types; a
+    partial's tables; the sidecar's forwarded batches)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()

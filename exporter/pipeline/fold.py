@@ -45,7 +45,7 @@ from exporter.pipeline.partial import (
 )
 from exporter.pipeline.serving import error_count, latency_seconds
 from exporter.pipeline.snapshot import HistogramState
-from exporter.records import Reason, Rejected
+from exporter.records import Reason, Rejected, ipc_bytes
 
 JOIN_COLUMNS = ["request_id", "timestamp", "prediction_score", "prediction_class"]
 
@@ -225,11 +225,3 @@ def _single_group(table: pa.Table) -> tuple[str, str | None] | None:
     if version_bounds["min"] != version_bounds["max"]:
         return None
     return bounds["min"].as_py(), version_bounds["min"].as_py()
-
-
-def ipc_bytes(table: pa.Table) -> bytes:
-    """Refused rows as one Arrow IPC stream: the dead letter keeps them whole and typed."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()

@@ -51,13 +51,15 @@ class KeyIndex:
     def __len__(self) -> int:
         return self.live
 
+    def _homes(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every key still to probe, and its home slot (its low bits)."""
+        return np.arange(keys.size), (keys & self.mask).astype(np.int64)
+
     def slots_of(self, keys: np.ndarray) -> np.ndarray:
         """The slot holding each key; -1 where it is absent."""
         found = np.full(keys.size, -1, dtype=np.int64)
-        pending = np.arange(keys.size)
-        slots = (keys & self.mask).astype(np.int64)
-        table = self.keys
-        last = int(self.mask)
+        pending, slots = self._homes(keys)
+        table, last = self.keys, int(self.mask)
         while pending.size:
             held = table[slots]
             wanted = keys[pending]
@@ -82,10 +84,8 @@ class KeyIndex:
             return
         if _MAX_FILL * (self.filled + keys.size) > self.keys.size:
             self._rebuild(self.live + keys.size)
-        pending = np.arange(keys.size)
-        slots = (keys & self.mask).astype(np.int64)
-        table = self.keys
-        last = int(self.mask)
+        pending, slots = self._homes(keys)
+        table, last = self.keys, int(self.mask)
         while pending.size:
             held = table[slots]
             free = held <= _GONE

@@ -27,7 +27,7 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exporter.records import FEATURE_PREFIX, probability_column
+from exporter.records import FEATURE_PREFIX, ipc_bytes, probability_column
 
 Format = Literal["ndjson", "arrow"]
 _OPTIONAL = ("model_version", "model_namespace", "request_id", "latency_ms", "status")
@@ -54,7 +54,7 @@ def encode(tables: Iterable[pa.Table], fmt: Format, max_records: int) -> list[En
         key = model.encode()
         if fmt == "arrow":
             for chunk in _arrow_chunks(parts, max_records):
-                messages.append(EncodedMessage(key, _ipc(chunk), chunk.num_rows))
+                messages.append(EncodedMessage(key, ipc_bytes(chunk), chunk.num_rows))
         else:
             for lines in _line_chunks(parts, max_records):
                 messages.append(EncodedMessage(key, b"\n".join(lines), len(lines)))
@@ -87,13 +87,6 @@ def _concatenated(parts: list[pa.Table]) -> list[pa.Table]:
         return [pa.concat_tables(parts, promote_options="default").combine_chunks()]
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return parts
-
-
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
 
 
 # ------------------------------------------------------------------ NDJSON

@@ -80,7 +80,7 @@ from exporter.pipeline.partial import (
     label_rows,
 )
 from exporter.pipeline.snapshot import HistogramState
-from exporter.records import LABEL_SCHEMA
+from exporter.records import LABEL_SCHEMA, ipc_bytes
 
 # Scale-out's wire formats, each with what it changed. A replica reads every format listed here
 # and writes ``kafka.summaries_format`` (the newest by default): during a rolling upgrade the new
@@ -290,13 +290,6 @@ def _frame(data: bytes) -> bytes:
     return _LENGTH.pack(len(data)) + data
 
 
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
 def split_model_partial(
     partial: ModelPartial,
     max_summaries: int = MAX_SUMMARIES_PER_MESSAGE,
@@ -445,7 +438,7 @@ def encode_model_partial(
         "buckets": buckets,
     }
     if format_version >= KEYED_FORMAT:
-        frames = [_ipc(pa.Table.from_pylist(packed_rows, schema=_BUCKET_SCHEMA))]
+        frames = [ipc_bytes(pa.Table.from_pylist(packed_rows, schema=_BUCKET_SCHEMA))]
     if partial.halves:
         metadata["halves"] = [[h.format, h.topic, h.document] for h in partial.halves]
     join_schema, label_schema = _wire_schemas(format_version)
@@ -455,7 +448,7 @@ def encode_model_partial(
         if partial.labels is not None
         else label_schema.empty_table()
     )
-    body = b"".join(_frame(f) for f in [json.dumps(metadata).encode(), _ipc(join), _ipc(labels), *frames])
+    body = b"".join(_frame(f) for f in [json.dumps(metadata).encode(), ipc_bytes(join), ipc_bytes(labels), *frames])
     return MAGIC + _SIZE.pack(len(body)) + _ZSTD.compress(body, asbytes=True)
 
 
