@@ -17,7 +17,11 @@ prediction labelled (two label partitions) — goes through:
 * replay: a second ``MergeStage`` rebuilding the same state from the summaries topic, as a
   replica does when it is assigned a summaries partition.
 
-``--format arrow`` sends the same traffic as Arrow IPC instead (:func:`arrow_traffic`): the
+``--format kserve`` sends KServe's ``logger.mode: all`` traffic instead (a request and a response
+half per inference, binary CloudEvents on an unkeyed topic, as
+``tests/exporter/aggregator/scaleout/kserve_traffic.py`` builds it from KServe's logger; one
+inference a second per version, ``--rate`` ignored): its halves pair only at the model's
+owner, so stage 2 decodes and folds them. ``--format arrow`` sends the same traffic as Arrow IPC instead (:func:`arrow_traffic`): the
 same records, request ids and labels, regrouped as an Arrow producer writes them — one model
 version's rows a message, up to 500 (a 25-row message of three models would be decoded and
 folded one message at a time: single mode would pay ~4× per record, which flatters stage 2) —
@@ -34,11 +38,13 @@ and that every variant ends with the same metrics.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -60,11 +66,13 @@ from tests.exporter.aggregator.scaleout.harness import (  # noqa: E402
     fill,
     make_config,
 )
+from tests.exporter.aggregator.scaleout.kserve_traffic import make_kserve_traffic  # noqa: E402
+from tests.exporter.aggregator.scaleout.test_kserve_pairs import Topics, same_metrics  # noqa: E402
 from tests.exporter.aggregator.scaleout.traffic import MODELS, Traffic, make_traffic, write_profiles  # noqa: E402
 from tests.support.fake_kafka import FakeConsumer, FakeLog, FakeProducer  # noqa: E402
 
 BASE = 1_000.0
-FORMATS = ("ndjson", "arrow")
+FORMATS = ("ndjson", "arrow", "kserve")
 PREDICTION_COLUMNS = ("model", "model_version", "request_id", "timestamp", "prediction", "latency_ms", "status")
 LABEL_COLUMNS = ("model", "request_id", "label", "timestamp")
 
@@ -141,6 +149,25 @@ def arrow_traffic(traffic: Traffic) -> Traffic:
     return Traffic(prediction_messages, label_messages, traffic.rows, traffic.labelled, traffic.refused)
 
 
+def _traffic(format: str, rows: int, rate: float) -> tuple[Callable[[FakeLog], None], int, int, float]:
+    """How to fill a log with the traffic; its records (messages for KServe's halves), its
+    predictions, and the clock's reading once it is all in."""
+    if format == "kserve":
+        kserve = make_kserve_traffic(rows, BASE)  # one inference a second per version
+
+        def send(log: FakeLog) -> None:
+            topics = Topics(log)
+            topics.send(topics.pending(kserve))
+
+        return send, len(kserve.messages) + len(kserve.labels), kserve.pairs, BASE + rows + 50
+    spacing = 1.0 / rate
+    traffic = make_traffic(rows, BASE, spacing=spacing)
+    if format == "arrow":
+        traffic = arrow_traffic(traffic)
+    records = sum(traffic.rows.values()) + sum(traffic.labelled.values())
+    return functools.partial(fill, traffic=traffic), records, sum(traffic.rows.values()), BASE + rows * spacing + 50
+
+
 def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson") -> dict[str, float]:
     """``rate``: predictions a second per model version. Stage 2's costs per bucket (decoding
     and merging a slot's summaries) spread over the records of the slot, so its cost per record
@@ -149,17 +176,12 @@ def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson") -> d
     if format not in FORMATS:
         raise ValueError(f"format: expected one of {FORMATS}, got {format!r}")
     profiles = write_profiles(root / "profiles")
-    spacing = 1.0 / rate
-    traffic = make_traffic(rows, BASE, spacing=spacing)
-    if format == "arrow":
-        traffic = arrow_traffic(traffic)
-    now = BASE + rows * spacing + 50
-    records = sum(traffic.rows.values()) + sum(traffic.labelled.values())
+    load, records, predictions, now = _traffic(format, rows, rate)
     config = make_config(profiles, root / "state")
     models = load_models(config)
 
     log = FakeLog()
-    fill(log, traffic)
+    load(log)
     single = Aggregator(
         config,
         models,
@@ -177,7 +199,7 @@ def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson") -> d
     single_s = time.perf_counter() - started
 
     log = FakeLog()
-    fill(log, traffic)
+    load(log)
     ticks = iter(range(10**9))  # monotonic readings: a flush comes due every few polls
     partial = PartialStage(
         config,
@@ -215,9 +237,8 @@ def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson") -> d
 
     stage2, stage2_s, stage2_consume_s = merge()
     _, replay_s, _ = merge()
-    assert_same_metrics(
-        exposition(single.snapshot(), single.latency()), exposition(stage2.snapshot(), stage2.latency())
-    )
+    same = same_metrics if format == "kserve" else assert_same_metrics
+    same(exposition(single.snapshot(), single.latency()), exposition(stage2.snapshot(), stage2.latency()))
     summaries = log.messages(SUMMARIES)
     return {
         "records": records,
@@ -230,7 +251,7 @@ def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson") -> d
         "single_us": single_consume_s / records * 1e6,
         "stage2_us": stage2_consume_s / records * 1e6,
         "messages": len(summaries),
-        "bytes_per_prediction": sum(len(m.value) for m in summaries) / sum(traffic.rows.values()),
+        "bytes_per_prediction": sum(len(m.value) for m in summaries) / predictions,
     }
 
 
@@ -245,7 +266,7 @@ def main() -> None:
         "--format",
         choices=FORMATS,
         default="ndjson",
-        help="wire format of the traffic: NDJSON messages of 25 records, or the same as Arrow IPC (default ndjson)",
+        help="the traffic: NDJSON messages of 25 records, the same as Arrow IPC, or KServe halves (default ndjson)",
     )
     args = parser.parse_args()
     results = []
@@ -253,13 +274,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as root:
             results.append(run(args.rows, Path(root), args.rate, args.format))
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
-    wire = (
-        "NDJSON messages of 25 records"
-        if args.format == "ndjson"
-        else f"Arrow IPC messages of {ARROW_ROWS} rows of one version"
-    )
+    wire = {
+        "ndjson": "NDJSON messages of 25 records",
+        "arrow": f"Arrow IPC messages of {ARROW_ROWS} rows of one version",
+        "kserve": "KServe request and response halves (logger.mode all, unkeyed; records are messages)",
+    }[args.format]
     print(
-        f"{int(median['records']):,} records (predictions + labels) in {wire}, 3 model versions at {args.rate:,.0f} predictions/s each, 4 + 2 source partitions; "
+        f"{int(median['records']):,} records (predictions + labels) in {wire}, 3 model versions at {1 if args.format == 'kserve' else args.rate:,.0f} predictions/s each, 4 + 2 source partitions; "
         f"median of {args.repeat}; every variant ends with the same metrics"
     )
     print("| pipeline | records/s | vs single |")
