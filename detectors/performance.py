@@ -279,6 +279,8 @@ def _as_labels(classes: Iterable[object]) -> tuple[str, ...]:
 
 def _label_strings(values: np.ndarray) -> np.ndarray:
     """``str`` of every value; numpy dtypes go through ``unique`` to stringify each once."""
+    if values.dtype.kind == "U":
+        return values  # text already: ``str`` of each is itself
     if values.dtype.kind == "O":
         return np.array([str(v) for v in values], dtype=str)
     distinct, codes = np.unique(values, return_inverse=True)
@@ -286,8 +288,17 @@ def _label_strings(values: np.ndarray) -> np.ndarray:
     return names[codes.ravel()] if values.size else np.array([], dtype=str)
 
 
+_COMPARED_CLASSES = 16  # up to this many classes, labels are coded by comparison, not by sorting
+
+
 def _class_codes(classes: tuple[str, ...], names: np.ndarray) -> np.ndarray:
     """Index of each label name in ``classes``; ``len(classes)`` (``__other__``) otherwise."""
+    if names.dtype.kind == "U" and len(classes) <= _COMPARED_CLASSES:
+        # A few classes: one vectorised comparison each, where ``unique`` would sort the text.
+        codes = np.full(names.size, len(classes), dtype=np.int64)
+        for i, name in enumerate(classes):
+            codes[names == name] = i
+        return codes
     lookup = {name: i for i, name in enumerate(classes)}
     distinct, codes = np.unique(names, return_inverse=True)
     index = np.fromiter((lookup.get(str(d), len(classes)) for d in distinct), dtype=np.int64, count=distinct.size)
