@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
-from functools import reduce
 
 import numpy as np
 import pyarrow as pa
@@ -363,29 +362,10 @@ def sum_packed(parts: list[PackedBucket], layout: BucketLayout) -> Bucket:
         return Bucket()
     if len(parts) == 1:
         return unpack(parts[0], layout)
-    counts = np.zeros(layout.total, dtype=np.int64)
+    total = OpenBucket(layout)
     for part in parts:
-        part.counts.add_to(counts)
-    numerators = [0] * (layout.numerics * SUMS_PER_NUMERIC)
-    infinities = np.zeros((len(numerators), 2), dtype=np.int64)
-    for part in parts:
-        numerators = [a + b for a, b in zip(numerators, part.sums.numerators())]
-        if part.sums.infinities is not None:
-            infinities += part.sums.infinities
-    sums = [ExactSum(n, p, q) for n, (p, q) in zip(numerators, infinities.tolist())]
-    performances = [p.performance for p in parts if p.performance is not None]
-    return _bucket_of(
-        layout,
-        sum(p.records for p in parts),
-        sum(p.labels for p in parts),
-        reduce(lambda a, b: a | b, (p.present for p in parts)),
-        counts,
-        np.sum([p.missing for p in parts], axis=0).tolist(),
-        np.min([p.minimum for p in parts], axis=0).tolist() if layout.numerics else [],
-        np.max([p.maximum for p in parts], axis=0).tolist() if layout.numerics else [],
-        sums,
-        reduce(lambda a, b: a + b, performances) if performances else None,  # type: ignore[operator]
-    )
+        total.add(part)
+    return total.bucket()
 
 
 class OpenBucket:
@@ -554,8 +534,9 @@ class PackedRing(MutableMapping[int, Bucket]):
         if not packed and len(hot) == 1:
             return hot[0].bucket()
         total = OpenBucket(self.layout)
-        for part in [*packed, *hot]:
-            total.add(part)  # type: ignore[arg-type]  # packed or open buckets
+        parts: list[PackedBucket | OpenBucket] = [*packed, *hot]
+        for part in parts:
+            total.add(part)
         return total.bucket()
 
     def packed_items(self) -> Iterator[tuple[int, PackedBucket]]:
