@@ -75,9 +75,6 @@ class KeyIndex:
         slots = self.slots_of(keys)
         return np.where(slots >= 0, self.values[slots], -1)
 
-    def contains(self, keys: np.ndarray) -> np.ndarray:
-        return self.slots_of(keys) >= 0
-
     def insert(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Add keys that are distinct and absent (the caller knows) with their values."""
         if keys.size == 0:
@@ -110,10 +107,6 @@ class KeyIndex:
         self.keys[slots] = _GONE
         self.live -= slots.size
         return values
-
-    def assign(self, keys: np.ndarray, values: np.ndarray) -> None:
-        """New values for keys that are present."""
-        self.values[self.slots_of(keys)] = values
 
     def _rebuild(self, live: int) -> None:
         held = self.keys > _GONE

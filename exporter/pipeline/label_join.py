@@ -133,13 +133,10 @@ class _Side:
 
     # ------------------------------------------------------------------ entries
 
-    def waiting(self, keys: np.ndarray) -> np.ndarray:
-        """Which of ``keys`` wait here."""
-        return self.index.contains(keys)
-
-    def positions(self, keys: np.ndarray) -> np.ndarray:
-        """Where waiting ``keys`` are (valid until the next append)."""
-        return self.index.get(keys) - self.base
+    def positions_at(self, slots: np.ndarray) -> np.ndarray:
+        """Where the entries are whose keys the index holds in ``slots`` (``index.slots_of``),
+        valid until the next append."""
+        return self.index.values[slots] - self.base
 
     def take(self, slots: np.ndarray) -> np.ndarray:
         """Remove the entries whose keys the index holds in ``slots`` (``index.slots_of``);
@@ -275,12 +272,13 @@ def _meet(
     found = other.index.slots_of(distinct)
     met = found >= 0
     partners = other.take(found[met]) if met.any() else _NO_ROWS
-    waiting = np.zeros(distinct.size, dtype=bool)
-    waiting[~met] = side.waiting(distinct[~met])
+    own = np.full(distinct.size, -1, dtype=np.int64)
+    own[~met] = side.index.slots_of(distinct[~met])
+    waiting = own >= 0
     if waiting.any():
         rows = last[waiting]
         side.assign(
-            side.positions(distinct[waiting]),
+            side.positions_at(own[waiting]),
             {name: column[rows] for name, column in values.items()},
             {name: mask[rows] for name, mask in valid.items()},
         )
