@@ -52,9 +52,9 @@ def mix(values: np.ndarray) -> np.ndarray:
     return z
 
 
-def _places(count: int) -> np.ndarray:
-    """What word ``k`` of a string is mixed with: ``k·C₁ + C₂``."""
-    return np.arange(count, dtype=np.int64).astype(np.uint64) * _C1 + _C2
+def _places(places: np.ndarray) -> np.ndarray:
+    """What word ``k`` of a string is mixed with: ``k·C₁ + C₂``, for each place ``k``."""
+    return places.astype(np.uint64) * _C1 + _C2
 
 
 def _word_sums(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +73,7 @@ def _word_sums(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         row_words = (width + 7) // 8
         matrix = np.zeros((count, row_words * 8), dtype=np.uint8)
         matrix[:, :width] = data.reshape(count, width)
-        sums = mix(matrix.view(_WORD) ^ _places(row_words)).sum(axis=1, dtype=np.uint64)
+        sums = mix(matrix.view(_WORD) ^ _places(np.arange(row_words))).sum(axis=1, dtype=np.uint64)
         return sums, lengths.astype(np.uint64)
     words = (lengths + 7) // 8
     word_ends = np.cumsum(words)
@@ -85,7 +85,7 @@ def _word_sums(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         shift = np.repeat(word_starts * 8 - (offsets[:-1] - first), lengths)
         padded[np.arange(data.size, dtype=np.int64) + shift] = data
     places = np.arange(total, dtype=np.int64) - np.repeat(word_starts, words)
-    mixed = mix(padded.view(_WORD) ^ (places.astype(np.uint64) * _C1 + _C2))
+    mixed = mix(padded.view(_WORD) ^ _places(places))
     running = np.concatenate(([np.uint64(0)], np.cumsum(mixed, dtype=np.uint64)))
     return running[word_ends] - running[word_starts], lengths.astype(np.uint64)
 

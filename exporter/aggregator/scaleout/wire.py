@@ -28,8 +28,9 @@ count of the bucket in one narrow vector, exact sums as bytes), which the owner 
 its windows without unpacking; and the join and label rows carry each request's 64-bit key
 (:mod:`exporter.pipeline.request_keys`) instead of its id. Formats 1 and 2 send one frame per
 bucket in the sidecar's summary format (:mod:`exporter.pipeline.summary_wire`), the JSON
-object listing each frame's version and role, and request ids. The halves ride in the JSON object (``halves``: format, source topic and the
-half as the single-mode checkpoint writes a waiting one, :mod:`exporter.decoders.join_state`,
+object listing each frame's version and role, and request ids. The halves ride in the JSON
+object (``halves``: format, source topic and the half as the single-mode checkpoint writes a
+waiting one, :mod:`exporter.decoders.join_state`,
 raw payload and headers included); a message without the field (written before halves
 travelled) has none. Bins are never sent: both ends hold the reference profile, and the
 profile's creation time travels along so a partial folded against other bins is refused
@@ -94,8 +95,9 @@ WIRE_FORMATS: dict[int, str] = {
     ),
 }
 FORMAT_VERSION = max(WIRE_FORMATS)
-# The summary format (exporter.pipeline.summary_wire) of a wire format's bucket frames.
-_SUMMARY_FORMAT = {1: 1, 2: 2, 3: 2}
+# The summary format (exporter.pipeline.summary_wire) of a wire format's bucket frames (format
+# 3 sends none: its buckets are packed rows).
+_SUMMARY_FORMAT = {1: 1, 2: 2}
 # The first format whose join rows carry request keys (before it, request ids) and whose
 # buckets travel as one table of packed rows (before it, a summary message per bucket).
 KEYED_FORMAT = 3
@@ -428,7 +430,7 @@ def encode_model_partial(
             "latency": None if latency is None else [list(latency.bounds), list(latency.counts), latency.total],
         }
         if part.join is not None and part.join.num_rows:
-            schema = _KEY_JOIN_SCHEMA if format_version >= KEYED_FORMAT else _ID_JOIN_SCHEMA
+            schema = _wire_schemas(format_version)[0]
             joins.append(part.join.select(schema.names).cast(schema))
     metadata: dict[str, Any] = {
         "format": format_version,
@@ -568,11 +570,11 @@ def decode_model_partial(value: bytes, profile_for: ProfileFor) -> ModelPartial:
             if len(frames) != 4:
                 raise WireError("invalid_summary", f"{len(frames)} frames in a format-{format_version} partial")
             _read_packed_buckets(partial, _table(frames[3]), profiles)
-            roles = []
+            roles = []  # the table named each bucket's version and role
         else:
             roles = metadata["buckets"]
-        if format_version < KEYED_FORMAT and len(roles) != len(frames) - 3:
-            raise WireError("invalid_summary", f"{len(roles)} buckets listed, {len(frames) - 3} sent")
+            if len(roles) != len(frames) - 3:
+                raise WireError("invalid_summary", f"{len(roles)} buckets listed, {len(frames) - 3} sent")
         for (version, role, newest), frame in zip(roles, frames[3:]):
             if version not in partial.versions or role not in (PREDICTION_ROLE, LABEL_ROLE):
                 raise WireError("invalid_summary", f"bucket of version {version!r}, role {role!r}")
