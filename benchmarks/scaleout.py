@@ -52,6 +52,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exporter.aggregator.inputs import load_models  # noqa: E402
+from exporter.aggregator.scaleout import wire  # noqa: E402
 from exporter.aggregator.scaleout.stage1 import PartialStage  # noqa: E402
 from exporter.aggregator.scaleout.stage2 import MergeStage  # noqa: E402
 from exporter.aggregator.single import Aggregator  # noqa: E402
@@ -168,7 +169,7 @@ def _traffic(format: str, rows: int, rate: float) -> tuple[Callable[[FakeLog], N
     return functools.partial(fill, traffic=traffic), records, sum(traffic.rows.values()), BASE + rows * spacing + 50
 
 
-def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson") -> dict[str, float]:
+def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson", join_shards: int = 0) -> dict[str, float]:
     """``rate``: predictions a second per model version. Stage 2's costs per bucket (decoding
     and merging a slot's summaries) spread over the records of the slot, so its cost per record
     falls as a model gets busier; at 100 a second a partial carries a few 30 s slots. ``format``:
@@ -177,7 +178,7 @@ def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson") -> d
         raise ValueError(f"format: expected one of {FORMATS}, got {format!r}")
     profiles = write_profiles(root / "profiles")
     load, records, predictions, now = _traffic(format, rows, rate)
-    config = make_config(profiles, root / "state")
+    config = make_config(profiles, root / "state", join_shards=join_shards)
     models = load_models(config)
 
     log = FakeLog()
@@ -226,17 +227,31 @@ def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson") -> d
             GroupConsumer(FakeGroup(log, f"m{time.perf_counter()}"), batch=500),
             SUMMARY_PARTITIONS,
             clock=lambda: now,
+            dead_letters=FakeProducer(log) if join_shards else None,
         )
+        # What merging each kind of message costs: with join shards, ``join`` messages are the
+        # shards' work (spread over the partitions their keys route to), the rest the owners'.
+        by_kind: dict[str, float] = {}
+        merge_one = stage.merge
+
+        def timed(state, message):  # type: ignore[no-untyped-def]
+            began = time.perf_counter()
+            merge_one(state, message)
+            state.shards.reports(message.offset, state.watermark)
+            kind = dict(message.headers).get(wire.KIND_HEADER, b"").decode()
+            by_kind[kind] = by_kind.get(kind, 0.0) + time.perf_counter() - began
+
+        stage.merge = timed  # type: ignore[method-assign]
         stage.subscribe()
         began = time.perf_counter()
         while stage.poll_once():
             pass
         consumed = time.perf_counter() - began
         stage.evaluate()
-        return stage, time.perf_counter() - began, consumed
+        return stage, time.perf_counter() - began, consumed, by_kind
 
-    stage2, stage2_s, stage2_consume_s = merge()
-    _, replay_s, _ = merge()
+    stage2, stage2_s, stage2_consume_s, by_kind = merge()
+    _, replay_s, _, _ = merge()
     same = same_metrics if format == "kserve" else assert_same_metrics
     same(exposition(single.snapshot(), single.latency()), exposition(stage2.snapshot(), stage2.latency()))
     summaries = log.messages(SUMMARIES)
@@ -250,6 +265,9 @@ def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson") -> d
         # Per record of traffic, without the evaluation pass (a per-interval cost, not a per-record one).
         "single_us": single_consume_s / records * 1e6,
         "stage2_us": stage2_consume_s / records * 1e6,
+        # The owners' share: all but the shards' joins (and, here, the poll loop's own cost).
+        "owner_us": (stage2_consume_s - by_kind.get(wire.JOIN_KIND, 0.0)) / records * 1e6,
+        "shards_us": by_kind.get(wire.JOIN_KIND, 0.0) / records * 1e6,
         "messages": len(summaries),
         "bytes_per_prediction": sum(len(m.value) for m in summaries) / predictions,
     }
@@ -268,11 +286,17 @@ def main() -> None:
         default="ndjson",
         help="the traffic: NDJSON messages of 25 records, the same as Arrow IPC, or KServe halves (default ndjson)",
     )
+    parser.add_argument(
+        "--join-shards",
+        type=int,
+        default=0,
+        help="kafka.join_shards: spread each model's label join over this many shards (default 0: the owner joins)",
+    )
     args = parser.parse_args()
     results = []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as root:
-            results.append(run(args.rows, Path(root), args.rate, args.format))
+            results.append(run(args.rows, Path(root), args.rate, args.format, args.join_shards))
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
     wire = {
         "ndjson": "NDJSON messages of 25 records",
@@ -300,6 +324,13 @@ def main() -> None:
         f"per record of traffic, without the evaluation pass: single mode {median['single_us']:.2f} µs, "
         f"stage 2 {median['stage2_us']:.2f} µs — stage 2 costs {median['single_us'] / median['stage2_us']:.1f}× less"
     )
+    if args.join_shards:
+        print(
+            f"with {args.join_shards} join shards: the model owners {median['owner_us']:.2f} µs per record "
+            f"({median['single_us'] / median['owner_us']:.1f}× less than single mode), the shards' joins "
+            f"{median['shards_us']:.2f} µs ({median['shards_us'] / args.join_shards:.2f} µs per shard, spread over "
+            "the partitions their keys route to)"
+        )
 
 
 if __name__ == "__main__":

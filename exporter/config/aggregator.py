@@ -76,6 +76,19 @@ class AggregatorKafkaConfig(Section):
             "from 3 on)."
         ),
     )
+    join_shards: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description=(
+            "Scale-out: spread each model's label join over this many shards, each on the summaries partition "
+            "its key routes to, which sends the model's owner only what the shard made (performance slots and "
+            "counts). 0: the owner joins its models' labels itself. Needs `summaries_format` 3, and every "
+            "replica of a build that knows join shards (an older one refuses their messages): set it after a "
+            "rolling upgrade, and changing it later re-routes the rows of labels not yet joined (they wait in "
+            "their old shard until their TTL)."
+        ),
+    )
     snapshot_interval_seconds: float = Field(
         300.0,
         ge=0,
@@ -117,6 +130,14 @@ class AggregatorKafkaConfig(Section):
             "replica that died without leaving (kill -9) before reassigning its partitions."
         ),
     )
+
+    @field_validator("join_shards")
+    @classmethod
+    def _join_shards_need_keys(cls, value: int, info: ValidationInfo) -> int:
+        written = info.data.get("summaries_format")
+        if value and written is not None and written < 3:
+            raise ValueError(f"join shards route request keys, which summaries_format {written} does not carry (use 3)")
+        return value
 
     @field_validator("heartbeat_interval_ms")
     @classmethod

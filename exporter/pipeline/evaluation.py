@@ -178,7 +178,7 @@ class Evaluator:
                 for model, counts in state.joiner.counts.items():
                     joined[model] += counts.joined
                     unmatched[model] += counts.unmatched
-                waiting = state.joiner.pending_counts()
+                waiting = state.pending_counts()
                 for model in state.versions:
                     pending[model] += waiting.get(model, 0)
             pipeline = PipelineState(

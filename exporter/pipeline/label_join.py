@@ -198,6 +198,10 @@ class _Side:
     def expire(self, now: float, ttl: float) -> np.ndarray:
         """Drop the oldest entries, up to the first that has not outlived ``ttl``; their model codes."""
         start, used = self.head - self.base, self.end - self.base
+        # Entries arrive in clock order and ``head`` is the oldest live one: when it is within
+        # the TTL, so is every other (no scan of the side for the common case).
+        if start >= used or now - self.columns["arrived"][start] <= ttl:
+            return _NO_ROWS
         live = np.flatnonzero(self.alive[start:used]) + start
         if live.size == 0:
             return _NO_ROWS
@@ -318,6 +322,7 @@ class LabelJoiner:
         self.counts: dict[str, JoinCounts] = {}
         self._models: list[str] = []  # model code → name
         self._codes: dict[str, int] = {}
+        self._dropped: set[str] = set()  # models that lost entries unmatched since take_dropped
 
     def _code(self, model: str) -> int:
         code = self._codes.get(model)
@@ -334,12 +339,28 @@ class LabelJoiner:
     def _count(self, model: str) -> JoinCounts:
         return self.counts.setdefault(model, JoinCounts())
 
+    def add_counts(self, model: str, joined: int, unmatched: int) -> None:
+        """Count pairs made and entries dropped elsewhere (a join shard's report) as this join's."""
+        if not (joined or unmatched):
+            return  # a model with nothing counted has no series yet, as when it joins here
+        counts = self._count(model)
+        counts.joined += joined
+        counts.unmatched += unmatched
+
     def _count_codes(self, codes: np.ndarray, field: str) -> None:
         if codes.size:
             for code, n in enumerate(np.bincount(codes).tolist()):
                 if n:
-                    counts = self._count(self._models[code])
+                    model = self._models[code]
+                    counts = self._count(model)
                     setattr(counts, field, getattr(counts, field) + n)
+                    if field == "unmatched":
+                        self._dropped.add(model)
+
+    def take_dropped(self) -> set[str]:
+        """The models that lost entries unmatched (TTL or overflow) since the last call."""
+        dropped, self._dropped = self._dropped, set()
+        return dropped
 
     def add_predictions(
         self,

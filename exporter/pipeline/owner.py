@@ -14,7 +14,11 @@ are merged here, by one piece of code:
    batches: pairs wait (at most :data:`JOINED_BATCH` per model version) and are folded before
    any evaluation or checkpoint reads the windows. Performance summaries are exact and add
    in any order, so the batching changes nothing but the cost (one fold per slot per batch,
-   not per merge).
+   not per merge);
+5. with scale-out's join shards (``kafka.join_shards``) the join runs elsewhere, and what a
+   shard made arrives as its report: performance slots, added like joined pairs, and counts
+   — pairs and unmatched entries added to the join's counters, the predictions waiting at
+   the shard kept as its newest gauge (:meth:`OwnedModels.pending_counts` sums the shards).
 
 The label join's clock is the caller's: wall-clock time in single mode, the partition's
 watermark (publication time) in stage 2, so a replay joins and expires exactly as the first
@@ -126,6 +130,8 @@ class OwnedModels:
         # they carry decides how they are folded, so only like pairs are folded together).
         self._joined: dict[tuple[ModelKey, bool, bool], list[Joined]] = {}
         self._joined_rows: dict[ModelKey, int] = {}
+        # (model, join shard) → predictions waiting at that shard, as its newest report said.
+        self.shard_pending: dict[tuple[str, int], int] = {}
 
     def merge(self, partial: ModelPartial, now: float) -> None:
         """Merge one model's partial (the rules of the module docstring); ``now`` is the join's clock.
@@ -158,6 +164,8 @@ class OwnedModels:
             if part.latency is not None:
                 counters.add_latency(key, part.latency)
             store.add_labels(part.labels, part.newest_of(LABEL_ROLE))
+            if part.performance:
+                store.add_performance(part.performance)
             if part.join is not None and part.join.num_rows:
                 joined = self.joiner.add_predictions(
                     model,
@@ -173,6 +181,16 @@ class OwnedModels:
         if partial.labels is not None and partial.labels.num_rows:
             for joined_key, pairs in self.joiner.add_labels(partial.labels, now).items():
                 self._hold(joined_key, pairs)
+        for report in partial.join_reports:
+            self.joiner.add_counts(model, report.joined, report.unmatched)
+            self.shard_pending[(model, report.shard)] = report.pending
+
+    def pending_counts(self) -> dict[str, int]:
+        """Predictions waiting for their label, per model: here and at the model's join shards."""
+        pending = self.joiner.pending_counts()
+        for (model, _), count in self.shard_pending.items():
+            pending[model] = pending.get(model, 0) + count
+        return pending
 
     def _hold(self, key: ModelKey, pairs: Joined) -> None:
         shape = (key, pairs.scores is not None, pairs.classes is not None)
@@ -205,8 +223,16 @@ class OwnedModels:
     def export_state(self) -> dict[str, object]:
         """What a checkpoint keeps besides the windows (which it writes itself: call
         :meth:`fold_joined` first, so no joined pair is left out of them)."""
-        return {"joiner": self.joiner.export_state(), "counters": self.counters.export()}
+        return {
+            "joiner": self.joiner.export_state(),
+            "counters": self.counters.export(),
+            "shard_pending": [[model, shard, count] for (model, shard), count in sorted(self.shard_pending.items())],
+        }
 
     def import_state(self, state: Mapping[str, object]) -> None:
         self.joiner.import_state(state.get("joiner", {}))  # type: ignore[arg-type]  # as exported
         self.counters = Counters.restore(state.get("counters", {}))  # type: ignore[arg-type]
+        self.shard_pending = {
+            (str(model), int(shard)): int(count)
+            for model, shard, count in state.get("shard_pending", [])  # type: ignore[attr-defined]
+        }

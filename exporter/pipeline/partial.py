@@ -26,6 +26,9 @@ from exporter.pipeline.snapshot import HistogramState
 
 PREDICTION_ROLE = "predictions"
 LABEL_ROLE = "labels"
+# Performance slots folded from pairs a join shard made (scale-out's ``kafka.join_shards``):
+# added to the owner's windows as joined pairs are, without the lateness rule of predictions.
+PERFORMANCE_ROLE = "performance"
 
 # The prediction columns the label join needs, per version: each request's id and its key
 # (:mod:`exporter.pipeline.request_keys`), which is what the join matches on. The ids stay
@@ -68,6 +71,8 @@ class VersionPartial:
     # lateness horizon and the staleness timestamps, bucket by bucket.
     newest: dict[tuple[str, int], float] = field(default_factory=dict)
     join: pa.Table | None = None  # JOIN_SCHEMA rows of this version
+    # Slot start → performance and loss of pairs joined elsewhere (a join shard's report).
+    performance: dict[int, Bucket | PackedBucket] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -95,6 +100,17 @@ class CarriedHalf:
         return waiting.side, waiting.half
 
 
+@dataclass(frozen=True)
+class JoinReport:
+    """What one join shard of a model did since its last report: pairs made, entries that left
+    unmatched (TTL or overflow), and the predictions waiting there now."""
+
+    shard: int
+    joined: int
+    unmatched: int
+    pending: int
+
+
 @dataclass
 class ModelPartial:
     model: str
@@ -102,6 +118,7 @@ class ModelPartial:
     versions: dict[str, VersionPartial] = field(default_factory=dict)
     labels: pa.Table | None = None  # LABEL_JOIN_SCHEMA rows of the model
     halves: list[CarriedHalf] = field(default_factory=list)  # in source order
+    join_reports: list[JoinReport] = field(default_factory=list)  # join shards' reports to the model's owner
 
 
 @dataclass

@@ -15,9 +15,14 @@ least as many partitions as replicas you plan to run.
 
 from __future__ import annotations
 
+import numpy as np
 from kafka.partitioner.default import murmur2
 
 PIPELINE_KEY_PREFIX = "pipeline:"
+JOIN_KEY_PREFIX = "join:"
+# A request key's shard is taken from its high bits: the join's hash table homes keys by
+# their low bits, which would then be the same for every key of a shard.
+_SHARD_BITS = np.uint64(32)
 
 
 def summary_partition(key: str, partitions: int) -> int:
@@ -38,6 +43,33 @@ def pipeline_key(topic: str, partition: int) -> str:
     'pipeline:model-predictions:3'
     """
     return f"{PIPELINE_KEY_PREFIX}{topic}:{partition}"
+
+
+def join_key(model: str, shard: int) -> str:
+    """The key of one shard of a model's label join (``kafka.join_shards``): its rows are
+    routed, merged and deduplicated under it.
+
+    >>> join_key("fraud", 2)
+    'join:2:fraud'
+    """
+    return f"{JOIN_KEY_PREFIX}{shard}:{model}"
+
+
+def join_shard_of(key: str) -> tuple[str, int]:
+    """The model and shard a :func:`join_key` names; ValueError for any other key.
+
+    >>> join_shard_of("join:2:fraud")
+    ('fraud', 2)
+    """
+    shard, _, model = key.removeprefix(JOIN_KEY_PREFIX).partition(":")
+    if not key.startswith(JOIN_KEY_PREFIX) or not shard.isdigit() or not model:
+        raise ValueError(f"{key!r} is not a join shard key")
+    return model, int(shard)
+
+
+def join_shards_of(request_keys: np.ndarray, shards: int) -> np.ndarray:
+    """The join shard of each request key (:mod:`exporter.pipeline.request_keys`), 0 … ``shards`` − 1."""
+    return ((request_keys >> _SHARD_BITS) % np.uint64(shards)).astype(np.int64)
 
 
 def merge_group(group_id: str) -> str:

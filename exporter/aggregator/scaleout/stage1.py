@@ -66,7 +66,8 @@ from detectors.profile import ReferenceProfile
 from exporter.aggregator.inputs import Models, input_topics, model_identity
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.halves import read_halves
-from exporter.aggregator.scaleout.routing import pipeline_key, summary_partition
+from exporter.aggregator.scaleout.join_shards import split_join
+from exporter.aggregator.scaleout.routing import join_key, pipeline_key, summary_partition
 from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig
 from exporter.decoders.joiner import Side
 from exporter.decoders.sink import DecodeSink
@@ -446,30 +447,16 @@ class PartialStage:
 
     def _messages(self, tp: TopicPartition, current: _Range, emitted_at: float) -> list[_Outgoing]:
         out = []
-        for model, partial in current.models.items():
-            partition = summary_partition(model, self.summary_partitions)
-            for number, piece in enumerate(
-                wire.split_model_partial(partial, wire.MAX_SUMMARIES_PER_MESSAGE, wire.MAX_ROWS_PER_MESSAGE)
-            ):
-                summary = wire.SummaryRange(
-                    wire.MODEL_KIND,
-                    model,
-                    tp.topic,
-                    tp.partition,
-                    current.start,
-                    current.end,
-                    emitted_at,
-                    number,
-                    format=self.format_version,
-                )
-                value = wire.encode_model_partial(
-                    piece,
-                    f"{tp.topic}:{tp.partition}",
-                    current.end,
-                    format_version=self.format_version,
-                    profile_for=functools.partial(self._profile, model),
-                )
-                out.append(_Outgoing(model, partition, value, summary.headers()))
+        shards = self.config.kafka.join_shards
+        for model, whole in current.models.items():
+            # With join shards, the join's rows go to the shards their request keys name.
+            keyed: list[tuple[str, str, ModelPartial]] = [(wire.MODEL_KIND, model, whole)]
+            if shards:
+                rest, by_shard = split_join(whole, shards)
+                keyed = [(wire.MODEL_KIND, model, rest)]
+                keyed += [(wire.JOIN_KIND, join_key(model, shard), rows) for shard, rows in by_shard.items()]
+            for kind, key, partial in keyed:
+                out += self._partial_messages(tp, current, emitted_at, kind, key, partial)
         key = pipeline_key(tp.topic, tp.partition)
         summary = wire.SummaryRange(
             wire.PIPELINE_KIND,
@@ -489,6 +476,27 @@ class PartialStage:
                 summary.headers(),
             )
         )
+        return out
+
+    def _partial_messages(
+        self, tp: TopicPartition, current: _Range, emitted_at: float, kind: str, key: str, partial: ModelPartial
+    ) -> list[_Outgoing]:
+        """One model partial of the range (a ``model`` or a ``join`` one), in as many parts as it needs."""
+        out = []
+        partition = summary_partition(key, self.summary_partitions)
+        pieces = wire.split_model_partial(partial, wire.MAX_SUMMARIES_PER_MESSAGE, wire.MAX_ROWS_PER_MESSAGE)
+        for number, piece in enumerate(pieces):
+            summary = wire.SummaryRange(
+                kind, key, tp.topic, tp.partition, current.start, current.end, emitted_at, number, self.format_version
+            )
+            value = wire.encode_model_partial(
+                piece,
+                f"{tp.topic}:{tp.partition}",
+                current.end,
+                format_version=self.format_version,
+                profile_for=functools.partial(self._profile, partial.model),
+            )
+            out.append(_Outgoing(key, partition, value, summary.headers()))
         return out
 
     def _profile(self, model: str, version: str) -> ReferenceProfile | None:

@@ -61,11 +61,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detectors.profile import ReferenceProfile
 from exporter.aggregator.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint, save_bytes
 from exporter.aggregator.inputs import Models, logger_modes, model_identity
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.halves import Pairing
-from exporter.aggregator.scaleout.routing import summary_partition
+from exporter.aggregator.scaleout.join_shards import ShardJoins, combine_reports
+from exporter.aggregator.scaleout.routing import join_shard_of, summary_partition
 from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig
 from exporter.kafka import Consumer, DeadLetter, KafkaIOError, Message, Producer, TopicPartition
 from exporter.pipeline import summary_wire
@@ -74,6 +76,7 @@ from exporter.pipeline.fold import Folder, Partials
 from exporter.pipeline.label_join import LabelJoiner
 from exporter.pipeline.model_versions import ModelKey
 from exporter.pipeline.owner import OwnedModels, PartialMismatch
+from exporter.pipeline.packed import BucketLayout
 from exporter.pipeline.partial import PREDICTION_ROLE, ModelPartial, VersionPartial
 from exporter.pipeline.snapshot import HistogramState, Snapshot
 from exporter.pipeline.windows import WindowSpec, slot_seconds
@@ -113,6 +116,7 @@ class PartitionState:
     partition: int
     owned: OwnedModels  # the models routed here: windows, label join, counters
     pairing: Pairing  # KServe/Seldon halves waiting for their partner
+    shards: ShardJoins  # the join shards routed here (kafka.join_shards) and their unsent reports
     merged_ends: dict[DedupKey, tuple[int, frozenset[int]]] = field(
         default_factory=dict
     )  # → newest range end, its parts merged
@@ -131,6 +135,7 @@ class PartitionState:
         return {
             **self.owned.export_state(),
             "halves": self.pairing.export_state(),
+            "join_shards": self.shards.export_state(),
             "merged_ends": [[*key, end, sorted(parts)] for key, (end, parts) in sorted(self.merged_ends.items())],
             "sequences": dict(self.sequences),
             "watermark": self.watermark if math.isfinite(self.watermark) else None,
@@ -140,6 +145,7 @@ class PartitionState:
     def import_extra(self, extra: Mapping[str, object]) -> None:
         self.owned.import_state(extra)
         self.pairing.import_state(extra.get("halves", {}))  # type: ignore[arg-type]
+        self.shards.import_state(extra.get("join_shards", {}))  # type: ignore[arg-type]
         self.merged_ends = {
             (str(k), str(n), str(t), int(p)): (int(e), frozenset(int(q) for q in qs))
             for k, n, t, p, e, qs in extra.get("merged_ends", [])  # type: ignore[attr-defined]
@@ -173,6 +179,8 @@ class MergeStage:
         # Refusals of pairing (best effort: a replay writes them again).
         self._dead_letters = dead_letters
         self.dead_letter = DeadLetter(dead_letters, config.kafka.deadletter_topic) if dead_letters is not None else None
+        if config.kafka.join_shards and dead_letters is None:
+            raise ValueError("kafka.join_shards: stage 2 needs its producer to send join shards' reports")
         self.consumer = consumer
         self.topic = config.kafka.summaries_topic
         self.summary_partitions = summary_partitions
@@ -210,7 +218,12 @@ class MergeStage:
         pairing = Pairing(
             self.config.kafka.predictions_topic, logger_modes(self.config), join.max_pending, join.ttl_seconds
         )
-        return PartitionState(partition, owned, pairing)
+        shards = ShardJoins(
+            LabelJoiner(self.config.labels.join_ttl_seconds, self.config.labels.max_pending),
+            self.profiles,
+            self.folder.slot_seconds,
+        )
+        return PartitionState(partition, owned, pairing, shards)
 
     def checkpoint_path(self, partition: int) -> Path:
         return self.state_dir / f"{self.topic}-{partition}.parquet"
@@ -240,7 +253,7 @@ class MergeStage:
         with self.lock:
             for tp in partitions:
                 state = self.states.pop(tp.partition, None)
-                if state is not None and state.dirty:
+                if state is not None and state.dirty and self._send_reports(state):
                     self._save(state)
 
     def _profiles_of(self, state: PartitionState) -> dict[str, float]:
@@ -289,10 +302,16 @@ class MergeStage:
         """Write every changed partition's state; publish the shared snapshots that are due;
         commit the merge group's offsets for lag tools."""
         with self.lock:
+            # A state is saved only once it has sent its join shards' reports (the offsets it covers
+            # will not be merged again, so neither would those reports be made again).
             for state in self.states.values():
-                if state.dirty and state.restoring is None:
+                if state.dirty and state.restoring is None and self._send_reports(state):
                     self._save(state)
-            offsets = {(self.topic, p): s.next_offset for p, s in self.states.items() if s.restoring is None}
+            offsets = {
+                (self.topic, p): s.next_offset
+                for p, s in self.states.items()
+                if s.restoring is None and not s.shards.outbox
+            }
         self.evaluator.checkpoint_at = self.clock()
         self._flush_dead_letters()
         if commit:
@@ -323,6 +342,7 @@ class MergeStage:
                 (state.partition, state.next_offset, self._checkpoint_bytes(state))
                 for state in self.states.values()
                 if state.restoring is None
+                and not state.shards.outbox
                 and state.next_offset not in (0, state.snapshot_covers)
                 and now - state.snapshot_at >= self.config.kafka.snapshot_interval_seconds
             ]
@@ -428,10 +448,51 @@ class MergeStage:
                     if message.offset < state.next_offset:
                         continue
                     self.merge(state, message)
+                    state.shards.reports(message.offset, state.watermark)
                     state.next_offset = message.next_offset
                     state.dirty = True
+                for state in self.states.values():
+                    self._send_reports(state)
         self._update_lag()
         return len(messages)
+
+    def _send_reports(self, state: PartitionState) -> bool:
+        """Send what the partition's join shards owe their models' owners, one message per owner's
+        partition (the caller holds the lock); whether nothing is left to send. What fails stays,
+        to be sent again."""
+        outbox = state.shards.outbox
+        if not outbox:
+            return True
+        assert self._dead_letters is not None  # join shards need the producer (checked at start)
+        by_owner: dict[int, list[wire.ShardReport]] = {}
+        for report in outbox:
+            by_owner.setdefault(summary_partition(report.partial.model, self.summary_partitions), []).append(report)
+        try:
+            for owner, reports in sorted(by_owner.items()):
+                for at in range(0, len(reports), wire.MAX_REPORTS_PER_MESSAGE):
+                    batch = reports[at : at + wire.MAX_REPORTS_PER_MESSAGE]
+                    summary = wire.SummaryRange(
+                        wire.JOINED_KIND,
+                        f"{wire.JOINED_KIND}:{state.partition}",
+                        self.topic,
+                        state.partition,
+                        batch[0].offset,
+                        batch[-1].offset + 1,
+                        batch[-1].emitted_at,
+                    )
+                    self._dead_letters.send(
+                        self.topic,
+                        wire.encode_reports(batch, self._profile),
+                        key=summary.key.encode(),
+                        headers=summary.headers(),
+                        partition=owner,
+                    )
+            self._dead_letters.flush()
+        except KafkaIOError as error:
+            log.warning("summaries[%d]: join shard reports not sent (again later): %s", state.partition, error)
+            return False
+        outbox.clear()
+        return True
 
     def merge(self, state: PartitionState, message: Message) -> None:
         """Merge one summaries message into ``state`` (the caller holds the lock)."""
@@ -450,6 +511,9 @@ class MergeStage:
                     state, wire.WireError("unknown_format", "neither a partial nor a sidecar summary"), message
                 )
             return
+        if summary.kind == wire.JOINED_KIND:
+            self._merge_reports(state, summary, message)
+            return
         key: DedupKey = (summary.kind, summary.key, summary.source_topic, summary.source_partition)
         last_end, parts = state.merged_ends.get(key, (None, frozenset()))
         if last_end is not None and (summary.end < last_end or (summary.end == last_end and summary.part in parts)):
@@ -466,25 +530,69 @@ class MergeStage:
         # comes again, after later parts, when the whole range is published again.
         parts = parts | {summary.part} if summary.end == last_end else frozenset({summary.part})
         state.merged_ends[key] = (summary.end, parts)
-        # The join's clock moves first: what waited past its TTL by this publication is unmatched.
-        state.watermark = max(state.watermark, summary.emitted_at)
-        state.owned.joiner.expire(state.watermark)
-        expired = state.pairing.expire(state.watermark)
-        if expired:
-            self._fold_paired(state, expired, summary.emitted_at)
+        self._advance(state, summary.emitted_at)
         try:
-            if summary_partition(summary.key, self.summary_partitions) != state.partition:
-                raise wire.WireError(
-                    "misrouted",
-                    f"{summary.key!r} belongs on summaries partition {summary_partition(summary.key, self.summary_partitions)}",
-                )
+            model = summary.key
+            if summary.kind == wire.JOIN_KIND:
+                try:
+                    model = join_shard_of(summary.key)[0]
+                except ValueError as error:
+                    raise wire.WireError("invalid_summary", str(error)) from None
+            self._check_route(state, summary.key)
             if summary.kind == wire.PIPELINE_KIND:
                 state.owned.merge_pipeline(wire.decode_pipeline_partial(message.value))
+            elif summary.kind == wire.JOIN_KIND:
+                state.shards.meet(summary.key, self._decode_model(model, message.value), summary.emitted_at)
             else:
-                self._merge_model(state, summary, message.value)
+                self._merge_model(state, summary, model, message.value)
         except wire.WireError as error:
             self._refuse(state, error, message)
             return
+        state.stats.merged += 1
+
+    def _advance(self, state: PartitionState, emitted_at: float) -> None:
+        """The join's clock moves first: what waited past its TTL by this publication is unmatched."""
+        state.watermark = max(state.watermark, emitted_at)
+        state.owned.joiner.expire(state.watermark)
+        expired = state.pairing.expire(state.watermark)
+        if expired:
+            self._fold_paired(state, expired, emitted_at)
+        state.shards.expire(state.watermark)
+
+    def _check_route(self, state: PartitionState, key: str) -> None:
+        owner = summary_partition(key, self.summary_partitions)
+        if owner != state.partition:
+            raise wire.WireError("misrouted", f"{key!r} belongs on summaries partition {owner}")
+
+    def _merge_reports(self, state: PartitionState, summary: wire.SummaryRange, message: Message) -> None:
+        """A ``joined`` message: join shards' reports, each skipped or merged on its own (a report
+        is the range ``[offset, offset + 1)`` of its shard's partition, under its join key: a
+        replay batches them otherwise, but makes the same report for the same offset)."""
+        try:
+            reports = wire.decode_reports(message.value, self._profile)
+            for report in reports:
+                self._check_route(state, report.partial.model)
+        except wire.WireError as error:
+            self._refuse(state, error, message)
+            return
+        fresh = []
+        for report in reports:
+            key: DedupKey = (wire.JOINED_KIND, report.key, summary.source_topic, summary.source_partition)
+            last_end, _ = state.merged_ends.get(key, (None, frozenset()))
+            if last_end is not None and report.offset < last_end:
+                state.stats.duplicates += 1
+                continue
+            state.merged_ends[key] = (report.offset + 1, frozenset({0}))
+            fresh.append(report)
+        if not fresh:
+            return
+        self._advance(state, max(report.emitted_at for report in fresh))
+        # The reports of one model are added together: one merge per window bucket, not per report.
+        for partial in combine_reports(fresh, self._layout):
+            try:
+                state.owned.merge(partial, state.watermark)
+            except PartialMismatch as error:
+                self._refuse(state, wire.WireError(error.reason, str(error)), message)
         state.stats.merged += 1
 
     def _merge_sidecar(self, state: PartitionState, message: Message) -> None:
@@ -535,13 +643,22 @@ class MergeStage:
         state.owned.counters.rejected[(self.topic, error.reason)] += 1
         log.warning("summaries[%d] offset %d refused (%s): %s", message.partition, message.offset, error.reason, error)
 
-    def _merge_model(self, state: PartitionState, summary: wire.SummaryRange, value: bytes) -> None:
-        model = summary.key
+    def _profile(self, model: str, version: str) -> ReferenceProfile | None:
+        return self.profiles.get((model, version))
+
+    def _layout(self, model: str, version: str) -> BucketLayout:
+        return wire.bucket_layout(self.profiles[(model, version)])
+
+    def _decode_model(self, model: str, value: bytes) -> ModelPartial:
         if model not in self.versions:
             raise wire.WireError("unknown_model", f"model {model!r} is not configured here")
         partial = wire.decode_model_partial(value, lambda version: self.profiles.get((model, version)))
         if partial.model != model:
             raise wire.WireError("invalid_summary", f"keyed {model!r} but holds {partial.model!r}")
+        return partial
+
+    def _merge_model(self, state: PartitionState, summary: wire.SummaryRange, model: str, value: bytes) -> None:
+        partial = self._decode_model(model, value)
         halves = []
         for carried in partial.halves:
             try:

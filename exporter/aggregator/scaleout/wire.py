@@ -1,6 +1,6 @@
 """The messages stage 1 publishes on ``model-health-summaries`` and stage 2 merges.
 
-Two kinds, told apart by the ``model-health-summary-kind`` header:
+Four kinds, told apart by the ``model-health-summary-kind`` header:
 
 - ``model`` — one model's partial summary of one source range: for every configured version
   its event-time slot buckets of predictions (features and prediction summaries, records) and
@@ -14,6 +14,16 @@ Two kinds, told apart by the ``model-health-summary-kind`` header:
 - ``pipeline`` — the records consumed (by format), refused (by reason) and dropped as
   duplicates in one source range of one partition, keyed by :func:`~exporter.aggregator.scaleout.routing.pipeline_key`, so those
   counters are exact across crashes too.
+- ``join`` — with ``kafka.join_shards`` set, the label join's rows of one model and source
+  range that fall in one join shard (:func:`~exporter.aggregator.scaleout.routing.join_shards_of`),
+  split off the ``model`` message: a ``model`` body with join and label rows only, keyed by
+  :func:`~exporter.aggregator.scaleout.routing.join_key` and routed by that key, so the
+  shards of one hot model are joined on several summaries partitions.
+- ``joined`` — what a join shard made of one ``join`` message, or of its TTL's expiry at one
+  message (:mod:`exporter.aggregator.scaleout.join_shards`): performance slots folded from the
+  pairs (role ``performance``) and the shard's counts (``join_report``: pairs, unmatched
+  entries, predictions waiting), keyed by the shard's join key but routed to its model's
+  owner. Its source is the summaries partition and the one offset it was made at.
 
 Every message names its source in headers — topic, partition and the offset range
 ``[start, end)`` it accounts for — plus the time stage 1 published it and the format
@@ -47,7 +57,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +65,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from detectors.profile import ReferenceProfile, performance_from_json
+from exporter.aggregator.scaleout.routing import join_shard_of
 from exporter.kafka import Message
 from exporter.kafka.deadletter import SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER
 from exporter.pipeline import summary_wire
@@ -72,8 +83,10 @@ from exporter.pipeline.partial import (
     JOIN_SCHEMA,
     LABEL_JOIN_SCHEMA,
     LABEL_ROLE,
+    PERFORMANCE_ROLE,
     PREDICTION_ROLE,
     CarriedHalf,
+    JoinReport,
     ModelPartial,
     PipelinePartial,
     VersionPartial,
@@ -115,6 +128,8 @@ _BUCKET_SCHEMA = pa.schema(
         ("performance", pa.string()),  # the performance summary as JSON, if any
     ]
 )
+# A join shard's reports' performance slots: format 3's bucket rows, each naming its report.
+_REPORT_SCHEMA = pa.schema([("join_key", pa.string()), ("offset", pa.int64()), *_BUCKET_SCHEMA])
 _LAYOUTS: dict[int, tuple[ReferenceProfile, BucketLayout]] = {}
 ProfileFor = Callable[[str], "ReferenceProfile | None"]  # version → its profile (None: not configured)
 
@@ -127,7 +142,9 @@ EMITTED_AT_HEADER = "model-health-emitted-at"
 RANGE_PART_HEADER = "model-health-range-part"
 MODEL_KIND = "model"
 PIPELINE_KIND = "pipeline"
-KINDS = (MODEL_KIND, PIPELINE_KIND)
+JOIN_KIND = "join"  # a join shard's rows: stage 1 → the shard's partition
+JOINED_KIND = "joined"  # a join shard's report: the shard's partition → the model's owner
+KINDS = (MODEL_KIND, PIPELINE_KIND, JOIN_KIND, JOINED_KIND)
 # A stage-2 owner's merged state, published into its own summaries partition (see stage2).
 SNAPSHOT_KIND = "snapshot"
 SNAPSHOT_KEY = b"\x00snapshot"
@@ -142,6 +159,7 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 # label row a few tens.
 MAX_SUMMARIES_PER_MESSAGE = 500
 MAX_ROWS_PER_MESSAGE = 10_000
+MAX_REPORTS_PER_MESSAGE = 1_000  # join shards' reports in one ``joined`` message
 # Halves carry their raw payload: at most this much of their JSON text per message (a
 # single bigger half goes alone).
 MAX_HALF_BYTES_PER_MESSAGE = 256 * 1024
@@ -292,6 +310,11 @@ def _frame(data: bytes) -> bytes:
     return _LENGTH.pack(len(data)) + data
 
 
+def _rings(part: VersionPartial) -> dict[str, dict[int, Bucket | PackedBucket]]:
+    """A version's slot buckets by role (performance only on a join shard's report)."""
+    return {PREDICTION_ROLE: part.predictions, LABEL_ROLE: part.labels, PERFORMANCE_ROLE: part.performance}
+
+
 def split_model_partial(
     partial: ModelPartial,
     max_summaries: int = MAX_SUMMARIES_PER_MESSAGE,
@@ -309,7 +332,7 @@ def split_model_partial(
         max_half_bytes = MAX_HALF_BYTES_PER_MESSAGE
     pieces: list[tuple[int, str, str, int]] = []  # (summaries, version, role, start)
     for version, part in sorted(partial.versions.items()):
-        for role, ring in ((PREDICTION_ROLE, part.predictions), (LABEL_ROLE, part.labels)):
+        for role, ring in _rings(part).items():
             for start, bucket in sorted(ring.items()):
                 summaries = 1 + (
                     bin(bucket.present).count("1")
@@ -345,9 +368,8 @@ def split_model_partial(
             parts.append(empty(first=False))
             held = 0
         source = partial.versions[version]
-        ring = source.predictions if role == PREDICTION_ROLE else source.labels
         target = parts[-1].versions[version]
-        (target.predictions if role == PREDICTION_ROLE else target.labels)[start] = ring[start]
+        _rings(target)[role][start] = _rings(source)[role][start]
         if (role, start) in source.newest:
             target.newest[(role, start)] = source.newest[(role, start)]
         held += summaries
@@ -402,7 +424,7 @@ def encode_model_partial(
     joins: list[pa.Table] = []
     packed_rows: list[dict[str, object]] = []
     for version, part in partial.versions.items():
-        for role, ring in ((PREDICTION_ROLE, part.predictions), (LABEL_ROLE, part.labels)):
+        for role, ring in _rings(part).items():
             for start, bucket in sorted(ring.items()):
                 if format_version >= KEYED_FORMAT:
                     packed_rows.append(_packed_row(version, role, start, part, bucket, profile_for))
@@ -454,8 +476,12 @@ def encode_model_partial(
     return MAGIC + _SIZE.pack(len(body)) + _ZSTD.compress(body, asbytes=True)
 
 
-def _layout(profile: ReferenceProfile) -> BucketLayout:
+def bucket_layout(profile: ReferenceProfile) -> BucketLayout:
     """The profile's bucket layout, built once per profile object."""
+    return _layout(profile)
+
+
+def _layout(profile: ReferenceProfile) -> BucketLayout:
     known = _LAYOUTS.get(id(profile))
     if known is None or known[0] is not profile:
         known = _LAYOUTS[id(profile)] = (profile, BucketLayout.of(profile))
@@ -497,7 +523,7 @@ def _wire_schemas(format_version: int) -> tuple[pa.Schema, pa.Schema]:
     return _ID_JOIN_SCHEMA, LABEL_SCHEMA
 
 
-def _frames(value: bytes) -> list[bytes]:
+def _frames(value: bytes, minimum: int = 3) -> list[bytes]:
     if not value.startswith(MAGIC) or len(value) < len(MAGIC) + _SIZE.size:
         raise WireError("invalid_summary", "not a model-health partial summary (bad magic)")
     (size,) = _SIZE.unpack_from(value, len(MAGIC))
@@ -517,7 +543,7 @@ def _frames(value: bytes) -> list[bytes]:
             raise WireError("invalid_summary", "partial summary is truncated")
         frames.append(body[at : at + length])
         at += length
-    if len(frames) < 3:
+    if len(frames) < minimum:
         raise WireError("invalid_summary", "partial summary is truncated")
     return frames
 
@@ -614,30 +640,129 @@ def _read_packed_buckets(partial: ModelPartial, table: pa.Table, profiles: dict[
     """Format 3's bucket table into the partial's versions, checked against their layouts."""
     if table.schema != _BUCKET_SCHEMA:
         raise WireError("invalid_summary", "partial summary buckets have another schema")
+    for row in _rows(table):
+        _read_packed_row(partial, row, profiles)
+
+
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
     names = table.column_names
-    for values in zip(*(column.to_pylist() for column in table.columns)):
-        row = dict(zip(names, values))
-        version, role, start, newest = row["model_version"], row["role"], row["bucket_start"], row["newest"]
-        if version not in partial.versions or role not in (PREDICTION_ROLE, LABEL_ROLE):
-            raise WireError("invalid_summary", f"bucket of version {version!r}, role {role!r}")
-        if start is None or start % partial.slot_seconds:
-            raise WireError("invalid_summary", f"bucket start {start!r} is not a {partial.slot_seconds}s slot")
-        profile = profiles[version]
-        performance = None
-        if row["performance"] is not None:
-            try:
-                performance = performance_from_json(profile.metadata.task, row["performance"])
-            except (TypeError, KeyError, ValueError) as error:
-                raise WireError("invalid_summary", f"{partial.model} v{version} performance: {error}") from None
-        layout = _layout(profile)
+    return [dict(zip(names, values)) for values in zip(*(column.to_pylist() for column in table.columns))]
+
+
+def _read_packed_row(partial: ModelPartial, row: dict[str, Any], profiles: Mapping[str, ReferenceProfile]) -> None:
+    version, role, start, newest = row["model_version"], row["role"], row["bucket_start"], row["newest"]
+    if version not in partial.versions or role not in (PREDICTION_ROLE, LABEL_ROLE, PERFORMANCE_ROLE):
+        raise WireError("invalid_summary", f"bucket of version {version!r}, role {role!r}")
+    if start is None or start % partial.slot_seconds:
+        raise WireError("invalid_summary", f"bucket start {start!r} is not a {partial.slot_seconds}s slot")
+    profile = profiles[version]
+    performance = None
+    if row["performance"] is not None:
         try:
-            bucket = packed_from_row(row, layout, performance)  # merged as it is, never unpacked
-        except ValueError as error:
-            raise WireError("invalid_summary", f"{partial.model} v{version} bucket {start}: {error}") from None
-        part = partial.versions[version]
-        (part.predictions if role == PREDICTION_ROLE else part.labels)[start] = bucket
-        if newest is not None:
-            part.newest[(role, start)] = float(newest)
+            performance = performance_from_json(profile.metadata.task, row["performance"])
+        except (TypeError, KeyError, ValueError) as error:
+            raise WireError("invalid_summary", f"{partial.model} v{version} performance: {error}") from None
+    layout = _layout(profile)
+    try:
+        bucket = packed_from_row(row, layout, performance)  # merged as it is, never unpacked
+    except ValueError as error:
+        raise WireError("invalid_summary", f"{partial.model} v{version} bucket {start}: {error}") from None
+    part = partial.versions[version]
+    _rings(part)[role][start] = bucket
+    if newest is not None:
+        part.newest[(role, start)] = float(newest)
+
+
+# ---------------------------------------------------------------------------------------------
+# Join shards' reports.
+
+
+@dataclass(frozen=True)
+class ShardReport:
+    """What one join shard made at one offset of its summaries partition, for its model's owner:
+    performance slots (``partial``'s versions) and its counts (``partial.join_reports``, one)."""
+
+    key: str  # the shard's join key
+    offset: int  # the offset of the shard's partition whose merge made it
+    emitted_at: float  # that partition's watermark then: the owner's join clock moves with it
+    partial: ModelPartial
+
+
+def encode_reports(reports: list[ShardReport], profile_for: Callable[[str, str], ReferenceProfile | None]) -> bytes:
+    """Reports of one partition's join shards (any models, any offsets) as one ``joined`` body:
+    a JSON list of the reports and their counts, then one table of their performance slots as
+    packed rows, each naming its report by join key and offset."""
+    entries = []
+    rows: list[dict[str, object]] = []
+    for report in reports:
+        partial = report.partial
+        (counts,) = partial.join_reports
+        entries.append(
+            [
+                report.key,
+                report.offset,
+                report.emitted_at,
+                partial.slot_seconds,
+                [counts.shard, counts.joined, counts.unmatched, counts.pending],
+                {version: part.profile_created_at for version, part in partial.versions.items()},
+            ]
+        )
+        for version, part in partial.versions.items():
+            for start, bucket in sorted(part.performance.items()):
+                row = _packed_row(
+                    version,
+                    PERFORMANCE_ROLE,
+                    start,
+                    part,
+                    bucket,
+                    lambda v, model=partial.model: profile_for(model, v),  # type: ignore[misc]
+                )
+                rows.append({"join_key": report.key, "offset": report.offset, **row})
+    metadata = json.dumps({"format": KEYED_FORMAT, "reports": entries}).encode()
+    body = _frame(metadata) + _frame(ipc_bytes(pa.Table.from_pylist(rows, schema=_REPORT_SCHEMA)))
+    return MAGIC + _SIZE.pack(len(body)) + _ZSTD.compress(body, asbytes=True)
+
+
+def decode_reports(value: bytes, profile_for: Callable[[str, str], ReferenceProfile | None]) -> list[ShardReport]:
+    """The reports of a ``joined`` body, in the order they were made (:func:`encode_reports`).
+
+    Raises :class:`WireError` (``invalid_summary``, ``unknown_model``, ``profile_mismatch``)."""
+    frames = _frames(value, minimum=2)
+    try:
+        metadata = json.loads(frames[0])
+        readable_format(metadata.get("format"))
+        reports: dict[tuple[str, int], ShardReport] = {}
+        profiles: dict[tuple[str, int], dict[str, ReferenceProfile]] = {}
+        for key, offset, emitted_at, slot, counts, versions in metadata["reports"]:
+            model, _ = join_shard_of(_text(key))
+            partial = ModelPartial(model, int(slot), join_reports=[JoinReport(*(_count(n) for n in counts))])
+            known: dict[str, ReferenceProfile] = {}
+            for version, created_at in versions.items():
+                profile = profile_for(model, version)
+                if profile is None:
+                    raise WireError("unknown_model", f"model {model!r} version {version!r} is not configured here")
+                if created_at != profile.metadata.created_at:
+                    raise WireError(
+                        "profile_mismatch", f"{model} v{version}: a join shard folded against another profile"
+                    )
+                known[version] = profile
+                partial.versions[version] = VersionPartial(float(created_at))
+            at = (key, _count(offset))
+            reports[at] = ShardReport(key, at[1], float(emitted_at), partial)
+            profiles[at] = known
+        table = _table(frames[1])
+        if table.schema != _REPORT_SCHEMA:
+            raise WireError("invalid_summary", "join shard reports have another schema")
+        for row in _rows(table):
+            at = (row["join_key"], row["offset"])
+            if at not in reports or row["role"] != PERFORMANCE_ROLE:
+                raise WireError("invalid_summary", f"a performance row of no report, or of role {row['role']!r}")
+            _read_packed_row(reports[at].partial, row, profiles[at])
+    except WireError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, pa.ArrowException) as error:
+        raise WireError("invalid_summary", f"malformed join shard reports: {error!r}") from None
+    return list(reports.values())
 
 
 def _keyed(model: str, join: pa.Table, labels: pa.Table) -> tuple[pa.Table, pa.Table]:

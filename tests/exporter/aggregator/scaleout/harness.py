@@ -150,7 +150,8 @@ class Cluster:
             SUMMARY_PARTITIONS,
             clock=self.clock,
             extra_lag=lambda: dict(partial.lag),
-            dead_letters=HookedProducer(self.log) if self.snapshots else None,
+            # Stage 2's producer: snapshots, and join shards' reports to their models' owners.
+            dead_letters=HookedProducer(self.log) if self.snapshots or config.kafka.join_shards else None,
             snapshots=GroupConsumer(self.snapshot_group) if self.snapshots else None,
         )
         replica = Replica(self, partial, merge, producer)

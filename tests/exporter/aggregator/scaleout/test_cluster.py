@@ -45,9 +45,11 @@ def scraped(cluster: Cluster) -> dict[str, float]:
     return combine([exposition(r.merge.evaluate(), r.merge.latency()) for r in cluster.replicas])
 
 
-def new_cluster(profiles, traffic, tmp_path, feeder: bool = False) -> Cluster | tuple[Cluster, Feeder]:
+def new_cluster(
+    profiles, traffic, tmp_path, feeder: bool = False, join_shards: int = 0
+) -> Cluster | tuple[Cluster, Feeder]:
     log = FakeLog()
-    cluster = Cluster(make_config(profiles, tmp_path / "state"), log, Clock(NOW))
+    cluster = Cluster(make_config(profiles, tmp_path / "state", join_shards=join_shards), log, Clock(NOW))
     if feeder:
         return cluster, Feeder(log, traffic)
     fill(log, traffic)
@@ -63,9 +65,11 @@ def test_the_single_run_counts_what_was_sent(expected, traffic):
     assert any(d.drift for m in snapshot.models for d in m.windows["1h"].features.values())
 
 
-@pytest.mark.parametrize("replicas", [1, 2, 3])
-def test_replicas_export_what_one_process_exports(profiles, traffic, expected, tmp_path, replicas):
-    cluster = new_cluster(profiles, traffic, tmp_path)
+@pytest.mark.parametrize(("replicas", "join_shards"), [(1, 0), (2, 0), (3, 0), (1, 3), (3, 5)])
+def test_replicas_export_what_one_process_exports(profiles, traffic, expected, tmp_path, replicas, join_shards):
+    """With join shards the labels are joined on other partitions than their models' (here
+    both), and the owners' metrics are still those of one process."""
+    cluster = new_cluster(profiles, traffic, tmp_path, join_shards=join_shards)
     for i in range(replicas):
         cluster.start(tmp_path / f"r{i}")
     cluster.drain()
@@ -81,21 +85,26 @@ SEEDS = int(os.environ.get("SCALEOUT_SEEDS", "5"))
 
 
 @pytest.mark.parametrize(
-    ("seed", "parts"), [(s, False) for s in range(SEEDS)] + [(s, True) for s in range(max(2, SEEDS // 2))]
+    ("seed", "parts", "join_shards"),
+    [(s, False, 0) for s in range(SEEDS)]
+    + [(s, True, 0) for s in range(max(2, SEEDS // 2))]
+    + [(s, parts, 3) for s in range(max(2, SEEDS // 2)) for parts in (False, True)],
 )
 def test_kill_9_at_random_points_counts_every_record_once(
-    profiles, traffic, expected, tmp_path, seed, parts, monkeypatch
+    profiles, traffic, expected, tmp_path, seed, parts, join_shards, monkeypatch
 ):
     """Replicas die anywhere — mid-poll, between the intent and the produce, halfway
     through a flush's messages, before the final commit — produces fail, replicas come back,
     new ones join, partitions move; the end state equals the clean single-process run.
     With ``parts``, every range goes out in many small messages (as a big one would), so
-    deaths also fall between the parts of one range."""
+    deaths also fall between the parts of one range. With ``join_shards``, stage 2 produces
+    too (join shards' reports): its sends die and fail as well, and a replay batches the
+    reports otherwise than the first pass did."""
     if parts:
         monkeypatch.setattr(wire, "MAX_SUMMARIES_PER_MESSAGE", 20)
         monkeypatch.setattr(wire, "MAX_ROWS_PER_MESSAGE", 7)
     rng = np.random.default_rng(seed)
-    cluster, feeder = new_cluster(profiles, traffic, tmp_path, feeder=True)
+    cluster, feeder = new_cluster(profiles, traffic, tmp_path, feeder=True, join_shards=join_shards)
     generation = 0
 
     producers = []
@@ -112,8 +121,14 @@ def test_kill_9_at_random_points_counts_every_record_once(
     crashes = 0
     for _ in range(12):
         victim = cluster.replicas[int(rng.integers(len(cluster.replicas)))]
-        where = rng.choice(["poll", "intent", "produce", "commit", "lost"])
-        if where == "intent":  # the intent is written, nothing produced
+        places = ["poll", "intent", "produce", "commit", "lost"]
+        where = rng.choice(places + ["report", "report-lost"] if join_shards else places)
+        reports = victim.merge._dead_letters
+        if where == "report":  # stage 2 dies sending join shards' reports
+            reports.die_after = reports.sent + int(rng.integers(0, 3))
+        elif where == "report-lost":  # a send of reports fails: they stay, and go again
+            reports.fail_after = reports.sent + int(rng.integers(0, 3))
+        elif where == "intent":  # the intent is written, nothing produced
             victim.producer.die_after = victim.producer.sent
         elif where == "produce":  # some of a flush's messages are out
             victim.producer.die_after = victim.producer.sent + int(rng.integers(1, 4))

@@ -40,9 +40,9 @@ def expected(profiles, traffic, tmp_path_factory):
     return exposition(aggregator.snapshot(), aggregator.latency())
 
 
-def _cluster(profiles, traffic, tmp_path) -> tuple[Cluster, Feeder]:
+def _cluster(profiles, traffic, tmp_path, join_shards: int = 0) -> tuple[Cluster, Feeder]:
     log = FakeLog()
-    config = make_config(profiles, tmp_path / "state", snapshot_interval_seconds=0)
+    config = make_config(profiles, tmp_path / "state", snapshot_interval_seconds=0, join_shards=join_shards)
     return Cluster(config, log, Clock(NOW), snapshots=True), Feeder(log, traffic)
 
 
@@ -63,8 +63,13 @@ def _count_merges(replica) -> list[tuple[int, int]]:  # noqa: ANN001 - a harness
     return merged
 
 
-def test_a_new_owner_restores_the_snapshot_and_merges_only_what_came_after(profiles, traffic, expected, tmp_path):
-    cluster, feeder = _cluster(profiles, traffic, tmp_path)
+@pytest.mark.parametrize("join_shards", [0, 3])
+def test_a_new_owner_restores_the_snapshot_and_merges_only_what_came_after(
+    profiles, traffic, expected, tmp_path, join_shards
+):
+    """With join shards the snapshot also holds the shards' waiting rows and what they last
+    reported; the reports the first owner made after it are made again, and merged once."""
+    cluster, feeder = _cluster(profiles, traffic, tmp_path, join_shards)
     first = cluster.start(tmp_path / "first")
     feeder.feed(len(feeder.pending) * 2 // 3)
     cluster.drain()

@@ -6,16 +6,21 @@ import json
 import math
 from dataclasses import replace
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from detectors.profile import summary_counts
-from exporter.aggregator.scaleout import wire
+from exporter.aggregator.scaleout import routing, wire
+from exporter.aggregator.scaleout.join_shards import split_join
+from exporter.config.aggregator import AggregatorKafkaConfig
 from exporter.kafka import Message
+from exporter.pipeline.buckets import Joined, performance_buckets
 from exporter.pipeline.packed import BucketLayout, PackedBucket, unpack
-from exporter.pipeline.partial import join_rows, label_rows
+from exporter.pipeline.partial import JoinReport, join_rows, label_rows
 from exporter.pipeline.snapshot import HistogramState
 from exporter.pipeline.windows import ModelWindows, WindowSpec
 from exporter.profiles import load_profile
@@ -244,3 +249,74 @@ def test_a_big_partial_splits_into_parts_that_add_up(profile):
     assert (first.errors, first.latency) == (3, partial.versions["7"].latency)  # counters once, in part 0
     assert all(p.versions["7"].errors == 0 and p.versions["7"].latency is None for p in parts[1:])
     assert wire.split_model_partial(partial) == [partial]  # small enough: one message
+
+
+# ---------------------------------------------------------------------------------------------
+# Join shards.
+
+
+def test_split_join_sends_each_row_to_the_shard_its_key_names(profile):
+    """Stage 1 with ``kafka.join_shards``: the owner's partial keeps everything but the join's
+    rows; every join and label row goes to exactly one shard, the one its request key names."""
+    partial = folded(profile)
+    rest, shards = split_join(partial, 4)
+    assert rest.labels is None and rest.versions["7"].join is None
+    assert bucket_values(rest.versions["7"].predictions) == bucket_values(partial.versions["7"].predictions)
+    assert rest.versions["7"].errors == 3 and set(shards) == {0, 1, 2, 3}
+    sent = sorted(partial.versions["7"].join.column("request_key").to_pylist())
+    got = sorted(k for s in shards.values() for k in s.versions["7"].join.column("request_key").to_pylist())
+    assert got == sent
+    labels = sorted(
+        k for s in shards.values() if s.labels is not None for k in s.labels.column("request_key").to_pylist()
+    )
+    assert labels == sorted(partial.labels.column("request_key").to_pylist())
+    for shard, part in shards.items():
+        keys = part.versions["7"].join.column("request_key").to_numpy()
+        assert (routing.join_shards_of(keys, 4) == shard).all()
+        assert part.versions["7"].predictions == {} and part.versions["7"].errors == 0
+
+
+def _report(profile, key: str, offset: int, pairs: int) -> wire.ShardReport:
+    joined = Joined(
+        timestamps=1000.0 + np.arange(pairs, dtype=np.float64),
+        labels=np.array(["1", "0"] * (pairs // 2), dtype=object),
+        scores=np.linspace(0, 1, pairs),
+        classes=None,
+    )
+    performance = performance_buckets(profile, joined, 30)
+    assert performance  # the profile is a classifier's: pairs fold into performance
+    model, shard = routing.join_shard_of(key)
+    version = wire.VersionPartial(profile.metadata.created_at, performance=performance)
+    partial = wire.ModelPartial(model, 30, {"7": version}, join_reports=[JoinReport(shard, pairs, 2, 7)])
+    return wire.ShardReport(key, offset, 1234.5 + offset, partial)
+
+
+def test_join_shard_reports_round_trip(profile):
+    reports = [_report(profile, "join:0:fraud", 11, 40), _report(profile, "join:2:fraud", 11, 20)]
+    reports.append(_report(profile, "join:0:fraud", 14, 60))
+    value = wire.encode_reports(reports, lambda model, version: profile)
+    back = wire.decode_reports(value, lambda model, version: profile if (model, version) == ("fraud", "7") else None)
+    assert [(r.key, r.offset, r.emitted_at) for r in back] == [(r.key, r.offset, r.emitted_at) for r in reports]
+    for sent, got in zip(reports, back):
+        assert got.partial.join_reports == sent.partial.join_reports and got.partial.model == "fraud"
+        want, have = sent.partial.versions["7"].performance, got.partial.versions["7"].performance
+        assert sorted(want) == sorted(have)
+        for start in want:
+            assert have[start].performance == want[start].performance
+            assert unpack(have[start], BucketLayout.of(profile)).loss == want[start].loss
+    with pytest.raises(wire.WireError) as refused:
+        wire.decode_reports(value, lambda model, version: None)
+    assert refused.value.reason == "unknown_model"
+
+
+@given(st.binary(max_size=200))
+def test_garbage_reports_are_refused_never_raised(data):
+    for value in (data, wire.MAGIC + data):
+        with pytest.raises(wire.WireError):
+            wire.decode_reports(value, lambda model, version: None)
+
+
+def test_join_shards_need_the_keyed_format():
+    with pytest.raises(ValidationError, match="join_shards"):
+        AggregatorKafkaConfig(join_shards=4, summaries_format=2)
+    assert AggregatorKafkaConfig(join_shards=4).join_shards == 4
