@@ -64,8 +64,13 @@ PerformanceSummary = ClassificationSummary | RegressionSummary
 
 def performance_from_json(task: str | None, text: str | bytes) -> PerformanceSummary:
     """A stored performance summary (its ``to_dict`` as JSON), of the kind the task folds."""
+    return performance_from_dict(task, json.loads(text))
+
+
+def performance_from_dict(task: str | None, document: dict[str, Any]) -> PerformanceSummary:
+    """A performance summary from its ``to_dict`` form, of the kind the task folds."""
     summary_cls = ClassificationSummary if task == "classification" else RegressionSummary
-    return summary_cls.from_dict(json.loads(text))
+    return summary_cls.from_dict(document)
 
 
 _CLASSIFICATION_MAX_INT_CLASSES = 20
