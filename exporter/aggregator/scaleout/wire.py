@@ -575,13 +575,27 @@ def _frames(value: bytes, minimum: int = 3) -> list[bytes]:
     return frames
 
 
+def _empty_tables() -> dict[bytes, pa.Table]:
+    """The bytes this build writes for an empty join or label table, and the table they read as."""
+    schemas = [schema for version in WIRE_FORMATS for schema in _wire_schemas(version)]
+    return {ipc_bytes(schema.empty_table()): schema.empty_table() for schema in schemas}
+
+
 def _table(frame: bytes) -> pa.Table:
+    # Most owners' partials carry no join rows (join shards take them), most shards' none of the
+    # other side: an empty table's frame is recognised by its bytes, not read (~50 µs each).
+    empty = _EMPTY_TABLES.get(frame)
+    if empty is not None:
+        return empty
     try:
         table = pa.ipc.open_stream(pa.py_buffer(frame)).read_all()
         table.validate(full=True)  # damaged buffers are refused here, not read out of bounds later
         return table
     except (pa.ArrowException, OSError, ValueError) as error:
         raise WireError("invalid_summary", f"unreadable partial summary table: {error}") from None
+
+
+_EMPTY_TABLES = _empty_tables()
 
 
 def decode_model_partial(value: bytes, profile_for: ProfileFor) -> ModelPartial:
