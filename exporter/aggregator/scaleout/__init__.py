@@ -9,7 +9,10 @@ way Kafka Streams repartitions:
   (:mod:`~exporter.aggregator.scaleout.wire`, :mod:`~exporter.aggregator.scaleout.routing`);
 - **stage 2** (:mod:`~exporter.aggregator.scaleout.stage2`, group ``<group_id>-merge``): the replica
   holding a summaries partition owns every model routed there — merges its partials, joins
-  its labels, evaluates it and exports it.
+  its labels, evaluates it and exports it;
+- **join shards** (:mod:`~exporter.aggregator.scaleout.join_shards`, ``kafka.join_shards``):
+  stage 1 sends a model's label-join rows by request key to partitions of their own, whose
+  holders join them and report performance slots and counts to the model's owner.
 
 Exactly-once across both stages rests on progress stored in the output: every partial names
 the source offset range it covers, stage 1 records a flush's end before producing it and

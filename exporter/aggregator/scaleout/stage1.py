@@ -44,6 +44,10 @@ Unpublished work is dropped at revoke. kafka-python 3 keeps the fetch position o
 partition that stays assigned across a rebalance, so such a partition is sought back to
 where its dropped work began; a partition new to this replica starts at the group's commit.
 
+With ``kafka.join_shards`` set, a model partial's label-join rows leave it for one ``join``
+message per shard their request keys fall in (:func:`~exporter.aggregator.scaleout.join_shards.split_join`),
+published in the same flush, keyed and routed by the shard's join key.
+
 KServe request/response CloudEvents and Seldon inputs/outputs messages are *not* paired
 here: on an unkeyed topic the two halves of one inference sit on partitions different
 replicas hold. Each half is read as far as its model (:mod:`exporter.aggregator.scaleout.halves`);

@@ -45,6 +45,12 @@ deduplicated by the producer's sequence number — as long as the sidecar puts t
 partition :func:`~exporter.aggregator.scaleout.routing.summary_partition` names (otherwise they are
 refused as ``misrouted``, not split between owners).
 
+**Join shards** (``kafka.join_shards``): a ``join`` message is a shard's rows; the partition
+holding the shard joins them (:mod:`exporter.aggregator.scaleout.join_shards`) and, after each
+message that changed a shard, owes the model's owner a report, sent at the end of the poll as
+a ``joined`` message. The owner merges reports one by one, skipping those whose offset it has
+passed. A partition's state is saved only once its reports are acknowledged.
+
 **Merging** a partial — lateness per slot, counters, the label join — is the owner's one
 merge (:class:`~exporter.pipeline.owner.OwnedModels`), the same code single mode merges each
 poll with; each summaries partition's state holds one.
