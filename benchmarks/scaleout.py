@@ -237,7 +237,7 @@ def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson", join
         def timed(state, message):  # type: ignore[no-untyped-def]
             began = time.perf_counter()
             merge_one(state, message)
-            state.shards.reports(message.offset, state.watermark)
+            stage.after_merge(state, message.offset)
             kind = dict(message.headers).get(wire.KIND_HEADER, b"").decode()
             by_kind[kind] = by_kind.get(kind, 0.0) + time.perf_counter() - began
 

@@ -90,10 +90,15 @@ class CarriedHalf:
     format: str  # "kserve" or "seldon": which join buffer it goes to
     topic: str  # the source topic: refusals are counted under it
     document: str  # the half as join_state writes a waiting one
+    # The text of the key the two halves of an inference pair on, where stage 1 read it: what
+    # routes both to one join shard (not sent: the document holds the key).
+    pairs_on: str = field(default="", compare=False)
 
     @classmethod
     def of(cls, format: str, topic: str, side: Side, half: InferenceHalf) -> CarriedHalf:
-        return cls(format, topic, half_document(Waiting(half.key, side, half, 0.0)))
+        key = half.key
+        pairs_on = "\x1f".join(map(str, key)) if isinstance(key, tuple) else str(key)
+        return cls(format, topic, half_document(Waiting(half.key, side, half, 0.0)), pairs_on)
 
     def half(self) -> tuple[Side, InferenceHalf]:
         waiting = half_from_document(self.document)

@@ -40,6 +40,7 @@ from exporter.pipeline.label_join import LabelJoiner
 from exporter.pipeline.model_versions import ModelKey
 from exporter.pipeline.packed import BucketLayout, OpenBucket, PackedBucket
 from exporter.pipeline.partial import JoinReport, ModelPartial, VersionPartial
+from exporter.pipeline.request_keys import request_keys
 
 
 def split_join(partial: ModelPartial, shards: int) -> tuple[ModelPartial, dict[int, ModelPartial]]:
@@ -60,6 +61,13 @@ def split_join(partial: ModelPartial, shards: int) -> tuple[ModelPartial, dict[i
     if partial.labels is not None and partial.labels.num_rows:
         for shard, rows in _by_shard(partial.labels, shards):
             shard_partial(shard).labels = rows
+    if partial.halves:
+        # Both halves of an inference go where the key they pair on routes; the records they
+        # make go on to the shards of their own request ids (ShardJoins' owner sees to it).
+        keys = request_keys(partial.model, [half.pairs_on for half in partial.halves])
+        for half, shard in zip(partial.halves, join_shards_of(keys, shards).tolist()):
+            shard_partial(shard).halves.append(half)
+        rest.halves = []
     return rest, dict(sorted(by_shard.items()))
 
 
@@ -99,6 +107,19 @@ def combine_reports(reports: list[ShardReport], layout_of: Callable[[str, str], 
     return list(combined.values())
 
 
+@dataclass(frozen=True)
+class Forward:
+    """A message the partition owes another one for what merging one of its offsets made:
+    a model partial of records paired here (``model``), or join rows of a shard elsewhere
+    (``join``); its source is that offset, ``[offset, offset + 1)``."""
+
+    kind: str
+    key: str
+    offset: int
+    emitted_at: float
+    partial: ModelPartial
+
+
 @dataclass
 class ShardJoins:
     """The join shards one summaries partition holds, and the reports they owe their owners.
@@ -115,6 +136,7 @@ class ShardJoins:
     # join key → (joined, unmatched, pending) as last reported
     reported: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     outbox: list[ShardReport] = field(default_factory=list)  # reports not yet acknowledged, in order
+    forward: list[Forward] = field(default_factory=list)  # other messages not yet acknowledged
     _pairs: dict[tuple[str, str, bool, bool], list[Joined]] = field(default_factory=dict)
     _touched: set[str] = field(default_factory=set)
 
@@ -186,9 +208,13 @@ class ShardJoins:
             )
             self.outbox.append(ShardReport(key, offset, emitted_at, report))
 
+    @property
+    def unsent(self) -> bool:
+        return bool(self.outbox or self.forward)
+
     # Checkpoint support: the shards are part of their partition's exactly-once state.
     def export_state(self) -> dict[str, object]:
-        if self.outbox or self._pairs:
+        if self.outbox or self.forward or self._pairs:
             raise RuntimeError("join shards with unsent reports are not checkpointed")
         return {
             "joiner": self.joiner.export_state(),

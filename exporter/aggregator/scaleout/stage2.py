@@ -58,6 +58,7 @@ poll with; each summaries partition's state holds one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -72,9 +73,11 @@ from exporter.aggregator.checkpoint import Checkpoint, decode_checkpoint, encode
 from exporter.aggregator.inputs import Models, logger_modes, model_identity
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.halves import Pairing
-from exporter.aggregator.scaleout.join_shards import ShardJoins, combine_reports
-from exporter.aggregator.scaleout.routing import join_shard_of, summary_partition
+from exporter.aggregator.scaleout.join_shards import Forward, ShardJoins, combine_reports, split_join
+from exporter.aggregator.scaleout.routing import join_key, join_shard_of, summary_partition
 from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig
+from exporter.decoders.inference_pairs import InferenceHalf
+from exporter.decoders.joiner import Side
 from exporter.kafka import Consumer, DeadLetter, KafkaIOError, Message, Producer, TopicPartition
 from exporter.pipeline import summary_wire
 from exporter.pipeline.evaluation import Evaluator
@@ -83,7 +86,7 @@ from exporter.pipeline.label_join import LabelJoiner
 from exporter.pipeline.model_versions import ModelKey
 from exporter.pipeline.owner import OwnedModels, PartialMismatch
 from exporter.pipeline.packed import BucketLayout
-from exporter.pipeline.partial import PREDICTION_ROLE, ModelPartial, VersionPartial
+from exporter.pipeline.partial import PREDICTION_ROLE, CarriedHalf, ModelPartial, VersionPartial
 from exporter.pipeline.snapshot import HistogramState, Snapshot
 from exporter.pipeline.windows import WindowSpec, slot_seconds
 from exporter.records import Decoded, Rejected
@@ -123,6 +126,7 @@ class PartitionState:
     owned: OwnedModels  # the models routed here: windows, label join, counters
     pairing: Pairing  # KServe/Seldon halves waiting for their partner
     shards: ShardJoins  # the join shards routed here (kafka.join_shards) and their unsent reports
+    paired: list[dict[str, Decoded]] = field(default_factory=list)  # paired while merging a message
     merged_ends: dict[DedupKey, tuple[int, frozenset[int]]] = field(
         default_factory=dict
     )  # → newest range end, its parts merged
@@ -316,7 +320,7 @@ class MergeStage:
             offsets = {
                 (self.topic, p): s.next_offset
                 for p, s in self.states.items()
-                if s.restoring is None and not s.shards.outbox
+                if s.restoring is None and not s.shards.unsent
             }
         self.evaluator.checkpoint_at = self.clock()
         self._flush_dead_letters()
@@ -348,7 +352,7 @@ class MergeStage:
                 (state.partition, state.next_offset, self._checkpoint_bytes(state))
                 for state in self.states.values()
                 if state.restoring is None
-                and not state.shards.outbox
+                and not state.shards.unsent
                 and state.next_offset not in (0, state.snapshot_covers)
                 and now - state.snapshot_at >= self.config.kafka.snapshot_interval_seconds
             ]
@@ -454,7 +458,7 @@ class MergeStage:
                     if message.offset < state.next_offset:
                         continue
                     self.merge(state, message)
-                    state.shards.reports(message.offset, state.watermark)
+                    self.after_merge(state, message.offset)
                     state.next_offset = message.next_offset
                     state.dirty = True
                 for state in self.states.values():
@@ -462,18 +466,25 @@ class MergeStage:
         self._update_lag()
         return len(messages)
 
+    def after_merge(self, state: PartitionState, offset: int) -> None:
+        """What merging the message at ``offset`` owes other partitions, queued (join shards)."""
+        self._route_paired(state, offset)
+        state.shards.reports(offset, state.watermark)
+
     def _send_reports(self, state: PartitionState) -> bool:
         """Send what the partition's join shards owe their models' owners, one message per owner's
         partition (the caller holds the lock); whether nothing is left to send. What fails stays,
         to be sent again."""
-        outbox = state.shards.outbox
-        if not outbox:
+        outbox, forward = state.shards.outbox, state.shards.forward
+        if not (outbox or forward):
             return True
         assert self._dead_letters is not None  # join shards need the producer (checked at start)
         by_owner: dict[int, list[wire.ShardReport]] = {}
         for report in outbox:
             by_owner.setdefault(summary_partition(report.partial.model, self.summary_partitions), []).append(report)
         try:
+            for item in forward:
+                self._send_forward(state, item)
             for owner, reports in sorted(by_owner.items()):
                 for at in range(0, len(reports), wire.MAX_REPORTS_PER_MESSAGE):
                     batch = reports[at : at + wire.MAX_REPORTS_PER_MESSAGE]
@@ -498,7 +509,25 @@ class MergeStage:
             log.warning("summaries[%d]: join shard reports not sent (again later): %s", state.partition, error)
             return False
         outbox.clear()
+        forward.clear()
         return True
+
+    def _send_forward(self, state: PartitionState, item: Forward) -> None:
+        """One offset's paired records for a model's owner, or join rows for a shard elsewhere."""
+        assert self._dead_letters is not None
+        partial = item.partial
+        pieces = wire.split_model_partial(partial, wire.MAX_SUMMARIES_PER_MESSAGE, wire.MAX_ROWS_PER_MESSAGE)
+        for number, piece in enumerate(pieces):
+            summary = wire.SummaryRange(
+                item.kind, item.key, self.topic, state.partition, item.offset, item.offset + 1, item.emitted_at, number
+            )
+            self._dead_letters.send(
+                self.topic,
+                wire.encode_model_partial(piece, profile_for=functools.partial(self._profile, partial.model)),
+                key=item.key.encode(),
+                headers=summary.headers(),
+                partition=summary_partition(item.key, self.summary_partitions),
+            )
 
     def merge(self, state: PartitionState, message: Message) -> None:
         """Merge one summaries message into ``state`` (the caller holds the lock)."""
@@ -548,7 +577,7 @@ class MergeStage:
             if summary.kind == wire.PIPELINE_KIND:
                 state.owned.merge_pipeline(wire.decode_pipeline_partial(message.value))
             elif summary.kind == wire.JOIN_KIND:
-                state.shards.meet(summary.key, self._decode_model(model, message.value), summary.emitted_at)
+                self._merge_join(state, summary, model, message.value)
             else:
                 self._merge_model(state, summary, model, message.value)
         except wire.WireError as error:
@@ -663,17 +692,22 @@ class MergeStage:
             raise wire.WireError("invalid_summary", f"keyed {model!r} but holds {partial.model!r}")
         return partial
 
-    def _merge_model(self, state: PartitionState, summary: wire.SummaryRange, model: str, value: bytes) -> None:
-        partial = self._decode_model(model, value)
+    @staticmethod
+    def _halves(partial: ModelPartial) -> list[tuple[CarriedHalf, Side, InferenceHalf]]:
         halves = []
         for carried in partial.halves:
             try:
                 side, half = carried.half()
             except (ValueError, KeyError, TypeError, IndexError) as error:
                 raise wire.WireError("invalid_summary", f"unreadable request/response half: {error!r}") from None
-            if half.model != model:
-                raise wire.WireError("invalid_summary", f"a half of {half.model!r} in a partial of {model!r}")
+            if half.model != partial.model:
+                raise wire.WireError("invalid_summary", f"a half of {half.model!r} in a partial of {partial.model!r}")
             halves.append((carried, side, half))
+        return halves
+
+    def _merge_model(self, state: PartitionState, summary: wire.SummaryRange, model: str, value: bytes) -> None:
+        partial = self._decode_model(model, value)
+        halves = self._halves(partial)
         try:
             state.owned.merge(partial, summary.emitted_at)
         except PartialMismatch as error:
@@ -682,9 +716,54 @@ class MergeStage:
             # Paired after the partial's own records, in the log's order, on the partition's clock.
             self._fold_paired(state, state.pairing.offer(halves, state.watermark), summary.emitted_at)
 
+    def _merge_join(self, state: PartitionState, summary: wire.SummaryRange, model: str, value: bytes) -> None:
+        """A join shard's rows meet the shard; its halves are paired here, in the log's order."""
+        partial = self._decode_model(model, value)
+        halves = self._halves(partial)
+        state.shards.meet(summary.key, partial, summary.emitted_at)
+        if halves:
+            self._fold_paired(state, state.pairing.offer(halves, state.watermark), summary.emitted_at)
+
     def _fold_paired(self, state: PartitionState, decoded: dict[str, Decoded], emitted_at: float) -> None:
-        """Fold what pairing made — records and refusals — with the one fold, and merge it."""
+        """What pairing made — records and refusals: refusals counted here; records folded with
+        the one fold and merged, or, with join shards, held to be folded once per message
+        (:meth:`_route_paired`)."""
+        if self.config.kafka.join_shards:
+            state.paired.append(decoded)
+            return
+        for partial in self._fold_decoded(state, decoded).values():
+            try:
+                state.owned.merge(partial, emitted_at)
+            except PartialMismatch as error:  # cannot happen for partials folded here; never stop merging
+                log.error("summaries[%d]: records of paired halves not merged: %s", state.partition, error)
+
+    def _route_paired(self, state: PartitionState, offset: int) -> None:
+        """With join shards: the records paired while merging the message at ``offset``, folded as
+        one, go on as that offset's own messages — a model partial (buckets, counters) to each
+        model's owner, and the join rows to their shards: met here when the shard is here, else
+        sent as a ``join`` message. One message per key and offset, so the owner and the shards
+        skip a replay's copies by offset."""
+        if not state.paired:
+            return
         partials: Partials = {}
+        for decoded in state.paired:
+            self._fold_decoded(state, decoded, partials)
+        state.paired.clear()
+        for model, partial in partials.items():
+            rest, by_shard = split_join(partial, self.config.kafka.join_shards)
+            state.shards.forward.append(Forward(wire.MODEL_KIND, model, offset, state.watermark, rest))
+            for shard, rows in by_shard.items():
+                key = join_key(model, shard)
+                if summary_partition(key, self.summary_partitions) == state.partition:
+                    state.shards.meet(key, rows, state.watermark)
+                else:
+                    state.shards.forward.append(Forward(wire.JOIN_KIND, key, offset, state.watermark, rows))
+
+    def _fold_decoded(
+        self, state: PartitionState, decoded: dict[str, Decoded], partials: Partials | None = None
+    ) -> Partials:
+        """Count what pairing refused and dropped; fold its records into ``partials``."""
+        partials = {} if partials is None else partials
 
         def reject(topic: str, items: Iterable[Rejected], rows: int | None = None) -> None:
             self._reject_paired(state, topic, items, rows)
@@ -695,11 +774,7 @@ class MergeStage:
                 state.owned.counters.duplicates[topic] += part.duplicates
             for table in part.predictions:
                 self.folder.fold_predictions(partials, topic, table, reject)
-        for partial in partials.values():
-            try:
-                state.owned.merge(partial, emitted_at)
-            except PartialMismatch as error:  # cannot happen for partials folded here; never stop merging
-                log.error("summaries[%d]: records of paired halves not merged: %s", state.partition, error)
+        return partials
 
     def _reject_paired(
         self,

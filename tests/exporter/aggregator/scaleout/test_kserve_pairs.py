@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from exporter.aggregator.inputs import load_models
-from exporter.aggregator.scaleout.routing import summary_partition
+from exporter.aggregator.scaleout import wire
+from exporter.aggregator.scaleout.routing import join_shard_of, summary_partition
 from exporter.aggregator.scaleout.stage2 import MergeStage
 from exporter.aggregator.single import Aggregator
 from exporter.config import AggregatorConfig
@@ -125,10 +126,12 @@ def test_single_mode_pairs_everything_and_counts_the_unpaired(expected, phases):
     )  # + bad body
 
 
-def run_cluster(profiles, phases, tmp_path, replicas: int = 2, schedule=None) -> tuple[Cluster, dict[str, float]]:
+def run_cluster(
+    profiles, phases, tmp_path, replicas: int = 2, schedule=None, join_shards: int = 0
+) -> tuple[Cluster, dict[str, float]]:
     log = FakeLog()
     topics = Topics(log)
-    cluster = Cluster(make_config(profiles, tmp_path / "state"), log, Clock(NOW))
+    cluster = Cluster(make_config(profiles, tmp_path / "state", join_shards=join_shards), log, Clock(NOW))
     for i in range(replicas):
         cluster.start(tmp_path / f"r{i}")
     for at, traffic in zip((NOW, LATER), phases):
@@ -142,9 +145,24 @@ def run_cluster(profiles, phases, tmp_path, replicas: int = 2, schedule=None) ->
     return cluster, scraped(cluster)
 
 
-def test_two_replicas_on_four_unkeyed_partitions_pair_what_one_process_pairs(profiles, phases, expected, tmp_path):
-    cluster, got = run_cluster(profiles, phases, tmp_path)
+@pytest.mark.parametrize("join_shards", [0, 3])
+def test_two_replicas_on_four_unkeyed_partitions_pair_what_one_process_pairs(
+    profiles, phases, expected, tmp_path, join_shards
+):
+    """With join shards the halves are paired where the key they pair on routes, and the
+    records they make go on to their models' owners and their request ids' shards."""
+    cluster, got = run_cluster(profiles, phases, tmp_path, join_shards=join_shards)
     same_metrics(expected, got)
+    if join_shards:  # the halves went to the shards, none to the owners
+        kinds = [(wire.SummaryRange.of(m), m) for m in cluster.log.messages(SUMMARIES) if wire.SummaryRange.of(m)]
+        halves = set()
+        for summary, message in kinds:
+            if summary.kind in (wire.MODEL_KIND, wire.JOIN_KIND):
+                model = summary.key if summary.kind == wire.MODEL_KIND else join_shard_of(summary.key)[0]
+                profile = lambda v, model=model: cluster.models[(model, v)][1]  # noqa: E731
+                if wire.decode_model_partial(message.value, profile).halves:
+                    halves.add(summary.kind)
+        assert halves == {wire.JOIN_KIND}
     assert got['model_health_records_rejected_total{reason="unmatched_response",topic="model-predictions"}'] == 1
     # The halves really were split: each replica's stage 1 read only some partitions.
     assert all(len(r.partial.consumer.assignment()) < 6 for r in cluster.replicas)
@@ -156,8 +174,8 @@ def test_one_replica_pairs_the_same(profiles, phases, expected, tmp_path):
     same_metrics(expected, got)
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_kills_restarts_and_handovers_mid_stream_pair_the_same(profiles, phases, expected, tmp_path, seed):
+@pytest.mark.parametrize(("seed", "join_shards"), [(s, 0) for s in range(4)] + [(s, 3) for s in range(3)])
+def test_kills_restarts_and_handovers_mid_stream_pair_the_same(profiles, phases, expected, tmp_path, seed, join_shards):
     """Stage-1 replicas die mid-poll, mid-flush and before the final commit, come back and
     join; summaries partitions move between replicas (restored from a checkpoint or replayed
     from offset 0) while halves wait for their partners. The end equals a clean run."""
@@ -168,8 +186,12 @@ def test_kills_restarts_and_handovers_mid_stream_pair_the_same(profiles, phases,
         generation = len(cluster.replicas)
         for _ in range(6):
             victim = cluster.replicas[int(rng.integers(len(cluster.replicas)))]
-            where = rng.choice(["poll", "produce", "commit"])
-            if where == "produce":
+            places = ["poll", "produce", "commit"]
+            where = rng.choice(places + ["forward"] if join_shards else places)
+            if where == "forward":  # stage 2 dies sending what pairing made to owners and shards
+                forward = victim.merge._dead_letters
+                forward.die_after = forward.sent + int(rng.integers(0, 3))
+            elif where == "produce":
                 victim.producer.die_after = victim.producer.sent + int(rng.integers(1, 4))
             elif where == "commit":
                 victim.partial.consumer.commit_hook = _die_on_second_commit()
@@ -186,7 +208,7 @@ def test_kills_restarts_and_handovers_mid_stream_pair_the_same(profiles, phases,
             cluster.start(tmp_path / f"r{generation % 3}")  # restarts reuse state dirs: checkpoints
         topics.send(items)
 
-    cluster, got = run_cluster(profiles, phases, tmp_path, schedule=schedule)
+    cluster, got = run_cluster(profiles, phases, tmp_path, schedule=schedule, join_shards=join_shards)
     same_metrics(expected, got)
     assert crashes["n"] >= 1
 
@@ -290,7 +312,8 @@ def seldon_log(config) -> FakeLog:
     return log
 
 
-def test_seldon_inputs_and_outputs_pair_across_replicas_as_in_one_process(profiles, tmp_path):
+@pytest.mark.parametrize("join_shards", [0, 3])
+def test_seldon_inputs_and_outputs_pair_across_replicas_as_in_one_process(profiles, tmp_path, join_shards):
     phases = [(NOW, seldon_phase(20, "a", lonely=True)), (LATER, seldon_phase(2, "b", lonely=False))]
     config = seldon_config(profiles, tmp_path / "single")
     log = seldon_log(config)
@@ -316,6 +339,7 @@ def test_seldon_inputs_and_outputs_pair_across_replicas_as_in_one_process(profil
     assert sum(v for k, v in expected.items() if 'reason="unmatched_response"' in k) == 1
 
     config = seldon_config(profiles, tmp_path / "state")
+    config = config.model_copy(update={"kafka": config.kafka.model_copy(update={"join_shards": join_shards})})
     log = seldon_log(config)
     cluster = Cluster(config, log, Clock(NOW))
     for i in range(2):
