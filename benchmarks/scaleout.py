@@ -19,9 +19,9 @@ prediction labelled (two label partitions) — goes through:
 
 ``--format kserve`` sends KServe's ``logger.mode: all`` traffic instead (a request and a response
 half per inference, binary CloudEvents on an unkeyed topic, as
-``tests/exporter/aggregator/scaleout/kserve_traffic.py`` builds it from KServe's logger; one
-inference a second per version, ``--rate`` ignored): its halves pair only at the model's
-owner, so stage 2 decodes and folds them. ``--format arrow`` sends the same traffic as Arrow IPC instead (:func:`arrow_traffic`): the
+``tests/exporter/aggregator/scaleout/kserve_traffic.py`` builds it from KServe's logger;
+``--rate`` inferences a second per version): its halves pair only in stage 2 — at the model's
+owner, or with ``--join-shards`` at the shard of their pairing key — which decodes and folds them. ``--format arrow`` sends the same traffic as Arrow IPC instead (:func:`arrow_traffic`): the
 same records, request ids and labels, regrouped as an Arrow producer writes them — one model
 version's rows a message, up to 500 (a 25-row message of three models would be decoded and
 folded one message at a time: single mode would pay ~4× per record, which flatters stage 2) —
@@ -154,13 +154,13 @@ def _traffic(format: str, rows: int, rate: float) -> tuple[Callable[[FakeLog], N
     """How to fill a log with the traffic; its records (messages for KServe's halves), its
     predictions, and the clock's reading once it is all in."""
     if format == "kserve":
-        kserve = make_kserve_traffic(rows, BASE)  # one inference a second per version
+        kserve = make_kserve_traffic(rows, BASE, spacing=1.0 / rate)  # ``rate`` inferences a second per version
 
         def send(log: FakeLog) -> None:
             topics = Topics(log)
             topics.send(topics.pending(kserve))
 
-        return send, len(kserve.messages) + len(kserve.labels), kserve.pairs, BASE + rows + 50
+        return send, len(kserve.messages) + len(kserve.labels), kserve.pairs, BASE + rows / rate + 50
     spacing = 1.0 / rate
     traffic = make_traffic(rows, BASE, spacing=spacing)
     if format == "arrow":
@@ -315,7 +315,7 @@ def main() -> None:
         "kserve": "KServe request and response halves (logger.mode all, unkeyed; records are messages)",
     }[args.format]
     print(
-        f"{int(median['records']):,} records (predictions + labels) in {wire}, 3 model versions at {1 if args.format == 'kserve' else args.rate:,.0f} predictions/s each, 4 + 2 source partitions; "
+        f"{int(median['records']):,} records (predictions + labels) in {wire}, 3 model versions at {args.rate:,.0f} predictions/s each, 4 + 2 source partitions; "
         f"median of {args.repeat}; every variant ends with the same metrics"
     )
     print("| pipeline | records/s | vs single |")

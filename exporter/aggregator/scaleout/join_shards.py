@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from detectors.profile import ReferenceProfile
 from exporter.aggregator.scaleout.routing import join_shard_of, join_shards_of
-from exporter.aggregator.scaleout.wire import ShardReport
+from exporter.aggregator.scaleout.wire import ShardReport, slot_rings
 from exporter.pipeline.buckets import Bucket, Joined, concat_joined, performance_buckets
 from exporter.pipeline.label_join import LabelJoiner
 from exporter.pipeline.model_versions import ModelKey
@@ -82,28 +82,38 @@ def _by_shard(table: pa.Table, shards: int) -> list[tuple[int, pa.Table]]:
 
 
 def combine_reports(reports: list[ShardReport], layout_of: Callable[[str, str], BucketLayout]) -> list[ModelPartial]:
-    """Reports as one partial per model, in the order models first appear: their performance
-    slots added per (version, slot), their counts kept report by report."""
+    """The reports of one message as one partial per model, in the order models first appear:
+    slots added per (version, role, slot), errors and latency histograms summed, the newest
+    event time per slot the latest, counts kept report by report. Merged so, the message's
+    records are judged late or not against the horizon before it, as a poll's records are in
+    single mode (and a stage-1 range's by its owner)."""
     combined: dict[str, ModelPartial] = {}
-    open_slots: dict[tuple[str, str, int], OpenBucket] = {}
+    open_slots: dict[tuple[str, str, str, int], OpenBucket] = {}
     for report in reports:
         partial = report.partial
         target = combined.setdefault(partial.model, ModelPartial(partial.model, partial.slot_seconds))
         target.join_reports += partial.join_reports
         for version, part in partial.versions.items():
             into = target.versions.setdefault(version, VersionPartial(part.profile_created_at))
-            for start, bucket in part.performance.items():
-                known = into.performance.get(start)
-                if known is None:
-                    into.performance[start] = bucket
-                    continue
-                key = (partial.model, version, start)
-                if key not in open_slots:
-                    open_slots[key] = OpenBucket(layout_of(partial.model, version))
-                    open_slots[key].add(known)
-                open_slots[key].add(bucket)
-    for (model, version, start), added in open_slots.items():
-        combined[model].versions[version].performance[start] = added.packed()
+            into.errors += part.errors
+            if part.latency is not None:
+                into.latency = part.latency if into.latency is None else into.latency + part.latency
+            for (role, start), newest in part.newest.items():
+                into.newest[(role, start)] = max(newest, into.newest.get((role, start), newest))
+            rings, targets = slot_rings(part), slot_rings(into)
+            for role, ring in rings.items():
+                for start, bucket in ring.items():
+                    known = targets[role].get(start)
+                    if known is None:
+                        targets[role][start] = bucket
+                        continue
+                    key = (partial.model, version, role, start)
+                    if key not in open_slots:
+                        open_slots[key] = OpenBucket(layout_of(partial.model, version))
+                        open_slots[key].add(known)
+                    open_slots[key].add(bucket)
+    for (model, version, role, start), added in open_slots.items():
+        slot_rings(combined[model].versions[version])[role][start] = added.packed()
     return list(combined.values())
 
 

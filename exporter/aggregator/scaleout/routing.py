@@ -20,6 +20,7 @@ from kafka.partitioner.default import murmur2
 
 PIPELINE_KEY_PREFIX = "pipeline:"
 JOIN_KEY_PREFIX = "join:"
+PAIRED_KEY_PREFIX = "paired:"
 # A request key's shard is taken from its high bits: the join's hash table homes keys by
 # their low bits, which would then be the same for every key of a shard.
 _SHARD_BITS = np.uint64(32)
@@ -53,6 +54,16 @@ def join_key(model: str, shard: int) -> str:
     'join:2:fraud'
     """
     return f"{JOIN_KEY_PREFIX}{shard}:{model}"
+
+
+def paired_key(model: str) -> str:
+    """The key a join shard's partial of paired KServe/Seldon records travels under, to the
+    model's owner (with the shard's partition, what the owner deduplicates it by).
+
+    >>> paired_key("fraud")
+    'paired:fraud'
+    """
+    return f"{PAIRED_KEY_PREFIX}{model}"
 
 
 def join_shard_of(key: str) -> tuple[str, int]:

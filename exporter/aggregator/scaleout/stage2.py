@@ -74,7 +74,7 @@ from exporter.aggregator.inputs import Models, logger_modes, model_identity
 from exporter.aggregator.scaleout import wire
 from exporter.aggregator.scaleout.halves import Pairing
 from exporter.aggregator.scaleout.join_shards import Forward, ShardJoins, combine_reports, split_join
-from exporter.aggregator.scaleout.routing import join_key, join_shard_of, summary_partition
+from exporter.aggregator.scaleout.routing import join_key, join_shard_of, paired_key, summary_partition
 from exporter.config import DEFAULT_LATENCY_BUCKETS, AggregatorConfig
 from exporter.decoders.inference_pairs import InferenceHalf
 from exporter.decoders.joiner import Side
@@ -739,10 +739,11 @@ class MergeStage:
 
     def _route_paired(self, state: PartitionState, offset: int) -> None:
         """With join shards: the records paired while merging the message at ``offset``, folded as
-        one, go on as that offset's own messages — a model partial (buckets, counters) to each
-        model's owner, and the join rows to their shards: met here when the shard is here, else
-        sent as a ``join`` message. One message per key and offset, so the owner and the shards
-        skip a replay's copies by offset."""
+        one, go on as that offset's own — a model partial (buckets, counters) to each model's
+        owner as a report keyed :func:`~exporter.aggregator.scaleout.routing.paired_key`, and the
+        join rows to their shards: met here when the shard is here, else sent as a ``join``
+        message. One per key and offset, so the owner and the shards skip a replay's copies by
+        offset."""
         if not state.paired:
             return
         partials: Partials = {}
@@ -751,7 +752,7 @@ class MergeStage:
         state.paired.clear()
         for model, partial in partials.items():
             rest, by_shard = split_join(partial, self.config.kafka.join_shards)
-            state.shards.forward.append(Forward(wire.MODEL_KIND, model, offset, state.watermark, rest))
+            state.shards.outbox.append(wire.ShardReport(paired_key(model), offset, state.watermark, rest))
             for shard, rows in by_shard.items():
                 key = join_key(model, shard)
                 if summary_partition(key, self.summary_partitions) == state.partition:

@@ -68,7 +68,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from detectors.profile import PerformanceSummary, ReferenceProfile, performance_from_dict
-from exporter.aggregator.scaleout.routing import join_shard_of
 from exporter.kafka import Message
 from exporter.kafka.deadletter import SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER
 from exporter.pipeline import summary_wire
@@ -313,7 +312,7 @@ def _frame(data: bytes) -> bytes:
     return _LENGTH.pack(len(data)) + data
 
 
-def _rings(part: VersionPartial) -> dict[str, dict[int, Bucket | PackedBucket]]:
+def slot_rings(part: VersionPartial) -> dict[str, dict[int, Bucket | PackedBucket]]:
     """A version's slot buckets by role (performance only on a join shard's report)."""
     return {PREDICTION_ROLE: part.predictions, LABEL_ROLE: part.labels, PERFORMANCE_ROLE: part.performance}
 
@@ -335,7 +334,7 @@ def split_model_partial(
         max_half_bytes = MAX_HALF_BYTES_PER_MESSAGE
     pieces: list[tuple[int, str, str, int]] = []  # (summaries, version, role, start)
     for version, part in sorted(partial.versions.items()):
-        for role, ring in _rings(part).items():
+        for role, ring in slot_rings(part).items():
             for start, bucket in sorted(ring.items()):
                 summaries = 1 + (
                     bin(bucket.present).count("1")
@@ -372,7 +371,7 @@ def split_model_partial(
             held = 0
         source = partial.versions[version]
         target = parts[-1].versions[version]
-        _rings(target)[role][start] = _rings(source)[role][start]
+        slot_rings(target)[role][start] = slot_rings(source)[role][start]
         if (role, start) in source.newest:
             target.newest[(role, start)] = source.newest[(role, start)]
         held += summaries
@@ -427,7 +426,7 @@ def encode_model_partial(
     joins: list[pa.Table] = []
     packed_rows: list[dict[str, object]] = []
     for version, part in partial.versions.items():
-        for role, ring in _rings(part).items():
+        for role, ring in slot_rings(part).items():
             for start, bucket in sorted(ring.items()):
                 if format_version >= KEYED_FORMAT:
                     packed_rows.append(_packed_row(version, role, start, part, bucket, profile_for))
@@ -521,8 +520,9 @@ def _packed_row(
 
 
 # A classification summary's count vectors: JSON lists in a partial (as every format-3 reader
-# reads them), base64 of little-endian int64 in a join shard's report (parsed ~10× faster; its
-# readers are of a build that reads both).
+# reads them); in a join shard's report (its readers are of a build that reads every form) base64
+# of little-endian int64, or, when most counts are 0 (a slot's few pairs over 1,000 score bins),
+# {"size", "at": uint32 positions, "count": int64 counts} of the others, each base64.
 _COUNT_VECTORS = ("confusion", "positive_scores", "negative_scores")
 
 
@@ -532,14 +532,29 @@ def _performance_text(summary: PerformanceSummary, compact: bool = False) -> str
         for name in _COUNT_VECTORS:
             if name in document:
                 vector = np.asarray(document[name], dtype="<i8").reshape(-1)
-                document[name] = base64.b64encode(vector.tobytes()).decode("ascii")
+                at = np.flatnonzero(vector)
+                document[name] = (
+                    {"size": int(vector.size), "at": _b64(at.astype("<u4")), "count": _b64(vector[at])}
+                    if 12 * at.size < 8 * vector.size
+                    else _b64(vector)
+                )
     return json.dumps(document)
+
+
+def _b64(array: np.ndarray) -> str:
+    return base64.b64encode(array.tobytes()).decode("ascii")
 
 
 def _expanded(document: dict[str, Any]) -> dict[str, Any]:
     for name in _COUNT_VECTORS:
-        if isinstance(document.get(name), str):
-            document[name] = np.frombuffer(base64.b64decode(document[name], validate=True), dtype="<i8")
+        stored = document.get(name)
+        if isinstance(stored, str):
+            document[name] = np.frombuffer(base64.b64decode(stored, validate=True), dtype="<i8")
+        elif isinstance(stored, dict):
+            vector = np.zeros(int(stored["size"]), dtype=np.int64)
+            at = np.frombuffer(base64.b64decode(stored["at"], validate=True), dtype="<u4")
+            vector[at] = np.frombuffer(base64.b64decode(stored["count"], validate=True), dtype="<i8")
+            document[name] = vector
     return document
 
 
@@ -709,7 +724,7 @@ def _read_packed_row(partial: ModelPartial, row: dict[str, Any], profiles: Mappi
     except ValueError as error:
         raise WireError("invalid_summary", f"{partial.model} v{version} bucket {start}: {error}") from None
     part = partial.versions[version]
-    _rings(part)[role][start] = bucket
+    slot_rings(part)[role][start] = bucket
     if newest is not None:
         part.newest[(role, start)] = float(newest)
 
@@ -720,10 +735,11 @@ def _read_packed_row(partial: ModelPartial, row: dict[str, Any], profiles: Mappi
 
 @dataclass(frozen=True)
 class ShardReport:
-    """What one join shard made at one offset of its summaries partition, for its model's owner:
-    performance slots (``partial``'s versions) and its counts (``partial.join_reports``, one)."""
+    """What one join shard made at one offset of its summaries partition, for a model's owner:
+    its label join's performance slots and counts (``partial.join_reports``, one), or the
+    records its KServe/Seldon pairing made (a model partial, keyed ``paired:<model>``)."""
 
-    key: str  # the shard's join key
+    key: str  # what the owner deduplicates it under (with the shard's partition)
     offset: int  # the offset of the shard's partition whose merge made it
     emitted_at: float  # that partition's watermark then: the owner's join clock moves with it
     partial: ModelPartial
@@ -731,38 +747,43 @@ class ShardReport:
 
 def encode_reports(reports: list[ShardReport], profile_for: Callable[[str, str], ReferenceProfile | None]) -> bytes:
     """Reports of one partition's join shards (any models, any offsets) as one ``joined`` body:
-    a JSON list of the reports and their counts, then one table of their performance slots as
-    packed rows, each naming its report by join key and offset."""
+    a JSON list of the reports (key, offset, watermark, model, slot width, counts, and per version
+    its profile's creation time, errors and latency), then one table of their slot buckets as
+    packed rows, each naming its report by key and offset."""
     entries = []
     rows: list[dict[str, object]] = []
     for report in reports:
         partial = report.partial
-        (counts,) = partial.join_reports
+        if partial.labels is not None or partial.halves or any(p.join is not None for p in partial.versions.values()):
+            raise ValueError("a report carries slots and counts, not rows or halves")
+        counts = [[c.shard, c.joined, c.unmatched, c.pending] for c in partial.join_reports]
+        versions = {
+            version: [part.profile_created_at, part.errors, None if part.latency is None else _latency(part.latency)]
+            for version, part in partial.versions.items()
+        }
         entries.append(
-            [
-                report.key,
-                report.offset,
-                report.emitted_at,
-                partial.slot_seconds,
-                [counts.shard, counts.joined, counts.unmatched, counts.pending],
-                {version: part.profile_created_at for version, part in partial.versions.items()},
-            ]
+            [report.key, report.offset, report.emitted_at, partial.model, partial.slot_seconds, counts, versions]
         )
         for version, part in partial.versions.items():
-            for start, bucket in sorted(part.performance.items()):
-                row = _packed_row(
-                    version,
-                    PERFORMANCE_ROLE,
-                    start,
-                    part,
-                    bucket,
-                    lambda v, model=partial.model: profile_for(model, v),  # type: ignore[misc]
-                    compact=True,
-                )
-                rows.append({"join_key": report.key, "offset": report.offset, **row})
+            for role, ring in slot_rings(part).items():
+                for start, bucket in sorted(ring.items()):
+                    row = _packed_row(
+                        version,
+                        role,
+                        start,
+                        part,
+                        bucket,
+                        lambda v, model=partial.model: profile_for(model, v),  # type: ignore[misc]
+                        compact=True,
+                    )
+                    rows.append({"join_key": report.key, "offset": report.offset, **row})
     metadata = json.dumps({"format": KEYED_FORMAT, "reports": entries}).encode()
     body = _frame(metadata) + _frame(ipc_bytes(pa.Table.from_pylist(rows, schema=_REPORT_SCHEMA)))
     return MAGIC + _SIZE.pack(len(body)) + _ZSTD.compress(body, asbytes=True)
+
+
+def _latency(histogram: HistogramState) -> list[object]:
+    return [list(histogram.bounds), list(histogram.counts), histogram.total]
 
 
 def decode_reports(value: bytes, profile_for: Callable[[str, str], ReferenceProfile | None]) -> list[ShardReport]:
@@ -775,12 +796,13 @@ def decode_reports(value: bytes, profile_for: Callable[[str, str], ReferenceProf
         readable_format(metadata.get("format"))
         reports: dict[tuple[str, int], ShardReport] = {}
         profiles: dict[tuple[str, int], dict[str, ReferenceProfile]] = {}
-        for key, offset, emitted_at, slot, counts, versions in metadata["reports"]:
-            model, _ = join_shard_of(_text(key))
-            partial = ModelPartial(model, int(slot), join_reports=[JoinReport(*(_count(n) for n in counts))])
+        for key, offset, emitted_at, model, slot, counts, versions in metadata["reports"]:
+            partial = ModelPartial(
+                _text(model), int(slot), join_reports=[JoinReport(*(_count(n) for n in c)) for c in counts]
+            )
             known: dict[str, ReferenceProfile] = {}
-            for version, created_at in versions.items():
-                profile = profile_for(model, version)
+            for version, (created_at, errors, latency) in versions.items():
+                profile = profile_for(partial.model, version)
                 if profile is None:
                     raise WireError("unknown_model", f"model {model!r} version {version!r} is not configured here")
                 if created_at != profile.metadata.created_at:
@@ -788,17 +810,23 @@ def decode_reports(value: bytes, profile_for: Callable[[str, str], ReferenceProf
                         "profile_mismatch", f"{model} v{version}: a join shard folded against another profile"
                     )
                 known[version] = profile
-                partial.versions[version] = VersionPartial(float(created_at))
-            at = (key, _count(offset))
-            reports[at] = ShardReport(key, at[1], float(emitted_at), partial)
+                partial.versions[version] = VersionPartial(
+                    float(created_at),
+                    errors=_count(errors),
+                    latency=None
+                    if latency is None
+                    else HistogramState(tuple(latency[0]), tuple(_count(c) for c in latency[1]), float(latency[2])),
+                )
+            at = (_text(key), _count(offset))
+            reports[at] = ShardReport(at[0], at[1], float(emitted_at), partial)
             profiles[at] = known
         table = _table(frames[1])
         if table.schema != _REPORT_SCHEMA:
             raise WireError("invalid_summary", "join shard reports have another schema")
         for row in _rows(table):
             at = (row["join_key"], row["offset"])
-            if at not in reports or row["role"] != PERFORMANCE_ROLE:
-                raise WireError("invalid_summary", f"a performance row of no report, or of role {row['role']!r}")
+            if at not in reports:
+                raise WireError("invalid_summary", f"a bucket row of no report: {at!r}")
             _read_packed_row(reports[at].partial, row, profiles[at])
     except WireError:
         raise

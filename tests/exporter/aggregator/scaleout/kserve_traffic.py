@@ -35,9 +35,9 @@ def _half(event_id: str, kind: str, model: str, version: str, at: float, body: d
 
 
 def make_kserve_traffic(
-    rows: int, base_time: float, seed: int = 3, tag: str = "a", extras: bool = True
+    rows: int, base_time: float, seed: int = 3, tag: str = "a", extras: bool = True, spacing: float = 1.0
 ) -> KServeTraffic:
-    """``rows`` inferences per model version, one second apart; each request is followed
+    """``rows`` inferences per model version, ``spacing`` seconds apart; each request is followed
     (a few messages later) by its response, so on a round-robin topic the two halves
     land on different partitions."""
     halves: list[tuple[float, int, Wire]] = []
@@ -47,14 +47,14 @@ def make_kserve_traffic(
         table = synthetic_table(rows, seed=seed + index, drift=index != 1, **SHAPE).to_pylist()
         for i, row in enumerate(table):
             event_id = f"{tag}-{model}-{version}-{i}"
-            at = base_time + i + index / 10
+            at = base_time + i * spacing + index / 10 * spacing
             features = {k: v for k, v in row.items() if k not in ("prediction", "label") and v == v}
             request = _half(event_id, REQUEST_TYPE, model, version, at, {"instances": [features]})
             response = _half(
                 event_id, RESPONSE_TYPE, model, version, at + (5 + i % 40) / 1000, {"predictions": [row["prediction"]]}
             )
             halves.append((at, 0, request))
-            halves.append((at + 1.5, 1, response))  # answered while the next requests come in
+            halves.append((at + 1.5 * spacing, 1, response))  # answered while the next requests come in
             pairs += 1
             if i % 2 == 0:
                 labels.append(
@@ -63,7 +63,7 @@ def make_kserve_traffic(
                             "model": model,
                             "request_id": event_id,
                             "label": row["label"],
-                            "timestamp": base_time + rows + i,
+                            "timestamp": base_time + (rows + i) * spacing,
                         }
                     ).encode()
                 )
