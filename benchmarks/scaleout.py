@@ -169,7 +169,14 @@ def _traffic(format: str, rows: int, rate: float) -> tuple[Callable[[FakeLog], N
     return functools.partial(fill, traffic=traffic), records, sum(traffic.rows.values()), BASE + rows * spacing + 50
 
 
-def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson", join_shards: int = 0) -> dict[str, float]:
+def run(
+    rows: int,
+    root: Path,
+    rate: float = 100.0,
+    format: str = "ndjson",
+    join_shards: int = 0,
+    flush_seconds: float = 1.0,
+) -> dict[str, float]:
     """``rate``: predictions a second per model version. Stage 2's costs per bucket (decoding
     and merging a slot's summaries) spread over the records of the slot, so its cost per record
     falls as a model gets busier; at 100 a second a partial carries a few 30 s slots. ``format``:
@@ -178,7 +185,7 @@ def run(rows: int, root: Path, rate: float = 100.0, format: str = "ndjson", join
         raise ValueError(f"format: expected one of {FORMATS}, got {format!r}")
     profiles = write_profiles(root / "profiles")
     load, records, predictions, now = _traffic(format, rows, rate)
-    config = make_config(profiles, root / "state", join_shards=join_shards)
+    config = make_config(profiles, root / "state", join_shards=join_shards, partial_flush_seconds=flush_seconds)
     models = load_models(config)
 
     log = FakeLog()
@@ -303,11 +310,21 @@ def main() -> None:
         default=0,
         help="kafka.join_shards: spread each model's label join over this many shards (default 0: the owner joins)",
     )
+    parser.add_argument(
+        "--flush-seconds",
+        type=float,
+        default=1.0,
+        help=(
+            "kafka.partial_flush_seconds; stage 1's clock here reads one second later at every reading "
+            "(a few a poll of 500 messages), so this sets how many polls a range spans (default 1: a "
+            "range per poll or two; ranges end at 20,000 records whatever this is)"
+        ),
+    )
     args = parser.parse_args()
     results = []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as root:
-            results.append(run(args.rows, Path(root), args.rate, args.format, args.join_shards))
+            results.append(run(args.rows, Path(root), args.rate, args.format, args.join_shards, args.flush_seconds))
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
     wire = {
         "ndjson": "NDJSON messages of 25 records",
