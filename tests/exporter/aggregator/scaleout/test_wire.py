@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from detectors.profile import summary_counts
 from exporter.aggregator.scaleout import routing, wire
-from exporter.aggregator.scaleout.join_shards import split_join
+from exporter.aggregator.scaleout.join_shards import combine_reports, split_join
 from exporter.config.aggregator import AggregatorKafkaConfig
 from exporter.kafka import Message
 from exporter.pipeline.buckets import Joined, performance_buckets
@@ -320,3 +320,33 @@ def test_join_shards_need_the_keyed_format():
     with pytest.raises(ValidationError, match="join_shards"):
         AggregatorKafkaConfig(join_shards=4, summaries_format=2)
     assert AggregatorKafkaConfig(join_shards=4).join_shards == 4
+
+
+def test_a_report_of_paired_records_round_trips_and_reports_combine(profile):
+    """A join shard sends the records its KServe/Seldon pairing made as a report too: slot
+    buckets with their newest event times, errors and latency. The owner adds a message's
+    reports of one model together: slots per (version, role, start), counters summed."""
+    records = folded(profile)
+    part = records.versions["7"]
+    paired = wire.VersionPartial(
+        part.profile_created_at, part.predictions, {}, part.errors, part.latency, dict(part.newest)
+    )
+    paired.newest.pop(("labels", 1290))
+    reports = [
+        wire.ShardReport("paired:fraud", 3, 1500.0, wire.ModelPartial("fraud", 30, {"7": paired})),
+        _report(profile, "join:1:fraud", 3, 40),
+        wire.ShardReport("paired:fraud", 9, 1501.0, wire.ModelPartial("fraud", 30, {"7": paired})),
+    ]
+    back = wire.decode_reports(wire.encode_reports(reports, lambda m, v: profile), lambda m, v: profile)
+    got = back[0].partial.versions["7"]
+    assert bucket_values(got.predictions) == bucket_values(part.predictions)
+    assert (got.errors, got.latency, got.newest) == (3, part.latency, paired.newest)
+    (combined,) = combine_reports(back, lambda m, v: BucketLayout.of(profile))
+    total = combined.versions["7"]
+    assert total.errors == 6 and total.latency == part.latency + part.latency
+    assert combined.join_reports == reports[1].partial.join_reports
+    doubled = {key: value for key, value in bucket_values(part.predictions).items() if key[1] == "records"}
+    assert {k: v for k, v in bucket_values(total.predictions).items() if k[1] == "records"} == {
+        k: (2 * a, 2 * b) for k, (a, b) in doubled.items()
+    }
+    assert set(total.performance) == set(reports[1].partial.versions["7"].performance)
