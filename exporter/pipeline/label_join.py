@@ -410,6 +410,18 @@ class LabelJoiner:
         self._bound()
         return joined
 
+    def add_join_rows(self, model: str, version: str, rows: pa.Table, now: float) -> dict[tuple[str, str], Joined]:
+        """:meth:`add_predictions` for a partial's join rows (``JOIN_SCHEMA`` of :mod:`exporter.pipeline.partial`)."""
+        return self.add_predictions(
+            model,
+            version,
+            rows.column("request_key"),
+            rows.column("timestamp"),
+            rows.column("prediction_score"),
+            rows.column("prediction_class"),
+            now,
+        )
+
     def add_labels(self, labels: pa.Table, now: float) -> dict[tuple[str, str], Joined]:
         """Match labels (columns ``model``, ``request_key``, ``label_value``, ``label_class``)
         to waiting predictions; the rest wait for theirs."""

@@ -167,16 +167,7 @@ class OwnedModels:
             if part.performance:
                 store.add_performance(part.performance)
             if part.join is not None and part.join.num_rows:
-                joined = self.joiner.add_predictions(
-                    model,
-                    version,
-                    part.join.column("request_key"),
-                    part.join.column("timestamp"),
-                    part.join.column("prediction_score"),
-                    part.join.column("prediction_class"),
-                    now,
-                )
-                for joined_key, pairs in joined.items():
+                for joined_key, pairs in self.joiner.add_join_rows(model, version, part.join, now).items():
                     self._hold(joined_key, pairs)
         if partial.labels is not None and partial.labels.num_rows:
             for joined_key, pairs in self.joiner.add_labels(partial.labels, now).items():

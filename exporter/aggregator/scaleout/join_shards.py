@@ -154,16 +154,7 @@ class ShardJoins:
         """A ``join`` message's rows meet the shard ``key``."""
         for version, part in partial.versions.items():
             if part.join is not None and part.join.num_rows:
-                joined = self.joiner.add_predictions(
-                    key,
-                    version,
-                    part.join.column("request_key"),
-                    part.join.column("timestamp"),
-                    part.join.column("prediction_score"),
-                    part.join.column("prediction_class"),
-                    now,
-                )
-                self._hold(joined)
+                self._hold(self.joiner.add_join_rows(key, version, part.join, now))
         labels = partial.labels
         if labels is not None and labels.num_rows:
             at = labels.schema.get_field_index("model")

@@ -123,13 +123,7 @@ def test_an_overlapping_range_is_refused_and_counted(profiles, tmp_path):
 @pytest.mark.parametrize("join_shards", [0, 3])
 def test_replay_and_the_local_checkpoint_end_in_the_same_state(profiles, tmp_path, join_shards):
     cluster = new_cluster(profiles, tmp_path, join_shards)
-    publish(
-        cluster,
-        (PREDICTIONS, 0, records(0, 30)),
-        (PREDICTIONS, 1, records(30, 30, ("churn", "1"))),
-        ("model-labels", 0, records(0, 20, labels=True)),
-        (PREDICTIONS, 1, records(60, 30)),
-    )
+    _labelled(cluster, later_labels=False)
     first = merge_stage(cluster, tmp_path / "a")
     expected = scrape(first)
     assert expected['model_health_labels_joined_total{model="fraud"}'] == 20
@@ -275,15 +269,16 @@ def test_sidecar_summaries_on_the_same_topic_are_merged_once(profiles, tmp_path)
     assert window.samples == 14
 
 
-def _labelled(cluster: Cluster) -> None:
-    publish(
-        cluster,
+def _labelled(cluster: Cluster, later_labels: bool = True) -> None:
+    """Predictions of two models over two partitions, 20 of fraud's labelled in between (and,
+    with ``later_labels``, 10 more after)."""
+    batches = [
         (PREDICTIONS, 0, records(0, 30)),
         (PREDICTIONS, 1, records(30, 30, ("churn", "1"))),
         ("model-labels", 0, records(0, 20, labels=True)),
         (PREDICTIONS, 1, records(60, 30)),
-        ("model-labels", 0, records(60, 10, labels=True)),
-    )
+    ]
+    publish(cluster, *batches, *([("model-labels", 0, records(60, 10, labels=True))] if later_labels else []))
 
 
 def test_join_shards_join_elsewhere_and_their_owner_exports_the_same(profiles, tmp_path):
