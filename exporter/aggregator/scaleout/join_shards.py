@@ -119,12 +119,11 @@ def combine_reports(reports: list[ShardReport], layout_of: Callable[[str, str], 
 
 @dataclass(frozen=True)
 class Forward:
-    """A message the partition owes another one for what merging one of its offsets made:
-    a model partial of records paired here (``model``), or join rows of a shard elsewhere
-    (``join``); its source is that offset, ``[offset, offset + 1)``."""
+    """Join rows of records paired here whose shard is on another partition (a request of
+    several rows gets ids ``<id>/<row>``, which route apart): a ``join`` message the partition
+    owes that shard, its source the offset whose merge made them, ``[offset, offset + 1)``."""
 
-    kind: str
-    key: str
+    key: str  # the shard's join key
     offset: int
     emitted_at: float
     partial: ModelPartial

@@ -513,13 +513,20 @@ class MergeStage:
         return True
 
     def _send_forward(self, state: PartitionState, item: Forward) -> None:
-        """One offset's paired records for a model's owner, or join rows for a shard elsewhere."""
+        """Join rows for a shard on another partition, as the range ``[offset, offset + 1)`` of this one."""
         assert self._dead_letters is not None
         partial = item.partial
         pieces = wire.split_model_partial(partial, wire.MAX_SUMMARIES_PER_MESSAGE, wire.MAX_ROWS_PER_MESSAGE)
         for number, piece in enumerate(pieces):
             summary = wire.SummaryRange(
-                item.kind, item.key, self.topic, state.partition, item.offset, item.offset + 1, item.emitted_at, number
+                wire.JOIN_KIND,
+                item.key,
+                self.topic,
+                state.partition,
+                item.offset,
+                item.offset + 1,
+                item.emitted_at,
+                number,
             )
             self._dead_letters.send(
                 self.topic,
@@ -758,7 +765,7 @@ class MergeStage:
                 if summary_partition(key, self.summary_partitions) == state.partition:
                     state.shards.meet(key, rows, state.watermark)
                 else:
-                    state.shards.forward.append(Forward(wire.JOIN_KIND, key, offset, state.watermark, rows))
+                    state.shards.forward.append(Forward(key, offset, state.watermark, rows))
 
     def _fold_decoded(
         self, state: PartitionState, decoded: dict[str, Decoded], partials: Partials | None = None

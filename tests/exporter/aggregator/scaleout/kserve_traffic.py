@@ -35,38 +35,52 @@ def _half(event_id: str, kind: str, model: str, version: str, at: float, body: d
 
 
 def make_kserve_traffic(
-    rows: int, base_time: float, seed: int = 3, tag: str = "a", extras: bool = True, spacing: float = 1.0
+    rows: int,
+    base_time: float,
+    seed: int = 3,
+    tag: str = "a",
+    extras: bool = True,
+    spacing: float = 1.0,
+    batch: int = 1,
 ) -> KServeTraffic:
     """``rows`` inferences per model version, ``spacing`` seconds apart; each request is followed
     (a few messages later) by its response, so on a round-robin topic the two halves
-    land on different partitions."""
+    land on different partitions. With ``batch`` > 1 each request carries that many instances
+    (rows), whose records KServe's decoder names ``<id>/<row>``, and labels name them so."""
     halves: list[tuple[float, int, Wire]] = []
     labels: list[bytes] = []
     pairs = 0
     for index, (model, version) in enumerate(MODELS):
-        table = synthetic_table(rows, seed=seed + index, drift=index != 1, **SHAPE).to_pylist()
-        for i, row in enumerate(table):
+        table = synthetic_table(rows * batch, seed=seed + index, drift=index != 1, **SHAPE).to_pylist()
+        for i in range(rows):
+            group = table[i * batch : (i + 1) * batch]
             event_id = f"{tag}-{model}-{version}-{i}"
             at = base_time + i * spacing + index / 10 * spacing
-            features = {k: v for k, v in row.items() if k not in ("prediction", "label") and v == v}
-            request = _half(event_id, REQUEST_TYPE, model, version, at, {"instances": [features]})
+            instances = [{k: v for k, v in row.items() if k not in ("prediction", "label") and v == v} for row in group]
+            request = _half(event_id, REQUEST_TYPE, model, version, at, {"instances": instances})
             response = _half(
-                event_id, RESPONSE_TYPE, model, version, at + (5 + i % 40) / 1000, {"predictions": [row["prediction"]]}
+                event_id,
+                RESPONSE_TYPE,
+                model,
+                version,
+                at + (5 + i % 40) / 1000,
+                {"predictions": [row["prediction"] for row in group]},
             )
             halves.append((at, 0, request))
             halves.append((at + 1.5 * spacing, 1, response))  # answered while the next requests come in
             pairs += 1
             if i % 2 == 0:
-                labels.append(
-                    json.dumps(
-                        {
-                            "model": model,
-                            "request_id": event_id,
-                            "label": row["label"],
-                            "timestamp": base_time + (rows + i) * spacing,
-                        }
-                    ).encode()
-                )
+                for row_index, row in enumerate(group):
+                    labels.append(
+                        json.dumps(
+                            {
+                                "model": model,
+                                "request_id": event_id if batch == 1 else f"{event_id}/{row_index}",
+                                "label": row["label"],
+                                "timestamp": base_time + (rows + i) * spacing,
+                            }
+                        ).encode()
+                    )
     if extras:
         model, version = MODELS[0]
         at = base_time + 2

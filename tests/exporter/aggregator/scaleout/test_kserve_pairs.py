@@ -428,3 +428,26 @@ def test_slots_name_versions_the_same_in_both_modes(profiles, phases, expected, 
         topics.send(topics.pending(traffic))
         cluster.drain()
     same_metrics(expected, scraped(cluster))
+
+
+def test_batched_requests_pair_and_join_on_their_rows_shards(profiles, tmp_path):
+    """A request of three instances makes three records, ``<id>/0`` … ``<id>/2``, whose join keys
+    route apart from the key their halves paired on: a shard meets the rows that are its own in
+    place and sends the others to their shards as ``join`` messages — and every label still finds
+    its prediction, as in one process."""
+    phases = (
+        make_kserve_traffic(40, BASE, tag="m", batch=3),
+        make_kserve_traffic(3, BASE + ROWS, seed=9, tag="n", extras=False, batch=3),
+    )
+    expected = single_mode(make_config(profiles, tmp_path / "single"), phases)
+    assert expected['model_health_labels_joined_total{model="fraud"}'] == 2 * 3 * (20 + 2)
+    cluster, got = run_cluster(profiles, phases, tmp_path, join_shards=3)
+    same_metrics(expected, got)
+    forwarded = [
+        m
+        for m in cluster.log.messages(SUMMARIES)
+        if (summary := wire.SummaryRange.of(m)) is not None
+        and summary.kind == wire.JOIN_KIND
+        and summary.source_topic == SUMMARIES
+    ]
+    assert forwarded  # some rows' shards were on the other partition
