@@ -87,7 +87,13 @@ class Replica:
     """One ``model-health aggregator`` process; restartable on the same port and state dir."""
 
     def __init__(
-        self, deployment, name: str, mode: str = "scale_out", group: str | None = None, client: str = "kafka-python"
+        self,
+        deployment,
+        name: str,
+        mode: str = "scale_out",
+        group: str | None = None,
+        client: str = "kafka-python",
+        join_shards: int = 0,
     ) -> None:
         self.deployment = deployment
         self.name = name
@@ -99,6 +105,7 @@ class Replica:
             "MODEL_HEALTH_KAFKA__CLIENT": client,
             "MODEL_HEALTH_HTTP__PORT": str(self.port),
             "MODEL_HEALTH_STATE__DIR": str(deployment["dir"] / f"state-{name}"),
+            "MODEL_HEALTH_KAFKA__JOIN_SHARDS": str(join_shards),
         }
         if group is not None:
             self.env["MODEL_HEALTH_KAFKA__GROUP_ID"] = group
@@ -196,12 +203,14 @@ def in_process_expected(deployment, traffic, tmp_path) -> dict[str, float]:
     return exposition(aggregator.snapshot(), aggregator.latency())
 
 
-def test_two_replicas_export_what_one_process_exports(deployment):
+@pytest.mark.parametrize("join_shards", [0, 3])
+def test_two_replicas_export_what_one_process_exports(deployment, join_shards):
+    """With join shards, stage 2's own producer carries the shards' reports through the broker."""
     traffic = make_traffic(ROWS, BASE_TIME)
     produce(deployment, traffic.predictions, "predictions", 4)
     produce(deployment, traffic.labels, "labels", 2)
     single = Replica(deployment, "single", mode="single", group=unique_group("single")).start()
-    replicas = [Replica(deployment, f"r{i}").start() for i in range(2)]
+    replicas = [Replica(deployment, f"r{i}", join_shards=join_shards).start() for i in range(2)]
     try:
 
         def single_done():
@@ -245,14 +254,14 @@ def wait_for_progress(replicas: list[Replica], beyond: float, timeout: float = 6
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("count", "client"),
-    [(1, "kafka-python"), (2, "kafka-python"), (2, "confluent")],
-    ids=["one-replica", "two-replicas", "two-replicas-confluent"],
+    ("count", "client", "join_shards"),
+    [(1, "kafka-python", 0), (2, "kafka-python", 0), (2, "confluent", 0), (2, "kafka-python", 3)],
+    ids=["one-replica", "two-replicas", "two-replicas-confluent", "two-replicas-join-shards"],
 )
-def test_kill_9_mid_stream_counts_every_record_once(deployment, tmp_path, count, client):
+def test_kill_9_mid_stream_counts_every_record_once(deployment, tmp_path, count, client, join_shards):
     traffic = make_traffic(ROWS, BASE_TIME, seed=5)
     expected = in_process_expected(deployment, traffic, tmp_path)
-    replicas = [Replica(deployment, f"r{i}", client=client).start() for i in range(count)]
+    replicas = [Replica(deployment, f"r{i}", client=client, join_shards=join_shards).start() for i in range(count)]
     victim = replicas[0]
     chunks = 3
     parts = [
