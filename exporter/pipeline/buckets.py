@@ -153,6 +153,19 @@ def concat_joined(parts: list[Joined]) -> Joined:
     )
 
 
+def pairs_performance(profile: ReferenceProfile, parts: list[Joined], slot_seconds: int) -> dict[int, Bucket]:
+    """:func:`performance_buckets` of pairs gathered from several joins: the pairs of one shape
+    (with or without scores, likewise classes) folded together, the shapes' slots added."""
+    shapes: dict[tuple[bool, bool], list[Joined]] = {}
+    for part in parts:
+        shapes.setdefault((part.scores is not None, part.classes is not None), []).append(part)
+    slots: dict[int, Bucket] = {}
+    for same in shapes.values():
+        for start, bucket in performance_buckets(profile, concat_joined(same), slot_seconds).items():
+            add_into(slots, start, bucket)
+    return slots
+
+
 def slot_starts(timestamps: np.ndarray, slot_seconds: int) -> np.ndarray:
     """The start of the slot each event time falls in."""
     return np.floor(timestamps / slot_seconds).astype(np.int64) * slot_seconds

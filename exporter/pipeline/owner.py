@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from detectors.profile import ReferenceProfile
-from exporter.pipeline.buckets import Joined, concat_joined
+from exporter.pipeline.buckets import Joined
 from exporter.pipeline.label_join import LabelJoiner
 from exporter.pipeline.model_versions import ModelKey, versions_by_model
 from exporter.pipeline.partial import LABEL_ROLE, PREDICTION_ROLE, ModelPartial, PipelinePartial
@@ -126,9 +126,8 @@ class OwnedModels:
         self.versions = versions_by_model(self.stores)
         self.joiner = joiner
         self.counters = Counters()
-        # Joined pairs not yet folded, per model version and shape (which of scores/classes
-        # they carry decides how they are folded, so only like pairs are folded together).
-        self._joined: dict[tuple[ModelKey, bool, bool], list[Joined]] = {}
+        # Joined pairs not yet folded, per model version.
+        self._joined: dict[ModelKey, list[Joined]] = {}
         self._joined_rows: dict[ModelKey, int] = {}
         # (model, join shard) → predictions waiting at that shard, as its newest report said.
         self.shard_pending: dict[tuple[str, int], int] = {}
@@ -184,8 +183,7 @@ class OwnedModels:
         return pending
 
     def _hold(self, key: ModelKey, pairs: Joined) -> None:
-        shape = (key, pairs.scores is not None, pairs.classes is not None)
-        self._joined.setdefault(shape, []).append(pairs)
+        self._joined.setdefault(key, []).append(pairs)
         self._joined_rows[key] = self._joined_rows.get(key, 0) + int(pairs.timestamps.size)
         if self._joined_rows[key] >= JOINED_BATCH:
             self._fold_joined(key)
@@ -196,8 +194,7 @@ class OwnedModels:
             self._fold_joined(key)
 
     def _fold_joined(self, key: ModelKey) -> None:
-        for shape in [shape for shape in self._joined if shape[0] == key]:
-            self.stores[key].fold_joined(concat_joined(self._joined.pop(shape)))
+        self.stores[key].fold_joined(self._joined.pop(key))
         self._joined_rows.pop(key, None)
 
     def merge_pipeline(self, partial: PipelinePartial) -> None:

@@ -32,7 +32,7 @@ from exporter.pipeline.buckets import (
     RowProblem,
     SlotFold,
     label_buckets,
-    performance_buckets,
+    pairs_performance,
     prediction_buckets,
 )
 from exporter.pipeline.packed import BucketLayout, PackedBucket, PackedRing
@@ -130,8 +130,9 @@ class ModelWindows:
         folded = label_buckets(self.profile, labels, self.base_seconds)
         self.add_labels(folded.buckets, folded.newest)
 
-    def fold_joined(self, joined: Joined) -> None:
-        self.add_performance(performance_buckets(self.profile, joined, self.base_seconds))
+    def fold_joined(self, parts: list[Joined]) -> None:
+        """Fold pairs gathered from one or more joins into performance (:func:`pairs_performance`)."""
+        self.add_performance(pairs_performance(self.profile, parts, self.base_seconds))
 
     def _add_all(self, slot_starts: list[int], buckets: list[Slot]) -> None:
         """Add slot buckets (ascending starts) to every window: the slots that share a

@@ -35,7 +35,7 @@ import pyarrow as pa
 from detectors.profile import ReferenceProfile
 from exporter.aggregator.scaleout.routing import join_shard_of, join_shards_of
 from exporter.aggregator.scaleout.wire import ShardReport, slot_rings
-from exporter.pipeline.buckets import Bucket, Joined, concat_joined, performance_buckets
+from exporter.pipeline.buckets import Bucket, Joined, pairs_performance
 from exporter.pipeline.label_join import LabelJoiner
 from exporter.pipeline.model_versions import ModelKey
 from exporter.pipeline.packed import BucketLayout, OpenBucket, PackedBucket
@@ -146,7 +146,7 @@ class ShardJoins:
     reported: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     outbox: list[ShardReport] = field(default_factory=list)  # reports not yet acknowledged, in order
     forward: list[Forward] = field(default_factory=list)  # other messages not yet acknowledged
-    _pairs: dict[tuple[str, str, bool, bool], list[Joined]] = field(default_factory=dict)
+    _pairs: dict[tuple[str, str], list[Joined]] = field(default_factory=dict)  # (join key, version) → made
     _touched: set[str] = field(default_factory=set)
 
     def meet(self, key: str, partial: ModelPartial, now: float) -> None:
@@ -165,26 +165,21 @@ class ShardJoins:
         self.joiner.expire(now)
 
     def _hold(self, joined: Mapping[tuple[str, str], Joined]) -> None:
-        for (key, version), pairs in joined.items():
-            shape = (key, version, pairs.scores is not None, pairs.classes is not None)
-            self._pairs.setdefault(shape, []).append(pairs)
+        for key_version, pairs in joined.items():
+            self._pairs.setdefault(key_version, []).append(pairs)
 
     def reports(self, offset: int, emitted_at: float) -> None:
         """Queue, for every shard that changed since its last report, what it made: made at
         ``offset`` of the partition, whose watermark was then ``emitted_at``."""
         dropped = self.joiner.take_dropped()
-        changed = self._touched | dropped | {shape[0] for shape in self._pairs}
+        changed = self._touched | dropped | {key for key, _ in self._pairs}
         if not changed:
             return
         pending = self.joiner.pending_counts()
         made: dict[str, dict[str, dict[int, Bucket | PackedBucket]]] = {}
-        for (key, version, _, _), parts in sorted(self._pairs.items()):
-            model, _ = join_shard_of(key)
-            profile = self.profiles[(model, version)]
-            slots = made.setdefault(key, {}).setdefault(version, {})
-            for start, bucket in performance_buckets(profile, concat_joined(parts), self.slot_seconds).items():
-                known = slots.get(start)
-                slots[start] = bucket if known is None else Bucket.sum([known, bucket])  # type: ignore[list-item]
+        for (key, version), parts in sorted(self._pairs.items()):
+            profile = self.profiles[(join_shard_of(key)[0], version)]
+            made.setdefault(key, {})[version] = dict(pairs_performance(profile, parts, self.slot_seconds))
         self._pairs.clear()
         self._touched.clear()
         for key in sorted(changed):
@@ -214,7 +209,7 @@ class ShardJoins:
 
     # Checkpoint support: the shards are part of their partition's exactly-once state.
     def export_state(self) -> dict[str, object]:
-        if self.outbox or self.forward or self._pairs:
+        if self.unsent or self._pairs:
             raise RuntimeError("join shards with unsent reports are not checkpointed")
         return {
             "joiner": self.joiner.export_state(),

@@ -454,11 +454,9 @@ class PartialStage:
         shards = self.config.kafka.join_shards
         for model, whole in current.models.items():
             # With join shards, the join's rows go to the shards their request keys name.
-            keyed: list[tuple[str, str, ModelPartial]] = [(wire.MODEL_KIND, model, whole)]
-            if shards:
-                rest, by_shard = split_join(whole, shards)
-                keyed = [(wire.MODEL_KIND, model, rest)]
-                keyed += [(wire.JOIN_KIND, join_key(model, shard), rows) for shard, rows in by_shard.items()]
+            rest, by_shard = split_join(whole, shards) if shards else (whole, {})
+            keyed = [(wire.MODEL_KIND, model, rest)]
+            keyed += [(wire.JOIN_KIND, join_key(model, shard), rows) for shard, rows in by_shard.items()]
             for kind, key, partial in keyed:
                 out += self._partial_messages(tp, current, emitted_at, kind, key, partial)
         key = pipeline_key(tp.topic, tp.partition)

@@ -447,11 +447,10 @@ def encode_model_partial(
                     bucket = unpack(bucket, _layout(_profile(version, part, profile_for)))
                 frames.append(summary_wire.encode_summary(header, bucket))
                 buckets.append((version, role, part.newest.get((role, start))))
-        latency = part.latency
         versions[version] = {
             "profile_created_at": part.profile_created_at,
             "errors": part.errors,
-            "latency": None if latency is None else [list(latency.bounds), list(latency.counts), latency.total],
+            "latency": None if part.latency is None else _latency(part.latency),
         }
         if part.join is not None and part.join.num_rows:
             schema = _wire_schemas(format_version)[0]

@@ -48,7 +48,7 @@ def filled(profile) -> ModelWindows:
     labels = label_log(table, "m", times + 10)
     store.fold_labels(labels)
     for joined in joiner.add_labels(label_rows("m", labels), now=1510).values():
-        store.fold_joined(joined)
+        store.fold_joined([joined])
     return store
 
 

@@ -105,7 +105,7 @@ def test_drift_performance_and_staleness_are_evaluated(profile):
     labels = label_log(drifted, "m", times + 100)
     store.fold_labels(labels)
     for _model, joined in joiner.add_labels(label_rows("m", labels), now=1300).items():
-        store.fold_joined(joined)
+        store.fold_joined([joined])
     result = evaluate_model(ModelIdentity("m", "1"), store, lambda feature: DriftRule(), now=1300)
     window = result.windows["1h"]
     assert window.samples == 5_000
