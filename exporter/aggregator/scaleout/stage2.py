@@ -643,12 +643,7 @@ class MergeStage:
         bucket's start stands in for its newest event (the sidecar exports its own last-prediction time)."""
         try:
             header = summary_wire.read_summary_header(message.value)
-            if summary_partition(header.model, self.summary_partitions) != state.partition:
-                raise wire.WireError(
-                    "misrouted",
-                    f"{header.model!r} belongs on summaries partition "
-                    f"{summary_partition(header.model, self.summary_partitions)}",
-                )
+            self._check_route(state, header.model)
             profile = self.profiles.get((header.model, header.model_version))
             if profile is None:
                 raise wire.WireError(
