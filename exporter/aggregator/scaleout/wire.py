@@ -444,7 +444,7 @@ def encode_model_partial(
                     format_version=_SUMMARY_FORMAT[format_version],
                 )
                 if isinstance(bucket, PackedBucket):
-                    bucket = unpack(bucket, _layout(_profile(version, part, profile_for)))
+                    bucket = unpack(bucket, bucket_layout(_profile(version, part, profile_for)))
                 frames.append(summary_wire.encode_summary(header, bucket))
                 buckets.append((version, role, part.newest.get((role, start))))
         versions[version] = {
@@ -479,10 +479,6 @@ def encode_model_partial(
 
 def bucket_layout(profile: ReferenceProfile) -> BucketLayout:
     """The profile's bucket layout, built once per profile object."""
-    return _layout(profile)
-
-
-def _layout(profile: ReferenceProfile) -> BucketLayout:
     known = _LAYOUTS.get(id(profile))
     if known is None or known[0] is not profile:
         known = _LAYOUTS[id(profile)] = (profile, BucketLayout.of(profile))
@@ -506,7 +502,7 @@ def _packed_row(
     compact: bool = False,
 ) -> dict[str, object]:
     if not isinstance(bucket, PackedBucket):
-        bucket = pack(bucket, _layout(_profile(version, part, profile_for)))
+        bucket = pack(bucket, bucket_layout(_profile(version, part, profile_for)))
     performance = bucket.performance
     return {
         "model_version": version,
@@ -717,7 +713,7 @@ def _read_packed_row(partial: ModelPartial, row: dict[str, Any], profiles: Mappi
             performance = performance_from_dict(profile.metadata.task, _expanded(json.loads(row["performance"])))
         except (TypeError, KeyError, ValueError, binascii.Error) as error:
             raise WireError("invalid_summary", f"{partial.model} v{version} performance: {error}") from None
-    layout = _layout(profile)
+    layout = bucket_layout(profile)
     try:
         bucket = packed_from_row(row, layout, performance)  # merged as it is, never unpacked
     except ValueError as error:
