@@ -176,6 +176,7 @@ def run(
     format: str = "ndjson",
     join_shards: int = 0,
     flush_seconds: float = 1.0,
+    flush_records: int = 20_000,
 ) -> dict[str, float]:
     """``rate``: predictions a second per model version. Stage 2's costs per bucket (decoding
     and merging a slot's summaries) spread over the records of the slot, so its cost per record
@@ -185,7 +186,13 @@ def run(
         raise ValueError(f"format: expected one of {FORMATS}, got {format!r}")
     profiles = write_profiles(root / "profiles")
     load, records, predictions, now = _traffic(format, rows, rate)
-    config = make_config(profiles, root / "state", join_shards=join_shards, partial_flush_seconds=flush_seconds)
+    config = make_config(
+        profiles,
+        root / "state",
+        join_shards=join_shards,
+        partial_flush_seconds=flush_seconds,
+        partial_flush_records=flush_records,
+    )
     models = load_models(config)
 
     log = FakeLog()
@@ -320,11 +327,27 @@ def main() -> None:
             "range per poll or two; ranges end at 20,000 records whatever this is)"
         ),
     )
+    parser.add_argument(
+        "--flush-records",
+        type=int,
+        default=20_000,
+        help="kafka.partial_flush_records: records in a range that publish it early (default 20,000)",
+    )
     args = parser.parse_args()
     results = []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as root:
-            results.append(run(args.rows, Path(root), args.rate, args.format, args.join_shards, args.flush_seconds))
+            results.append(
+                run(
+                    args.rows,
+                    Path(root),
+                    args.rate,
+                    args.format,
+                    args.join_shards,
+                    args.flush_seconds,
+                    args.flush_records,
+                )
+            )
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
     wire = {
         "ndjson": "NDJSON messages of 25 records",

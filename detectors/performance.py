@@ -546,9 +546,10 @@ class ClassificationSummary:
             "classes": list(self.classes),
             "positive": self.positive,
             "score_bins": self.score_bins,
-            "confusion": [[int(v) for v in row] for row in self.confusion],
-            "positive_scores": [int(v) for v in self.positive_scores],
-            "negative_scores": [int(v) for v in self.negative_scores],
+            # int64 arrays: tolist() gives Python ints, in C (a slot's summary has ~2,000 counts)
+            "confusion": self.confusion.astype(np.int64, copy=False).tolist(),
+            "positive_scores": self.positive_scores.astype(np.int64, copy=False).tolist(),
+            "negative_scores": self.negative_scores.astype(np.int64, copy=False).tolist(),
             "log_loss_total": self.log_loss_total.to_text(),
             "scored": self.scored,
             "other_correct": self.other_correct,

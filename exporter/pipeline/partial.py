@@ -90,15 +90,13 @@ class CarriedHalf:
     format: str  # "kserve" or "seldon": which join buffer it goes to
     topic: str  # the source topic: refusals are counted under it
     document: str  # the half as join_state writes a waiting one
-    # The text of the key the two halves of an inference pair on, where stage 1 read it: what
-    # routes both to one join shard (not sent: the document holds the key).
+    # The inference's id in the key its two halves pair on, where stage 1 read it: what routes
+    # both to one join shard (not sent: the document holds the key).
     pairs_on: str = field(default="", compare=False)
 
     @classmethod
     def of(cls, format: str, topic: str, side: Side, half: InferenceHalf) -> CarriedHalf:
-        key = half.key
-        pairs_on = "\x1f".join(map(str, key)) if isinstance(key, tuple) else str(key)
-        return cls(format, topic, half_document(Waiting(half.key, side, half, 0.0)), pairs_on)
+        return cls(format, topic, half_document(Waiting(half.key, side, half, 0.0)), _inference_id(half.key))
 
     def half(self) -> tuple[Side, InferenceHalf]:
         waiting = half_from_document(self.document)
@@ -157,3 +155,13 @@ def label_rows(model: str, labels: pa.Table) -> pa.Table:
         [keys if name == "request_key" else labels.column(name) for name in LABEL_JOIN_SCHEMA.names],
         schema=LABEL_JOIN_SCHEMA,
     )
+
+
+def _inference_id(key: object) -> str:
+    """The id in a half's pairing key: the third item of KServe's (namespace, model, CloudEvent
+    id) and of Seldon's (namespace, model, request id[, kind]). Both halves share it, and a
+    one-row request's record is labelled by it (unless a request-id header names it otherwise),
+    so routing a pair by it sends the pair and its label to the same join shard."""
+    if isinstance(key, tuple) and len(key) > 2:
+        return str(key[2])
+    return "\x1f".join(map(str, key)) if isinstance(key, tuple) else str(key)

@@ -526,7 +526,7 @@ def _performance_text(summary: PerformanceSummary, compact: bool = False) -> str
     if compact:
         for name in _COUNT_VECTORS:
             if name in document:
-                vector = np.asarray(document[name], dtype="<i8").reshape(-1)
+                vector = np.asarray(getattr(summary, name), dtype="<i8").reshape(-1)  # not the list
                 at = np.flatnonzero(vector)
                 document[name] = (
                     {"size": int(vector.size), "at": _b64(at.astype("<u4")), "count": _b64(vector[at])}

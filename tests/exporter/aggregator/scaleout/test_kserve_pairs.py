@@ -149,8 +149,8 @@ def run_cluster(
 def test_two_replicas_on_four_unkeyed_partitions_pair_what_one_process_pairs(
     profiles, phases, expected, tmp_path, join_shards
 ):
-    """With join shards the halves are paired where the key they pair on routes, and the
-    records they make go on to their models' owners and their request ids' shards."""
+    """With join shards the halves are paired where their inference's id routes, and the
+    records they make go on to their models' owners and are joined with their labels there."""
     cluster, got = run_cluster(profiles, phases, tmp_path, join_shards=join_shards)
     same_metrics(expected, got)
     if join_shards:  # the halves went to the shards, none to the owners
@@ -163,6 +163,9 @@ def test_two_replicas_on_four_unkeyed_partitions_pair_what_one_process_pairs(
                 if wire.decode_model_partial(message.value, profile).halves:
                     halves.add(summary.kind)
         assert halves == {wire.JOIN_KIND}
+        # Halves route by the inference's id, which a one-row request's record is labelled by:
+        # its label join happens where it paired, nothing goes on as a forwarded join message.
+        assert not [k for k, m in kinds if k.kind == wire.JOIN_KIND and k.source_topic == SUMMARIES]
     assert got['model_health_records_rejected_total{reason="unmatched_response",topic="model-predictions"}'] == 1
     # The halves really were split: each replica's stage 1 read only some partitions.
     assert all(len(r.partial.consumer.assignment()) < 6 for r in cluster.replicas)
