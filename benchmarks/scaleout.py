@@ -1,6 +1,7 @@
 """Scale-out benchmark: what the two stages cost against the single-process pipeline.
 
-    python benchmarks/scaleout.py [--rows N] [--repeat 3] [--rate 100] [--format ndjson|arrow]
+    python benchmarks/scaleout.py [--rows N] [--repeat 3] [--rate 100] [--format ndjson|arrow|kserve]
+        [--join-shards N] [--flush-seconds S] [--flush-records R]
 
 In one process, over the in-memory Kafka of ``tests/support/fake_kafka.py`` (so the figures
 are the pipeline's own cost, not the broker's or the client's), the same traffic — three
@@ -29,6 +30,12 @@ the predictions with the native JSON record's columns and the features as ``f.<n
 the labels as ``model``, ``request_id``, ``label``, ``timestamp``; the deliberately refused
 messages stay the bytes they are in NDJSON. ``--format ndjson`` (the default) sends the NDJSON
 of ``make_traffic``.
+
+``--join-shards``, ``--flush-seconds`` and ``--flush-records`` set ``kafka.join_shards``,
+``partial_flush_seconds`` and ``partial_flush_records``: how many shards a model's label join
+and KServe pairing spread over, and how big stage 1's ranges grow (a hot model's reach the
+records cap; each range sends every shard a ``join`` message, and each shard reports back per
+message it merges, so the owner's cost per record falls as ranges grow).
 
 Printed: records/s of each (median of ``--repeat`` runs; records = predictions + labels),
 stage 1 + stage 2 against single, the summaries published (messages, bytes per prediction),
@@ -193,6 +200,10 @@ def run(
         partial_flush_seconds=flush_seconds,
         partial_flush_records=flush_records,
     )
+    # The label join holds every prediction sent, so single mode and stage 2 join the same pairs
+    # however their batches meet (past ``labels.max_pending`` they evict the oldest differently).
+    labels = config.labels.model_copy(update={"max_pending": max(config.labels.max_pending, predictions)})
+    config = config.model_copy(update={"labels": labels})
     models = load_models(config)
 
     log = FakeLog()

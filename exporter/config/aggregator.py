@@ -64,7 +64,13 @@ class AggregatorKafkaConfig(Section):
         2.0, gt=0, description="Scale-out: longest a partial summary is held before it is published."
     )
     partial_flush_records: int = Field(
-        20_000, ge=1, description="Scale-out: records in one partition's partial summary that publish it early."
+        20_000,
+        ge=1,
+        description=(
+            "Scale-out: records in one partition's partial summary that publish it early. With `join_shards` on "
+            "a hot model, raise it (e.g. 100000) for Arrow or NDJSON traffic: each range sends every shard a "
+            "message, and the owner merges a report per message."
+        ),
     )
     summaries_format: Literal[1, 2, 3] = Field(
         3,
