@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -5,6 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from detectors.exact_sum import ExactSum
 from detectors.profile import build_profile
 from exporter.aggregator.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from exporter.demo.synthetic import label_log, prediction_log, synthetic_table
@@ -115,8 +117,39 @@ def test_a_format_1_checkpoint_still_loads(profile):
     assert restored.offsets == {("preds", 0): 1234} and restored.documents == {"kserve": ['{"a": 1}']}
     store = filled(profile)
     for window in ("5m", "1h"):
-        assert dict(fresh.buckets[window]) == dict(store.buckets[window])
+        assert fresh.buckets[window].keys() == store.buckets[window].keys()
+        for start, bucket in fresh.buckets[window].items():
+            _assert_same(bucket, store.buckets[window][start], f"{window}[{start}]")
     assert fresh.newest_event == store.newest_event
+
+
+def _assert_same(loaded: object, built: object, where: str) -> None:
+    """Equal, counts and bins exactly; sums, minima and maxima to 1e-12. The fixture's scores and
+    losses came from ``np.exp`` and ``np.log`` on the machine that wrote it, whose SIMD kernels
+    (AVX-512 or AVX2) may round an ulp apart from this machine's: its exact sums of them differ
+    in their last digits, not in what they add up to."""
+    if isinstance(loaded, ExactSum):
+        assert isinstance(built, ExactSum) and float(loaded) == pytest.approx(float(built), rel=1e-12), where
+    elif isinstance(loaded, float):
+        assert loaded == pytest.approx(built, rel=1e-12, nan_ok=True), where
+    elif isinstance(loaded, np.ndarray) and loaded.dtype.kind == "f":
+        assert isinstance(built, np.ndarray) and np.allclose(loaded, built, rtol=1e-12, atol=0, equal_nan=True), where
+    elif isinstance(loaded, np.ndarray):
+        assert isinstance(built, np.ndarray) and np.array_equal(loaded, built), where
+    elif isinstance(loaded, dict):
+        assert isinstance(built, dict) and loaded.keys() == built.keys(), where
+        for key in loaded:
+            _assert_same(loaded[key], built[key], f"{where}[{key!r}]")
+    elif dataclasses.is_dataclass(loaded) and not isinstance(loaded, type):
+        assert type(loaded) is type(built), where
+        for item in dataclasses.fields(loaded):
+            _assert_same(getattr(loaded, item.name), getattr(built, item.name), f"{where}.{item.name}")
+    elif isinstance(loaded, (tuple, list)):
+        assert isinstance(built, type(loaded)) and len(loaded) == len(built), where
+        for n, (a, b) in enumerate(zip(loaded, built)):
+            _assert_same(a, b, f"{where}[{n}]")
+    else:
+        assert loaded == built, where
 
 
 def test_format_2_is_smaller_and_refuses_a_damaged_bucket(tmp_path, profile):

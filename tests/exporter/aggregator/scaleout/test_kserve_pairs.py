@@ -396,6 +396,37 @@ def test_halves_travel_in_parts_in_order_and_older_partials_carry_none(profiles)
     assert wire.decode_model_partial(wire.encode_model_partial(wire.ModelPartial("fraud", 30)), profile).halves == []
 
 
+def test_both_halves_route_by_the_id_their_record_and_label_are_joined_under():
+    """Stage 1 sends a half to the join shard of its inference's id — KServe's CloudEvent id,
+    the last of its pairing key (namespace, model, id) — not of the whole key: both halves go
+    there, and so does the label of the one-row request's record, which is named by that id."""
+    from exporter.aggregator.scaleout.halves import read_halves
+    from exporter.aggregator.scaleout.join_shards import split_join
+    from exporter.aggregator.scaleout.routing import join_shards_of
+    from exporter.decoders.sink import DecodeSink
+    from exporter.kafka import Message
+    from exporter.pipeline.request_keys import request_keys
+
+    traffic = make_kserve_traffic(12, BASE, extras=False)
+    carried = []
+    for offset, (value, headers) in enumerate(traffic.messages):
+        fmt, halves = read_halves(DecodeSink(), Message(PREDICTIONS, 0, offset, None, value, headers), LABELS)
+        for side, half in halves:
+            if half.model == "fraud":
+                carried.append(wire.CarriedHalf.of(fmt, PREDICTIONS, side, half))
+                assert isinstance(half.key, tuple) and carried[-1].pairs_on == half.key[2] == half.request_id
+    _, by_shard = split_join(wire.ModelPartial("fraud", 30, {}, None, carried), 5)
+    assert len(by_shard) > 1
+    routed: dict[str, set[int]] = {}
+    for shard, partial in by_shard.items():
+        for half in partial.halves:
+            routed.setdefault(half.half()[1].request_id, set()).add(shard)
+    assert len(routed) == 2 * 12 and all(len(shards) == 1 for shards in routed.values())  # both halves together
+    ids = sorted(routed)
+    label_shards = join_shards_of(request_keys("fraud", ids), 5).tolist()  # where the labels' rows go
+    assert [routed[i].pop() for i in ids] == label_shards
+
+
 def _as_the_agent_logs(traffic: KServeTraffic) -> KServeTraffic:
     """The traffic without any version: KServe's agent sends only its endpoint, ``canary`` for
     fraud v8 (a canary rollout) and ``default`` for the rest."""
