@@ -62,8 +62,9 @@ def split_join(partial: ModelPartial, shards: int) -> tuple[ModelPartial, dict[i
         for shard, rows in _by_shard(partial.labels, shards):
             shard_partial(shard).labels = rows
     if partial.halves:
-        # Both halves of an inference go where the key they pair on routes; the records they
-        # make go on to the shards of their own request ids (ShardJoins' owner sees to it).
+        # Both halves of an inference go where its id routes (CarriedHalf.pairs_on), which is
+        # where a one-row request's label goes too; the records of a request of several rows
+        # go on to the shards of their own ids, <id>/<row> (stage 2's _route_paired).
         keys = request_keys(partial.model, [half.pairs_on for half in partial.halves])
         for half, shard in zip(partial.halves, join_shards_of(keys, shards).tolist()):
             shard_partial(shard).halves.append(half)
