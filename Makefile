@@ -8,9 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 # Extra arguments for `model-health demo`, e.g. DEMO_ARGS="--headless --until-drift --drift-after 8".
 DEMO_ARGS ?=
-# Three workers on two cores, work stolen at the end: most of the slowest tests wait on a
-# broker, a browser or a child process (2 cores, 2026-12-07: 517 s against 587 s with two).
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 2
 # NannyML 0.13, the oracle for label-free performance estimation, in its own environment:
 # its dependencies would change the project's (tests/detectors/oracle/nannyml_env.py).
 ORACLE_REQUIREMENTS := tests/detectors/oracle/requirements-nannyml.txt
@@ -46,7 +44,7 @@ oracle-nannyml: $(ORACLE_STAMP)
 test: $(STAMP) system-packages
 	$(BIN)/python -m tests.detectors.oracle.nannyml_env --warm > .venv-nannyml.log 2>&1 & \
 	$(MAKE) --no-print-directory lint \
-		&& $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m "not soak"; \
+		&& $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not soak"; \
 	status=$$?; wait; exit $$status
 	$(MAKE) --no-print-directory docs
 
